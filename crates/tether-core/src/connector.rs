@@ -1,0 +1,147 @@
+//! How the core reaches upstream MCP servers: the [`Connector`] opens a [`Session`].
+//!
+//! Implemented by `tether-mcp` (Streamable HTTP, SSE, stdio); tests use scripted connectors.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::config::ServerConfig;
+use crate::ids::UserId;
+use crate::tool::{Tool, ToolResult};
+
+/// What to do when the upstream asks for authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorizationMode {
+    /// Fail with [`ConnectError::NeedsAuthorization`]: background reconnects must never start a
+    /// browser flow (SPEC §2.4).
+    NeverInteractive,
+    /// The caller can present an authorization URL to the user.
+    Interactive,
+}
+
+/// One request to open a session for (user, server).
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    pub user: UserId,
+    pub server: Arc<ServerConfig>,
+    /// The whole connect (including a token refresh and MCP initialize) must end within this.
+    pub timeout: Duration,
+    pub authorization: AuthorizationMode,
+}
+
+/// Why a transport-level attempt failed; all of these count against the upstream's origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportFailure {
+    Refused,
+    Timeout,
+    /// An HTTP 5xx status.
+    ServerError(u16),
+    /// DNS, TLS, reset connections and other failures below HTTP.
+    Network,
+}
+
+impl fmt::Display for TransportFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Refused => f.write_str("connection refused"),
+            Self::Timeout => f.write_str("timed out"),
+            Self::ServerError(status) => write!(f, "server error (HTTP {status})"),
+            Self::Network => f.write_str("network error"),
+        }
+    }
+}
+
+/// Why a connect or a call failed.
+///
+/// Texts are shown to users and models (in tool stubs and the status API), so implementations
+/// must build them from safe parts only: never a token, code, verifier or secret.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConnectError {
+    #[error("authorization is needed")]
+    NeedsAuthorization {
+        /// Where the user can authorize, when the connector already knows it.
+        authorization_url: Option<String>,
+    },
+    #[error("{kind}{}", detail_suffix(.detail))]
+    Transport {
+        kind: TransportFailure,
+        detail: String,
+    },
+    #[error("rate limited by the server{}", retry_suffix(.retry_after))]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("the server lost the session")]
+    SessionLost,
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+fn detail_suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(": {detail}")
+    }
+}
+
+fn retry_suffix(retry_after: &Option<Duration>) -> String {
+    retry_after.map_or_else(String::new, |d| {
+        format!(" (retry after {})", humantime::format_duration(d))
+    })
+}
+
+/// Whose breaker a failure is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Blame {
+    /// The upstream as a whole (refused, timeout, 5xx): protects it for every user.
+    Origin,
+    /// Only this user's relation to it (auth, session, protocol).
+    Pair,
+    /// Not a failure of anyone (rate limiting is a request to wait).
+    Nobody,
+}
+
+impl ConnectError {
+    pub fn transport(kind: TransportFailure, detail: impl Into<String>) -> Self {
+        Self::Transport {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn blame(&self) -> Blame {
+        match self {
+            Self::Transport { .. } => Blame::Origin,
+            Self::NeedsAuthorization { .. } | Self::SessionLost | Self::Protocol(_) => Blame::Pair,
+            Self::RateLimited { .. } => Blame::Nobody,
+        }
+    }
+}
+
+/// A live MCP session of one user with one server.
+#[async_trait]
+pub trait Session: Send + Sync + fmt::Debug + 'static {
+    /// Every tool of the server (the implementation follows pagination within its limits).
+    async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError>;
+
+    async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<ToolResult, ConnectError>;
+
+    /// Whether the session can still carry requests, as far as the transport knows.
+    fn is_open(&self) -> bool;
+
+    /// Ends the session (best effort; errors are the upstream's business).
+    async fn close(&self);
+}
+
+/// Opens sessions.
+#[async_trait]
+pub trait Connector: Send + Sync + fmt::Debug + 'static {
+    async fn connect(&self, request: ConnectRequest) -> Result<Arc<dyn Session>, ConnectError>;
+}

@@ -1,0 +1,46 @@
+//! Tether's core: the rules that decide when and how a user's upstream MCP servers are
+//! (re)connected, and that keep a crowd of users or one broken upstream from becoming a
+//! reconnection storm.
+//!
+//! It owns reconnect-on-login with eligibility and stagger, the reconnection tracker, circuit
+//! breakers per (user, server) and per origin, per-origin admission limits, backoff with full
+//! jitter, coalescing of concurrent attempts and tool stubs. It does no network or disk I/O of
+//! its own: it reaches the world through [`Connector`], [`TokenStore`], [`ToolCache`],
+//! [`SharedState`] and [`Clock`], implemented by the other Tether crates (and by tests).
+
+pub mod backoff;
+pub mod breaker;
+pub mod coalesce;
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod ids;
+pub mod limiter;
+pub mod manager;
+pub mod rate;
+pub mod redact;
+pub mod shared;
+pub mod state;
+pub mod stub;
+pub mod time;
+pub mod token;
+pub mod tool;
+pub mod tool_cache;
+pub mod tracker;
+
+pub use config::{CoreConfig, ServerConfig, TransportConfig};
+pub use connector::{
+    AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, Session, TransportFailure,
+};
+pub use error::StoreError;
+pub use ids::{Origin, PairKey, ServerName, UserId};
+pub use manager::{
+    AttemptOutcome, Eligibility, ListedTool, ManagerBuilder, ManagerStats, ReconnectionManager,
+    UnknownServer,
+};
+pub use shared::{InProcessState, SharedState};
+pub use state::{ConnectionState, ServerStatus};
+pub use time::{Clock, SystemClock, Timestamp, TokioClock};
+pub use token::{AccessTokenStatus, TokenStatus, TokenStore};
+pub use tool::{Tool, ToolResult};
+pub use tool_cache::{CachedTools, MemoryToolCache, ToolCache};

@@ -1,0 +1,199 @@
+//! Tools as the host's model sees them: listed from live sessions or, while a server is down,
+//! from the last good list; calls routed upstream or answered by a stub that says why.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::Inner;
+use super::attempt::{AttemptKind, AttemptOutcome};
+use crate::config::ServerConfig;
+use crate::connector::{ConnectError, Session};
+use crate::ids::{PairKey, ServerName};
+use crate::redact::redact;
+use crate::state::ConnectionState;
+use crate::stub::unavailable_result;
+use crate::tool::{Tool, ToolResult};
+
+/// A tool of one of the user's servers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListedTool {
+    pub server: ServerName,
+    pub tool: Tool,
+    /// False for a stub: listed from the cache while the server is unavailable.
+    pub available: bool,
+}
+
+impl Inner {
+    pub(crate) async fn list_tools(&self, user: &crate::ids::UserId) -> Vec<ListedTool> {
+        let mut listed = Vec::new();
+        for server in self.servers.iter() {
+            let pair = PairKey::new(user.clone(), server.name.clone());
+            if self.sessions.open_session(&pair).is_some() {
+                if let Some(view) = self.sessions.view(&pair) {
+                    listed.extend(view.tools.iter().map(|tool| ListedTool {
+                        server: server.name.clone(),
+                        tool: tool.clone(),
+                        available: true,
+                    }));
+                    continue;
+                }
+            }
+            match self.tool_cache.load(&pair).await {
+                Ok(Some(cached)) => {
+                    listed.extend(cached.tools.into_iter().map(|tool| ListedTool {
+                        server: server.name.clone(),
+                        tool,
+                        available: false,
+                    }))
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%pair, %error, "tool cache unavailable"),
+            }
+        }
+        listed
+    }
+
+    pub(crate) async fn call_tool(
+        self: &Arc<Self>,
+        pair: &PairKey,
+        server: &Arc<ServerConfig>,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> ToolResult {
+        if let Some(session) = self.sessions.open_session(pair) {
+            return match session.call_tool(tool, arguments.clone()).await {
+                Ok(result) => result,
+                Err(error) => {
+                    self.after_call_failure(pair, server, session, tool, arguments, error)
+                        .await
+                }
+            };
+        }
+        if self.may_connect_on_demand(pair).await
+            && self.attempt(pair, server, AttemptKind::Scheduled).await == AttemptOutcome::Connected
+        {
+            if let Some(session) = self.sessions.open_session(pair) {
+                return match session.call_tool(tool, arguments).await {
+                    Ok(result) => result,
+                    Err(error) => {
+                        self.call_error_result(pair, server, session, tool, error)
+                            .await
+                    }
+                };
+            }
+        }
+        self.stub(pair, tool).await
+    }
+
+    /// A lost session is re-initialized and the call retried once; any other failure is
+    /// answered at once and, for transport failures, the reconnect loop takes over.
+    async fn after_call_failure(
+        self: &Arc<Self>,
+        pair: &PairKey,
+        server: &Arc<ServerConfig>,
+        session: Arc<dyn Session>,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        error: ConnectError,
+    ) -> ToolResult {
+        if error != ConnectError::SessionLost {
+            return self
+                .call_error_result(pair, server, session, tool, error)
+                .await;
+        }
+        let now = self.clock.now();
+        if let Some(old) =
+            self.sessions
+                .detach(pair, ConnectionState::Reconnecting { retry_at: None }, now)
+        {
+            old.close().await;
+        }
+        tracing::info!(%pair, "upstream lost the session; initializing a new one");
+        if self
+            .attempt(pair, server, AttemptKind::Recovery { last: true })
+            .await
+            == AttemptOutcome::Connected
+        {
+            if let Some(session) = self.sessions.open_session(pair) {
+                return match session.call_tool(tool, arguments).await {
+                    Ok(result) => result,
+                    Err(error) => {
+                        self.call_error_result(pair, server, session, tool, error)
+                            .await
+                    }
+                };
+            }
+        }
+        self.stub(pair, tool).await
+    }
+
+    async fn call_error_result(
+        self: &Arc<Self>,
+        pair: &PairKey,
+        server: &Arc<ServerConfig>,
+        session: Arc<dyn Session>,
+        tool: &str,
+        error: ConnectError,
+    ) -> ToolResult {
+        let now = self.clock.now();
+        match error {
+            ConnectError::RateLimited { .. } | ConnectError::Protocol(_) => {
+                // The session is fine; the upstream refused this one call.
+                ToolResult::error_text(format!(
+                    "The \"{}\" server refused the call to \"{tool}\": {}",
+                    server.name,
+                    redact(&error.to_string())
+                ))
+            }
+            ConnectError::NeedsAuthorization { authorization_url } => {
+                // The connector already tried its one refresh: the user must act.
+                let state = ConnectionState::NeedsAuthorization { authorization_url };
+                if let Some(old) = self.sessions.detach(pair, state, now) {
+                    old.close().await;
+                }
+                self.log_store(
+                    self.tracker
+                        .record_failure(pair, "authorization is needed")
+                        .await,
+                    pair,
+                );
+                self.stub(pair, tool).await
+            }
+            ConnectError::Transport { .. } | ConnectError::SessionLost => {
+                let state = ConnectionState::Reconnecting { retry_at: None };
+                if let Some(old) = self.sessions.detach(pair, state, now) {
+                    old.close().await;
+                }
+                drop(session);
+                self.start_recovery(pair, server);
+                // Let the loop publish its first retry time before the stub reads it.
+                tokio::task::yield_now().await;
+                self.stub(pair, tool).await
+            }
+        }
+    }
+
+    /// A pair that is not connected is connected on the spot only when nothing says to wait:
+    /// not needing authorization, not in its failed cooldown, not reconnecting elsewhere.
+    async fn may_connect_on_demand(&self, pair: &PairKey) -> bool {
+        if self.attempts.is_running(pair) {
+            return true;
+        }
+        if let Some(view) = self.sessions.view(pair) {
+            if matches!(
+                view.state,
+                ConnectionState::NeedsAuthorization { .. } | ConnectionState::Reconnecting { .. }
+            ) {
+                return false;
+            }
+        }
+        matches!(self.tracker.cooldown_until(pair).await, Ok(None))
+            && matches!(self.tracker.is_active(pair).await, Ok(false))
+    }
+
+    async fn stub(&self, pair: &PairKey, tool: &str) -> ToolResult {
+        let (state, _) = self.state_of(pair).await;
+        unavailable_result(&pair.server, tool, &state, self.clock.now())
+    }
+}

@@ -1,0 +1,510 @@
+//! The reconnection manager: reconnect on login (staggered, eligibility-checked), explicit
+//! reconnects, in-session recovery, and the tools view with stubs — all of it through the
+//! breakers, the per-origin admission limit and coalescing.
+
+mod attempt;
+mod calls;
+mod eligibility;
+mod recovery;
+mod sessions;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use attempt::AttemptOutcome;
+pub use calls::ListedTool;
+pub use eligibility::Eligibility;
+
+use self::attempt::AttemptKind;
+use self::sessions::SessionTable;
+use crate::backoff::Backoff;
+use crate::breaker::CircuitBreakers;
+use crate::coalesce::Coalescer;
+use crate::config::{ConfigError, CoreConfig, ServerConfig};
+use crate::connector::Connector;
+use crate::error::StoreError;
+use crate::ids::{PairKey, ServerName, UserId};
+use crate::limiter::OriginLimiter;
+use crate::shared::{InProcessState, SharedState, TrackerStats};
+use crate::state::{ConnectionState, ServerStatus};
+use crate::time::{Clock, SystemClock, Timestamp};
+use crate::token::TokenStore;
+use crate::tool::ToolResult;
+use crate::tool_cache::{MemoryToolCache, ToolCache};
+use crate::tracker::ReconnectionTracker;
+
+/// The configured servers, in configuration order (which is also the stagger order).
+#[derive(Debug)]
+struct ServerRegistry {
+    servers: Vec<Arc<ServerConfig>>,
+    by_name: HashMap<ServerName, usize>,
+}
+
+impl ServerRegistry {
+    fn new(servers: Vec<ServerConfig>) -> Result<Self, ConfigError> {
+        let mut by_name = HashMap::new();
+        for (i, s) in servers.iter().enumerate() {
+            if by_name.insert(s.name.clone(), i).is_some() {
+                return Err(ConfigError::Invalid(format!(
+                    "server name {} is configured twice",
+                    s.name
+                )));
+            }
+        }
+        Ok(Self {
+            servers: servers.into_iter().map(Arc::new).collect(),
+            by_name,
+        })
+    }
+
+    fn get(&self, name: &ServerName) -> Option<&Arc<ServerConfig>> {
+        self.by_name.get(name).and_then(|&i| self.servers.get(i))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<ServerConfig>> {
+        self.servers.iter()
+    }
+}
+
+/// Attempts by outcome, since start.
+#[derive(Debug, Default)]
+struct AttemptCounters {
+    started: AtomicU64,
+    connected: AtomicU64,
+    failed: AtomicU64,
+    needs_authorization: AtomicU64,
+    circuit_open: AtomicU64,
+    rate_limited: AtomicU64,
+}
+
+/// A snapshot for the status API and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ManagerStats {
+    pub tracker: TrackerStats,
+    pub connected_sessions: usize,
+    pub attempts_started: u64,
+    pub attempts_connected: u64,
+    pub attempts_failed: u64,
+    pub attempts_needs_authorization: u64,
+    pub attempts_circuit_open: u64,
+    pub rate_limited_waits: u64,
+    pub breaker_opens: u64,
+    pub admissions: u64,
+    pub admission_waits: u64,
+    pub admission_timeouts: u64,
+}
+
+/// A call for a server that is not configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no server named {0:?} is configured")]
+pub struct UnknownServer(pub String);
+
+pub(crate) struct Inner {
+    config: CoreConfig,
+    servers: ServerRegistry,
+    connector: Arc<dyn Connector>,
+    tokens: Arc<dyn TokenStore>,
+    tool_cache: Arc<dyn ToolCache>,
+    clock: Arc<dyn Clock>,
+    tracker: ReconnectionTracker,
+    breakers: CircuitBreakers,
+    limiter: OriginLimiter,
+    backoff: Backoff,
+    attempts: Coalescer<PairKey, AttemptOutcome>,
+    recoveries: Coalescer<PairKey, ()>,
+    sessions: SessionTable,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+    counters: AttemptCounters,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectionManager")
+            .field("servers", &self.servers.servers.len())
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn log_store<T>(&self, result: Result<T, StoreError>, pair: &PairKey) {
+        if let Err(error) = result {
+            tracing::warn!(%pair, %error, "shared state unavailable");
+        }
+    }
+
+    /// The pair's state: this replica's view when it has one, else what the shared state says.
+    async fn state_of(&self, pair: &PairKey) -> (ConnectionState, Option<Timestamp>) {
+        if let Some(view) = self.sessions.view(pair) {
+            if view.state != ConnectionState::Disconnected {
+                return (view.state, Some(view.since));
+            }
+        }
+        let now = self.clock.now();
+        if matches!(self.tracker.is_active(pair).await, Ok(true)) {
+            return (ConnectionState::Reconnecting { retry_at: None }, None);
+        }
+        if let Ok(Some(entry)) = self.tracker.failure(pair).await {
+            let retry_at = self.tracker.retry_at(&entry);
+            if retry_at > now {
+                return (
+                    ConnectionState::Failed {
+                        retry_at,
+                        last_error: entry.last_error,
+                    },
+                    Some(entry.last_failure),
+                );
+            }
+        }
+        if let Some(server) = self.servers.get(&pair.server) {
+            if let Some(until) = self.breakers.open_until(&server.origin(), pair).await {
+                return (ConnectionState::CircuitOpen { until }, None);
+            }
+        }
+        (ConnectionState::Disconnected, None)
+    }
+}
+
+/// Cheap to clone; every clone drives the same state.
+#[derive(Debug, Clone)]
+pub struct ReconnectionManager {
+    inner: Arc<Inner>,
+}
+
+/// Assembles a [`ReconnectionManager`]; the embedded defaults are in-process shared state, an
+/// in-memory tool cache and the system clock.
+#[derive(Debug)]
+pub struct ManagerBuilder {
+    config: CoreConfig,
+    servers: Vec<ServerConfig>,
+    connector: Arc<dyn Connector>,
+    tokens: Arc<dyn TokenStore>,
+    tool_cache: Option<Arc<dyn ToolCache>>,
+    shared: Option<Arc<dyn SharedState>>,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl ManagerBuilder {
+    pub fn tool_cache(mut self, cache: Arc<dyn ToolCache>) -> Self {
+        self.tool_cache = Some(cache);
+        self
+    }
+
+    pub fn shared_state(mut self, shared: Arc<dyn SharedState>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    pub fn build(self) -> Result<ReconnectionManager, ConfigError> {
+        self.config.validate()?;
+        let servers = ServerRegistry::new(self.servers)?;
+        let shared = self
+            .shared
+            .unwrap_or_else(|| Arc::new(InProcessState::new()));
+        let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let config = self.config;
+        let inner = Inner {
+            tracker: ReconnectionTracker::new(
+                shared.clone(),
+                clock.clone(),
+                config.reconnect.clone(),
+            ),
+            breakers: CircuitBreakers::new(shared.clone(), clock.clone(), config.breaker.clone()),
+            limiter: OriginLimiter::new(shared, clock.clone(), config.limits.clone()),
+            backoff: Backoff::new(config.backoff.clone()),
+            servers,
+            connector: self.connector,
+            tokens: self.tokens,
+            tool_cache: self
+                .tool_cache
+                .unwrap_or_else(|| Arc::new(MemoryToolCache::default())),
+            clock,
+            attempts: Coalescer::default(),
+            recoveries: Coalescer::default(),
+            sessions: SessionTable::default(),
+            tasks: TaskTracker::new(),
+            shutdown: CancellationToken::new(),
+            counters: AttemptCounters::default(),
+            config,
+        };
+        Ok(ReconnectionManager {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+impl ReconnectionManager {
+    pub fn builder(
+        config: CoreConfig,
+        servers: Vec<ServerConfig>,
+        connector: Arc<dyn Connector>,
+        tokens: Arc<dyn TokenStore>,
+    ) -> ManagerBuilder {
+        ManagerBuilder {
+            config,
+            servers,
+            connector,
+            tokens,
+            tool_cache: None,
+            shared: None,
+            clock: None,
+        }
+    }
+
+    pub fn servers(&self) -> impl Iterator<Item = &Arc<ServerConfig>> {
+        self.inner.servers.iter()
+    }
+
+    pub fn server(&self, name: &ServerName) -> Option<&Arc<ServerConfig>> {
+        self.inner.servers.get(name)
+    }
+
+    /// Reconnect on login (SPEC §2): checks every candidate, marks the eligible ones active and
+    /// starts them staggered (the i-th after i × stagger). Returns the scheduled servers at once;
+    /// the attempts run in the background.
+    pub async fn reconnect_servers(&self, user: &UserId) -> Vec<ServerName> {
+        let inner = &self.inner;
+        let mut scheduled = Vec::new();
+        for server in inner.servers.iter() {
+            let pair = PairKey::new(user.clone(), server.name.clone());
+            let eligibility = inner.eligibility(&pair, server).await;
+            tracing::debug!(%pair, ?eligibility, "reconnect on login");
+            if eligibility != Eligibility::Eligible {
+                continue;
+            }
+            // The claim is atomic: of two replicas (or two logins) racing, one schedules.
+            match inner.tracker.try_mark_active(&pair).await {
+                Ok(true) => scheduled.push((pair, server.clone())),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%pair, %error, "tracker unavailable"),
+            }
+        }
+        let now = inner.clock.now();
+        let mut names = Vec::with_capacity(scheduled.len());
+        for (i, (pair, server)) in scheduled.into_iter().enumerate() {
+            let delay = inner
+                .config
+                .reconnect
+                .stagger
+                .saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
+            inner.sessions.set_state(
+                &pair,
+                ConnectionState::Reconnecting {
+                    retry_at: Some(now + delay),
+                },
+                now,
+            );
+            names.push(server.name.clone());
+            let task_inner = inner.clone();
+            inner.tasks.spawn(async move {
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = task_inner.shutdown.cancelled() => {
+                        let _ = task_inner.tracker.clear_active(&pair).await;
+                        return;
+                    }
+                }
+                task_inner
+                    .attempt(&pair, &server, AttemptKind::Scheduled)
+                    .await;
+            });
+        }
+        names
+    }
+
+    /// Reconnects one pair now and answers whether it ended connected (SPEC §2.6). An explicit
+    /// request skips the failed cooldown but not the breakers: those protect the upstream.
+    pub async fn reconnect_server(&self, user: &UserId, server: &ServerName) -> bool {
+        self.reconnect_server_outcome(user, server).await == Ok(AttemptOutcome::Connected)
+    }
+
+    /// [`Self::reconnect_server`] with the whole outcome.
+    pub async fn reconnect_server_outcome(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+    ) -> Result<AttemptOutcome, UnknownServer> {
+        let config = self.lookup(server)?;
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner
+            .log_store(self.inner.tracker.mark_active(&pair).await, &pair);
+        Ok(self
+            .inner
+            .attempt(&pair, &config, AttemptKind::Scheduled)
+            .await)
+    }
+
+    /// Why the server would or would not be reconnected on the user's next login.
+    pub async fn eligibility(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+    ) -> Result<Eligibility, UnknownServer> {
+        let config = self.lookup(server)?;
+        let pair = PairKey::new(user.clone(), server.clone());
+        Ok(self.inner.eligibility(&pair, &config).await)
+    }
+
+    pub async fn is_reconnecting(&self, user: &UserId, server: &ServerName) -> bool {
+        let pair = PairKey::new(user.clone(), server.clone());
+        matches!(self.inner.tracker.is_active(&pair).await, Ok(true))
+    }
+
+    /// Forgets the pair's active and failed entries.
+    pub async fn clear_reconnection(&self, user: &UserId, server: &ServerName) {
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner
+            .log_store(self.inner.tracker.clear(&pair).await, &pair);
+    }
+
+    /// The user authorized the server again: the pair starts afresh (failure count, cooldown
+    /// and the pair's breaker), and a "needs authorization" state is lifted.
+    pub async fn authorized(&self, user: &UserId, server: &ServerName) {
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner
+            .log_store(self.inner.tracker.clear(&pair).await, &pair);
+        self.inner
+            .log_store(self.inner.breakers.reset_pair(&pair).await, &pair);
+        if let Some(view) = self.inner.sessions.view(&pair) {
+            if !view.state.is_connected() {
+                self.inner.sessions.set_state(
+                    &pair,
+                    ConnectionState::Disconnected,
+                    self.inner.clock.now(),
+                );
+            }
+        }
+    }
+
+    /// Closes the pair's session on this replica.
+    pub async fn disconnect(&self, user: &UserId, server: &ServerName) {
+        let pair = PairKey::new(user.clone(), server.clone());
+        let now = self.inner.clock.now();
+        if let Some(session) = self
+            .inner
+            .sessions
+            .detach(&pair, ConnectionState::Disconnected, now)
+        {
+            session.close().await;
+        }
+    }
+
+    /// The state of one pair.
+    pub async fn state(&self, user: &UserId, server: &ServerName) -> ConnectionState {
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner.state_of(&pair).await.0
+    }
+
+    /// Every configured server with the user's state of it.
+    pub async fn server_states(&self, user: &UserId) -> Vec<ServerStatus> {
+        let now = self.inner.clock.now();
+        let mut out = Vec::new();
+        for server in self.inner.servers.iter() {
+            let pair = PairKey::new(user.clone(), server.name.clone());
+            let (state, since) = self.inner.state_of(&pair).await;
+            let tools = match self.inner.sessions.view(&pair) {
+                Some(view) if !view.tools.is_empty() => view.tools.len(),
+                _ => match self.inner.tool_cache.load(&pair).await {
+                    Ok(Some(cached)) => cached.tools.len(),
+                    _ => 0,
+                },
+            };
+            out.push(ServerStatus {
+                name: server.name.clone(),
+                state,
+                since: since.unwrap_or(now),
+                tools,
+            });
+        }
+        out
+    }
+
+    /// The user's tools: live where connected, the last good list (stubs) elsewhere.
+    pub async fn list_tools(&self, user: &UserId) -> Vec<ListedTool> {
+        self.inner.list_tools(user).await
+    }
+
+    /// Calls a tool: upstream when possible, else a stub result saying why and when.
+    pub async fn call_tool(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<ToolResult, UnknownServer> {
+        let config = self.lookup(server)?;
+        let pair = PairKey::new(user.clone(), server.clone());
+        Ok(self.inner.call_tool(&pair, &config, tool, arguments).await)
+    }
+
+    pub async fn stats(&self) -> ManagerStats {
+        let inner = &self.inner;
+        let tracker = match inner.tracker.stats().await {
+            Ok(stats) => stats,
+            Err(error) => {
+                tracing::warn!(%error, "tracker statistics unavailable");
+                TrackerStats::default()
+            }
+        };
+        let c = &inner.counters;
+        let a = inner.limiter.counters();
+        let load = |x: &AtomicU64| x.load(Ordering::Relaxed);
+        ManagerStats {
+            tracker,
+            connected_sessions: inner.sessions.connected_count(),
+            attempts_started: load(&c.started),
+            attempts_connected: load(&c.connected),
+            attempts_failed: load(&c.failed),
+            attempts_needs_authorization: load(&c.needs_authorization),
+            attempts_circuit_open: load(&c.circuit_open),
+            rate_limited_waits: load(&c.rate_limited),
+            breaker_opens: inner.breakers.opens(),
+            admissions: load(&a.admitted),
+            admission_waits: load(&a.waited),
+            admission_timeouts: load(&a.timed_out),
+        }
+    }
+
+    /// Waits until no scheduled attempt, attempt or reconnect loop is running.
+    pub async fn wait_idle(&self) {
+        let tasks = &self.inner.tasks;
+        loop {
+            tasks.close();
+            tasks.wait().await;
+            tasks.reopen();
+            // A task finishing may have spawned another between `wait` and `reopen`.
+            if tasks.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Stops scheduled work, waits for running attempts to end and closes every session.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.wait_idle().await;
+        for session in self.inner.sessions.drain_sessions() {
+            session.close().await;
+        }
+    }
+
+    fn lookup(&self, server: &ServerName) -> Result<Arc<ServerConfig>, UnknownServer> {
+        self.inner
+            .servers
+            .get(server)
+            .cloned()
+            .ok_or_else(|| UnknownServer(server.to_string()))
+    }
+}

@@ -1,0 +1,103 @@
+//! MCP tool descriptions and call results, in the protocol's JSON shape.
+//!
+//! The core keeps its own small types instead of depending on an MCP SDK: it only stores, lists
+//! and answers with them. Fields it does not interpret (`title`, `outputSchema`, `annotations`,
+//! `_meta`, …) are carried through untouched so a stub lists exactly what the server listed.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One entry of a `tools/list` result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Tool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub input_schema: Map<String, Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl Tool {
+    /// A tool with an object schema and nothing else; convenient for tests and examples.
+    pub fn new(name: impl Into<String>, input_schema: Value) -> Self {
+        let input_schema = match input_schema {
+            Value::Object(map) => map,
+            _ => Map::from_iter([("type".to_owned(), Value::from("object"))]),
+        };
+        Self {
+            name: name.into(),
+            description: None,
+            input_schema,
+            extra: Map::new(),
+        }
+    }
+}
+
+/// The result of `tools/call`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ToolResult {
+    #[serde(default)]
+    pub content: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured_content: Option<Value>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_error: bool,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl ToolResult {
+    /// A failed call explained in one text block, as MCP asks for tool-level errors: the model
+    /// reads it and can act on it (wait, ask the user to authorize).
+    pub fn error_text(text: impl Into<String>) -> Self {
+        Self {
+            content: vec![serde_json::json!({"type": "text", "text": text.into()})],
+            is_error: true,
+            ..Self::default()
+        }
+    }
+
+    /// The concatenated text blocks, for logs and tests.
+    pub fn text(&self) -> String {
+        self.content
+            .iter()
+            .filter_map(|c| c.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tools_round_trip_with_fields_the_core_does_not_know() {
+        let wire = json!({
+            "name": "search",
+            "title": "Search issues",
+            "description": "Find issues",
+            "inputSchema": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]},
+            "outputSchema": {"type": "object"},
+            "annotations": {"readOnlyHint": true}
+        });
+        let tool: Tool = serde_json::from_value(wire.clone()).expect("valid tool");
+        assert_eq!(tool.name, "search");
+        assert_eq!(serde_json::to_value(&tool).expect("serializes"), wire);
+    }
+
+    #[test]
+    fn error_results_say_is_error() {
+        let r = ToolResult::error_text("down");
+        let v = serde_json::to_value(&r).expect("serializes");
+        assert_eq!(
+            v,
+            json!({"content": [{"type": "text", "text": "down"}], "isError": true})
+        );
+        assert_eq!(r.text(), "down");
+    }
+}

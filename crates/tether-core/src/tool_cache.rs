@@ -1,0 +1,56 @@
+//! The last good `tools/list` per pair, kept so that tools stay listed while a server is down.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use crate::error::StoreError;
+use crate::ids::PairKey;
+use crate::time::Timestamp;
+use crate::tool::Tool;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedTools {
+    pub tools: Vec<Tool>,
+    pub fetched_at: Timestamp,
+}
+
+/// Persisted by `tether-store`; [`MemoryToolCache`] for the embedded default and tests.
+#[async_trait]
+pub trait ToolCache: Send + Sync + std::fmt::Debug + 'static {
+    async fn load(&self, pair: &PairKey) -> Result<Option<CachedTools>, StoreError>;
+    async fn save(&self, pair: &PairKey, tools: &CachedTools) -> Result<(), StoreError>;
+    async fn remove(&self, pair: &PairKey) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryToolCache {
+    entries: Mutex<HashMap<PairKey, CachedTools>>,
+}
+
+impl MemoryToolCache {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, CachedTools>> {
+        // A poisoned map only means another task panicked mid-insert; the data is still a map.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl ToolCache for MemoryToolCache {
+    async fn load(&self, pair: &PairKey) -> Result<Option<CachedTools>, StoreError> {
+        Ok(self.entries().get(pair).cloned())
+    }
+
+    async fn save(&self, pair: &PairKey, tools: &CachedTools) -> Result<(), StoreError> {
+        self.entries().insert(pair.clone(), tools.clone());
+        Ok(())
+    }
+
+    async fn remove(&self, pair: &PairKey) -> Result<(), StoreError> {
+        self.entries().remove(pair);
+        Ok(())
+    }
+}
