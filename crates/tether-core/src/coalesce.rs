@@ -15,10 +15,12 @@ use futures::future::{BoxFuture, Shared};
 use tokio_util::task::TaskTracker;
 
 type Running<V> = Shared<BoxFuture<'static, Option<V>>>;
+/// Runs in progress by key, each tagged with its generation.
+type Registry<K, V> = Arc<Mutex<HashMap<K, (u64, Running<V>)>>>;
 
 #[derive(Debug)]
 pub struct Coalescer<K, V> {
-    running: Arc<Mutex<HashMap<K, (u64, Running<V>)>>>,
+    running: Registry<K, V>,
     generation: AtomicU64,
 }
 

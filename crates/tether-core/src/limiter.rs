@@ -190,10 +190,10 @@ impl OriginLimiter {
 
 impl AdmissionPermit {
     pub async fn release(mut self) {
-        if let Some(lease) = self.lease.take() {
-            if let Err(error) = self.shared.release_slot(&self.origin, lease).await {
-                tracing::warn!(origin = %self.origin, %error, "could not release admission slot; it expires by itself");
-            }
+        if let Some(lease) = self.lease.take()
+            && let Err(error) = self.shared.release_slot(&self.origin, lease).await
+        {
+            tracing::warn!(origin = %self.origin, %error, "could not release admission slot; it expires by itself");
         }
     }
 }

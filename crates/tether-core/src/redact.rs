@@ -18,9 +18,9 @@ const REDACTED: &str = "[redacted]";
 /// words (`eyJ…`). Meant for short error texts, not bulk data.
 pub fn redact(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut words = text.split_inclusive(char::is_whitespace).peekable();
+    let words = text.split_inclusive(char::is_whitespace).peekable();
     let mut redact_next = false;
-    while let Some(word) = words.next() {
+    for word in words {
         let (body, space) = split_trailing_space(word);
         if redact_next && !body.is_empty() {
             out.push_str(REDACTED);

@@ -29,15 +29,15 @@ impl Inner {
         let mut listed = Vec::new();
         for server in self.servers.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
-            if self.sessions.open_session(&pair).is_some() {
-                if let Some(view) = self.sessions.view(&pair) {
-                    listed.extend(view.tools.iter().map(|tool| ListedTool {
-                        server: server.name.clone(),
-                        tool: tool.clone(),
-                        available: true,
-                    }));
-                    continue;
-                }
+            if self.sessions.open_session(&pair).is_some()
+                && let Some(view) = self.sessions.view(&pair)
+            {
+                listed.extend(view.tools.iter().map(|tool| ListedTool {
+                    server: server.name.clone(),
+                    tool: tool.clone(),
+                    available: true,
+                }));
+                continue;
             }
             match self.tool_cache.load(&pair).await {
                 Ok(Some(cached)) => {
@@ -72,16 +72,15 @@ impl Inner {
         }
         if self.may_connect_on_demand(pair).await
             && self.attempt(pair, server, AttemptKind::Scheduled).await == AttemptOutcome::Connected
+            && let Some(session) = self.sessions.open_session(pair)
         {
-            if let Some(session) = self.sessions.open_session(pair) {
-                return match session.call_tool(tool, arguments).await {
-                    Ok(result) => result,
-                    Err(error) => {
-                        self.call_error_result(pair, server, session, tool, error)
-                            .await
-                    }
-                };
-            }
+            return match session.call_tool(tool, arguments).await {
+                Ok(result) => result,
+                Err(error) => {
+                    self.call_error_result(pair, server, session, tool, error)
+                        .await
+                }
+            };
         }
         self.stub(pair, tool).await
     }
@@ -114,16 +113,15 @@ impl Inner {
             .attempt(pair, server, AttemptKind::Recovery { last: true })
             .await
             == AttemptOutcome::Connected
+            && let Some(session) = self.sessions.open_session(pair)
         {
-            if let Some(session) = self.sessions.open_session(pair) {
-                return match session.call_tool(tool, arguments).await {
-                    Ok(result) => result,
-                    Err(error) => {
-                        self.call_error_result(pair, server, session, tool, error)
-                            .await
-                    }
-                };
-            }
+            return match session.call_tool(tool, arguments).await {
+                Ok(result) => result,
+                Err(error) => {
+                    self.call_error_result(pair, server, session, tool, error)
+                        .await
+                }
+            };
         }
         self.stub(pair, tool).await
     }
@@ -180,13 +178,13 @@ impl Inner {
         if self.attempts.is_running(pair) {
             return true;
         }
-        if let Some(view) = self.sessions.view(pair) {
-            if matches!(
+        if let Some(view) = self.sessions.view(pair)
+            && matches!(
                 view.state,
                 ConnectionState::NeedsAuthorization { .. } | ConnectionState::Reconnecting { .. }
-            ) {
-                return false;
-            }
+            )
+        {
+            return false;
         }
         matches!(self.tracker.cooldown_until(pair).await, Ok(None))
             && matches!(self.tracker.is_active(pair).await, Ok(false))

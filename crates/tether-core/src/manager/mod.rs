@@ -142,10 +142,10 @@ impl Inner {
 
     /// The pair's state: this replica's view when it has one, else what the shared state says.
     async fn state_of(&self, pair: &PairKey) -> (ConnectionState, Option<Timestamp>) {
-        if let Some(view) = self.sessions.view(pair) {
-            if view.state != ConnectionState::Disconnected {
-                return (view.state, Some(view.since));
-            }
+        if let Some(view) = self.sessions.view(pair)
+            && view.state != ConnectionState::Disconnected
+        {
+            return (view.state, Some(view.since));
         }
         let now = self.clock.now();
         if matches!(self.tracker.is_active(pair).await, Ok(true)) {
@@ -163,10 +163,10 @@ impl Inner {
                 );
             }
         }
-        if let Some(server) = self.servers.get(&pair.server) {
-            if let Some(until) = self.breakers.open_until(&server.origin(), pair).await {
-                return (ConnectionState::CircuitOpen { until }, None);
-            }
+        if let Some(server) = self.servers.get(&pair.server)
+            && let Some(until) = self.breakers.open_until(&server.origin(), pair).await
+        {
+            return (ConnectionState::CircuitOpen { until }, None);
         }
         (ConnectionState::Disconnected, None)
     }
@@ -377,14 +377,14 @@ impl ReconnectionManager {
             .log_store(self.inner.tracker.clear(&pair).await, &pair);
         self.inner
             .log_store(self.inner.breakers.reset_pair(&pair).await, &pair);
-        if let Some(view) = self.inner.sessions.view(&pair) {
-            if !view.state.is_connected() {
-                self.inner.sessions.set_state(
-                    &pair,
-                    ConnectionState::Disconnected,
-                    self.inner.clock.now(),
-                );
-            }
+        if let Some(view) = self.inner.sessions.view(&pair)
+            && !view.state.is_connected()
+        {
+            self.inner.sessions.set_state(
+                &pair,
+                ConnectionState::Disconnected,
+                self.inner.clock.now(),
+            );
         }
     }
 

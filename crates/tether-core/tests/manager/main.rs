@@ -1,0 +1,12 @@
+//! The reconnection manager's rules, on tokio's paused clock with a scripted connector.
+
+mod breakers;
+mod coalescing;
+mod cooldown;
+mod eligibility;
+mod rate_limit;
+mod recovery;
+mod stagger;
+mod storm;
+mod stubs;
+mod support;

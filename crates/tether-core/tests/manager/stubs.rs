@@ -1,0 +1,166 @@
+use std::time::Duration;
+
+use serde_json::json;
+use tether_core::{ConnectError, ConnectionState, CoreConfig, TransportFailure};
+
+use crate::support::*;
+
+#[tokio::test(start_paused = true)]
+async fn tools_stay_listed_with_real_schemas_while_the_server_is_down() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![
+            http_server("github", "https://gh.example/mcp"),
+            http_server("linear", "https://linear.example/mcp"),
+        ],
+    );
+    h.tokens.valid_for_everyone();
+    h.connector.set_tools(
+        "github",
+        vec![rich_tool("search_issues"), rich_tool("create_issue")],
+    );
+    h.connector
+        .set_tools("linear", vec![rich_tool("list_tasks")]);
+    let u = user("u");
+    assert!(h.manager.reconnect_server(&u, &server("github")).await);
+    assert!(h.manager.reconnect_server(&u, &server("linear")).await);
+    let live = h.manager.list_tools(&u).await;
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|t| t.available));
+
+    let ok = h
+        .manager
+        .call_tool(
+            &u,
+            &server("github"),
+            "search_issues",
+            Some(
+                json!({"query": "bug"})
+                    .as_object()
+                    .cloned()
+                    .expect("object"),
+            ),
+        )
+        .await
+        .expect("known server");
+    assert!(!ok.is_error);
+    assert!(ok.text().contains("search_issues") && ok.text().contains("bug"));
+
+    // The upstream goes away mid-session.
+    h.connector.set_default("github", Err(refused()));
+    h.connector.fail_calls(
+        "u",
+        "github",
+        vec![ConnectError::transport(
+            TransportFailure::ServerError(502),
+            "bad gateway",
+        )],
+    );
+    let stub = h
+        .manager
+        .call_tool(&u, &server("github"), "create_issue", None)
+        .await
+        .expect("known server");
+    assert!(stub.is_error);
+    assert!(stub.text().contains("reconnecting"), "{}", stub.text());
+    assert!(stub.text().contains("create_issue"));
+
+    let listed = h.manager.list_tools(&u).await;
+    let github: Vec<_> = listed
+        .iter()
+        .filter(|t| t.server.as_str() == "github")
+        .collect();
+    assert_eq!(github.len(), 2, "the tools do not vanish");
+    assert!(github.iter().all(|t| !t.available));
+    assert_eq!(
+        github[0].tool,
+        rich_tool("search_issues"),
+        "names and schemas kept"
+    );
+    assert_eq!(github[1].tool, rich_tool("create_issue"));
+    assert!(
+        listed
+            .iter()
+            .any(|t| t.server.as_str() == "linear" && t.available)
+    );
+    h.manager.wait_idle().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_unavailable_state_gives_the_model_its_reason() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![
+            http_server("auth", "https://auth.example/mcp"),
+            http_server("broken", "https://broken.example/mcp"),
+            http_server("tripped", "https://tripped.example/mcp"),
+        ],
+    );
+    h.tokens.valid_for_everyone();
+    let u = user("u");
+    for s in ["auth", "broken", "tripped"] {
+        assert!(h.manager.reconnect_server(&u, &server(s)).await);
+        h.manager.disconnect(&u, &server(s)).await;
+    }
+    h.connector.set_default(
+        "auth",
+        Err(ConnectError::NeedsAuthorization {
+            authorization_url: Some("https://tether.example/v1/authorize/abc".into()),
+        }),
+    );
+    h.connector.set_default(
+        "broken",
+        Err(ConnectError::Protocol(
+            "initialize failed: access_token=leaked-value rejected".into(),
+        )),
+    );
+    h.connector.set_default("tripped", Err(refused()));
+    for s in ["auth", "broken"] {
+        assert!(!h.manager.reconnect_server(&u, &server(s)).await);
+    }
+    // Five users' transport failures trip the origin for "tripped".
+    for i in 0..5 {
+        h.manager
+            .reconnect_server(&user(&format!("other{i}")), &server("tripped"))
+            .await;
+    }
+
+    let text = |s: &'static str| {
+        let m = h.manager.clone();
+        let u = u.clone();
+        async move {
+            let r = m
+                .call_tool(&u, &server(s), "search", None)
+                .await
+                .expect("known");
+            assert!(r.is_error);
+            r.text()
+        }
+    };
+    let auth = text("auth").await;
+    assert!(
+        auth.contains("authorize") && auth.contains("https://tether.example/v1/authorize/abc"),
+        "{auth}"
+    );
+    let broken = text("broken").await;
+    assert!(
+        broken.contains("failed") && broken.contains("initialize failed"),
+        "{broken}"
+    );
+    assert!(
+        !broken.contains("leaked-value"),
+        "secrets never reach the model: {broken}"
+    );
+    let tripped = text("tripped").await;
+    assert!(
+        tripped.contains("paused") && tripped.contains("until"),
+        "{tripped}"
+    );
+    assert!(matches!(
+        h.manager.state(&u, &server("tripped")).await,
+        ConnectionState::CircuitOpen { .. }
+    ));
+    // Still listed: the cache from the first connection.
+    assert_eq!(h.manager.list_tools(&u).await.len(), 3);
+    tokio::time::advance(Duration::from_secs(1)).await;
+}
