@@ -23,6 +23,9 @@ pub struct Args {
     /// Per-origin starts per second (0: off; a rate would only measure itself).
     #[arg(long, default_value_t = 0)]
     per_second: u32,
+    /// Run one phase with this stagger in this process (used by the parent run).
+    #[arg(long)]
+    stagger_ms: Option<u64>,
 }
 
 impl Default for Args {
@@ -32,6 +35,7 @@ impl Default for Args {
             servers: 5,
             max_in_flight: 8,
             per_second: 0,
+            stagger_ms: None,
         }
     }
 }
@@ -119,12 +123,10 @@ impl TokenStore for AllValid {
     }
 }
 
-struct Phase {
-    name: &'static str,
-    stagger: Duration,
-}
-
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(stagger_ms) = args.stagger_ms {
+        return run_phase(&args, Duration::from_millis(stagger_ms)).await;
+    }
     let pairs = args.users * args.servers;
     println!(
         "login storm: {} users × {} servers = {pairs} pairs, {} origins, max_in_flight {} per origin, rate {}",
@@ -139,34 +141,36 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     println!(
-        "{:<16} {:>10} {:>12} {:>14} {:>10} {:>12} {:>12} {:>10}",
-        "phase",
-        "schedule",
-        "all done",
-        "attempts/s",
-        "peak/orig",
-        "RSS delta",
-        "per pair",
-        "peak RSS"
+        "{:<10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>12}",
+        "stagger", "schedule", "all done", "attempts/s", "peak/orig", "peak RSS", "peak/pair", "live/pair"
     );
-    for phase in [
-        Phase {
-            name: "stagger 500ms",
-            stagger: Duration::from_millis(500),
-        },
-        Phase {
-            name: "stagger 0",
-            stagger: Duration::ZERO,
-        },
-    ] {
-        run_phase(&args, &phase).await?;
+    // Each phase in a fresh process, so that one phase's freed memory does not hide the next
+    // one's growth.
+    let exe = std::env::current_exe()?;
+    for stagger_ms in [500u64, 0] {
+        let status = std::process::Command::new(&exe)
+            .args([
+                "login-storm",
+                "--users",
+                &args.users.to_string(),
+                "--servers",
+                &args.servers.to_string(),
+                "--max-in-flight",
+                &args.max_in_flight.to_string(),
+                "--per-second",
+                &args.per_second.to_string(),
+                "--stagger-ms",
+                &stagger_ms.to_string(),
+            ])
+            .status()?;
+        anyhow::ensure!(status.success(), "phase with stagger {stagger_ms} ms failed");
     }
     Ok(())
 }
 
-async fn run_phase(args: &Args, phase: &Phase) -> anyhow::Result<()> {
+async fn run_phase(args: &Args, stagger: Duration) -> anyhow::Result<()> {
     let mut config = CoreConfig::default();
-    config.reconnect.stagger = phase.stagger;
+    config.reconnect.stagger = stagger;
     config.limits.max_in_flight = args.max_in_flight;
     config.limits.per_second = args.per_second;
     config.limits.queue_timeout = Duration::from_secs(3600);
@@ -219,17 +223,17 @@ async fn run_phase(args: &Args, phase: &Phase) -> anyhow::Result<()> {
         peak_in_flight <= args.max_in_flight as usize,
         "{peak_in_flight} attempts in flight to one origin"
     );
-    let delta = rss_after.saturating_sub(rss_before);
+    let pairs = scheduled as u64;
     println!(
-        "{:<16} {:>8.0}ms {:>10.0}ms {:>14.0} {:>10} {:>9} KiB {:>8} B {:>7} MiB",
-        phase.name,
+        "{:<10} {:>8.0}ms {:>8.0}ms {:>12.0} {:>10} {:>6} MiB {:>10} B {:>10} B",
+        format!("{} ms", stagger.as_millis()),
         schedule_time.as_secs_f64() * 1e3,
         total.as_secs_f64() * 1e3,
         scheduled as f64 / total.as_secs_f64(),
         peak_in_flight,
-        delta,
-        delta * 1024 / scheduled as u64,
         peak / 1024,
+        peak.saturating_sub(rss_before) * 1024 / pairs,
+        rss_after.saturating_sub(rss_before) * 1024 / pairs,
     );
     manager.shutdown().await;
     Ok(())

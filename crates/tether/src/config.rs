@@ -79,6 +79,14 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid_and_states_the_defaults() {
+        let config = TetherConfig::parse(include_str!("../../../examples/tether.toml"))
+            .expect("examples/tether.toml is valid");
+        assert_eq!(config.core(), CoreConfig::default());
+        assert_eq!(config.servers[0].name.as_str(), "everything");
+    }
+
+    #[test]
     fn mistakes_are_reported_not_ignored() {
         for (text, needle) in [
             (

@@ -316,9 +316,9 @@ impl ReconnectionManager {
                         return;
                     }
                 }
-                task_inner
-                    .attempt(&pair, &server, AttemptKind::Scheduled)
-                    .await;
+                // Boxed so that the thousands of tasks waiting out their stagger hold a small
+                // sleeping state, not the whole attempt's state machine.
+                Box::pin(task_inner.attempt(&pair, &server, AttemptKind::Scheduled)).await;
             });
         }
         names
