@@ -9,7 +9,7 @@ use tether_core::{
     Tool, ToolResult, TransportConfig, UserId,
 };
 
-use crate::memory::rss_kib;
+use crate::memory::{live_heap_bytes, rss_kib};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -141,8 +141,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     );
     println!(
-        "{:<10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>12}",
-        "stagger", "schedule", "all done", "attempts/s", "peak/orig", "peak RSS", "peak/pair", "live/pair"
+        "{:<10} {:>10} {:>10} {:>12} {:>10} {:>10} {:>12} {:>15}",
+        "stagger",
+        "schedule",
+        "all done",
+        "attempts/s",
+        "peak/orig",
+        "peak RSS",
+        "RSS/pair",
+        "live heap/pair"
     );
     // Each phase in a fresh process, so that one phase's freed memory does not hide the next
     // one's growth.
@@ -163,7 +170,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 &stagger_ms.to_string(),
             ])
             .status()?;
-        anyhow::ensure!(status.success(), "phase with stagger {stagger_ms} ms failed");
+        anyhow::ensure!(
+            status.success(),
+            "phase with stagger {stagger_ms} ms failed"
+        );
     }
     Ok(())
 }
@@ -192,6 +202,7 @@ async fn run_phase(args: &Args, stagger: Duration) -> anyhow::Result<()> {
         .map(|i| UserId::new(format!("user-{i}")))
         .collect();
     let (rss_before, _) = rss_kib();
+    let heap_before = live_heap_bytes();
 
     let start = Instant::now();
     let mut scheduling = tokio::task::JoinSet::new();
@@ -208,7 +219,8 @@ async fn run_phase(args: &Args, stagger: Duration) -> anyhow::Result<()> {
     let total = start.elapsed();
 
     let stats = manager.stats().await;
-    let (rss_after, peak) = rss_kib();
+    let (_, peak) = rss_kib();
+    let heap_after = live_heap_bytes();
     anyhow::ensure!(
         scheduled == args.users * args.servers,
         "scheduled {scheduled}"
@@ -225,7 +237,7 @@ async fn run_phase(args: &Args, stagger: Duration) -> anyhow::Result<()> {
     );
     let pairs = scheduled as u64;
     println!(
-        "{:<10} {:>8.0}ms {:>8.0}ms {:>12.0} {:>10} {:>6} MiB {:>10} B {:>10} B",
+        "{:<10} {:>8.0}ms {:>8.0}ms {:>12.0} {:>10} {:>6} MiB {:>10} B {:>13} B",
         format!("{} ms", stagger.as_millis()),
         schedule_time.as_secs_f64() * 1e3,
         total.as_secs_f64() * 1e3,
@@ -233,7 +245,7 @@ async fn run_phase(args: &Args, stagger: Duration) -> anyhow::Result<()> {
         peak_in_flight,
         peak / 1024,
         peak.saturating_sub(rss_before) * 1024 / pairs,
-        rss_after.saturating_sub(rss_before) * 1024 / pairs,
+        heap_after.saturating_sub(heap_before) / pairs,
     );
     manager.shutdown().await;
     Ok(())

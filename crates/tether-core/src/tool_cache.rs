@@ -1,7 +1,7 @@
 //! The last good `tools/list` per pair, kept so that tools stay listed while a server is down.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -10,9 +10,13 @@ use crate::ids::PairKey;
 use crate::time::Timestamp;
 use crate::tool::Tool;
 
+/// A server's tool list, shared: identical lists (every user of one server, usually) are kept
+/// once in memory.
+pub type ToolList = Arc<[Tool]>;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct CachedTools {
-    pub tools: Vec<Tool>,
+    pub tools: ToolList,
     pub fetched_at: Timestamp,
 }
 

@@ -209,6 +209,7 @@ impl Inner {
     ) -> AttemptOutcome {
         let now = self.clock.now();
         self.log_store(self.tracker.clear(pair).await, pair);
+        let tools = self.tool_lists.intern(&pair.server, tools);
         let cached = CachedTools {
             tools: tools.clone(),
             fetched_at: now,

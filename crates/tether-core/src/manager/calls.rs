@@ -41,7 +41,7 @@ impl Inner {
             }
             match self.tool_cache.load(&pair).await {
                 Ok(Some(cached)) => {
-                    listed.extend(cached.tools.into_iter().map(|tool| ListedTool {
+                    listed.extend(cached.tools.iter().cloned().map(|tool| ListedTool {
                         server: server.name.clone(),
                         tool,
                         available: false,

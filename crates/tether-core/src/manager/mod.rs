@@ -7,6 +7,7 @@ mod calls;
 mod eligibility;
 mod recovery;
 mod sessions;
+mod tool_lists;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use eligibility::Eligibility;
 
 use self::attempt::AttemptKind;
 use self::sessions::SessionTable;
+use self::tool_lists::ToolLists;
 use crate::backoff::Backoff;
 use crate::breaker::CircuitBreakers;
 use crate::coalesce::Coalescer;
@@ -119,6 +121,7 @@ pub(crate) struct Inner {
     attempts: Coalescer<PairKey, AttemptOutcome>,
     recoveries: Coalescer<PairKey, ()>,
     sessions: SessionTable,
+    tool_lists: ToolLists,
     tasks: TaskTracker,
     shutdown: CancellationToken,
     counters: AttemptCounters,
@@ -234,6 +237,7 @@ impl ManagerBuilder {
             attempts: Coalescer::default(),
             recoveries: Coalescer::default(),
             sessions: SessionTable::default(),
+            tool_lists: ToolLists::default(),
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             counters: AttemptCounters::default(),

@@ -10,14 +10,14 @@ use crate::connector::Session;
 use crate::ids::PairKey;
 use crate::state::ConnectionState;
 use crate::time::Timestamp;
-use crate::tool::Tool;
+use crate::tool_cache::ToolList;
 
 #[derive(Debug)]
 struct PairSlot {
     session: Option<Arc<dyn Session>>,
     state: ConnectionState,
     since: Timestamp,
-    tools: Arc<Vec<Tool>>,
+    tools: ToolList,
 }
 
 /// A copy of a slot's public part.
@@ -25,7 +25,7 @@ struct PairSlot {
 pub(crate) struct SlotView {
     pub state: ConnectionState,
     pub since: Timestamp,
-    pub tools: Arc<Vec<Tool>>,
+    pub tools: ToolList,
 }
 
 #[derive(Debug, Default)]
@@ -88,7 +88,7 @@ impl SessionTable {
                         session: None,
                         state,
                         since: now,
-                        tools: Arc::default(),
+                        tools: ToolList::from(Vec::new()),
                     },
                 );
             }
@@ -100,7 +100,7 @@ impl SessionTable {
         &self,
         pair: &PairKey,
         session: Arc<dyn Session>,
-        tools: Vec<Tool>,
+        tools: ToolList,
         now: Timestamp,
     ) -> Option<Arc<dyn Session>> {
         let mut slots = self.slots();
@@ -110,7 +110,7 @@ impl SessionTable {
                 session: Some(session),
                 state: ConnectionState::Connected,
                 since: now,
-                tools: Arc::new(tools),
+                tools,
             },
         );
         previous.and_then(|p| p.session)
