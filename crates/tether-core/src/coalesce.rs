@@ -14,6 +14,8 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use tokio_util::task::TaskTracker;
 
+use crate::sync::lock;
+
 type Running<V> = Shared<BoxFuture<'static, Option<V>>>;
 /// Runs in progress by key, each tagged with its generation.
 type Registry<K, V> = Arc<Mutex<HashMap<K, (u64, Running<V>)>>>;
@@ -31,10 +33,6 @@ impl<K, V> Default for Coalescer<K, V> {
             generation: AtomicU64::new(0),
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<K, V> Coalescer<K, V>

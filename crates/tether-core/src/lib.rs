@@ -22,6 +22,7 @@ pub mod redact;
 pub mod shared;
 pub mod state;
 pub mod stub;
+mod sync;
 pub mod time;
 pub mod token;
 pub mod tool;

@@ -19,6 +19,7 @@ use crate::config::AdmissionConfig;
 use crate::ids::Origin;
 use crate::rate::RateLimit;
 use crate::shared::{SharedState, SlotLease};
+use crate::sync::lock;
 use crate::time::Clock;
 
 /// How often a waiter re-asks the shared state for a slot held by another replica.
@@ -174,10 +175,7 @@ impl OriginLimiter {
     }
 
     fn semaphore(&self, origin: &Origin) -> Arc<Semaphore> {
-        let mut local = self
-            .local
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut local = lock(&self.local);
         local
             .entry(origin.clone())
             .or_insert_with(|| {

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 
 use crate::error::StoreError;
 use crate::ids::PairKey;
+use crate::sync::lock;
 use crate::time::Timestamp;
 use crate::tool::Tool;
 
@@ -35,10 +36,7 @@ pub struct MemoryToolCache {
 
 impl MemoryToolCache {
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, CachedTools>> {
-        // A poisoned map only means another task panicked mid-insert; the data is still a map.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.entries)
     }
 }
 

@@ -72,17 +72,30 @@ impl Inner {
         }
         if self.may_connect_on_demand(pair).await
             && self.attempt(pair, server, AttemptKind::Scheduled).await == AttemptOutcome::Connected
-            && let Some(session) = self.sessions.open_session(pair)
+            && let Some(result) = self.call_once(pair, server, tool, arguments).await
         {
-            return match session.call_tool(tool, arguments).await {
-                Ok(result) => result,
-                Err(error) => {
-                    self.call_error_result(pair, server, session, tool, error)
-                        .await
-                }
-            };
+            return result;
         }
         self.stub(pair, tool).await
+    }
+
+    /// One call on the pair's session, right after (re)connecting: failures are answered,
+    /// never retried. `None` when there is no open session after all.
+    async fn call_once(
+        self: &Arc<Self>,
+        pair: &PairKey,
+        server: &Arc<ServerConfig>,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Option<ToolResult> {
+        let session = self.sessions.open_session(pair)?;
+        Some(match session.call_tool(tool, arguments).await {
+            Ok(result) => result,
+            Err(error) => {
+                self.call_error_result(pair, server, session, tool, error)
+                    .await
+            }
+        })
     }
 
     /// A lost session is re-initialized and the call retried once; any other failure is
@@ -113,15 +126,9 @@ impl Inner {
             .attempt(pair, server, AttemptKind::Recovery { last: true })
             .await
             == AttemptOutcome::Connected
-            && let Some(session) = self.sessions.open_session(pair)
+            && let Some(result) = self.call_once(pair, server, tool, arguments).await
         {
-            return match session.call_tool(tool, arguments).await {
-                Ok(result) => result,
-                Err(error) => {
-                    self.call_error_result(pair, server, session, tool, error)
-                        .await
-                }
-            };
+            return result;
         }
         self.stub(pair, tool).await
     }

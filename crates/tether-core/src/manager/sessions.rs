@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use crate::connector::Session;
 use crate::ids::PairKey;
 use crate::state::ConnectionState;
+use crate::sync::lock;
 use crate::time::Timestamp;
 use crate::tool_cache::ToolList;
 
@@ -35,9 +36,7 @@ pub(crate) struct SessionTable {
 
 impl SessionTable {
     fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, PairSlot>> {
-        self.slots
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.slots)
     }
 
     /// The pair's session when it is connected and the transport still thinks it is open.

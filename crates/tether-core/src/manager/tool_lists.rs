@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::ids::ServerName;
+use crate::sync::lock;
 use crate::tool::Tool;
 use crate::tool_cache::ToolList;
 
@@ -20,10 +21,7 @@ pub(crate) struct ToolLists {
 impl ToolLists {
     /// The shared list equal to `tools`, which becomes the server's latest when it differs.
     pub fn intern(&self, server: &ServerName, tools: Vec<Tool>) -> ToolList {
-        let mut latest = self
-            .latest
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut latest = lock(&self.latest);
         if let Some(list) = latest.get(server)
             && **list == *tools
         {

@@ -13,6 +13,7 @@ use crate::config::BreakerConfig;
 use crate::error::StoreError;
 use crate::ids::{Origin, PairKey};
 use crate::rate::{RateLimit, gcra};
+use crate::sync::lock;
 use crate::time::Timestamp;
 
 /// Each map behind its own lock: the critical sections are a few map operations long, and
@@ -31,12 +32,6 @@ impl InProcessState {
     pub fn new() -> Self {
         Self::default()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic elsewhere cannot leave these maps half-updated in a way that matters more than
-    // refusing every later call would.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[async_trait]

@@ -1,0 +1,265 @@
+//! The [`Connector`]: opens rmcp client sessions over Streamable HTTP or stdio.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientCacheConfig, RoleClient, serve_client};
+use tether_core::{
+    ConnectError, ConnectRequest, Connector, Origin, ServerName, Session, TransportConfig,
+    TransportFailure,
+};
+use tracing::{debug, info};
+
+use crate::error;
+use crate::session::{McpSession, TransportKind};
+use crate::stdio;
+
+/// Knobs of the connector; [`Default`] gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct McpConnectorConfig {
+    /// Limit for each request on an open session: one `tools/list` page, one `tools/call`.
+    /// Default 60 s. (The connect itself, MCP `initialize` included, is limited by
+    /// [`ConnectRequest::timeout`].)
+    pub call_timeout: Duration,
+    /// Limit for opening a TCP connection (+ TLS) inside the shared HTTP clients; also bounded by
+    /// the connect timeout, this one protects the pooled reconnects later requests make.
+    /// Default 10 s.
+    pub tcp_connect_timeout: Duration,
+    /// How long [`Session::close`] waits for the transport to shut down (HTTP session delete,
+    /// child exit) before it leaves the rest to the background. Default 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for McpConnectorConfig {
+    fn default() -> Self {
+        Self {
+            call_timeout: Duration::from_secs(60),
+            tcp_connect_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A connector configuration that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum McpConfigError {
+    #[error("invalid MCP connector configuration: {0} must be positive")]
+    ZeroDuration(&'static str),
+}
+
+impl McpConnectorConfig {
+    /// Refuses zero durations, which would make every request fail at once.
+    pub fn validate(&self) -> Result<(), McpConfigError> {
+        for (name, value) in [
+            ("call_timeout", self.call_timeout),
+            ("tcp_connect_timeout", self.tcp_connect_timeout),
+            ("close_timeout", self.close_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(McpConfigError::ZeroDuration(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens MCP sessions with rmcp. Share one instance (in an `Arc`) for every user, so the
+/// per-origin HTTP clients are shared too. [`Default`] uses [`McpConnectorConfig::default`].
+#[derive(Default)]
+pub struct McpConnector {
+    config: McpConnectorConfig,
+    clients: HttpClients,
+}
+
+impl fmt::Debug for McpConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpConnector")
+            .field("config", &self.config)
+            .field("origins", &self.clients.len())
+            .finish()
+    }
+}
+
+impl McpConnector {
+    pub fn new(config: McpConnectorConfig) -> Result<Self, McpConfigError> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            clients: HttpClients::default(),
+        })
+    }
+
+    pub fn config(&self) -> &McpConnectorConfig {
+        &self.config
+    }
+
+    /// How many origins have a shared HTTP client (for tests and diagnostics).
+    pub fn http_origins(&self) -> usize {
+        self.clients.len()
+    }
+
+    async fn connect_http(
+        &self,
+        request: &ConnectRequest,
+        url: &str,
+    ) -> Result<Arc<dyn Session>, ConnectError> {
+        let server = &request.server;
+        let origin = server.origin();
+        let client = self
+            .clients
+            .get_or_build(&origin, self.config.tcp_connect_timeout)?;
+        // No transparent re-initialisation on HTTP 404: a lost session is reported as
+        // `SessionLost` so the core reconnects under its admission limits and breakers.
+        let transport_config =
+            StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
+        let transport = StreamableHttpClientTransport::with_client(client, transport_config);
+        let running = with_timeout(
+            request.timeout,
+            "connecting timed out",
+            serve_client(client_config(), transport),
+            |e| error::from_initialize(&e),
+        )
+        .await?;
+        Ok(self
+            .open_session(server.name.clone(), TransportKind::StreamableHttp, running)
+            .await)
+    }
+
+    async fn connect_stdio(
+        &self,
+        request: &ConnectRequest,
+        command: &str,
+        args: &[String],
+    ) -> Result<Arc<dyn Session>, ConnectError> {
+        let server = &request.server;
+        let transport = stdio::spawn(&server.name, command, args)?;
+        // On timeout or error the transport is dropped, which kills the child.
+        let running = with_timeout(
+            request.timeout,
+            "connecting timed out",
+            serve_client(client_config(), transport),
+            |e| error::from_initialize(&e),
+        )
+        .await?;
+        Ok(self
+            .open_session(server.name.clone(), TransportKind::Stdio, running)
+            .await)
+    }
+
+    async fn open_session(
+        &self,
+        server: ServerName,
+        kind: TransportKind,
+        running: RunningService<RoleClient, ClientConfig>,
+    ) -> Arc<dyn Session> {
+        // The core keeps its own tool cache and must see every upstream failure; rmcp's cache
+        // would answer `tools/list` from a stale copy when the server is down.
+        running
+            .peer()
+            .set_response_cache_config(ClientCacheConfig::disabled())
+            .await;
+        info!(server = %server, transport = kind.as_str(), "MCP session opened");
+        Arc::new(McpSession::new(
+            server,
+            kind,
+            running,
+            self.config.call_timeout,
+            self.config.close_timeout,
+        ))
+    }
+}
+
+#[async_trait]
+impl Connector for McpConnector {
+    async fn connect(&self, request: ConnectRequest) -> Result<Arc<dyn Session>, ConnectError> {
+        let result = match &request.server.transport {
+            TransportConfig::StreamableHttp { url } => self.connect_http(&request, url).await,
+            TransportConfig::Stdio { command, args } => {
+                self.connect_stdio(&request, command, args).await
+            }
+            TransportConfig::Sse { .. } => Err(ConnectError::Protocol(
+                "legacy SSE transport is not supported yet".to_owned(),
+            )),
+        };
+        if let Err(e) = &result {
+            debug!(user = %request.user, server = %request.server.name, error = %e, "MCP connect failed");
+        }
+        result
+    }
+}
+
+/// What Tether tells servers about itself in `initialize`. No client capabilities: Tether does
+/// not offer sampling, roots or elicitation to upstreams.
+fn client_config() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("tether", env!("CARGO_PKG_VERSION")),
+    )
+}
+
+/// Runs `fut` within `limit`; a timeout becomes `Transport{Timeout}`, another error goes
+/// through `map`.
+pub(crate) async fn with_timeout<T, E>(
+    limit: Duration,
+    what: &'static str,
+    fut: impl Future<Output = Result<T, E>>,
+    map: impl FnOnce(E) -> ConnectError,
+) -> Result<T, ConnectError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(map(e)),
+        Err(_) => Err(ConnectError::transport(TransportFailure::Timeout, what)),
+    }
+}
+
+/// One `reqwest::Client` per origin: sessions to one origin share its connection pool, sessions
+/// to different origins never do. The map only grows with the configured servers' origins.
+#[derive(Default)]
+struct HttpClients {
+    by_origin: Mutex<HashMap<Origin, reqwest::Client>>,
+}
+
+impl HttpClients {
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, reqwest::Client>> {
+        // The map stays consistent even if a holder panicked (inserts are single calls).
+        self.by_origin
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn get_or_build(
+        &self,
+        origin: &Origin,
+        tcp_connect_timeout: Duration,
+    ) -> Result<reqwest::Client, ConnectError> {
+        if let Some(client) = self.lock().get(origin) {
+            return Ok(client.clone());
+        }
+        // Built outside the lock (it loads the platform's root certificates); if two tasks race,
+        // the first insert wins and the other client is dropped unused.
+        let built = reqwest::Client::builder()
+            .connect_timeout(tcp_connect_timeout)
+            // No overall request timeout here: Streamable HTTP keeps SSE responses open for as
+            // long as a call runs. Requests are bounded by the session's per-request timeout.
+            //
+            // Redirects are not followed: a redirect could lead to another origin, escaping
+            // that origin's limits and breakers (and would carry requests there).
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|_| ConnectError::Protocol("could not set up the HTTP client".to_owned()))?;
+        Ok(self.lock().entry(origin.clone()).or_insert(built).clone())
+    }
+}

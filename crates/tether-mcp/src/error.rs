@@ -1,0 +1,321 @@
+//! Turning rmcp, reqwest and I/O failures into tether-core's typed [`ConnectError`].
+//!
+//! The core's breakers and admission limits act on the *kind* of a failure (who is to blame,
+//! whether to wait), so the mapping matters more than the text. Texts are built from fixed
+//! phrases and numbers only: rmcp's own messages can carry a `WWW-Authenticate` value, a
+//! response body preview or a request URL (whose query may hold a token), and none of that may
+//! reach a user or a model.
+//!
+//! # What rmcp lets us see (3.11)
+//!
+//! rmcp's built-in reqwest client keeps these HTTP facts as typed values, which are mapped
+//! exactly:
+//! - 429 and 5xx → [`HttpStatusError`] with the status and the raw `Retry-After` (only for
+//!   responses that are not a JSON-RPC error body; a 5xx *with* a JSON-RPC error body arrives
+//!   as that JSON-RPC error and becomes [`ConnectError::Protocol`]);
+//! - 401/403 with a `WWW-Authenticate` challenge → `AuthRequired` / `InsufficientScope`;
+//! - 404 on a request that carried a session id → `SessionExpired`.
+//!
+//! Every other non-success status (401/403 *without* a challenge, a 404 without a session,
+//! 3xx since redirects are not followed, other 4xx) only survives as the text
+//! `"HTTP <code> <reason>: <body>"` in `UnexpectedServerResponse`. We read the leading status
+//! code out of that text (and nothing else), which is the best honest mapping rmcp allows; if a
+//! future rmcp changes the wording those statuses fall back to a generic protocol error.
+
+use std::error::Error as StdError;
+use std::io;
+use std::time::Duration;
+
+use rmcp::ServiceError;
+use rmcp::service::ClientInitializeError;
+use rmcp::transport::streamable_http_client::{HttpStatusError, StreamableHttpError};
+use tether_core::{ConnectError, TransportFailure};
+
+/// The rmcp transport error of the built-in reqwest client.
+type HttpError = StreamableHttpError<reqwest::Error>;
+
+/// Longest server-provided text (a JSON-RPC error message) kept in an error.
+const MAX_SERVER_TEXT: usize = 200;
+
+/// How deep we follow `source()` chains; real chains are a handful of links, and a bound keeps a
+/// pathological (cyclic-looking) chain from spinning.
+const MAX_SOURCE_DEPTH: usize = 16;
+
+/// A failed `initialize` (the whole connect).
+pub(crate) fn from_initialize(error: &ClientInitializeError) -> ConnectError {
+    match error {
+        ClientInitializeError::TransportError { error, .. } => {
+            match from_dyn(error.error.as_ref()) {
+                // There is no session yet to lose: the peer went away mid-handshake.
+                ConnectError::SessionLost => closed_during_initialize(),
+                other => other,
+            }
+        }
+        ClientInitializeError::JsonRpcError(data) => ConnectError::Protocol(format!(
+            "the server refused initialize ({}: {})",
+            data.code.0,
+            clip(&data.message)
+        )),
+        ClientInitializeError::ConnectionClosed(_) => closed_during_initialize(),
+        ClientInitializeError::NoCompatibleProtocolVersion { .. } => {
+            ConnectError::Protocol("no MCP protocol version in common with the server".to_owned())
+        }
+        ClientInitializeError::Cancelled => {
+            ConnectError::Protocol("initialize was cancelled".to_owned())
+        }
+        // ExpectedInitResponse, ExpectedInitResult, ConflictInitResponseId, … : the server said
+        // something that is not a valid initialize answer. Their Display embeds the server's
+        // message, so it is not reused.
+        _ => ConnectError::Protocol("the server's initialize answer was not valid".to_owned()),
+    }
+}
+
+fn closed_during_initialize() -> ConnectError {
+    ConnectError::transport(
+        TransportFailure::Network,
+        "the connection closed during initialize",
+    )
+}
+
+/// A failed request on an open session (`tools/list`, `tools/call`).
+pub(crate) fn from_service(error: &ServiceError) -> ConnectError {
+    match error {
+        ServiceError::McpError(data) => ConnectError::Protocol(format!(
+            "the server answered with error {}: {}",
+            data.code.0,
+            clip(&data.message)
+        )),
+        ServiceError::TransportSend(error) => from_dyn(error.error.as_ref()),
+        // The service loop is gone (transport worker ended, child process exited): this session
+        // cannot carry requests any more and the caller has to connect again.
+        ServiceError::TransportClosed => ConnectError::SessionLost,
+        ServiceError::Timeout { .. } => {
+            ConnectError::transport(TransportFailure::Timeout, "the request timed out")
+        }
+        ServiceError::UnexpectedResponse => {
+            ConnectError::Protocol("the server answered with an unexpected result".to_owned())
+        }
+        ServiceError::Cancelled { .. } => {
+            ConnectError::Protocol("the request was cancelled".to_owned())
+        }
+        _ => ConnectError::Protocol("the request failed".to_owned()),
+    }
+}
+
+/// Walks an error chain and maps the first link we recognise.
+pub(crate) fn from_dyn(error: &(dyn StdError + 'static)) -> ConnectError {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    for _ in 0..MAX_SOURCE_DEPTH {
+        let Some(e) = current else { break };
+        if let Some(http) = e.downcast_ref::<HttpError>() {
+            return from_http(http);
+        }
+        if let Some(status) = e.downcast_ref::<HttpStatusError>() {
+            return from_status(status.status, status.retry_after.as_deref());
+        }
+        if let Some(reqwest) = e.downcast_ref::<reqwest::Error>() {
+            return from_reqwest(reqwest);
+        }
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return from_io(io);
+        }
+        current = e.source();
+    }
+    ConnectError::Protocol("the MCP transport failed".to_owned())
+}
+
+fn from_http(error: &HttpError) -> ConnectError {
+    match error {
+        StreamableHttpError::HttpStatus(status) => {
+            from_status(status.status, status.retry_after.as_deref())
+        }
+        StreamableHttpError::AuthRequired(_) | StreamableHttpError::InsufficientScope(_) => {
+            ConnectError::NeedsAuthorization {
+                authorization_url: None,
+            }
+        }
+        // Only raised for a 404 on a request that carried our session id (see the module doc).
+        StreamableHttpError::SessionExpired
+        | StreamableHttpError::SessionRecoveryTimeout
+        | StreamableHttpError::ReinitializationFailed(_) => ConnectError::SessionLost,
+        StreamableHttpError::Client(e) => from_reqwest(e),
+        StreamableHttpError::Io(e) => from_io(e),
+        StreamableHttpError::Sse(_) => ConnectError::transport(
+            TransportFailure::Network,
+            "the server's event stream broke off",
+        ),
+        StreamableHttpError::UnexpectedEndOfStream => ConnectError::transport(
+            TransportFailure::Network,
+            "the server's event stream ended early",
+        ),
+        StreamableHttpError::ControlRequestTimeout => {
+            ConnectError::transport(TransportFailure::Timeout, "a control request timed out")
+        }
+        // The worker is gone; later requests on this session cannot succeed.
+        StreamableHttpError::TransportChannelClosed => ConnectError::SessionLost,
+        StreamableHttpError::UnexpectedServerResponse(text) => from_unexpected_response(text),
+        StreamableHttpError::UnexpectedContentType(_) => {
+            ConnectError::Protocol("the server answered with an unexpected content type".to_owned())
+        }
+        StreamableHttpError::ResponseBodyTooLarge { max_size } => {
+            ConnectError::Protocol(format!("the server's answer exceeded {max_size} bytes"))
+        }
+        StreamableHttpError::Deserialize(_) => {
+            ConnectError::Protocol("the server's answer was not valid JSON-RPC".to_owned())
+        }
+        StreamableHttpError::MissingSessionIdInResponse => {
+            ConnectError::Protocol("the server did not assign a session id".to_owned())
+        }
+        _ => ConnectError::Protocol("the streamable HTTP transport failed".to_owned()),
+    }
+}
+
+/// A status code we know for sure (rmcp kept it as a number).
+pub(crate) fn from_status(status: u16, retry_after: Option<&str>) -> ConnectError {
+    match status {
+        429 => ConnectError::RateLimited {
+            retry_after: retry_after.and_then(parse_retry_after),
+        },
+        500..=599 => ConnectError::transport(TransportFailure::ServerError(status), ""),
+        401 | 403 => ConnectError::NeedsAuthorization {
+            authorization_url: None,
+        },
+        _ => ConnectError::Protocol(format!("the server answered HTTP {status}")),
+    }
+}
+
+/// `UnexpectedServerResponse` texts: rmcp formats non-success statuses as
+/// `"HTTP <code> <reason>: <body>"`. Only the code is read; the body never leaves this function.
+fn from_unexpected_response(text: &str) -> ConnectError {
+    let status = text
+        .strip_prefix("HTTP ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse::<u16>().ok())
+        .filter(|code| (100..=599).contains(code));
+    match status {
+        // A 404 that reaches here carried no session id (rmcp maps the session case to
+        // `SessionExpired`): the URL has no MCP endpoint.
+        Some(404) => {
+            ConnectError::Protocol("the server answered HTTP 404 (no MCP endpoint)".to_owned())
+        }
+        Some(status) => from_status(status, None),
+        None => ConnectError::Protocol("the server answered with something unexpected".to_owned()),
+    }
+}
+
+fn from_reqwest(error: &reqwest::Error) -> ConnectError {
+    // reqwest's Display includes the request URL; never reuse it.
+    if error.is_timeout() {
+        return ConnectError::transport(TransportFailure::Timeout, "the HTTP request timed out");
+    }
+    if let Some(status) = error.status() {
+        return from_status(status.as_u16(), None);
+    }
+    if error.is_connect() {
+        if io_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
+            return ConnectError::transport(TransportFailure::Refused, "");
+        }
+        if io_kind(error) == Some(io::ErrorKind::TimedOut) {
+            return ConnectError::transport(TransportFailure::Timeout, "connecting timed out");
+        }
+        // DNS, TLS handshake, unreachable network: all below HTTP.
+        return ConnectError::transport(TransportFailure::Network, "could not connect");
+    }
+    match io_kind(error) {
+        Some(io::ErrorKind::ConnectionRefused) => {
+            ConnectError::transport(TransportFailure::Refused, "")
+        }
+        Some(io::ErrorKind::TimedOut) => {
+            ConnectError::transport(TransportFailure::Timeout, "the HTTP request timed out")
+        }
+        _ if error.is_decode() => {
+            ConnectError::Protocol("the server's answer could not be decoded".to_owned())
+        }
+        _ => ConnectError::transport(TransportFailure::Network, "the HTTP exchange failed"),
+    }
+}
+
+fn from_io(error: &io::Error) -> ConnectError {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => ConnectError::transport(TransportFailure::Refused, ""),
+        io::ErrorKind::TimedOut => ConnectError::transport(TransportFailure::Timeout, ""),
+        // A stdio server that exited or closed its pipes.
+        io::ErrorKind::BrokenPipe | io::ErrorKind::UnexpectedEof => ConnectError::SessionLost,
+        kind => ConnectError::transport(TransportFailure::Network, format!("I/O error ({kind})")),
+    }
+}
+
+/// The kind of the first `io::Error` in the chain (hyper wraps the socket error a few levels
+/// down).
+fn io_kind(error: &(dyn StdError + 'static)) -> Option<io::ErrorKind> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    for _ in 0..MAX_SOURCE_DEPTH {
+        let e = current?;
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            return Some(io.kind());
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// `Retry-After` in delay-seconds form. The HTTP-date form is not honoured (it would need a
+/// date parser and a trustworthy clock); the core then falls back to its own backoff.
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Server-provided text (a JSON-RPC error message), cut to a bounded length on a char boundary.
+fn clip(text: &str) -> String {
+    match text.char_indices().nth(MAX_SERVER_TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_their_kinds() {
+        assert_eq!(
+            from_status(503, None),
+            ConnectError::transport(TransportFailure::ServerError(503), "")
+        );
+        assert_eq!(
+            from_status(429, Some(" 7 ")),
+            ConnectError::RateLimited {
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert_eq!(
+            from_status(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            ConnectError::RateLimited { retry_after: None }
+        );
+        assert!(matches!(
+            from_status(401, None),
+            ConnectError::NeedsAuthorization { .. }
+        ));
+    }
+
+    #[test]
+    fn unexpected_responses_keep_the_status_and_drop_the_body() {
+        let e = from_unexpected_response("HTTP 403 Forbidden: token abc123 is not valid");
+        assert!(matches!(e, ConnectError::NeedsAuthorization { .. }));
+        let e = from_unexpected_response("HTTP 418 I'm a teapot: secret-body");
+        assert_eq!(
+            e.to_string(),
+            "protocol error: the server answered HTTP 418"
+        );
+        let e = from_unexpected_response("could not parse: secret-body");
+        assert!(!e.to_string().contains("secret"));
+    }
+
+    #[test]
+    fn server_texts_are_clipped() {
+        let long = "x".repeat(1000);
+        assert_eq!(clip(&long).chars().count(), MAX_SERVER_TEXT + 1);
+        assert_eq!(clip("short"), "short");
+    }
+}

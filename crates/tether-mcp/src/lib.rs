@@ -1,0 +1,36 @@
+//! Tether's MCP client: implements tether-core's [`Connector`](tether_core::Connector) and
+//! [`Session`](tether_core::Session) on top of the rmcp SDK.
+//!
+//! It owns the transports (MCP Streamable HTTP through reqwest with rustls, and stdio child
+//! processes), the per-request timeouts, the bounded `tools/list` pagination, the conversion
+//! between rmcp's model types and the core's [`Tool`](tether_core::Tool) /
+//! [`ToolResult`](tether_core::ToolResult) (through their common MCP JSON), and the mapping of
+//! every failure to the core's typed [`ConnectError`](tether_core::ConnectError).
+//!
+//! **One HTTP client per origin.** [`McpConnector`] keeps one `reqwest::Client` per upstream
+//! [`Origin`](tether_core::Origin), so every session of every user to the same origin shares one
+//! connection pool (and one TLS session cache), while two origins never share a pool.
+//!
+//! What it must not do:
+//! - decide *when* to connect, retry, back off or give up: that is the core's job, so rmcp's
+//!   transparent session re-initialisation is switched off and rmcp's response cache (which
+//!   would serve stale tool lists instead of reporting an outage) is disabled;
+//! - put tokens, header values, URLs or response bodies into error texts (they reach users and
+//!   models);
+//! - loop or read without a bound on what a server sends: `tools/list` stops at
+//!   [`MAX_TOOL_PAGES`] pages and [`MAX_TOOLS`] tools, stderr lines are cut, and response bodies
+//!   stay within rmcp's limits (16 MiB per JSON answer, bounded SSE events);
+//! - start a browser authorization flow (401/403 become `NeedsAuthorization` and nothing else).
+//!
+//! Not yet supported: the legacy HTTP+SSE transport (`ConnectError::Protocol`), sending access
+//! tokens (the [`ConnectRequest`](tether_core::ConnectRequest) carries none yet).
+
+mod connector;
+mod convert;
+mod error;
+mod session;
+mod stdio;
+
+pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};
+pub use convert::{MAX_TOOL_PAGES, MAX_TOOLS};
+pub use session::McpSession;

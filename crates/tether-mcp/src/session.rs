@@ -1,0 +1,167 @@
+//! One open rmcp client session, as a tether-core [`Session`].
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmcp::model::{CallToolRequestParams, ClientConfig, PaginatedRequestParams};
+use rmcp::service::RunningService;
+use rmcp::{Peer, RoleClient};
+use serde_json::{Map, Value};
+use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
+use tracing::{debug, warn};
+
+use crate::connector::with_timeout;
+use crate::convert::{MAX_TOOL_PAGES, MAX_TOOLS, via_json};
+use crate::error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TransportKind {
+    StreamableHttp,
+    Stdio,
+}
+
+impl TransportKind {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::StreamableHttp => "streamable-http",
+            Self::Stdio => "stdio",
+        }
+    }
+}
+
+/// A live MCP session of one user with one server, carried by an rmcp client service.
+pub struct McpSession {
+    server: ServerName,
+    kind: TransportKind,
+    peer: Peer<RoleClient>,
+    /// Taken by [`Session::close`]; dropping it instead also cancels the service.
+    running: Mutex<Option<RunningService<RoleClient, ClientConfig>>>,
+    closed: AtomicBool,
+    call_timeout: Duration,
+    close_timeout: Duration,
+}
+
+impl fmt::Debug for McpSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpSession")
+            .field("server", &self.server)
+            .field("transport", &self.kind.as_str())
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl McpSession {
+    pub(crate) fn new(
+        server: ServerName,
+        kind: TransportKind,
+        running: RunningService<RoleClient, ClientConfig>,
+        call_timeout: Duration,
+        close_timeout: Duration,
+    ) -> Self {
+        Self {
+            server,
+            kind,
+            peer: running.peer().clone(),
+            running: Mutex::new(Some(running)),
+            closed: AtomicBool::new(false),
+            call_timeout,
+            close_timeout,
+        }
+    }
+
+    fn check_open(&self) -> Result<(), ConnectError> {
+        if self.closed.load(Ordering::Acquire) {
+            // Closed by us: not the server's doing, but the session cannot be used.
+            return Err(ConnectError::SessionLost);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Session for McpSession {
+    async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError> {
+        self.check_open()?;
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        // Bounded by MAX_TOOL_PAGES: a server that keeps sending cursors is cut off.
+        for _page in 0..MAX_TOOL_PAGES {
+            let params = cursor
+                .take()
+                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            let page = with_timeout(
+                self.call_timeout,
+                "tools/list timed out",
+                self.peer.list_tools(params),
+                |e| error::from_service(&e),
+            )
+            .await?;
+            if tools.len() + page.tools.len() > MAX_TOOLS {
+                return Err(ConnectError::Protocol(format!(
+                    "the server listed more than {MAX_TOOLS} tools"
+                )));
+            }
+            for tool in &page.tools {
+                tools.push(via_json(tool, "tool")?);
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => {
+                    debug!(server = %self.server, tools = tools.len(), "tools listed");
+                    return Ok(tools);
+                }
+            }
+        }
+        warn!(server = %self.server, pages = MAX_TOOL_PAGES, "tools/list pagination cut off");
+        Err(ConnectError::Protocol(format!(
+            "tools/list did not end within {MAX_TOOL_PAGES} pages"
+        )))
+    }
+
+    async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<ToolResult, ConnectError> {
+        self.check_open()?;
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments);
+        }
+        let result = with_timeout(
+            self.call_timeout,
+            "tools/call timed out",
+            self.peer.call_tool(params),
+            |e| error::from_service(&e),
+        )
+        .await?;
+        via_json(&result, "tool result")
+    }
+
+    fn is_open(&self) -> bool {
+        // `is_transport_closed` turns true once rmcp's service loop has ended (transport worker
+        // quit, child exited, cancelled).
+        !self.closed.load(Ordering::Acquire) && !self.peer.is_transport_closed()
+    }
+
+    async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let Some(mut running) = running else { return };
+        // Cancels the service; its loop then closes the transport (HTTP session DELETE, or the
+        // stdio shutdown sequence). Bounded: whatever remains finishes in the background.
+        match running.close_with_timeout(self.close_timeout).await {
+            Ok(Some(_)) => debug!(server = %self.server, "MCP session closed"),
+            Ok(None) => debug!(server = %self.server, "MCP session close still running"),
+            Err(e) => debug!(server = %self.server, error = %e, "MCP session task failed"),
+        }
+    }
+}

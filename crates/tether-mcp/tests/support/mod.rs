@@ -1,0 +1,32 @@
+//! Test helpers shared by the integration tests. Each test file uses a different subset, so
+//! unused items in one of them are expected.
+#![allow(dead_code)]
+
+pub mod server;
+pub mod tools;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_core::{AuthorizationMode, ConnectRequest, ServerConfig, TransportConfig, UserId};
+
+/// A connect request for `transport` with a short, test-sized timeout.
+pub fn request(transport: TransportConfig) -> ConnectRequest {
+    ConnectRequest {
+        user: UserId::from("alice"),
+        server: Arc::new(ServerConfig {
+            name: "upstream".into(),
+            transport,
+            oauth: false,
+            init_timeout: None,
+        }),
+        timeout: Duration::from_secs(10),
+        authorization: AuthorizationMode::NeverInteractive,
+    }
+}
+
+pub fn http(url: &str) -> TransportConfig {
+    TransportConfig::StreamableHttp {
+        url: url.to_owned(),
+    }
+}
