@@ -1,0 +1,91 @@
+//! Redis key layout: `{prefix}:{kind}:{parts…}`.
+//!
+//! User ids come from the host's JWT and may contain anything, including `:`; they are escaped
+//! so that no two (user, server) pairs share a key. Server names and origins cannot contain the
+//! escaped characters' escapes, but are escaped too for uniformity.
+
+use tether_core::shared::BreakerKey;
+use tether_core::{Origin, PairKey};
+
+#[derive(Debug, Clone)]
+pub(crate) struct Keys {
+    prefix: String,
+}
+
+fn escape(part: &str) -> String {
+    part.replace('%', "%25").replace(':', "%3A")
+}
+
+impl Keys {
+    pub fn new(prefix: &str) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+        }
+    }
+
+    fn pair(&self, kind: &str, pair: &PairKey) -> String {
+        format!(
+            "{}:{kind}:{}:{}",
+            self.prefix,
+            escape(pair.user.as_str()),
+            escape(pair.server.as_str())
+        )
+    }
+
+    pub fn active(&self, pair: &PairKey) -> String {
+        self.pair("active", pair)
+    }
+
+    pub fn failed(&self, pair: &PairKey) -> String {
+        self.pair("failed", pair)
+    }
+
+    pub fn breaker(&self, key: &BreakerKey) -> String {
+        match key {
+            BreakerKey::Pair(pair) => self.pair("breaker-pair", pair),
+            BreakerKey::Origin(origin) => {
+                format!("{}:breaker-origin:{}", self.prefix, escape(origin.as_str()))
+            }
+        }
+    }
+
+    pub fn slots(&self, origin: &Origin) -> String {
+        format!("{}:slots:{}", self.prefix, escape(origin.as_str()))
+    }
+
+    pub fn rate(&self, origin: &Origin) -> String {
+        format!("{}:rate:{}", self.prefix, escape(origin.as_str()))
+    }
+
+    /// A SCAN pattern for every key of one kind (the prefix's own glob characters escaped).
+    pub fn pattern(&self, kind: &str) -> String {
+        let mut escaped = String::with_capacity(self.prefix.len());
+        for c in self.prefix.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                escaped.push('\\');
+            }
+            escaped.push(c);
+        }
+        format!("{escaped}:{kind}:*")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_with_separators_do_not_collide() {
+        let keys = Keys::new("t");
+        let a = keys.active(&PairKey::new("a:b", "c"));
+        let b = keys.active(&PairKey::new("a", "b:c"));
+        assert_ne!(a, b);
+        assert_eq!(a, "t:active:a%3Ab:c");
+        assert_eq!(keys.active(&PairKey::new("%3A", "s")), "t:active:%253A:s");
+    }
+
+    #[test]
+    fn scan_patterns_escape_the_prefix() {
+        assert_eq!(Keys::new("a*b").pattern("failed"), "a\\*b:failed:*");
+    }
+}
