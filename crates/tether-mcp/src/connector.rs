@@ -1,4 +1,5 @@
-//! The [`Connector`]: opens rmcp client sessions over Streamable HTTP or stdio.
+//! The [`Connector`]: opens rmcp client sessions over Streamable HTTP, legacy HTTP+SSE or
+//! stdio, with access tokens from a [`BearerSource`] on the HTTP transports.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -18,7 +19,11 @@ use tether_core::{
 };
 use tracing::{debug, info};
 
+use crate::authorized::{AuthorizedClient, Credentials};
+use crate::bearer::BearerSource;
 use crate::error;
+use crate::legacy_sse::LegacySseTransport;
+use crate::resume::ResumePolicy;
 use crate::session::{McpSession, TransportKind};
 use crate::stdio;
 
@@ -36,6 +41,12 @@ pub struct McpConnectorConfig {
     /// How long [`Session::close`] waits for the transport to shut down (HTTP session delete,
     /// child exit) before it leaves the rest to the background. Default 5 s.
     pub close_timeout: Duration,
+    /// How often a Streamable HTTP event stream that broke off is reconnected (with
+    /// `Last-Event-ID`) before rmcp gives it up; `0` never resumes. Default 3.
+    pub sse_resume_attempts: usize,
+    /// The wait before reconnecting a broken stream, doubling after each failed reconnect (up
+    /// to 30 s); a server's `retry` field takes precedence. Default 1 s.
+    pub sse_resume_delay: Duration,
 }
 
 impl Default for McpConnectorConfig {
@@ -44,6 +55,8 @@ impl Default for McpConnectorConfig {
             call_timeout: Duration::from_secs(60),
             tcp_connect_timeout: Duration::from_secs(10),
             close_timeout: Duration::from_secs(5),
+            sse_resume_attempts: 3,
+            sse_resume_delay: Duration::from_secs(1),
         }
     }
 }
@@ -62,6 +75,7 @@ impl McpConnectorConfig {
             ("call_timeout", self.call_timeout),
             ("tcp_connect_timeout", self.tcp_connect_timeout),
             ("close_timeout", self.close_timeout),
+            ("sse_resume_delay", self.sse_resume_delay),
         ] {
             if value.is_zero() {
                 return Err(McpConfigError::ZeroDuration(name));
@@ -72,11 +86,13 @@ impl McpConnectorConfig {
 }
 
 /// Opens MCP sessions with rmcp. Share one instance (in an `Arc`) for every user, so the
-/// per-origin HTTP clients are shared too. [`Default`] uses [`McpConnectorConfig::default`].
+/// per-origin HTTP clients are shared too. [`Default`] uses [`McpConnectorConfig::default`]
+/// and sends no access tokens.
 #[derive(Default)]
 pub struct McpConnector {
     config: McpConnectorConfig,
     clients: HttpClients,
+    bearer_source: Option<Arc<dyn BearerSource>>,
 }
 
 impl fmt::Debug for McpConnector {
@@ -84,6 +100,7 @@ impl fmt::Debug for McpConnector {
         f.debug_struct("McpConnector")
             .field("config", &self.config)
             .field("origins", &self.clients.len())
+            .field("bearer_source", &self.bearer_source)
             .finish()
     }
 }
@@ -94,6 +111,24 @@ impl McpConnector {
         Ok(Self {
             config,
             clients: HttpClients::default(),
+            bearer_source: None,
+        })
+    }
+
+    /// Sends every HTTP request (Streamable HTTP and legacy SSE; not stdio) with the access
+    /// token `source` gives for the session's (user, server), asked anew for each request.
+    pub fn with_bearer_source(mut self, source: Arc<dyn BearerSource>) -> Self {
+        self.bearer_source = Some(source);
+        self
+    }
+
+    fn credentials(&self, request: &ConnectRequest) -> Option<Credentials> {
+        self.bearer_source.as_ref().map(|source| {
+            Credentials::new(
+                source.clone(),
+                request.user.clone(),
+                request.server.name.clone(),
+            )
         })
     }
 
@@ -118,8 +153,14 @@ impl McpConnector {
             .get_or_build(&origin, self.config.tcp_connect_timeout)?;
         // No transparent re-initialisation on HTTP 404: a lost session is reported as
         // `SessionLost` so the core reconnects under its admission limits and breakers.
-        let transport_config =
+        let mut transport_config =
             StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
+        // rmcp's default retries a broken event stream forever; ours gives up (see `resume`).
+        transport_config.retry_config = Arc::new(ResumePolicy {
+            attempts: self.config.sse_resume_attempts,
+            delay: self.config.sse_resume_delay,
+        });
+        let client = AuthorizedClient::new(client, self.credentials(request));
         let transport = StreamableHttpClientTransport::with_client(client, transport_config);
         let running = with_timeout(
             request.timeout,
@@ -130,6 +171,36 @@ impl McpConnector {
         .await?;
         Ok(self
             .open_session(server.name.clone(), TransportKind::StreamableHttp, running)
+            .await)
+    }
+
+    async fn connect_sse(
+        &self,
+        request: &ConnectRequest,
+        url: &str,
+    ) -> Result<Arc<dyn Session>, ConnectError> {
+        let server = &request.server;
+        let client = self
+            .clients
+            .get_or_build(&server.origin(), self.config.tcp_connect_timeout)?;
+        let credentials = self.credentials(request);
+        // Opening the stream, waiting for the endpoint and `initialize`: one connect timeout.
+        let connect = async {
+            let transport = LegacySseTransport::connect(
+                client,
+                credentials,
+                url,
+                self.config.call_timeout,
+                &server.name,
+            )
+            .await?;
+            serve_client(client_config(), transport)
+                .await
+                .map_err(|e| error::from_initialize(&e))
+        };
+        let running = with_timeout(request.timeout, "connecting timed out", connect, |e| e).await?;
+        Ok(self
+            .open_session(server.name.clone(), TransportKind::LegacySse, running)
             .await)
     }
 
@@ -185,9 +256,7 @@ impl Connector for McpConnector {
             TransportConfig::Stdio { command, args } => {
                 self.connect_stdio(&request, command, args).await
             }
-            TransportConfig::Sse { .. } => Err(ConnectError::Protocol(
-                "legacy SSE transport is not supported yet".to_owned(),
-            )),
+            TransportConfig::Sse { url } => self.connect_sse(&request, url).await,
         };
         if let Err(e) = &result {
             debug!(user = %request.user, server = %request.server.name, error = %e, "MCP connect failed");

@@ -34,6 +34,14 @@ use tether_core::{ConnectError, TransportFailure};
 /// The rmcp transport error of the built-in reqwest client.
 type HttpError = StreamableHttpError<reqwest::Error>;
 
+/// A failure that is already a [`ConnectError`], carried through rmcp's error types: a
+/// [`BearerSource`](crate::BearerSource) failure inside rmcp's HTTP error (as an `io::Error`
+/// payload), and every error of the legacy SSE transport. Its text is the `ConnectError`'s,
+/// which is safe by that type's rules.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Mapped(pub(crate) ConnectError);
+
 /// Longest server-provided text (a JSON-RPC error message) kept in an error.
 const MAX_SERVER_TEXT: usize = 200;
 
@@ -107,6 +115,9 @@ pub(crate) fn from_dyn(error: &(dyn StdError + 'static)) -> ConnectError {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
     for _ in 0..MAX_SOURCE_DEPTH {
         let Some(e) = current else { break };
+        if let Some(mapped) = e.downcast_ref::<Mapped>() {
+            return mapped.0.clone();
+        }
         if let Some(http) = e.downcast_ref::<HttpError>() {
             return from_http(http);
         }
@@ -203,7 +214,7 @@ fn from_unexpected_response(text: &str) -> ConnectError {
     }
 }
 
-fn from_reqwest(error: &reqwest::Error) -> ConnectError {
+pub(crate) fn from_reqwest(error: &reqwest::Error) -> ConnectError {
     // reqwest's Display includes the request URL; never reuse it.
     if error.is_timeout() {
         return ConnectError::transport(TransportFailure::Timeout, "the HTTP request timed out");
@@ -236,6 +247,10 @@ fn from_reqwest(error: &reqwest::Error) -> ConnectError {
 }
 
 fn from_io(error: &io::Error) -> ConnectError {
+    // `io::Error::source` skips its own payload, so a `Mapped` inside is looked up here.
+    if let Some(mapped) = error.get_ref().and_then(|e| e.downcast_ref::<Mapped>()) {
+        return mapped.0.clone();
+    }
     match error.kind() {
         io::ErrorKind::ConnectionRefused => ConnectError::transport(TransportFailure::Refused, ""),
         io::ErrorKind::TimedOut => ConnectError::transport(TransportFailure::Timeout, ""),

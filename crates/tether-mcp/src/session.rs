@@ -8,9 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rmcp::model::{CallToolRequestParams, ClientConfig, PaginatedRequestParams};
 use rmcp::service::RunningService;
-use rmcp::{Peer, RoleClient};
+use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::{Map, Value};
-use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
+use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult, TransportFailure};
 use tracing::{debug, warn};
 
 use crate::connector::with_timeout;
@@ -20,6 +20,7 @@ use crate::error;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TransportKind {
     StreamableHttp,
+    LegacySse,
     Stdio,
 }
 
@@ -27,6 +28,7 @@ impl TransportKind {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::StreamableHttp => "streamable-http",
+            Self::LegacySse => "sse",
             Self::Stdio => "stdio",
         }
     }
@@ -73,6 +75,23 @@ impl McpSession {
         }
     }
 
+    /// rmcp reports "transport closed" both when the whole transport ended (the session is
+    /// lost) and when only one request's event stream broke off and could not be resumed while
+    /// the session goes on. The second is a network failure of that request, not a lost
+    /// session: reporting it as lost would make the core re-run the call on a new session,
+    /// although the server may already have run it.
+    fn request_failed(&self, e: &ServiceError) -> ConnectError {
+        match e {
+            ServiceError::TransportClosed if !self.peer.is_transport_closed() => {
+                ConnectError::transport(
+                    TransportFailure::Network,
+                    "the server's event stream broke off and could not be resumed",
+                )
+            }
+            _ => error::from_service(e),
+        }
+    }
+
     fn check_open(&self) -> Result<(), ConnectError> {
         if self.closed.load(Ordering::Acquire) {
             // Closed by us: not the server's doing, but the session cannot be used.
@@ -97,7 +116,7 @@ impl Session for McpSession {
                 self.call_timeout,
                 "tools/list timed out",
                 self.peer.list_tools(params),
-                |e| error::from_service(&e),
+                |e| self.request_failed(&e),
             )
             .await?;
             if tools.len() + page.tools.len() > MAX_TOOLS {
@@ -136,7 +155,7 @@ impl Session for McpSession {
             self.call_timeout,
             "tools/call timed out",
             self.peer.call_tool(params),
-            |e| error::from_service(&e),
+            |e| self.request_failed(&e),
         )
         .await?;
         via_json(&result, "tool result")

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
-use tether_core::{ConnectError, Connector, TransportConfig, TransportFailure};
+use tether_core::{ConnectError, Connector, TransportFailure};
 use tether_mcp::{MAX_TOOL_PAGES, MAX_TOOLS, McpConnector};
 
 use support::server::{closed_port_url, start_fixed, start_mcp};
@@ -222,20 +222,6 @@ async fn too_many_tools_are_refused() {
         other => panic!("expected a Protocol error, got {other:?}"),
     }
     session.close().await;
-}
-
-#[tokio::test]
-async fn legacy_sse_is_refused_clearly() {
-    let err = McpConnector::default()
-        .connect(request(TransportConfig::Sse {
-            url: "http://127.0.0.1:9/sse".to_owned(),
-        }))
-        .await
-        .expect_err("not supported");
-    assert_eq!(
-        err,
-        ConnectError::Protocol("legacy SSE transport is not supported yet".to_owned())
-    );
 }
 
 #[tokio::test]

@@ -8,6 +8,7 @@ use serde_json::json;
 use tether_core::{ConnectError, Connector, TransportConfig, TransportFailure};
 use tether_mcp::McpConnector;
 
+use support::auth::ScriptedSource;
 use support::request;
 use support::tools::TOOL_NAMES;
 
@@ -61,6 +62,19 @@ async fn lists_and_calls_over_stdio() {
     session.close().await;
     assert!(!session.is_open());
     assert_eq!(connector.http_origins(), 0, "stdio uses no HTTP client");
+}
+
+#[tokio::test]
+async fn stdio_servers_get_no_token() {
+    let source = ScriptedSource::with_token("token-1");
+    let connector = McpConnector::default().with_bearer_source(source.clone());
+    let session = connector
+        .connect(request(stdio(stdio_server())))
+        .await
+        .expect("connects");
+    session.list_tools().await.expect("lists");
+    session.close().await;
+    assert_eq!(source.bearer_calls(), 0);
 }
 
 #[tokio::test]

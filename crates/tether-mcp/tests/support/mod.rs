@@ -2,6 +2,8 @@
 //! unused items in one of them are expected.
 #![allow(dead_code)]
 
+pub mod auth;
+pub mod legacy;
 pub mod server;
 pub mod tools;
 
@@ -27,6 +29,12 @@ pub fn request(transport: TransportConfig) -> ConnectRequest {
 
 pub fn http(url: &str) -> TransportConfig {
     TransportConfig::StreamableHttp {
+        url: url.to_owned(),
+    }
+}
+
+pub fn sse(url: &str) -> TransportConfig {
+    TransportConfig::Sse {
         url: url.to_owned(),
     }
 }

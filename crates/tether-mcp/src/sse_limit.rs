@@ -1,0 +1,112 @@
+//! Reading a server's `text/event-stream` body into SSE events with a bound on each event's
+//! size, for the legacy SSE transport (rmcp bounds its own Streamable HTTP streams, but its
+//! bounded reader is private).
+//!
+//! It owns the byte counting only; parsing is the `sse-stream` crate's. It must not buffer an
+//! event beyond [`MAX_SSE_EVENT_BYTES`]: the parser keeps an unfinished event in memory, so a
+//! server that never ends an event would otherwise grow it without bound.
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use sse_stream::{Error as SseError, Sse, SseStream};
+
+/// The largest event accepted, counting the bytes of its lines (same default as rmcp's
+/// Streamable HTTP client).
+pub(crate) const MAX_SSE_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why the event stream's body could not be read. No server data in the texts.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("reading the event stream failed")]
+    Read(#[source] reqwest::Error),
+    #[error("an event exceeded {0} bytes")]
+    TooLarge(usize),
+}
+
+/// The response body as SSE events; the stream yields an error and ends once an event grows
+/// past `max_event_bytes` or the body fails.
+pub(crate) fn events(
+    response: reqwest::Response,
+    max_event_bytes: usize,
+) -> BoxStream<'static, Result<Sse, SseError>> {
+    let mut limit = EventLimit::new(max_event_bytes);
+    let bytes = response.bytes_stream().map(move |chunk| {
+        let chunk = chunk.map_err(BodyError::Read)?;
+        limit.observe(&chunk)?;
+        Ok::<_, BodyError>(chunk)
+    });
+    SseStream::from_bytes_stream(bytes).boxed()
+}
+
+/// Counts the bytes of the event being received: its lines without their terminators, reset
+/// by the blank line that ends an event.
+#[derive(Debug)]
+struct EventLimit {
+    max: usize,
+    event: usize,
+    line: usize,
+    after_cr: bool,
+}
+
+impl EventLimit {
+    fn new(max: usize) -> Self {
+        Self {
+            max,
+            event: 0,
+            line: 0,
+            after_cr: false,
+        }
+    }
+
+    fn observe(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        for &byte in chunk {
+            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
+            match byte {
+                // The second half of a CRLF terminator.
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    if self.line == 0 {
+                        self.event = 0;
+                    }
+                    self.line = 0;
+                }
+                _ => {
+                    self.line += 1;
+                    self.event += 1;
+                    if self.event > self.max {
+                        return Err(BodyError::TooLarge(self.max));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_within_the_limit_pass_and_blank_lines_reset_it() {
+        let mut limit = EventLimit::new(10);
+        limit.observe(b"data: 1234\n\n").expect("10 bytes fit");
+        limit
+            .observe(b"data: 1234\r\n\r\n")
+            .expect("CRLF ends events too");
+        limit
+            .observe(b"data: 1234\r\rdata:")
+            .expect("CR ends events too");
+    }
+
+    #[test]
+    fn an_event_that_grows_too_large_is_refused_across_lines_and_chunks() {
+        let mut limit = EventLimit::new(10);
+        limit.observe(b"data: 12\r\n").expect("fits");
+        // CRLF must not count as a blank line: the event goes on.
+        assert!(matches!(
+            limit.observe(b"data: 3"),
+            Err(BodyError::TooLarge(10))
+        ));
+    }
+}
