@@ -66,6 +66,8 @@ impl Default for McpConnectorConfig {
 pub enum McpConfigError {
     #[error("invalid MCP connector configuration: {0} must be positive")]
     ZeroDuration(&'static str),
+    #[error("invalid HTTP header {0:?}: expected `Name: value` with a valid name and value")]
+    BadHeader(String),
 }
 
 impl McpConnectorConfig {
@@ -93,6 +95,9 @@ pub struct McpConnector {
     config: McpConnectorConfig,
     clients: HttpClients,
     bearer_source: Option<Arc<dyn BearerSource>>,
+    /// Sent with every HTTP request (operator-given, e.g. `tether connect --header`). Values
+    /// are marked sensitive, so `Debug` never prints them.
+    headers: reqwest::header::HeaderMap,
 }
 
 impl fmt::Debug for McpConnector {
@@ -112,11 +117,29 @@ impl McpConnector {
             config,
             clients: HttpClients::default(),
             bearer_source: None,
+            headers: reqwest::header::HeaderMap::new(),
         })
     }
 
     /// Sends every HTTP request (Streamable HTTP and legacy SSE; not stdio) with the access
     /// token `source` gives for the session's (user, server), asked anew for each request.
+    /// Adds `name: value` headers to every HTTP request (not to stdio servers). Call before the
+    /// first connect: the per-origin clients are built with them.
+    pub fn with_headers<'a>(
+        mut self,
+        headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, McpConfigError> {
+        for (name, value) in headers {
+            let header_name = reqwest::header::HeaderName::from_bytes(name.trim().as_bytes())
+                .map_err(|_| McpConfigError::BadHeader(name.to_owned()))?;
+            let mut header_value = reqwest::header::HeaderValue::from_str(value.trim())
+                .map_err(|_| McpConfigError::BadHeader(name.to_owned()))?;
+            header_value.set_sensitive(true);
+            self.headers.append(header_name, header_value);
+        }
+        Ok(self)
+    }
+
     pub fn with_bearer_source(mut self, source: Arc<dyn BearerSource>) -> Self {
         self.bearer_source = Some(source);
         self
@@ -148,9 +171,9 @@ impl McpConnector {
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
         let origin = server.origin();
-        let client = self
-            .clients
-            .get_or_build(&origin, self.config.tcp_connect_timeout)?;
+        let client =
+            self.clients
+                .get_or_build(&origin, self.config.tcp_connect_timeout, &self.headers)?;
         // No transparent re-initialisation on HTTP 404: a lost session is reported as
         // `SessionLost` so the core reconnects under its admission limits and breakers.
         let mut transport_config =
@@ -180,9 +203,11 @@ impl McpConnector {
         url: &str,
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
-        let client = self
-            .clients
-            .get_or_build(&server.origin(), self.config.tcp_connect_timeout)?;
+        let client = self.clients.get_or_build(
+            &server.origin(),
+            self.config.tcp_connect_timeout,
+            &self.headers,
+        )?;
         let credentials = self.credentials(request);
         // Opening the stream, waiting for the endpoint and `initialize`: one connect timeout.
         let connect = async {
@@ -312,6 +337,7 @@ impl HttpClients {
         &self,
         origin: &Origin,
         tcp_connect_timeout: Duration,
+        headers: &reqwest::header::HeaderMap,
     ) -> Result<reqwest::Client, ConnectError> {
         if let Some(client) = self.lock().get(origin) {
             return Ok(client.clone());
@@ -327,6 +353,7 @@ impl HttpClients {
             // that origin's limits and breakers (and would carry requests there).
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            .default_headers(headers.clone())
             .build()
             .map_err(|_| ConnectError::Protocol("could not set up the HTTP client".to_owned()))?;
         Ok(self.lock().entry(origin.clone()).or_insert(built).clone())
