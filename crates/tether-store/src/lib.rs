@@ -5,4 +5,6 @@
 //! admission. It must not hold rules of its own: every decision is made by tether-core's pure
 //! functions (breaker transitions, GCRA), and this crate only applies their results atomically.
 
+pub mod crypto;
 pub mod shared;
+pub mod sql;

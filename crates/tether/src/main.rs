@@ -2,7 +2,9 @@
 //!
 //! Only the binary edge uses `anyhow`; the libraries return typed errors.
 
+mod bearer;
 mod config;
+mod connect;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,17 +28,30 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Connects to one MCP server (authorizing if it asks), lists its tools, optionally calls
+    /// one, and exits: a probe for operators and scripts.
+    Connect(Box<connect::ConnectArgs>),
 }
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // A probe's stdout is for its JSON and its stderr for one failure line: keep logs quiet
+    // there unless RUST_LOG asks for them (rmcp logs every transport failure as an error, with
+    // its URL; our own error line already says what failed).
+    let default_level = match cli.command {
+        Command::Connect(_) => "warn,rmcp=off",
+        Command::Check { .. } => "info",
+    };
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Whatever RUST_LOG says: rmcp's auth module logs authorization codes at debug level.
+    if let Ok(directive) = tether_oauth::RMCP_AUTH_LOG_DIRECTIVE.parse() {
+        filter = filter.add_directive(directive);
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -53,5 +68,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", loaded.to_toml()?);
             Ok(())
         }
+        Command::Connect(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(connect::run(*args)),
     }
 }

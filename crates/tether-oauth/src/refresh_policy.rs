@@ -1,0 +1,68 @@
+//! When an access token is refreshed before use (SPEC §5).
+
+use std::time::Duration;
+
+use tether_core::Timestamp;
+
+use crate::store::TokenRecord;
+
+/// Refresh when less than this is left...
+pub const MIN_REMAINING: Duration = Duration::from_secs(60);
+/// ...or less than this share of the token's lifetime (a 10-minute token at 59 s left, a
+/// 24-hour token at 2.4 h left), so that long-lived tokens are renewed well before a burst of
+/// requests could find them expired.
+pub const MIN_REMAINING_FRACTION: f64 = 0.10;
+
+/// Whether `record` should be refreshed before use at `now`. Tokens without an expiry are used
+/// until a 401 says otherwise.
+pub fn needs_refresh(record: &TokenRecord, now: Timestamp) -> bool {
+    let Some(expires_at) = record.expires_at else {
+        return false;
+    };
+    let remaining = now.until(expires_at);
+    let lifetime = record.obtained_at.until(expires_at);
+    remaining < MIN_REMAINING
+        || remaining.as_secs_f64() < lifetime.as_secs_f64() * MIN_REMAINING_FRACTION
+}
+
+/// Whether the token can no longer be used at all.
+pub fn is_expired(record: &TokenRecord, now: Timestamp) -> bool {
+    record.expires_at.is_some_and(|at| at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn record(obtained_s: u64, expires_s: Option<u64>) -> TokenRecord {
+        TokenRecord {
+            access_token: Secret::new("a"),
+            expires_at: expires_s.map(|s| Timestamp::from_millis(s * 1000)),
+            scopes: vec![],
+            refresh_token: None,
+            obtained_at: Timestamp::from_millis(obtained_s * 1000),
+            issuer: "i".into(),
+            client_id: "c".into(),
+            resource: "r".into(),
+        }
+    }
+
+    fn at(s: u64) -> Timestamp {
+        Timestamp::from_millis(s * 1000)
+    }
+
+    #[test]
+    fn refreshes_under_a_minute_or_a_tenth_of_the_lifetime() {
+        // 10 minutes: 61 s left is fine, 59 s is not.
+        assert!(!needs_refresh(&record(0, Some(600)), at(539)));
+        assert!(needs_refresh(&record(0, Some(600)), at(541)));
+        // 24 hours: the 10 % rule fires first (at 2.4 h left).
+        assert!(!needs_refresh(&record(0, Some(86_400)), at(77_000)));
+        assert!(needs_refresh(&record(0, Some(86_400)), at(78_000)));
+        // Short-lived tokens are always refreshed; expired ones too.
+        assert!(needs_refresh(&record(0, Some(30)), at(0)));
+        assert!(needs_refresh(&record(0, Some(600)), at(700)));
+        assert!(!needs_refresh(&record(0, None), at(1_000_000)));
+    }
+}

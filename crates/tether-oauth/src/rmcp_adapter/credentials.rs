@@ -1,0 +1,207 @@
+//! rmcp's `CredentialStore` for one (user, server) over a [`TokenVault`] and a [`RefreshLock`].
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use oauth2::basic::BasicTokenType;
+use oauth2::{AccessToken, RefreshToken, Scope, TokenResponse};
+use rmcp::transport::auth::{
+    AuthError, CredentialRefreshGuard, CredentialStore, OAuthTokenResponse, StoredCredentials,
+    VendorExtraTokenFields,
+};
+use tether_core::{PairKey, StoreError, Timestamp};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::lease::Lease;
+use crate::secret::Secret;
+use crate::store::{RefreshLock, TokenRecord, TokenVault};
+
+/// Bound to one pair and to the registration and resource its tokens belong to.
+///
+/// When the caller already holds the pair's refresh lease (Tether's own refresh path, which
+/// must re-read the vault under the lease before deciding to refresh), it is handed in with
+/// [`PairCredentialStore::with_lease`]; rmcp's guard then is a marker and `save` checks that
+/// the lease is still held. Otherwise `acquire_refresh_guard` takes the lease itself.
+#[derive(Debug)]
+pub struct PairCredentialStore {
+    vault: Arc<dyn TokenVault>,
+    lock: Arc<dyn RefreshLock>,
+    pair: PairKey,
+    issuer: String,
+    resource: String,
+    lease: Arc<Mutex<Option<Lease>>>,
+    lease_ttl: Duration,
+    lease_wait: Duration,
+}
+
+fn store_error(error: StoreError) -> AuthError {
+    AuthError::CredentialStoreError(error.to_string())
+}
+
+impl PairCredentialStore {
+    pub fn new(
+        vault: Arc<dyn TokenVault>,
+        lock: Arc<dyn RefreshLock>,
+        pair: PairKey,
+        issuer: String,
+        resource: String,
+    ) -> Self {
+        Self {
+            vault,
+            lock,
+            pair,
+            issuer,
+            resource,
+            lease: Arc::new(Mutex::new(None)),
+            lease_ttl: Duration::from_secs(30),
+            lease_wait: Duration::from_secs(35),
+        }
+    }
+
+    /// Uses a lease the caller acquired; it is released when the store is dropped (or by the
+    /// caller through [`PairCredentialStore::release_lease`]).
+    pub fn with_lease(self, lease: Lease) -> Self {
+        Self {
+            lease: Arc::new(Mutex::new(Some(lease))),
+            ..self
+        }
+    }
+
+    pub fn with_lease_timing(self, ttl: Duration, wait: Duration) -> Self {
+        Self {
+            lease_ttl: ttl,
+            lease_wait: wait,
+            ..self
+        }
+    }
+
+    /// A second handle on the same lease slot (rmcp takes the store by value).
+    pub fn lease_handle(&self) -> Arc<Mutex<Option<Lease>>> {
+        self.lease.clone()
+    }
+
+    pub async fn release_lease(handle: &Mutex<Option<Lease>>) -> Result<(), StoreError> {
+        match handle.lock().await.take() {
+            Some(lease) => lease.release().await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// A vault record as rmcp's credentials.
+pub fn to_stored_credentials(record: &TokenRecord) -> StoredCredentials {
+    let mut response = OAuthTokenResponse::new(
+        AccessToken::new(record.access_token.expose().to_owned()),
+        BasicTokenType::Bearer,
+        VendorExtraTokenFields::default(),
+    );
+    if let Some(expires_at) = record.expires_at {
+        response.set_expires_in(Some(&record.obtained_at.until(expires_at)));
+    }
+    response.set_refresh_token(
+        record
+            .refresh_token
+            .as_ref()
+            .map(|token| RefreshToken::new(token.expose().to_owned())),
+    );
+    if !record.scopes.is_empty() {
+        response.set_scopes(Some(
+            record.scopes.iter().cloned().map(Scope::new).collect(),
+        ));
+    }
+    StoredCredentials::new(
+        record.client_id.clone(),
+        Some(response),
+        record.scopes.clone(),
+        Some(record.obtained_at.as_millis() / 1000),
+    )
+    .with_issuer(Some(record.issuer.clone()))
+}
+
+#[async_trait]
+impl CredentialStore for PairCredentialStore {
+    async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
+        let record = self.vault.get(&self.pair).await.map_err(store_error)?;
+        Ok(record.as_ref().map(to_stored_credentials))
+    }
+
+    async fn save(&self, credentials: StoredCredentials) -> Result<(), AuthError> {
+        let Some(response) = credentials.token_response.as_ref() else {
+            return self.clear().await;
+        };
+        if let Some(lease) = self.lease.lock().await.as_ref()
+            && !lease.still_held().await.map_err(store_error)?
+        {
+            // Someone may have refreshed after our lease ran out; their tokens win.
+            warn!(pair = %self.pair, "refresh lease expired before saving; result discarded");
+            return Err(AuthError::CredentialStoreError(
+                "refresh lease expired before the refreshed tokens could be saved".into(),
+            ));
+        }
+        let obtained_at = Timestamp::from_system_time(SystemTime::now());
+        let record = TokenRecord {
+            access_token: Secret::new(response.access_token().secret().clone()),
+            expires_at: response.expires_in().map(|lifetime| obtained_at + lifetime),
+            scopes: credentials.granted_scopes.clone(),
+            refresh_token: response
+                .refresh_token()
+                .map(|token| Secret::new(token.secret().clone())),
+            obtained_at,
+            issuer: self.issuer.clone(),
+            client_id: credentials.client_id.clone(),
+            resource: self.resource.clone(),
+        };
+        self.vault
+            .put(&self.pair, record)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn clear(&self) -> Result<(), AuthError> {
+        self.vault.delete(&self.pair).await.map_err(store_error)
+    }
+
+    async fn on_refresh_token_rejected(
+        &self,
+        credentials: &StoredCredentials,
+    ) -> Result<(), AuthError> {
+        let Some(rejected) = credentials
+            .token_response
+            .as_ref()
+            .and_then(|response| response.refresh_token())
+        else {
+            return Ok(());
+        };
+        let removed = self
+            .vault
+            .remove_refresh_token(&self.pair, &Secret::new(rejected.secret().clone()))
+            .await
+            .map_err(store_error)?;
+        info!(pair = %self.pair, removed, "refresh token rejected by the authorization server");
+        Ok(())
+    }
+
+    async fn acquire_refresh_guard(&self) -> Result<Option<CredentialRefreshGuard>, AuthError> {
+        let mut slot = self.lease.lock().await;
+        if slot.is_some() {
+            // The caller holds the lease across this whole refresh already.
+            return Ok(Some(CredentialRefreshGuard::new(())));
+        }
+        let lease = Lease::acquire(
+            self.lock.clone(),
+            &self.pair,
+            self.lease_ttl,
+            self.lease_wait,
+        )
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            AuthError::CredentialStoreError("refresh lock busy: another refresh is running".into())
+        })?;
+        // Kept in the slot so that `save` checks it; dropping the store releases it.
+        *slot = Some(lease);
+        Ok(Some(CredentialRefreshGuard::new(())))
+    }
+}

@@ -1,0 +1,15 @@
+//! Real peers for Tether's tests and benchmarks, so that no test has to fake the other side.
+//!
+//! - [`DemoTools`]: an rmcp server handler with `echo` and `add` (and a count of the sessions
+//!   initialized, to see how often a gateway connected);
+//! - [`serve_streamable_http`]: serves it over MCP Streamable HTTP on a loopback address;
+//! - the `tether-testkit-mcp` binary: the same as a process of its own, which tests can kill
+//!   and restart (a real outage) and benchmarks can keep out of their own memory figures.
+//!
+//! It must stay a test peer: loopback only, nothing persistent, no knowledge of Tether's rules.
+
+mod demo_tools;
+mod http_server;
+
+pub use demo_tools::DemoTools;
+pub use http_server::{RunningServer, serve_streamable_http};
