@@ -1,20 +1,188 @@
-//! The configuration file: the core's tables plus the servers.
+//! The configuration file: where Tether listens, where it keeps data, how hosts authenticate,
+//! the core's numbers, and the upstream servers.
+//!
+//! Secrets never sit in the file: it names the environment variables that hold them (the
+//! encryption key is `TETHER_ENCRYPTION_KEY`), so `tether check` can print everything.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tether::gateway::GatewayConfig;
+use tether::gateway::mcp::ToolFilter;
 use tether_core::config::{AdmissionConfig, BackoffConfig, BreakerConfig, ReconnectConfig};
 use tether_core::{CoreConfig, ServerConfig};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TetherConfig {
+    /// Where the gateway listens (overridden by `tether serve --listen`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// How users' browsers reach Tether: the OAuth redirect URI is `{public_url}/oauth/callback`.
+    /// Defaults to `http://{listen}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub state: StateConfig,
+    #[serde(default)]
+    pub oauth: OAuthSettings,
+    /// Host authentication, `/mcp`, the operator page (required by `tether serve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<GatewayConfig>,
+    #[serde(default)]
     pub reconnect: ReconnectConfig,
+    #[serde(default)]
     pub breaker: BreakerConfig,
+    #[serde(default)]
     pub limits: AdmissionConfig,
+    #[serde(default)]
     pub backoff: BackoffConfig,
-    pub servers: Vec<ServerConfig>,
+    #[serde(default)]
+    pub servers: Vec<ServerEntry>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// `[storage]`: tokens, client registrations and tool lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub url: String,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://tether-data/tether.db".to_owned(),
+        }
+    }
+}
+
+/// `[state]`: what replicas share (tracker, breakers, admission). `memory` for one process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    pub url: String,
+    /// Prepended to every Redis key, one per deployment.
+    pub prefix: String,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            url: "memory".to_owned(),
+            prefix: "tether".to_owned(),
+        }
+    }
+}
+
+/// `[oauth]`: Tether as an OAuth client of the upstream servers' authorization servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    /// `client_name` in dynamic client registration.
+    pub client_name: String,
+    /// Tether's client ID metadata document URL, for servers that support them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    /// Where the callback sends the browser after a completed authorization (else a page).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub return_url: Option<String>,
+    /// Allow authorization servers on private addresses (an in-house SSO). Link-local and
+    /// metadata-service addresses stay refused.
+    pub allow_private_addresses: bool,
+}
+
+impl Default for OAuthSettings {
+    fn default() -> Self {
+        Self {
+            client_name: "Tether".to_owned(),
+            client_metadata_url: None,
+            return_url: None,
+            allow_private_addresses: false,
+        }
+    }
+}
+
+/// The OAuth client settings of one server.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOAuthClient {
+    /// A client registered with the server's authorization server in advance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The environment variable holding that client's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_env: Option<String>,
+    /// A client ID metadata document URL for this server (overrides `[oauth]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_metadata_url: Option<String>,
+    /// Scopes to ask for (default: from the server's challenge or metadata).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
+}
+
+/// One `[[servers]]` entry: the core's fields (`name`, `url` or `command`, `transport`,
+/// `oauth`, `init_timeout`) plus the OAuth client and the tool filter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerEntry {
+    pub server: ServerConfig,
+    pub client: ServerOAuthClient,
+    pub tools: ToolFilter,
+}
+
+const CLIENT_KEYS: [&str; 4] = [
+    "client_id",
+    "client_secret_env",
+    "client_metadata_url",
+    "scopes",
+];
+const FILTER_KEYS: [&str; 2] = ["allow", "deny"];
+
+fn split_off(table: &mut toml::Table, keys: &[&str]) -> toml::Table {
+    keys.iter()
+        .filter_map(|k| table.remove(*k).map(|v| ((*k).to_owned(), v)))
+        .collect()
+}
+
+impl<'de> Deserialize<'de> for ServerEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let client = split_off(&mut table, &CLIENT_KEYS);
+        let filter = split_off(&mut table, &FILTER_KEYS);
+        let server =
+            ServerConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
+        let client =
+            ServerOAuthClient::deserialize(toml::Value::Table(client)).map_err(D::Error::custom)?;
+        let tools =
+            ToolFilter::deserialize(toml::Value::Table(filter)).map_err(D::Error::custom)?;
+        Ok(Self {
+            server,
+            client,
+            tools,
+        })
+    }
+}
+
+impl Serialize for ServerEntry {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error;
+        let mut table = toml::Table::try_from(&self.server).map_err(S::Error::custom)?;
+        for part in [
+            toml::Table::try_from(&self.client).map_err(S::Error::custom)?,
+            toml::Table::try_from(&self.tools).map_err(S::Error::custom)?,
+        ] {
+            table.extend(part);
+        }
+        table.serialize(s)
+    }
 }
 
 impl TetherConfig {
@@ -22,11 +190,21 @@ impl TetherConfig {
         let config: Self = toml::from_str(text)?;
         config.core().validate()?;
         let mut names = std::collections::HashSet::new();
-        for server in &config.servers {
+        for entry in &config.servers {
+            let name = &entry.server.name;
             anyhow::ensure!(
-                names.insert(server.name.clone()),
-                "server name {} is configured twice",
-                server.name
+                names.insert(name.clone()),
+                "server name {name} is configured twice"
+            );
+            anyhow::ensure!(
+                entry.client.client_secret_env.is_none() || entry.client.client_id.is_some(),
+                "server {name}: client_secret_env needs client_id"
+            );
+        }
+        if let Some(url) = &config.public_url {
+            anyhow::ensure!(
+                tether_core::Origin::from_url(url).is_some(),
+                "public_url {url:?} is not an absolute http(s) URL"
             );
         }
         Ok(config)
@@ -47,6 +225,19 @@ impl TetherConfig {
         }
     }
 
+    pub fn servers(&self) -> Vec<ServerConfig> {
+        self.servers.iter().map(|e| e.server.clone()).collect()
+    }
+
+    /// `public_url` without a trailing slash.
+    pub fn public_url(&self, listen: SocketAddr) -> String {
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_owned()
+    }
+
     pub fn to_toml(&self) -> anyhow::Result<String> {
         Ok(toml::to_string(self)?)
     }
@@ -59,31 +250,57 @@ mod tests {
     #[test]
     fn a_full_file_round_trips_through_the_effective_settings() {
         let text = r#"
+            listen = "127.0.0.1:9090"
+            public_url = "https://tether.example/"
+            [storage]
+            url = "sqlite:///var/lib/tether/tether.db"
             [limits]
             max_in_flight = 4
+            [gateway.host_auth]
+            issuer = "https://host.example"
+            audience = "tether"
+            hs256_secret_env = "TETHER_HOST_SECRET"
             [[servers]]
             name = "everything"
             command = "npx"
             args = ["-y", "@modelcontextprotocol/server-everything"]
+            deny = ["longRunningOperation"]
             [[servers]]
             name = "github"
             url = "https://api.example.com/mcp"
             oauth = true
+            client_id = "tether-app"
+            client_secret_env = "GITHUB_CLIENT_SECRET"
+            scopes = ["repo", "read:org"]
         "#;
         let config = TetherConfig::parse(text).expect("valid");
         assert_eq!(config.limits.max_in_flight, 4);
         assert_eq!(config.servers.len(), 2);
+        assert_eq!(config.servers[0].tools.deny, ["longRunningOperation"]);
+        assert_eq!(
+            config.servers[1].client.client_id.as_deref(),
+            Some("tether-app")
+        );
+        assert_eq!(config.servers[1].client.scopes, ["repo", "read:org"]);
+        assert!(config.servers[1].server.oauth);
+        assert_eq!(config.public_url(config.listen), "https://tether.example");
         let again = TetherConfig::parse(&config.to_toml().expect("serializes")).expect("valid");
         assert_eq!(again.servers, config.servers);
         assert_eq!(again.core(), config.core());
+        assert_eq!(again.gateway, config.gateway);
     }
 
     #[test]
     fn the_shipped_example_is_valid_and_states_the_defaults() {
         let config = TetherConfig::parse(include_str!("../../../examples/tether.toml"))
             .expect("examples/tether.toml is valid");
-        assert_eq!(config.core(), CoreConfig::default());
-        assert_eq!(config.servers[0].name.as_str(), "everything");
+        // Every number shown is the default, except that the example reconnects its
+        // non-OAuth server on login too.
+        let mut expected = CoreConfig::default();
+        expected.reconnect.include_non_oauth = true;
+        assert_eq!(config.core(), expected);
+        assert_eq!(config.servers[0].server.name.as_str(), "everything");
+        assert!(config.gateway.is_some());
     }
 
     #[test]
@@ -95,6 +312,16 @@ mod tests {
             ),
             ("[limit]\nmax_in_flight = 3", "limit"),
             ("[limits]\nmax_in_flight = 0", "max_in_flight"),
+            (
+                "[[servers]]\nname = \"a\"\nurl = \"https://x\"\nclient_secret_env = \"S\"",
+                "needs client_id",
+            ),
+            (
+                "[[servers]]\nname = \"a\"\nurl = \"https://x\"\nscope = [\"r\"]",
+                "scope",
+            ),
+            ("public_url = \"tether.example\"", "public_url"),
+            ("listen = \"nowhere\"", "listen"),
         ] {
             let err = format!("{:#}", TetherConfig::parse(text).expect_err(text));
             assert!(err.contains(needle), "{text:?} gave {err}");

@@ -5,6 +5,8 @@
 mod bearer;
 mod config;
 mod connect;
+mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +33,10 @@ enum Command {
     /// Connects to one MCP server (authorizing if it asks), lists its tools, optionally calls
     /// one, and exits: a probe for operators and scripts.
     Connect(Box<connect::ConnectArgs>),
+    /// Runs the gateway: per-user MCP endpoint, HTTP API, OAuth callback.
+    Serve(serve::ServeArgs),
+    /// Prints a development host token (JWT) for a user, signed with the configured HS256 secret.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -40,7 +46,7 @@ fn main() -> ExitCode {
     // its URL; our own error line already says what failed).
     let default_level = match cli.command {
         Command::Connect(_) => "warn,rmcp=off",
-        Command::Check { .. } => "info",
+        Command::Check { .. } | Command::Serve(_) | Command::Token(_) => "info",
     };
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -72,5 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(connect::run(*args)),
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+            .block_on(serve::run(args)),
+        Command::Token(args) => token::run(args),
     }
 }

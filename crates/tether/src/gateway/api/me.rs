@@ -1,0 +1,95 @@
+//! `/v1/me/…`: the authenticated user's own servers.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::json;
+use tether_core::{AttemptOutcome, ServerName, UserId};
+
+use super::error::ApiError;
+use super::rows::ServerRow;
+use crate::gateway::auth::AuthUser;
+use crate::gateway::state::AppState;
+
+/// `POST /v1/me/reconnect`: reconnect-on-login. Answers as soon as the attempts are scheduled
+/// (the core runs them in the background, staggered).
+pub async fn reconnect_all(State(app): State<AppState>, AuthUser(user): AuthUser) -> Response {
+    let scheduled = app.manager().reconnect_servers(&user).await;
+    (StatusCode::ACCEPTED, Json(json!({"scheduled": scheduled}))).into_response()
+}
+
+/// `GET /v1/me/servers`: every configured server with the user's state of it.
+pub async fn list_servers(
+    State(app): State<AppState>,
+    AuthUser(user): AuthUser,
+) -> Json<Vec<ServerRow>> {
+    let states = app.manager().server_states(&user).await;
+    Json(states.iter().map(ServerRow::from).collect())
+}
+
+#[derive(Debug, Serialize)]
+struct ReconnectAnswer {
+    connected: bool,
+    #[serde(flatten)]
+    row: ServerRow,
+}
+
+fn known_server(app: &AppState, name: &str) -> Result<ServerName, ApiError> {
+    let server = ServerName::new(name);
+    match app.manager().server(&server) {
+        Some(_) => Ok(server),
+        None => Err(ApiError::unknown_server(name)),
+    }
+}
+
+async fn row_of(app: &AppState, user: &UserId, server: &ServerName) -> Option<ServerRow> {
+    app.manager()
+        .server_states(user)
+        .await
+        .iter()
+        .find(|s| &s.name == server)
+        .map(ServerRow::from)
+}
+
+/// `POST /v1/me/servers/{name}/reconnect`: one attempt now; answers when it has ended.
+pub async fn reconnect_one(
+    State(app): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let server = known_server(&app, &name)?;
+    let outcome = app
+        .manager()
+        .reconnect_server_outcome(&user, &server)
+        .await
+        .map_err(|_| ApiError::unknown_server(&name))?;
+    let row = row_of(&app, &user, &server)
+        .await
+        .ok_or_else(|| ApiError::unknown_server(&name))?;
+    Ok(Json(ReconnectAnswer {
+        connected: outcome == AttemptOutcome::Connected,
+        row,
+    })
+    .into_response())
+}
+
+/// `DELETE /v1/me/servers/{name}`: closes the user's session to the server and lets the
+/// [`PairForgetter`](crate::gateway::PairForgetter), when there is one, delete the pair's
+/// tokens.
+pub async fn remove_server(
+    State(app): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let server = known_server(&app, &name)?;
+    app.manager().disconnect(&user, &server).await;
+    if let Some(forgetter) = app.forgetter() {
+        forgetter.forget(&user, &server).await.map_err(|e| {
+            tracing::warn!(%user, %server, error = %e, "could not forget the pair");
+            ApiError::internal("forget_failed", e.0)
+        })?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

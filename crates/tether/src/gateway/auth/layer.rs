@@ -1,0 +1,87 @@
+//! The axum side of host authentication: a middleware that verifies the bearer token and puts
+//! the [`UserId`] into the request extensions (where rmcp's handlers find it too, inside the
+//! `http::request::Parts` it passes along), and an extractor for handlers.
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tether_core::UserId;
+
+use super::error::AuthError;
+use crate::gateway::state::AppState;
+
+/// Longer Authorization headers are refused before any parsing.
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Middleware: 401 unless the request carries an acceptable host token; otherwise the user is
+/// recorded as seen and handed on in the request extensions.
+pub async fn require_user(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let user = match authenticate(&app, request.headers()).await {
+        Ok(user) => user,
+        Err(error) => {
+            tracing::debug!(%error, path = %request.uri().path(), "host token refused");
+            return error.into_response();
+        }
+    };
+    app.users().seen(&user);
+    request.extensions_mut().insert(user);
+    next.run(request).await
+}
+
+async fn authenticate(
+    app: &AppState,
+    headers: &axum::http::HeaderMap,
+) -> Result<UserId, AuthError> {
+    let value = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
+    if value.len() > MAX_TOKEN_LEN {
+        return Err(AuthError::Malformed);
+    }
+    let text = value.to_str().map_err(|_| AuthError::Malformed)?;
+    let token = bearer_token(text).ok_or(AuthError::Missing)?;
+    app.host_auth().verify(token).await
+}
+
+/// The token of an `Authorization: Bearer …` value (the scheme is case-insensitive).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The authenticated user of a request that went through [`require_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthUser(pub UserId);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Absent only if a route was mounted without the middleware: refuse, never default.
+        parts
+            .extensions
+            .get::<UserId>()
+            .cloned()
+            .map(AuthUser)
+            .ok_or(AuthError::Missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn bearer_values_are_parsed_strictly() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+    }
+}

@@ -1,0 +1,113 @@
+//! The gateway's configuration (`[gateway]` in the TOML file): host authentication, the `/mcp`
+//! endpoint, per-server tool filters and the operator credential.
+//!
+//! Secrets are never written in the file: the file names the environment variables that hold
+//! them, so that `tether check` can print the effective settings without leaking anything.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tether_core::ServerName;
+
+use super::auth::HostAuthConfig;
+use super::mcp::ToolFilter;
+
+/// Everything the gateway needs besides the [`tether_core::ReconnectionManager`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    pub host_auth: HostAuthConfig,
+    #[serde(default)]
+    pub mcp: McpConfig,
+    /// Tool allow/deny lists by server name (`[gateway.tools.github] deny = ["delete_repo"]`).
+    #[serde(default)]
+    pub tools: BTreeMap<ServerName, ToolFilter>,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// How many distinct users the operator page and metrics remember (least recently seen are
+    /// forgotten first). Bounds memory whatever the number of users.
+    #[serde(default = "default_max_tracked_users")]
+    pub max_tracked_users: usize,
+}
+
+fn default_max_tracked_users() -> usize {
+    100_000
+}
+
+/// The aggregated MCP endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpConfig {
+    /// Between server and tool name in the aggregated tool names (`github__search`).
+    pub tool_separator: String,
+    /// The largest accepted POST body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// `Host` header values accepted on `/mcp` (DNS-rebinding protection). Empty: any host.
+    /// Every request carries the host's JWT, which a rebinding page cannot forge, so the check
+    /// is optional here (rmcp's loopback-only default would refuse every real deployment).
+    pub allowed_hosts: Vec<String>,
+    /// An MCP session without traffic for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            tool_separator: "__".to_owned(),
+            max_body_bytes: 4 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            session_idle_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Who may read the operator page (`/status`). With nothing configured the page is off (404).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Environment variable holding a bearer token for `/status`.
+    pub token_env: Option<String>,
+    /// HTTP Basic user name for `/status` (with `password_env`).
+    pub basic_user: Option<String>,
+    /// Environment variable holding the HTTP Basic password.
+    pub password_env: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_minimal_table_gets_the_documented_defaults() {
+        let config: GatewayConfig = toml::from_str(
+            r#"
+            [host_auth]
+            issuer = "https://host.example"
+            audience = "tether"
+            hs256_secret_env = "TETHER_HOST_SECRET"
+            [tools.github]
+            deny = ["delete_repo"]
+            "#,
+        )
+        .expect("valid");
+        assert_eq!(config.mcp, McpConfig::default());
+        assert_eq!(config.mcp.tool_separator, "__");
+        assert_eq!(config.mcp.max_body_bytes, 4 * 1024 * 1024);
+        assert_eq!(config.admin, AdminConfig::default());
+        assert_eq!(config.max_tracked_users, 100_000);
+        let github = &config.tools[&ServerName::new("github")];
+        assert_eq!(github.deny, ["delete_repo"]);
+        assert!(github.allow.is_none());
+    }
+
+    #[test]
+    fn typos_are_refused() {
+        let err = toml::from_str::<GatewayConfig>(
+            "[host_auth]\nissuer = \"i\"\naudience = \"a\"\n[mcp]\nseparator = \"::\"",
+        )
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("separator"), "{err}");
+    }
+}

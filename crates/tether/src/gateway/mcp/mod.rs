@@ -1,0 +1,65 @@
+//! The per-user aggregated MCP endpoint, `/mcp`, over Streamable HTTP (POST, GET, DELETE).
+//!
+//! Owns the rmcp server (`StreamableHttpService` with a `LocalSessionManager` and the
+//! [`handler`]), aggregated tool naming, the per-server tool filters, the body checks in front
+//! of rmcp and the binding of MCP sessions to the user who created them. Requests reach it only
+//! through the host-JWT middleware.
+
+mod filter;
+mod handler;
+mod jsonrpc;
+mod names;
+mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware::from_fn_with_state;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio_util::sync::CancellationToken;
+
+pub use filter::{ToolFilter, ToolPolicy};
+pub use names::ToolNaming;
+pub use sessions::{SESSION_HEADER, SessionOwners};
+
+use crate::gateway::auth::require_user;
+use crate::gateway::config::McpConfig;
+use crate::gateway::state::AppState;
+
+/// rmcp's session manager, configured from `[gateway.mcp]`.
+pub(crate) fn session_manager(config: &McpConfig) -> Arc<LocalSessionManager> {
+    let mut manager = LocalSessionManager::default();
+    manager.session_config.keep_alive = Some(config.session_idle_timeout);
+    Arc::new(manager)
+}
+
+/// The `/mcp` routes. `cancel` ends every MCP session and stream (graceful shutdown: open SSE
+/// streams would otherwise keep the server from ever finishing).
+pub(crate) fn router(
+    app: AppState,
+    sessions: Arc<LocalSessionManager>,
+    cancel: CancellationToken,
+) -> Router {
+    let config = app.mcp_config();
+    let mut server_config = StreamableHttpServerConfig::default()
+        .with_max_request_body_bytes(config.max_body_bytes)
+        .with_cancellation_token(cancel);
+    server_config = if config.allowed_hosts.is_empty() {
+        server_config.disable_allowed_hosts()
+    } else {
+        server_config.with_allowed_hosts(config.allowed_hosts.clone())
+    };
+    let handler_app = app.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(handler::AggregatedServer::new(handler_app.clone())),
+        sessions,
+        server_config,
+    );
+    // Layers run outside in: authenticate, then check the session's owner, then the body.
+    Router::new()
+        .route_service("/mcp", service)
+        .layer(from_fn_with_state(app.clone(), jsonrpc::check_body))
+        .layer(from_fn_with_state(app.clone(), sessions::guard_sessions))
+        .layer(from_fn_with_state(app, require_user))
+}

@@ -1,0 +1,155 @@
+//! Which user owns which MCP session on `/mcp`, and the middleware that refuses a session id
+//! presented by anyone else.
+//!
+//! rmcp creates a session on `initialize` and afterwards trusts whoever presents its id. The
+//! id travels in a header that proxies and logs may see, so a valid JWT of user B with user A's
+//! session id must not reach A's session: every request carrying a session id is checked
+//! against the owner recorded when the session was created. Unknown ids are left to rmcp
+//! (which answers 404); refused ones get the same 404, so an id's existence is not disclosed to
+//! other users.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use tether_core::UserId;
+
+use super::jsonrpc::jsonrpc_error_response;
+use crate::gateway::auth::AuthError;
+use crate::gateway::state::AppState;
+
+/// rmcp's session header.
+pub const SESSION_HEADER: &str = "mcp-session-id";
+
+/// Owners are pruned against rmcp's live sessions when the map outgrows this (and then
+/// whenever it doubles), so sessions rmcp expired on its own do not accumulate.
+const PRUNE_FLOOR: usize = 1024;
+
+#[derive(Debug)]
+pub struct SessionOwners {
+    owners: Mutex<HashMap<String, UserId>>,
+    sessions: Arc<LocalSessionManager>,
+    prune_at: AtomicUsize,
+}
+
+impl SessionOwners {
+    pub(crate) fn new(sessions: Arc<LocalSessionManager>) -> Self {
+        Self {
+            owners: Mutex::new(HashMap::new()),
+            sessions,
+            prune_at: AtomicUsize::new(PRUNE_FLOOR),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UserId>> {
+        // Single map operations only: consistent even after a panic elsewhere.
+        self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn owner(&self, session: &str) -> Option<UserId> {
+        self.lock().get(session).cloned()
+    }
+
+    /// Open MCP sessions known to the gateway.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    async fn record(&self, session: String, user: UserId) {
+        let len = {
+            let mut owners = self.lock();
+            owners.insert(session, user);
+            owners.len()
+        };
+        if len >= self.prune_at.load(Ordering::Relaxed) {
+            self.prune().await;
+        }
+    }
+
+    fn forget(&self, session: &str) {
+        self.lock().remove(session);
+    }
+
+    async fn prune(&self) {
+        let live: std::collections::HashSet<String> = self
+            .sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|id| id.to_string())
+            .collect();
+        let remaining = {
+            let mut owners = self.lock();
+            owners.retain(|id, _| live.contains(id));
+            owners.len()
+        };
+        self.prune_at
+            .store((remaining * 2).max(PRUNE_FLOOR), Ordering::Relaxed);
+    }
+}
+
+/// Middleware on `/mcp` (after authentication): refuses other users' session ids and records
+/// the owner of sessions as they are created.
+pub async fn guard_sessions(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(user) = request.extensions().get::<UserId>().cloned() else {
+        return AuthError::Missing.into_response();
+    };
+    let session = match request.headers().get(SESSION_HEADER) {
+        None => None,
+        Some(value) => match value.to_str() {
+            Ok(id) => Some(id.to_owned()),
+            Err(_) => {
+                return jsonrpc_error_response(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    rmcp::model::ErrorCode::INVALID_REQUEST,
+                    "invalid session id",
+                );
+            }
+        },
+    };
+    let owners = app.session_owners();
+    if let Some(id) = &session
+        && let Some(owner) = owners.owner(id)
+        && owner != user
+    {
+        tracing::warn!(%user, "MCP session id presented by a user who does not own it");
+        return jsonrpc_error_response(
+            StatusCode::NOT_FOUND,
+            None,
+            rmcp::model::ErrorCode::INVALID_REQUEST,
+            "session not found",
+        );
+    }
+    let is_delete = request.method() == Method::DELETE;
+    let response = next.run(request).await;
+    match session {
+        None => {
+            if let Some(created) = response
+                .headers()
+                .get(SESSION_HEADER)
+                .and_then(|v| v.to_str().ok())
+            {
+                owners.record(created.to_owned(), user).await;
+            }
+        }
+        Some(id) => {
+            let ended = (is_delete && response.status().is_success())
+                || response.status() == StatusCode::NOT_FOUND;
+            if ended {
+                owners.forget(&id);
+            }
+        }
+    }
+    response
+}

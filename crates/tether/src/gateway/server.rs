@@ -1,0 +1,227 @@
+//! Assembly of the gateway's router from its parts, and serving it with graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use tether_core::{ReconnectionManager, ServerName};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
+use super::config::{GatewayConfig, McpConfig};
+use super::hooks::{PairForgetter, ReadinessCheck};
+use super::mcp::{SessionOwners, ToolFilter, ToolNaming, ToolPolicy};
+use super::state::{AppState, Parts};
+use super::users::UserRegistry;
+use super::{api, mcp};
+
+/// The gateway cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Auth(#[from] AuthConfigError),
+    #[error("invalid gateway configuration: {0}")]
+    Invalid(String),
+}
+
+/// Collects the parts of a [`Gateway`]; see [`Gateway::builder`].
+#[derive(Debug)]
+pub struct GatewayBuilder {
+    manager: ReconnectionManager,
+    host_auth: HostAuth,
+    mcp: McpConfig,
+    tools: BTreeMap<ServerName, ToolFilter>,
+    admin: AdminCredentials,
+    max_tracked_users: usize,
+    forgetter: Option<Arc<dyn PairForgetter>>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl GatewayBuilder {
+    pub fn mcp(mut self, config: McpConfig) -> Self {
+        self.mcp = config;
+        self
+    }
+
+    pub fn tool_filters(mut self, filters: BTreeMap<ServerName, ToolFilter>) -> Self {
+        self.tools = filters;
+        self
+    }
+
+    pub fn admin(mut self, admin: AdminCredentials) -> Self {
+        self.admin = admin;
+        self
+    }
+
+    pub fn max_tracked_users(mut self, max: usize) -> Self {
+        self.max_tracked_users = max;
+        self
+    }
+
+    /// Deletes a pair's tokens when the user removes a server.
+    pub fn pair_forgetter(mut self, forgetter: Arc<dyn PairForgetter>) -> Self {
+        self.forgetter = Some(forgetter);
+        self
+    }
+
+    /// One more dependency `/readyz` checks.
+    pub fn readiness_check(mut self, check: Arc<dyn ReadinessCheck>) -> Self {
+        self.readiness.push(check);
+        self
+    }
+
+    pub fn build(self) -> Result<Gateway, GatewayError> {
+        let naming = ToolNaming::new(self.mcp.tool_separator.clone()).ok_or_else(|| {
+            GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
+        })?;
+        if self.mcp.max_body_bytes == 0 {
+            return Err(GatewayError::Invalid(
+                "mcp.max_body_bytes must be positive".to_owned(),
+            ));
+        }
+        for server in self.tools.keys() {
+            if self.manager.server(server).is_none() {
+                return Err(GatewayError::Invalid(format!(
+                    "tools.{server}: no such server is configured"
+                )));
+            }
+        }
+        let sessions = mcp::session_manager(&self.mcp);
+        let app = AppState::new(Parts {
+            manager: self.manager,
+            host_auth: self.host_auth,
+            admin: self.admin,
+            users: UserRegistry::new(self.max_tracked_users),
+            mcp: self.mcp,
+            naming,
+            policy: ToolPolicy::new(self.tools),
+            session_owners: SessionOwners::new(sessions.clone()),
+            forgetter: self.forgetter,
+            readiness: self.readiness,
+        });
+        let mcp_cancel = CancellationToken::new();
+        let router =
+            api::router(app.clone()).merge(mcp::router(app.clone(), sessions, mcp_cancel.clone()));
+        Ok(Gateway {
+            app,
+            router,
+            mcp_cancel,
+        })
+    }
+}
+
+/// The assembled gateway: its router and what graceful shutdown needs.
+#[derive(Debug)]
+pub struct Gateway {
+    app: AppState,
+    router: Router,
+    mcp_cancel: CancellationToken,
+}
+
+impl Gateway {
+    pub fn builder(manager: ReconnectionManager, host_auth: HostAuth) -> GatewayBuilder {
+        GatewayBuilder {
+            manager,
+            host_auth,
+            mcp: McpConfig::default(),
+            tools: BTreeMap::new(),
+            admin: AdminCredentials::default(),
+            max_tracked_users: 100_000,
+            forgetter: None,
+            readiness: Vec::new(),
+        }
+    }
+
+    /// From the `[gateway]` table; secrets are read from the environment variables it names.
+    /// Hooks can be added afterwards only through [`Self::builder`]; use
+    /// [`Self::builder_from_config`] to add them.
+    pub fn from_config(
+        manager: ReconnectionManager,
+        config: &GatewayConfig,
+    ) -> Result<Self, GatewayError> {
+        Self::builder_from_config(manager, config)?.build()
+    }
+
+    /// A builder preset from the `[gateway]` table, for adding hooks before building.
+    pub fn builder_from_config(
+        manager: ReconnectionManager,
+        config: &GatewayConfig,
+    ) -> Result<GatewayBuilder, GatewayError> {
+        let host_auth = HostAuth::from_config(&config.host_auth)?;
+        let admin = AdminCredentials::from_config(&config.admin)?;
+        Ok(Self::builder(manager, host_auth)
+            .mcp(config.mcp.clone())
+            .tool_filters(config.tools.clone())
+            .admin(admin)
+            .max_tracked_users(config.max_tracked_users))
+    }
+
+    /// Adds routes the binary owns (the OAuth start and callback), served beside the gateway's.
+    pub fn merge_routes(mut self, routes: Router) -> Self {
+        self.router = self.router.merge(routes);
+        self
+    }
+
+    /// Every route: `/mcp`, `/v1/me/…`, `/healthz`, `/readyz`, `/metrics`, `/status`.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.app
+    }
+
+    /// Serves until `shutdown` resolves, then: `/readyz` turns 503, MCP sessions and their
+    /// streams are ended, in-flight requests finish, and the manager closes every upstream
+    /// session.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self.app.clone();
+        let cancel = self.mcp_cancel.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("gateway shutting down");
+            app.begin_shutdown();
+            cancel.cancel();
+        };
+        let served = axum::serve(listener, self.router)
+            .with_graceful_shutdown(signal)
+            .await;
+        self.app.manager().shutdown().await;
+        served
+    }
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM: the usual `shutdown` argument of
+/// [`Gateway::serve`].
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

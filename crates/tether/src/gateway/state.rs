@@ -1,0 +1,123 @@
+//! What every gateway handler shares: the manager, the authenticator, the registries, the
+//! metrics and the hooks. Cheap to clone.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tether_core::ReconnectionManager;
+
+use super::auth::{AdminCredentials, HostAuth};
+use super::config::McpConfig;
+use super::hooks::{PairForgetter, ReadinessCheck};
+use super::mcp::{SessionOwners, ToolNaming, ToolPolicy};
+use super::metrics::GatewayMetrics;
+use super::users::UserRegistry;
+
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    manager: ReconnectionManager,
+    host_auth: HostAuth,
+    admin: AdminCredentials,
+    users: UserRegistry,
+    metrics: GatewayMetrics,
+    mcp: McpConfig,
+    naming: ToolNaming,
+    policy: ToolPolicy,
+    session_owners: SessionOwners,
+    forgetter: Option<Arc<dyn PairForgetter>>,
+    readiness: Vec<Arc<dyn ReadinessCheck>>,
+    shutting_down: AtomicBool,
+}
+
+/// The parts an [`AppState`] is made of (see `GatewayBuilder`).
+pub(crate) struct Parts {
+    pub manager: ReconnectionManager,
+    pub host_auth: HostAuth,
+    pub admin: AdminCredentials,
+    pub users: UserRegistry,
+    pub mcp: McpConfig,
+    pub naming: ToolNaming,
+    pub policy: ToolPolicy,
+    pub session_owners: SessionOwners,
+    pub forgetter: Option<Arc<dyn PairForgetter>>,
+    pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+}
+
+impl AppState {
+    pub(crate) fn new(parts: Parts) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                manager: parts.manager,
+                host_auth: parts.host_auth,
+                admin: parts.admin,
+                users: parts.users,
+                metrics: GatewayMetrics::new(),
+                mcp: parts.mcp,
+                naming: parts.naming,
+                policy: parts.policy,
+                session_owners: parts.session_owners,
+                forgetter: parts.forgetter,
+                readiness: parts.readiness,
+                shutting_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    pub fn manager(&self) -> &ReconnectionManager {
+        &self.inner.manager
+    }
+
+    pub fn host_auth(&self) -> &HostAuth {
+        &self.inner.host_auth
+    }
+
+    pub fn admin(&self) -> &AdminCredentials {
+        &self.inner.admin
+    }
+
+    pub fn users(&self) -> &UserRegistry {
+        &self.inner.users
+    }
+
+    pub fn metrics(&self) -> &GatewayMetrics {
+        &self.inner.metrics
+    }
+
+    pub fn mcp_config(&self) -> &McpConfig {
+        &self.inner.mcp
+    }
+
+    pub fn naming(&self) -> &ToolNaming {
+        &self.inner.naming
+    }
+
+    pub fn policy(&self) -> &ToolPolicy {
+        &self.inner.policy
+    }
+
+    pub fn session_owners(&self) -> &SessionOwners {
+        &self.inner.session_owners
+    }
+
+    pub fn forgetter(&self) -> Option<&Arc<dyn PairForgetter>> {
+        self.inner.forgetter.as_ref()
+    }
+
+    pub fn readiness_checks(&self) -> &[Arc<dyn ReadinessCheck>] {
+        &self.inner.readiness
+    }
+
+    /// From now on `/readyz` says 503 so load balancers stop sending new work.
+    pub fn begin_shutdown(&self) {
+        self.inner.shutting_down.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.inner.shutting_down.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,62 @@
+//! The gateway's hooks filled in by the binary: forgetting a pair's tokens and tool list when a
+//! user removes a server, and readiness of the stores.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tether::gateway::{HookError, PairForgetter, ReadinessCheck};
+use tether_core::{Clock, PairKey, ServerName, SharedState, SystemClock, ToolCache, UserId};
+use tether_oauth::McpAuthorizer;
+use tether_store::sql::SqlStore;
+
+#[derive(Debug)]
+pub struct ForgetTokens {
+    pub authorizer: Arc<McpAuthorizer>,
+    pub store: SqlStore,
+}
+
+#[async_trait]
+impl PairForgetter for ForgetTokens {
+    async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), HookError> {
+        self.authorizer
+            .revoke_local(user, server)
+            .await
+            .map_err(|e| HookError(format!("could not delete the tokens: {e}")))?;
+        self.store
+            .remove(&PairKey::new(user.clone(), server.clone()))
+            .await
+            .map_err(|e| HookError(format!("could not delete the tool list: {e}")))
+    }
+}
+
+#[derive(Debug)]
+pub struct StorageReady(pub SqlStore);
+
+#[async_trait]
+impl ReadinessCheck for StorageReady {
+    fn name(&self) -> &str {
+        "storage"
+    }
+
+    async fn check(&self) -> Result<(), HookError> {
+        self.0.ping().await.map_err(|e| HookError(e.to_string()))
+    }
+}
+
+#[derive(Debug)]
+pub struct SharedStateReady(pub Arc<dyn SharedState>);
+
+#[async_trait]
+impl ReadinessCheck for SharedStateReady {
+    fn name(&self) -> &str {
+        "shared_state"
+    }
+
+    async fn check(&self) -> Result<(), HookError> {
+        self.0
+            .tracker_stats(SystemClock.now())
+            .await
+            .map(|_| ())
+            .map_err(|e| HookError(e.to_string()))
+    }
+}

@@ -1,0 +1,203 @@
+//! `tether serve`: assembles the gateway from the configuration file — storage (SQLite, tokens
+//! sealed), shared state (in-process or Redis), the OAuth client, the MCP connector, the
+//! reconnection manager and the HTTP gateway — and serves until Ctrl-C or SIGTERM.
+
+mod dev;
+mod hooks;
+mod oauth_routes;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tether::gateway::auth::{AdminCredentials, HostAuth};
+use tether::gateway::{Gateway, GatewayConfig, shutdown_signal};
+use tether_core::{InProcessState, ReconnectionManager, SharedState, SystemClock};
+use tether_mcp::McpConnector;
+use tether_oauth::store::{MemoryFlowStore, MemoryRefreshLock};
+use tether_oauth::{AuthorizerConfig, McpAuthorizer, NetworkPolicy, OAuthStores};
+use tether_store::crypto::Keyring;
+use tether_store::shared::{RedisState, RedisStateConfig};
+use tether_store::sql::SqlStore;
+
+use crate::bearer::AuthorizerBearer;
+use crate::config::TetherConfig;
+use oauth_routes::OAuthRoutes;
+
+pub use dev::{JWT_SECRET_FILE, data_dir, kept_secret};
+
+/// The environment variable holding the storage encryption key(s): `id:BASE64[,id:BASE64…]`.
+pub const ENCRYPTION_KEY_ENV: &str = "TETHER_ENCRYPTION_KEY";
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The TOML configuration file.
+    #[arg(long)]
+    config: PathBuf,
+    /// Development mode: make up and keep the encryption key and the host-token secret in
+    /// files next to the database when they are not set. Never in production.
+    #[arg(long)]
+    dev: bool,
+    /// Where to listen (overrides `listen` in the file).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+}
+
+fn keyring(config: &TetherConfig, dev: bool) -> anyhow::Result<Keyring> {
+    let setting = match std::env::var(ENCRYPTION_KEY_ENV) {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ if dev => {
+            let dir = data_dir(&config.storage.url);
+            let key = kept_secret(&dir, dev::ENCRYPTION_KEY_FILE, Keyring::generate_setting)?;
+            tracing::warn!(
+                "--dev: tokens are encrypted with a key kept in {}; set {ENCRYPTION_KEY_ENV} in production",
+                dir.join(dev::ENCRYPTION_KEY_FILE).display()
+            );
+            key
+        }
+        _ => bail!(
+            "{ENCRYPTION_KEY_ENV} is not set: tokens are stored encrypted and need a key \
+             (create one with `openssl rand -base64 32`), or run with --dev for a throwaway key file"
+        ),
+    };
+    Keyring::parse(&setting).with_context(|| format!("{ENCRYPTION_KEY_ENV} is not usable"))
+}
+
+fn host_auth(
+    config: &TetherConfig,
+    gateway: &GatewayConfig,
+    dev: bool,
+) -> anyhow::Result<HostAuth> {
+    let auth = &gateway.host_auth;
+    if let Some(var) = &auth.hs256_secret_env {
+        let set = std::env::var(var).is_ok_and(|v| !v.is_empty());
+        if !set && dev {
+            let dir = data_dir(&config.storage.url);
+            let secret = kept_secret(&dir, JWT_SECRET_FILE, dev::new_jwt_secret)?;
+            tracing::warn!(
+                "--dev: {var} is not set; host tokens are checked with the secret kept in {} (`tether token` uses it too)",
+                dir.join(JWT_SECRET_FILE).display()
+            );
+            return HostAuth::with_hs256_secret(auth, secret.as_bytes())
+                .context("host authentication is not usable");
+        }
+    }
+    HostAuth::from_config(auth).context("host authentication is not usable")
+}
+
+async fn shared_state(config: &TetherConfig) -> anyhow::Result<Arc<dyn SharedState>> {
+    let url = config.state.url.as_str();
+    if url == "memory" {
+        return Ok(Arc::new(InProcessState::new()));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let state = RedisState::connect(RedisStateConfig::new(url, &config.state.prefix))
+            .await
+            .context("cannot reach the shared state")?;
+        return Ok(Arc::new(state));
+    }
+    bail!("state.url must be \"memory\" or a redis:// URL")
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = TetherConfig::load(&args.config)?;
+    let Some(gateway_config) = config.gateway.clone() else {
+        bail!(
+            "{}: [gateway.host_auth] is required to serve",
+            args.config.display()
+        );
+    };
+    let listen = args.listen.unwrap_or(config.listen);
+    let public_url = config.public_url(listen);
+    if args.dev {
+        tracing::warn!("running with --dev: development secrets, not for production");
+    }
+
+    let keys = keyring(&config, args.dev)?;
+    let store = SqlStore::open(&config.storage.url, keys)
+        .await
+        .context("cannot open the storage")?;
+    let shared = shared_state(&config).await?;
+
+    let network = NetworkPolicy {
+        allow_private_addresses: config.oauth.allow_private_addresses,
+        ..NetworkPolicy::default()
+    };
+    let authorizer = Arc::new(McpAuthorizer::new(
+        AuthorizerConfig {
+            network,
+            client_name: config.oauth.client_name.clone(),
+            client_metadata_url: config.oauth.client_metadata_url.clone(),
+            ..AuthorizerConfig::default()
+        },
+        OAuthStores {
+            vault: Arc::new(store.clone()),
+            registrations: Arc::new(store.clone()),
+            flows: Arc::new(MemoryFlowStore::new()),
+            locks: Arc::new(MemoryRefreshLock::new()),
+        },
+    )?);
+    let connector = McpConnector::default()
+        .with_bearer_source(Arc::new(AuthorizerBearer::new(authorizer.clone())));
+    let manager = ReconnectionManager::builder(
+        config.core(),
+        config.servers(),
+        Arc::new(connector),
+        Arc::new(store.clone()),
+    )
+    .tool_cache(Arc::new(store.clone()))
+    .shared_state(shared.clone())
+    .clock(Arc::new(SystemClock))
+    .build()?;
+
+    let mut filters = gateway_config.tools.clone();
+    for entry in &config.servers {
+        if entry.tools != Default::default() {
+            filters.insert(entry.server.name.clone(), entry.tools.clone());
+        }
+    }
+    let gateway = Gateway::builder(
+        manager.clone(),
+        host_auth(&config, &gateway_config, args.dev)?,
+    )
+    .mcp(gateway_config.mcp.clone())
+    .tool_filters(filters)
+    .admin(AdminCredentials::from_config(&gateway_config.admin)?)
+    .max_tracked_users(gateway_config.max_tracked_users)
+    .pair_forgetter(Arc::new(hooks::ForgetTokens {
+        authorizer: authorizer.clone(),
+        store: store.clone(),
+    }))
+    .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
+    .readiness_check(Arc::new(hooks::SharedStateReady(shared)))
+    .build()?;
+
+    let servers: BTreeMap<_, _> = config
+        .servers
+        .iter()
+        .map(|e| (e.server.name.clone(), e.clone()))
+        .collect();
+    let oauth = Arc::new(OAuthRoutes::new(
+        authorizer,
+        manager,
+        servers,
+        format!("{public_url}/oauth/callback"),
+        config.oauth.return_url.clone(),
+        config.oauth.client_metadata_url.clone(),
+    ));
+    let oauth_router = oauth.router(gateway.state().clone());
+    let gateway = gateway.merge_routes(oauth_router);
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    tracing::info!(listen = %bound, public_url = %public_url, "tether is serving");
+    // One line on stdout for scripts and tests that start Tether on port 0.
+    println!("tether listening on http://{bound}");
+    gateway.serve(listener, shutdown_signal()).await?;
+    store.close().await;
+    Ok(())
+}

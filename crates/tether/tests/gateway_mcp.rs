@@ -1,0 +1,347 @@
+//! `/mcp` end to end: a real rmcp client through the gateway to real upstreams
+//! (`server-everything` over stdio, an in-process rmcp server over Streamable HTTP).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, ErrorCode};
+use rmcp::service::ServiceError;
+use serde_json::{Value, json};
+use tether::gateway::McpConfig;
+use tether::gateway::mcp::{SESSION_HEADER, ToolFilter};
+use tether_core::ServerName;
+
+use support::{
+    STEP, TestGateway, everything_server, first_message, http_server, initialize_body, jwt,
+    mcp_client, mcp_post, upstream,
+};
+
+fn deny_hidden() -> BTreeMap<ServerName, ToolFilter> {
+    BTreeMap::from([(
+        ServerName::new("local"),
+        ToolFilter {
+            allow: None,
+            deny: vec!["hidden".to_owned()],
+        },
+    )])
+}
+
+fn error_code(error: &ServiceError) -> Option<ErrorCode> {
+    match error {
+        ServiceError::McpError(data) => Some(data.code),
+        _ => None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_client_lists_and_calls_the_tools_of_every_server() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![
+            everything_server(),
+            http_server("local", &local.url, Duration::from_secs(10)),
+        ],
+        |b| b.tool_filters(deny_hidden()),
+    )
+    .await;
+    let client = mcp_client(&gateway.base, &jwt("alice")).await;
+
+    let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
+        .await
+        .expect("tools/list in time")
+        .expect("tools/list succeeds");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert!(names.contains(&"everything__echo"), "{names:?}");
+    assert!(names.contains(&"local__add"), "{names:?}");
+    assert!(
+        !names.contains(&"local__hidden"),
+        "denied tools are not listed: {names:?}"
+    );
+    let echo = tools
+        .iter()
+        .find(|t| t.name == "everything__echo")
+        .expect("echo listed");
+    assert!(
+        echo.input_schema.get("properties").is_some(),
+        "the upstream schema is kept"
+    );
+
+    let mut call = CallToolRequestParams::new("everything__echo");
+    call.arguments = json!({"message": "hello gateway"}).as_object().cloned();
+    let result = tokio::time::timeout(STEP, client.peer().call_tool(call))
+        .await
+        .expect("tools/call in time")
+        .expect("tools/call succeeds");
+    let text = serde_json::to_value(&result).expect("serializes");
+    assert_eq!(text["content"][0]["text"], "Echo: hello gateway", "{text}");
+
+    let mut add = CallToolRequestParams::new("local__add");
+    add.arguments = json!({"a": 2, "b": 3}).as_object().cloned();
+    let result = client.peer().call_tool(add).await.expect("add succeeds");
+    let text = serde_json::to_value(&result).expect("serializes");
+    assert_eq!(text["content"][0]["text"], "5", "{text}");
+
+    // Denied, unknown tool of a known server, unknown server: JSON-RPC invalid params.
+    for name in [
+        "local__hidden",
+        "everything__no_such_tool",
+        "nowhere__echo",
+        "echo",
+    ] {
+        let error = client
+            .peer()
+            .call_tool(CallToolRequestParams::new(name))
+            .await
+            .expect_err(name);
+        assert_eq!(
+            error_code(&error),
+            Some(ErrorCode::INVALID_PARAMS),
+            "{name}: {error:?}"
+        );
+    }
+
+    let metrics = gateway
+        .http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics answer")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics.contains("tether_tool_call_duration_seconds_bucket{server=\"everything\""),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("alice"),
+        "no user ids in metrics:\n{metrics}"
+    );
+
+    client.cancel().await.expect("client closes");
+    gateway.stop().await;
+}
+
+/// Opens an MCP session by hand (initialize + initialized) and returns its id.
+async fn open_session(gateway: &TestGateway, token: &str) -> String {
+    let response = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize answers");
+    assert_eq!(response.status(), 200);
+    let session = response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    let init = first_message(response).await;
+    assert!(init.get("result").is_some(), "{init}");
+    let notified = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized answers");
+    assert!(notified.status().is_success(), "{}", notified.status());
+    session
+}
+
+async fn list_in_session(gateway: &TestGateway, token: &str, session: &str) -> reqwest::Response {
+    mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("tools/list answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_belongs_to_the_user_who_opened_it() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| b,
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let session = open_session(&gateway, &alice).await;
+
+    // Bob, with a valid token of his own, cannot use Alice's session: not by POST, GET or
+    // DELETE.
+    let refused = list_in_session(&gateway, &bob, &session).await;
+    assert_eq!(refused.status(), 404);
+    let body: Value = refused.json().await.expect("JSON-RPC error body");
+    assert!(body.get("error").is_some(), "{body}");
+    let get = gateway
+        .http
+        .get(gateway.url("/mcp"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header(SESSION_HEADER, &session)
+        .send()
+        .await
+        .expect("GET answers");
+    assert_eq!(get.status(), 404);
+    let delete = gateway
+        .http
+        .delete(gateway.url("/mcp"))
+        .bearer_auth(&bob)
+        .header(SESSION_HEADER, &session)
+        .send()
+        .await
+        .expect("DELETE answers");
+    assert_eq!(delete.status(), 404);
+
+    // Alice's session still works, and lists her tools.
+    let listed = first_message(list_in_session(&gateway, &alice, &session).await).await;
+    let names: Vec<&str> = listed["result"]["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"local__add"), "{listed}");
+
+    // And she can end it; afterwards the id is unknown to everyone.
+    let delete = gateway
+        .http
+        .delete(gateway.url("/mcp"))
+        .bearer_auth(&alice)
+        .header(SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("DELETE answers");
+    assert!(delete.status().is_success(), "{}", delete.status());
+    assert_eq!(
+        list_in_session(&gateway, &alice, &session).await.status(),
+        404
+    );
+
+    // Graceful shutdown does not wait forever for a client that keeps its session (and its
+    // event stream) open.
+    let lingering = mcp_client(&gateway.base, &alice).await;
+    gateway.stop().await;
+    drop(lingering);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_get_jsonrpc_errors_and_oversize_bodies_413() {
+    let gateway = TestGateway::start(Vec::new(), |b| {
+        b.mcp(McpConfig {
+            max_body_bytes: 64 * 1024,
+            ..McpConfig::default()
+        })
+    })
+    .await;
+    let token = jwt("alice");
+    let url = gateway.url("/mcp");
+
+    let not_json = mcp_post(&gateway.http, &url, &token)
+        .body("{not json")
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(not_json.status(), 400);
+    let body: Value = not_json.json().await.expect("JSON body");
+    assert_eq!(body["error"]["code"], ErrorCode::PARSE_ERROR.0, "{body}");
+
+    let not_rpc = mcp_post(&gateway.http, &url, &token)
+        .json(&json!({"hello": "world"}))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(not_rpc.status(), 400);
+    let body: Value = not_rpc.json().await.expect("JSON body");
+    assert_eq!(
+        body["error"]["code"],
+        ErrorCode::INVALID_REQUEST.0,
+        "{body}"
+    );
+
+    let bad_params = mcp_post(&gateway.http, &url, &token)
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"arguments": 3}}),
+        )
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(bad_params.status(), 400);
+    let body: Value = bad_params.json().await.expect("JSON body");
+    assert_eq!(body["id"], 7, "{body}");
+    assert_eq!(body["error"]["code"], ErrorCode::INVALID_PARAMS.0, "{body}");
+
+    // Well-formed, but without a session: rmcp's refusal arrives as a JSON-RPC error too.
+    let no_session = mcp_post(&gateway.http, &url, &token)
+        .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}))
+        .send()
+        .await
+        .expect("answers");
+    assert!(
+        no_session.status().is_client_error(),
+        "{}",
+        no_session.status()
+    );
+    let body: Value = no_session.json().await.expect("JSON body");
+    assert!(body["error"]["code"].is_i64(), "{body}");
+
+    let huge = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(100 * 1024)}});
+    let too_large = mcp_post(&gateway.http, &url, &token)
+        .json(&huge)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(too_large.status(), 413);
+
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_without_a_good_token_is_401() {
+    let gateway = TestGateway::start(Vec::new(), |b| b).await;
+    let url = gateway.url("/mcp");
+    let expired = support::expired_jwt("alice");
+    let forged = {
+        let mut t = jwt("alice");
+        t.push('x');
+        t
+    };
+    for token in [
+        None,
+        Some(expired.as_str()),
+        Some(forged.as_str()),
+        Some("garbage"),
+    ] {
+        let mut request = gateway
+            .http
+            .post(&url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(&initialize_body());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("answers");
+        assert_eq!(response.status(), 401, "{token:?}");
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .expect("a challenge")
+            .to_owned();
+        assert!(challenge.starts_with("Bearer"), "{challenge}");
+        let body = response.text().await.expect("body");
+        assert!(body.contains("\"error\""), "{body}");
+        if let Some(token) = token {
+            assert!(!body.contains(token), "the token is not echoed");
+            assert!(!challenge.contains(token), "the token is not echoed");
+        }
+    }
+    gateway.stop().await;
+}
