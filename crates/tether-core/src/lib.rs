@@ -16,6 +16,7 @@ pub mod connector;
 pub mod error;
 pub mod ids;
 pub mod limiter;
+pub mod links;
 pub mod manager;
 pub mod rate;
 pub mod redact;
@@ -35,6 +36,7 @@ pub use connector::{
 };
 pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
+pub use links::AuthorizationLinks;
 pub use manager::{
     AttemptOutcome, Eligibility, ListedTool, ManagerBuilder, ManagerStats, ReconnectionManager,
     UnknownServer,

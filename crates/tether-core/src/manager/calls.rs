@@ -198,7 +198,14 @@ impl Inner {
     }
 
     async fn stub(&self, pair: &PairKey, tool: &str) -> ToolResult {
-        let (state, _) = self.state_of(pair).await;
+        let (mut state, _) = self.state_of(pair).await;
+        if let ConnectionState::NeedsAuthorization {
+            authorization_url: url @ None,
+        } = &mut state
+            && let Some(links) = &self.links
+        {
+            *url = links.authorization_url(pair).await;
+        }
         unavailable_result(&pair.server, tool, &state, self.clock.now())
     }
 }

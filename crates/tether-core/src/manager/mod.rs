@@ -33,6 +33,7 @@ use crate::connector::Connector;
 use crate::error::StoreError;
 use crate::ids::{PairKey, ServerName, UserId};
 use crate::limiter::OriginLimiter;
+use crate::links::AuthorizationLinks;
 use crate::shared::{InProcessState, SharedState, TrackerStats};
 use crate::state::{ConnectionState, ServerStatus};
 use crate::time::{Clock, SystemClock, Timestamp};
@@ -113,6 +114,7 @@ pub(crate) struct Inner {
     connector: Arc<dyn Connector>,
     tokens: Arc<dyn TokenStore>,
     tool_cache: Arc<dyn ToolCache>,
+    links: Option<Arc<dyn AuthorizationLinks>>,
     clock: Arc<dyn Clock>,
     tracker: ReconnectionTracker,
     breakers: CircuitBreakers,
@@ -190,6 +192,7 @@ pub struct ManagerBuilder {
     connector: Arc<dyn Connector>,
     tokens: Arc<dyn TokenStore>,
     tool_cache: Option<Arc<dyn ToolCache>>,
+    links: Option<Arc<dyn AuthorizationLinks>>,
     shared: Option<Arc<dyn SharedState>>,
     clock: Option<Arc<dyn Clock>>,
 }
@@ -197,6 +200,12 @@ pub struct ManagerBuilder {
 impl ManagerBuilder {
     pub fn tool_cache(mut self, cache: Arc<dyn ToolCache>) -> Self {
         self.tool_cache = Some(cache);
+        self
+    }
+
+    /// Where "needs authorization" stubs send the user (see [`AuthorizationLinks`]).
+    pub fn authorization_links(mut self, links: Arc<dyn AuthorizationLinks>) -> Self {
+        self.links = Some(links);
         self
     }
 
@@ -233,6 +242,7 @@ impl ManagerBuilder {
             tool_cache: self
                 .tool_cache
                 .unwrap_or_else(|| Arc::new(MemoryToolCache::default())),
+            links: self.links,
             clock,
             attempts: Coalescer::default(),
             recoveries: Coalescer::default(),
@@ -262,6 +272,7 @@ impl ReconnectionManager {
             connector,
             tokens,
             tool_cache: None,
+            links: None,
             shared: None,
             clock: None,
         }

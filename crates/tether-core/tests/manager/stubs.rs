@@ -164,3 +164,59 @@ async fn each_unavailable_state_gives_the_model_its_reason() {
     assert_eq!(h.manager.list_tools(&u).await.len(), 3);
     tokio::time::advance(Duration::from_secs(1)).await;
 }
+
+#[derive(Debug, Default)]
+struct Links {
+    asked: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl tether_core::AuthorizationLinks for Links {
+    async fn authorization_url(&self, pair: &tether_core::PairKey) -> Option<String> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Some(format!("https://as.example/authorize?for={}", pair.server))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_needs_authorization_stub_carries_the_applications_link() {
+    let connector = ScriptedConnector::new();
+    let tokens = FakeTokens::new();
+    tokens.valid_for_everyone();
+    let links = std::sync::Arc::new(Links::default());
+    let manager = tether_core::ReconnectionManager::builder(
+        CoreConfig::default(),
+        vec![http_server("github", "https://gh.example/mcp")],
+        connector.clone(),
+        tokens,
+    )
+    .authorization_links(links.clone())
+    .build()
+    .expect("valid");
+    let u = user("u");
+    assert!(manager.reconnect_server(&u, &server("github")).await);
+    manager.disconnect(&u, &server("github")).await;
+    connector.set_default(
+        "github",
+        Err(ConnectError::NeedsAuthorization {
+            authorization_url: None,
+        }),
+    );
+    assert!(!manager.reconnect_server(&u, &server("github")).await);
+    assert_eq!(
+        links.asked.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "asked only for a stub"
+    );
+    let stub = manager
+        .call_tool(&u, &server("github"), "search", None)
+        .await
+        .expect("known");
+    assert!(stub.is_error);
+    assert!(
+        stub.text()
+            .contains("https://as.example/authorize?for=github"),
+        "{}",
+        stub.text()
+    );
+}

@@ -24,7 +24,7 @@ use tether_store::sql::SqlStore;
 
 use crate::bearer::AuthorizerBearer;
 use crate::config::TetherConfig;
-use oauth_routes::OAuthRoutes;
+use oauth_routes::{FlowStarter, OAuthRoutes};
 
 pub use dev::{JWT_SECRET_FILE, data_dir, kept_secret};
 
@@ -141,6 +141,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )?);
     let connector = McpConnector::default()
         .with_bearer_source(Arc::new(AuthorizerBearer::new(authorizer.clone())));
+    let servers: BTreeMap<_, _> = config
+        .servers
+        .iter()
+        .map(|e| (e.server.name.clone(), e.clone()))
+        .collect();
+    let flows = Arc::new(FlowStarter::new(
+        authorizer.clone(),
+        servers,
+        format!("{public_url}/oauth/callback"),
+        config.oauth.client_metadata_url.clone(),
+    ));
     let manager = ReconnectionManager::builder(
         config.core(),
         config.servers(),
@@ -149,6 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     )
     .tool_cache(Arc::new(store.clone()))
     .shared_state(shared.clone())
+    .authorization_links(flows.clone())
     .clock(Arc::new(SystemClock))
     .build()?;
 
@@ -174,18 +186,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .readiness_check(Arc::new(hooks::SharedStateReady(shared)))
     .build()?;
 
-    let servers: BTreeMap<_, _> = config
-        .servers
-        .iter()
-        .map(|e| (e.server.name.clone(), e.clone()))
-        .collect();
     let oauth = Arc::new(OAuthRoutes::new(
-        authorizer,
+        flows,
         manager,
-        servers,
-        format!("{public_url}/oauth/callback"),
         config.oauth.return_url.clone(),
-        config.oauth.client_metadata_url.clone(),
     ));
     let oauth_router = oauth.router(gateway.state().clone());
     let gateway = gateway.merge_routes(oauth_router);

@@ -8,9 +8,11 @@
 //! expired `state` gets a 400 page and changes nothing.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -22,7 +24,10 @@ use serde_json::json;
 use tether::gateway::AppState;
 use tether::gateway::auth::{AuthUser, require_user};
 use tether_core::redact::redact;
-use tether_core::{AttemptOutcome, ReconnectionManager, ServerName, TransportConfig, UserId};
+use tether_core::{
+    AttemptOutcome, AuthorizationLinks, PairKey, ReconnectionManager, ServerName, TransportConfig,
+    UserId,
+};
 use tether_oauth::{McpAuthorizer, OAuthError, PreregisteredClient, Secret, StartOptions};
 
 use crate::config::ServerEntry;
@@ -31,33 +36,154 @@ use crate::config::ServerEntry;
 const COMPLETED_TTL: Duration = Duration::from_secs(600);
 const COMPLETED_MAX: usize = 10_000;
 
-pub struct OAuthRoutes {
+/// Starts authorization flows for configured servers: behind `POST …/authorize`, and for the
+/// "needs authorization" stubs (through [`AuthorizationLinks`]).
+pub struct FlowStarter {
     pub authorizer: Arc<McpAuthorizer>,
-    pub manager: ReconnectionManager,
     pub servers: BTreeMap<ServerName, ServerEntry>,
     /// `{public_url}/oauth/callback`
     pub redirect_uri: String,
-    pub return_url: Option<String>,
     pub client_metadata_url: Option<String>,
+    /// Links handed to stubs, per pair, reused while their flow is young: a model retrying a
+    /// tool must not start a discovery and a flow on every call.
+    links: Mutex<HashMap<PairKey, (String, Instant)>>,
+}
+
+/// Shorter than the flow's own lifetime, so a link in a stub is still valid when clicked.
+const LINK_REUSE: Duration = Duration::from_secs(5 * 60);
+
+impl fmt::Debug for FlowStarter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowStarter")
+            .field("servers", &self.servers.len())
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowStarter {
+    pub fn new(
+        authorizer: Arc<McpAuthorizer>,
+        servers: BTreeMap<ServerName, ServerEntry>,
+        redirect_uri: String,
+        client_metadata_url: Option<String>,
+    ) -> Self {
+        Self {
+            authorizer,
+            servers,
+            redirect_uri,
+            client_metadata_url,
+            links: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a flow for the pair and returns the URL to send the user to.
+    pub async fn start(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+    ) -> Result<String, (StatusCode, String)> {
+        let Some(entry) = self.servers.get(server) else {
+            return Err((StatusCode::NOT_FOUND, "no such server".to_owned()));
+        };
+        let url = match &entry.server.transport {
+            TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => url.clone(),
+            TransportConfig::Stdio { .. } => {
+                return Err((
+                    StatusCode::CONFLICT,
+                    "this server runs locally and needs no authorization".to_owned(),
+                ));
+            }
+        };
+        if !entry.server.oauth {
+            return Err((
+                StatusCode::CONFLICT,
+                "this server is not configured for OAuth".to_owned(),
+            ));
+        }
+        let options = self
+            .start_options(entry)
+            .map_err(|m| (StatusCode::INTERNAL_SERVER_ERROR, m))?;
+        match self.authorizer.start(user, server, &url, options).await {
+            Ok(start) => Ok(start.authorization_url),
+            Err(error) => {
+                tracing::info!(%user, %server, %error, "authorization could not start");
+                Err((oauth_status(&error), error.to_string()))
+            }
+        }
+    }
+
+    fn start_options(&self, entry: &ServerEntry) -> Result<StartOptions, String> {
+        let mut options = StartOptions::new(self.redirect_uri.clone());
+        if !entry.client.scopes.is_empty() {
+            options = options.with_scopes(entry.client.scopes.iter().cloned());
+        }
+        if let Some(client_id) = &entry.client.client_id {
+            let client_secret = match &entry.client.client_secret_env {
+                Some(var) => {
+                    Some(Secret::new(std::env::var(var).map_err(|_| {
+                        format!("the client secret variable {var} is not set")
+                    })?))
+                }
+                None => None,
+            };
+            options = options.with_client(PreregisteredClient {
+                client_id: client_id.clone(),
+                client_secret,
+                auth_method: None,
+            });
+        }
+        options.client_metadata_url = entry
+            .client
+            .client_metadata_url
+            .clone()
+            .or_else(|| self.client_metadata_url.clone());
+        Ok(options)
+    }
+}
+
+#[async_trait]
+impl AuthorizationLinks for FlowStarter {
+    async fn authorization_url(&self, pair: &PairKey) -> Option<String> {
+        {
+            let links = self
+                .links
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((url, at)) = links.get(pair)
+                && at.elapsed() < LINK_REUSE
+            {
+                return Some(url.clone());
+            }
+        }
+        let url = self.start(&pair.user, &pair.server).await.ok()?;
+        let mut links = self
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        links.retain(|_, (_, at)| at.elapsed() < LINK_REUSE);
+        links.insert(pair.clone(), (url.clone(), Instant::now()));
+        Some(url)
+    }
+}
+
+pub struct OAuthRoutes {
+    pub flows: Arc<FlowStarter>,
+    pub manager: ReconnectionManager,
+    pub return_url: Option<String>,
     completed: Mutex<HashMap<String, (UserId, ServerName, Instant)>>,
 }
 
 impl OAuthRoutes {
     pub fn new(
-        authorizer: Arc<McpAuthorizer>,
+        flows: Arc<FlowStarter>,
         manager: ReconnectionManager,
-        servers: BTreeMap<ServerName, ServerEntry>,
-        redirect_uri: String,
         return_url: Option<String>,
-        client_metadata_url: Option<String>,
     ) -> Self {
         Self {
-            authorizer,
+            flows,
             manager,
-            servers,
-            redirect_uri,
             return_url,
-            client_metadata_url,
             completed: Mutex::new(HashMap::new()),
         }
     }
@@ -99,34 +225,6 @@ impl OAuthRoutes {
             .filter(|(_, _, at)| at.elapsed() < COMPLETED_TTL)
             .map(|(u, s, _)| (u.clone(), s.clone()))
     }
-
-    fn start_options(&self, entry: &ServerEntry) -> Result<StartOptions, String> {
-        let mut options = StartOptions::new(self.redirect_uri.clone());
-        if !entry.client.scopes.is_empty() {
-            options = options.with_scopes(entry.client.scopes.iter().cloned());
-        }
-        if let Some(client_id) = &entry.client.client_id {
-            let client_secret = match &entry.client.client_secret_env {
-                Some(var) => {
-                    Some(Secret::new(std::env::var(var).map_err(|_| {
-                        format!("the client secret variable {var} is not set")
-                    })?))
-                }
-                None => None,
-            };
-            options = options.with_client(PreregisteredClient {
-                client_id: client_id.clone(),
-                client_secret,
-                auth_method: None,
-            });
-        }
-        options.client_metadata_url = entry
-            .client
-            .client_metadata_url
-            .clone()
-            .or_else(|| self.client_metadata_url.clone());
-        Ok(options)
-    }
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response {
@@ -146,35 +244,9 @@ async fn authorize(
     AuthUser(user): AuthUser,
     Path(name): Path<String>,
 ) -> Response {
-    let server = ServerName::new(&name);
-    let Some(entry) = routes.servers.get(&server) else {
-        return json_error(StatusCode::NOT_FOUND, "no such server");
-    };
-    let url = match &entry.server.transport {
-        TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => url.clone(),
-        TransportConfig::Stdio { .. } => {
-            return json_error(
-                StatusCode::CONFLICT,
-                "this server runs locally and needs no authorization",
-            );
-        }
-    };
-    if !entry.server.oauth {
-        return json_error(
-            StatusCode::CONFLICT,
-            "this server is not configured for OAuth",
-        );
-    }
-    let options = match routes.start_options(entry) {
-        Ok(options) => options,
-        Err(message) => return json_error(StatusCode::INTERNAL_SERVER_ERROR, &message),
-    };
-    match routes.authorizer.start(&user, &server, &url, options).await {
-        Ok(start) => Json(json!({ "authorization_url": start.authorization_url })).into_response(),
-        Err(error) => {
-            tracing::info!(%user, %server, %error, "authorization could not start");
-            json_error(oauth_status(&error), &error.to_string())
-        }
+    match routes.flows.start(&user, &ServerName::new(&name)).await {
+        Ok(url) => Json(json!({ "authorization_url": url })).into_response(),
+        Err((status, message)) => json_error(status, &message),
     }
 }
 
@@ -205,7 +277,7 @@ async fn callback(
         );
     };
     let issuer = params.get("iss").map(String::as_str);
-    match routes.authorizer.complete(state, code, issuer).await {
+    match routes.flows.authorizer.complete(state, code, issuer).await {
         Ok((user, server)) => {
             routes.remember(state, &user, &server);
             // A fresh authorization wipes the pair's failures and breaker, then connects now.
