@@ -62,6 +62,7 @@ pub struct Sealed {
 }
 
 /// The configured keys: one current (for sealing), any number of older ones (for opening).
+#[derive(Clone)]
 pub struct Keyring {
     current: String,
     ciphers: HashMap<String, XChaCha20Poly1305>,

@@ -57,6 +57,14 @@ impl Keys {
         format!("{}:rate:{}", self.prefix, escape(origin.as_str()))
     }
 
+    pub fn flow(&self, state: &str) -> String {
+        format!("{}:flow:{}", self.prefix, escape(state))
+    }
+
+    pub fn refresh_lock(&self, pair: &PairKey) -> String {
+        self.pair("refresh-lock", pair)
+    }
+
     /// A SCAN pattern for every key of one kind (the prefix's own glob characters escaped).
     pub fn pattern(&self, kind: &str) -> String {
         let mut escaped = String::with_capacity(self.prefix.len());

@@ -69,8 +69,8 @@ impl RedisStateConfig {
 }
 
 pub struct RedisState {
-    conn: ConnectionManager,
-    keys: Keys,
+    pub(super) conn: ConnectionManager,
+    pub(super) keys: Keys,
     compare_and_set: Script,
     record_failure: Script,
     acquire_slot: Script,
@@ -84,12 +84,12 @@ impl fmt::Debug for RedisState {
     }
 }
 
-fn unavailable(op: &str, error: &redis::RedisError) -> StoreError {
+pub(super) fn unavailable(op: &str, error: &redis::RedisError) -> StoreError {
     // The kind and category only: a RedisError's text can echo arguments.
     StoreError::Unavailable(format!("redis {op} failed ({:?})", error.kind()))
 }
 
-fn millis(d: Duration) -> u64 {
+pub(super) fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 

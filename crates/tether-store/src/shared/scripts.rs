@@ -37,3 +37,12 @@ redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[5])
 return 1
 ";
+
+/// Deletes `KEYS[1]` only if it holds `ARGV[1]` (a lease released by its owner only).
+/// Returns 1 when deleted.
+pub const DELETE_IF_EQUAL: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+";

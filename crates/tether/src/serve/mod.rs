@@ -16,7 +16,7 @@ use tether::gateway::auth::{AdminCredentials, HostAuth};
 use tether::gateway::{Gateway, GatewayConfig, shutdown_signal};
 use tether_core::{InProcessState, ReconnectionManager, SharedState, SystemClock};
 use tether_mcp::McpConnector;
-use tether_oauth::store::{MemoryFlowStore, MemoryRefreshLock};
+use tether_oauth::store::{FlowStore, MemoryFlowStore, MemoryRefreshLock, RefreshLock};
 use tether_oauth::{AuthorizerConfig, McpAuthorizer, NetworkPolicy, OAuthStores};
 use tether_store::crypto::Keyring;
 use tether_store::shared::{RedisState, RedisStateConfig};
@@ -87,16 +87,33 @@ fn host_auth(
     HostAuth::from_config(auth).context("host authentication is not usable")
 }
 
-async fn shared_state(config: &TetherConfig) -> anyhow::Result<Arc<dyn SharedState>> {
+/// What replicas share: the core's state, flows in progress and refresh leases. In-process
+/// for one replica; Redis for several (a callback may then land on any replica, and a pair is
+/// refreshed by one replica at a time).
+struct Shared {
+    state: Arc<dyn SharedState>,
+    flows: Arc<dyn FlowStore>,
+    locks: Arc<dyn RefreshLock>,
+}
+
+async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<Shared> {
     let url = config.state.url.as_str();
     if url == "memory" {
-        return Ok(Arc::new(InProcessState::new()));
+        return Ok(Shared {
+            state: Arc::new(InProcessState::new()),
+            flows: Arc::new(MemoryFlowStore::new()),
+            locks: Arc::new(MemoryRefreshLock::new()),
+        });
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
-        let state = RedisState::connect(RedisStateConfig::new(url, &config.state.prefix))
+        let redis = RedisState::connect(RedisStateConfig::new(url, &config.state.prefix))
             .await
             .context("cannot reach the shared state")?;
-        return Ok(Arc::new(state));
+        return Ok(Shared {
+            flows: Arc::new(redis.flow_store(keyring)),
+            locks: Arc::new(redis.refresh_lock()),
+            state: Arc::new(redis),
+        });
     }
     bail!("state.url must be \"memory\" or a redis:// URL")
 }
@@ -116,10 +133,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 
     let keys = keyring(&config, args.dev)?;
+    let flow_keys = Arc::new(keys.clone());
     let store = SqlStore::open(&config.storage.url, keys)
         .await
         .context("cannot open the storage")?;
-    let shared = shared_state(&config).await?;
+    let Shared {
+        state: shared,
+        flows: flow_store,
+        locks,
+    } = shared(&config, flow_keys).await?;
 
     let network = NetworkPolicy {
         allow_private_addresses: config.oauth.allow_private_addresses,
@@ -135,8 +157,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         OAuthStores {
             vault: Arc::new(store.clone()),
             registrations: Arc::new(store.clone()),
-            flows: Arc::new(MemoryFlowStore::new()),
-            locks: Arc::new(MemoryRefreshLock::new()),
+            flows: flow_store,
+            locks,
         },
     )?);
     let connector = McpConnector::default()
