@@ -3,6 +3,10 @@
 //! - [`DemoTools`]: an rmcp server handler with `echo` and `add` (and a count of the sessions
 //!   initialized, to see how often a gateway connected);
 //! - [`serve_streamable_http`]: serves it over MCP Streamable HTTP on a loopback address;
+//! - [`serve_protected`]: the same behind OAuth: bearer tokens checked by RFC 7662
+//!   introspection at the authorization server, 401 challenges pointing at RFC 9728 metadata;
+//! - [`OidcPeer`]: the `oidc-provider` authorization server (node, from
+//!   `crates/tether-oauth/tests/peers`), to put in front of [`serve_protected`];
 //! - the `tether-testkit-mcp` binary: the same as a process of its own, which tests can kill
 //!   and restart (a real outage) and benchmarks can keep out of their own memory figures.
 //!
@@ -10,6 +14,10 @@
 
 mod demo_tools;
 mod http_server;
+pub mod oidc;
+mod protected;
 
 pub use demo_tools::DemoTools;
 pub use http_server::{RunningServer, serve_streamable_http};
+pub use oidc::{OidcOptions, OidcPeer};
+pub use protected::{ProtectedServer, ProtectionConfig, WELL_KNOWN_METADATA_PATH, serve_protected};

@@ -74,10 +74,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", loaded.to_toml()?);
             Ok(())
         }
-        Command::Connect(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()?
-            .block_on(connect::run(*args)),
+        // Its own runtime and log filter: see `connect::run_blocking`.
+        Command::Connect(args) => connect::run_blocking(*args),
         Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?

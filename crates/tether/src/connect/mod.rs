@@ -33,7 +33,7 @@ pub enum TransportArg {
 /// Connect to one MCP server, list its tools (and call one), then exit.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  tether connect https://mcp.example.com/mcp\n  tether connect --headless --call echo --args '{\"message\":\"hi\"}' http://127.0.0.1:3001/mcp\n  tether connect --stdio -- npx -y @modelcontextprotocol/server-everything"
+    after_help = "Examples:\n  tether connect https://mcp.example.com/mcp\n  tether connect --headless --call echo --args '{\"message\":\"hi\"}' http://127.0.0.1:3001/mcp\n  tether connect --stdio -- npx -y @modelcontextprotocol/server-everything\n\nOutput: the tools as one JSON line, then the --call result as one JSON line. A failure is one\n`tether: …` line on stderr and a non-zero exit. Nothing is logged unless RUST_LOG is set."
 )]
 pub struct ConnectArgs {
     /// The MCP server URL (not with --stdio).
@@ -78,7 +78,108 @@ pub struct ConnectArgs {
     command: Vec<String>,
 }
 
-pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+/// Runs `tether connect` on a runtime of its own whose threads log through
+/// [`log_dispatch`], whatever the process-wide subscriber is.
+pub fn run_blocking(args: ConnectArgs) -> anyhow::Result<()> {
+    let dispatch = log_dispatch();
+    let for_workers = dispatch.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || {
+            // The runtime's threads live as long as the runtime: keep the default for good.
+            std::mem::forget(tracing::dispatcher::set_default(&for_workers));
+        })
+        .build()
+        .context("cannot start the async runtime")?;
+    tracing::dispatcher::with_default(&dispatch, || runtime.block_on(run(args)))
+}
+
+/// A probe's stdout is for its JSON and its stderr for one failure line, so nothing is logged
+/// unless `RUST_LOG` asks (libraries log the same failure again, rmcp with URLs; a more specific
+/// directive such as the auth cap below would switch rmcp's auth module back on). With
+/// `RUST_LOG`, rmcp's auth module stays capped at `info` (it logs authorization codes at debug).
+fn log_dispatch() -> tracing::Dispatch {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var_os("RUST_LOG").map(|_| EnvFilter::try_from_default_env()) {
+        Some(Ok(filter)) => match tether_oauth::RMCP_AUTH_LOG_DIRECTIVE.parse() {
+            Ok(cap) => filter.add_directive(cap),
+            Err(_) => EnvFilter::new("off"),
+        },
+        _ => EnvFilter::new("off"),
+    };
+    tracing::Dispatch::new(
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .finish(),
+    )
+}
+
+/// Longest tool error text quoted in the failure line.
+const MAX_TOOL_ERROR_CHARS: usize = 300;
+
+/// Runs the command. A failure is one line (its causes joined with `: `), so that the caller's
+/// `tether: …` line is the only thing on stderr.
+async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    run_inner(args)
+        .await
+        .map_err(|error| anyhow::Error::msg(one_line(&format!("{error:#}"), usize::MAX)))
+}
+
+/// `text` on one line: every run of whitespace or control characters becomes one space, and
+/// at most `max_chars` characters are kept.
+fn one_line(text: &str, max_chars: usize) -> String {
+    let mut line = String::with_capacity(text.len().min(1024));
+    let mut chars = 0;
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+    {
+        if chars > 0 {
+            line.push(' ');
+            chars += 1;
+        }
+        for c in word.chars() {
+            if chars >= max_chars {
+                line.push('…');
+                return line;
+            }
+            line.push(c);
+            chars += 1;
+        }
+    }
+    line
+}
+
+/// `--header` values as (name, value), checked here so that a mistake names the flag. A value
+/// may be a credential: messages name the header, never its value.
+fn parse_headers(headers: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    headers
+        .iter()
+        .map(|header| {
+            let Some((name, value)) = header.split_once(':') else {
+                bail!("--header must look like `Name: value` (one has no colon)");
+            };
+            let name = name.trim();
+            if name.is_empty() {
+                bail!("--header must look like `Name: value` (one has no name)");
+            }
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                bail!(
+                    "--header {:?} does not start with a valid header name",
+                    one_line(name, 64)
+                );
+            }
+            let value = value.trim();
+            if reqwest::header::HeaderValue::from_str(value).is_err() {
+                bail!("--header {name}: the value is not a valid HTTP header value");
+            }
+            Ok((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+async fn run_inner(args: ConnectArgs) -> anyhow::Result<()> {
     let arguments = parse_arguments(args.args.as_deref())?;
     let transport = transport(&args)?;
     let server = Arc::new(ServerConfig {
@@ -92,16 +193,10 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         McpAuthorizer::new(AuthorizerConfig::default(), OAuthStores::in_memory())
             .context("cannot set up the OAuth client")?,
     );
-    let headers: Vec<(&str, &str)> = args
-        .headers
-        .iter()
-        .map(|h| {
-            h.split_once(':')
-                .with_context(|| format!("--header {h:?} must look like `Name: value`"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let headers = parse_headers(&args.headers)?;
     let connector = McpConnector::default()
-        .with_headers(headers)?
+        .with_headers(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .context("invalid --header")?
         .with_bearer_source(Arc::new(AuthorizerBearer::new(authorizer.clone())));
     let request = ConnectRequest {
         user: user.clone(),
@@ -110,17 +205,25 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         authorization: AuthorizationMode::Interactive,
     };
 
+    let target = describe_target(&args);
     let session = match connector.connect(request.clone()).await {
         Ok(session) => session,
         Err(ConnectError::NeedsAuthorization { .. }) if !args.stdio => {
             let url = args.url.as_deref().unwrap_or_default();
             authorize(&args, &authorizer, &user, &server.name, url).await?;
-            connector
-                .connect(request)
-                .await
-                .context("connecting after authorization failed")?
+            match connector.connect(request).await {
+                Ok(session) => session,
+                Err(ConnectError::NeedsAuthorization { .. }) => bail!(
+                    "{target} still refuses access after the authorization succeeded \
+                     (the granted scopes may not be enough: see --scope)"
+                ),
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("cannot connect to {target} after authorizing"));
+                }
+            }
         }
-        Err(error) => return Err(error).context("cannot connect"),
+        Err(error) => return Err(error).with_context(|| format!("cannot connect to {target}")),
     };
     let outcome = list_and_call(&session, args.call.as_deref(), arguments).await;
     session.close().await;
@@ -146,9 +249,30 @@ async fn list_and_call(
         .with_context(|| format!("tools/call {tool} failed"))?;
     println!("{}", serde_json::to_string(&result)?);
     if result.is_error {
-        bail!("the tool {tool:?} reported an error");
+        let text = one_line(&result.text(), MAX_TOOL_ERROR_CHARS);
+        if text.is_empty() {
+            bail!("the tool {tool:?} reported an error");
+        }
+        bail!("the tool {tool:?} reported an error: {text}");
     }
     Ok(())
+}
+
+/// The server as the failure line names it: the URL without credentials, query or fragment
+/// (they may carry secrets), or the stdio command's program.
+fn describe_target(args: &ConnectArgs) -> String {
+    if args.stdio {
+        let program = args.command.first().map(String::as_str).unwrap_or_default();
+        return format!("the stdio server {program:?}");
+    }
+    let Some(mut url) = args.url.as_deref().and_then(|u| url::Url::parse(u).ok()) else {
+        return "the server".to_owned();
+    };
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
 }
 
 fn parse_arguments(
@@ -244,4 +368,39 @@ async fn authorize(
         .await
         .context("cannot complete the authorization")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_one_line() {
+        assert_eq!(one_line("a\nb\r\n  c\td\u{1}e", usize::MAX), "a b c d e");
+        assert_eq!(one_line("  \n", usize::MAX), "");
+        assert_eq!(one_line("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn headers_are_checked_without_echoing_values() {
+        let parsed = parse_headers(&["X-A: one".to_owned(), "X-B:two: three".to_owned()])
+            .expect("valid headers");
+        assert_eq!(
+            parsed,
+            [
+                ("X-A".to_owned(), "one".to_owned()),
+                ("X-B".to_owned(), "two: three".to_owned())
+            ]
+        );
+        for bad in [
+            "Authorization Bearer s3cr3t",
+            ": s3cr3t",
+            "X Y: s3cr3t",
+            "X: s3\u{1}cr3t",
+        ] {
+            let error = parse_headers(&[bad.to_owned()]).expect_err(bad).to_string();
+            assert!(error.starts_with("--header"), "{error}");
+            assert!(!error.contains("s3cr3t"), "{error}");
+        }
+    }
 }
