@@ -20,29 +20,11 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "tether-store-{name}-{}-{nanos}",
-            std::process::id()
-        ));
-        Self(path)
-    }
-
-    fn url(&self) -> String {
-        format!("sqlite://{}", self.0.join("nested/tether.db").display())
-    }
-
-    /// Every byte SQLite wrote: the database and its WAL.
-    fn all_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        let dir = self.0.join("nested");
-        for entry in std::fs::read_dir(&dir).expect("dir exists").flatten() {
-            out.extend(std::fs::read(entry.path()).unwrap_or_default());
-        }
-        out
+        Self(std::env::temp_dir().join(format!(
+            "tether-store-{name}-{}-{}",
+            std::process::id(),
+            nanos()
+        )))
     }
 }
 
@@ -51,6 +33,133 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+fn nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+const POSTGRES_ADMIN: &str = "postgres://root@127.0.0.1:5432/postgres";
+
+/// Where a test's store lives: a fresh SQLite file, or a fresh PostgreSQL database.
+enum Fixture {
+    Sqlite(TempDir),
+    Postgres { name: String },
+}
+
+impl Fixture {
+    async fn sqlite(name: &str) -> Self {
+        Self::Sqlite(TempDir::new(name))
+    }
+
+    async fn postgres(name: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("tether_test_{name}_{}", nanos());
+        let mut admin = sqlx::PgConnection::connect(POSTGRES_ADMIN)
+            .await
+            .expect("PostgreSQL must run on 127.0.0.1:5432 with trust auth");
+        sqlx::Executor::execute(&mut admin, format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create a test database");
+        Self::Postgres { name }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Sqlite(dir) => format!("sqlite://{}", dir.0.join("nested/tether.db").display()),
+            Self::Postgres { name } => format!("postgres://root@127.0.0.1:5432/{name}"),
+        }
+    }
+
+    /// Every byte the database holds for the given tables' secret-bearing columns: for SQLite
+    /// the files themselves (database and WAL), for PostgreSQL the raw column values.
+    async fn stored_bytes(&self) -> Vec<u8> {
+        match self {
+            Self::Sqlite(dir) => {
+                let mut out = Vec::new();
+                for entry in std::fs::read_dir(dir.0.join("nested"))
+                    .expect("dir exists")
+                    .flatten()
+                {
+                    out.extend(std::fs::read(entry.path()).unwrap_or_default());
+                }
+                out
+            }
+            Self::Postgres { .. } => {
+                use sqlx::{Connection, Row};
+                let mut conn = sqlx::PgConnection::connect(&self.url())
+                    .await
+                    .expect("connect");
+                let mut out = Vec::new();
+                for query in [
+                    "SELECT access_token, COALESCE(refresh_token, ''::bytea), convert_to(client_id, 'UTF8') FROM tokens",
+                    "SELECT COALESCE(client_secret, ''::bytea), convert_to(record, 'UTF8'), ''::bytea FROM registrations",
+                ] {
+                    for row in sqlx::query(query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .expect("read raw")
+                    {
+                        for i in 0..3 {
+                            out.extend(row.get::<Vec<u8>, _>(i));
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    async fn cleanup(self) {
+        if let Self::Postgres { name } = &self {
+            use sqlx::Connection;
+            if let Ok(mut admin) = sqlx::PgConnection::connect(POSTGRES_ADMIN).await {
+                let _ = sqlx::Executor::execute(
+                    &mut admin,
+                    format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str(),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Runs one case against SQLite and against PostgreSQL.
+macro_rules! both_backends {
+    ($name:ident, $case:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                let fixture = super::Fixture::sqlite(stringify!($name)).await;
+                super::$case(&fixture).await;
+                fixture.cleanup().await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let fixture = super::Fixture::postgres(stringify!($name)).await;
+                super::$case(&fixture).await;
+                fixture.cleanup().await;
+            }
+        }
+    };
+}
+
+both_backends!(tokens, tokens_round_trip_and_never_sit_in_storage_in_clear);
+both_backends!(
+    reject,
+    a_rejected_refresh_token_is_removed_only_if_still_current
+);
+both_backends!(
+    rotate,
+    keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing
+);
+both_backends!(
+    registrations,
+    registrations_keep_their_secret_sealed_and_per_issuer
+);
+both_backends!(tools, tool_lists_survive_a_restart);
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -71,16 +180,14 @@ fn record(access: &str, refresh: Option<&str>) -> TokenRecord {
     }
 }
 
-async fn open(dir: &TempDir, keys: &str) -> SqlStore {
-    SqlStore::open(&dir.url(), Keyring::parse(keys).expect("valid keys"))
+async fn open(fixture: &Fixture, keys: &str) -> SqlStore {
+    SqlStore::open(&fixture.url(), Keyring::parse(keys).expect("valid keys"))
         .await
         .expect("opens")
 }
 
-#[tokio::test]
-async fn tokens_round_trip_and_never_sit_in_the_file_in_clear() {
-    let dir = TempDir::new("tokens");
-    let store = open(&dir, KEY1).await;
+async fn tokens_round_trip_and_never_sit_in_storage_in_clear(dir: &Fixture) {
+    let store = open(dir, KEY1).await;
     let pair = PairKey::new("alice", "github");
     let access = "at-5f1f8c0e-plaintext-access";
     let refresh = "rt-9a7b1d2c-plaintext-refresh";
@@ -106,7 +213,7 @@ async fn tokens_round_trip_and_never_sit_in_the_file_in_clear() {
         Default::default()
     );
     store.close().await;
-    let bytes = dir.all_bytes();
+    let bytes = dir.stored_bytes().await;
     assert!(!bytes.is_empty());
     assert!(!contains(&bytes, access), "access token in clear on disk");
     assert!(!contains(&bytes, refresh), "refresh token in clear on disk");
@@ -116,10 +223,8 @@ async fn tokens_round_trip_and_never_sit_in_the_file_in_clear() {
     );
 }
 
-#[tokio::test]
-async fn a_rejected_refresh_token_is_removed_only_if_still_current() {
-    let dir = TempDir::new("reject");
-    let store = open(&dir, KEY1).await;
+async fn a_rejected_refresh_token_is_removed_only_if_still_current(dir: &Fixture) {
+    let store = open(dir, KEY1).await;
     let pair = PairKey::new("alice", "github");
     TokenVault::put(&store, &pair, record("a1", Some("r2")))
         .await
@@ -157,12 +262,10 @@ async fn a_rejected_refresh_token_is_removed_only_if_still_current() {
     );
 }
 
-#[tokio::test]
-async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing() {
-    let dir = TempDir::new("rotate");
+async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing(dir: &Fixture) {
     let pair = PairKey::new("alice", "github");
     {
-        let store = open(&dir, KEY1).await;
+        let store = open(dir, KEY1).await;
         TokenVault::put(
             &store,
             &pair,
@@ -173,7 +276,7 @@ async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing() {
         store.close().await;
     }
     {
-        let wrong = open(&dir, KEY2).await;
+        let wrong = open(dir, KEY2).await;
         let err = TokenVault::get(&wrong, &pair)
             .await
             .expect_err("cannot open");
@@ -182,7 +285,7 @@ async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing() {
         assert!(!err.to_string().contains("old-key"), "{err}");
         wrong.close().await;
     }
-    let rotated = open(&dir, &format!("{KEY2},{KEY1}")).await;
+    let rotated = open(dir, &format!("{KEY2},{KEY1}")).await;
     let read = TokenVault::get(&rotated, &pair)
         .await
         .expect("read")
@@ -192,7 +295,7 @@ async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing() {
         .await
         .expect("re-sealed");
     rotated.close().await;
-    let only_new = open(&dir, KEY2).await;
+    let only_new = open(dir, KEY2).await;
     assert!(
         TokenVault::get(&only_new, &pair)
             .await
@@ -201,10 +304,8 @@ async fn keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing() {
     );
 }
 
-#[tokio::test]
-async fn registrations_keep_their_secret_sealed_and_per_issuer() {
-    let dir = TempDir::new("registrations");
-    let store = open(&dir, KEY1).await;
+async fn registrations_keep_their_secret_sealed_and_per_issuer(dir: &Fixture) {
+    let store = open(dir, KEY1).await;
     let server = ServerName::new("github");
     let registration = RegistrationRecord {
         client_id: "dyn-client-77".into(),
@@ -236,12 +337,13 @@ async fn registrations_keep_their_secret_sealed_and_per_issuer() {
             .is_none()
     );
     store.close().await;
-    assert!(!contains(&dir.all_bytes(), "cs-plaintext-client-secret"));
+    assert!(!contains(
+        &dir.stored_bytes().await,
+        "cs-plaintext-client-secret"
+    ));
 }
 
-#[tokio::test]
-async fn tool_lists_survive_a_restart() {
-    let dir = TempDir::new("tools");
+async fn tool_lists_survive_a_restart(dir: &Fixture) {
     let pair = PairKey::new("alice", "github");
     let tools = CachedTools {
         tools: vec![Tool::new(
@@ -252,11 +354,11 @@ async fn tool_lists_survive_a_restart() {
         fetched_at: Timestamp::from_millis(42),
     };
     {
-        let store = open(&dir, KEY1).await;
+        let store = open(dir, KEY1).await;
         store.save(&pair, &tools).await.expect("saved");
         store.close().await;
     }
-    let store = open(&dir, KEY1).await;
+    let store = open(dir, KEY1).await;
     assert_eq!(store.load(&pair).await.expect("read"), Some(tools));
     store.remove(&pair).await.expect("removed");
     assert_eq!(store.load(&pair).await.expect("read"), None);
@@ -265,9 +367,9 @@ async fn tool_lists_survive_a_restart() {
 #[tokio::test]
 async fn bad_storage_urls_are_refused_clearly() {
     for (url, needle) in [
-        ("postgres://x", "sqlite://"),
+        ("mysql://x", "sqlite:// or postgres://"),
         ("sqlite://", "names no file"),
-        ("/tmp/x.db", "sqlite://"),
+        ("/tmp/x.db", "sqlite:// or postgres://"),
     ] {
         let err = SqlStore::open(url, Keyring::parse(KEY1).expect("valid"))
             .await

@@ -24,7 +24,7 @@ impl RegistrationStore for SqlStore {
         issuer: &str,
     ) -> Result<Option<RegistrationRecord>, StoreError> {
         let row: Option<(String, Option<String>, Option<Vec<u8>>)> = sqlx::query_as(
-            "SELECT record, secret_key_id, client_secret FROM registrations WHERE server = ? AND issuer = ?",
+            &self.sql("SELECT record, secret_key_id, client_secret FROM registrations WHERE server = ? AND issuer = ?"),
         )
         .bind(server.as_str())
         .bind(issuer)
@@ -82,9 +82,9 @@ impl RegistrationStore for SqlStore {
         let json = serde_json::to_string(&record)
             .map_err(|_| StoreError::Corrupt("registration does not serialize".to_owned()))?;
         sqlx::query(
-            "INSERT INTO registrations (server, issuer, record, secret_key_id, client_secret) VALUES (?, ?, ?, ?, ?) \
+            &self.sql("INSERT INTO registrations (server, issuer, record, secret_key_id, client_secret) VALUES (?, ?, ?, ?, ?) \
              ON CONFLICT (server, issuer) DO UPDATE SET record = excluded.record, \
-             secret_key_id = excluded.secret_key_id, client_secret = excluded.client_secret",
+             secret_key_id = excluded.secret_key_id, client_secret = excluded.client_secret"),
         )
         .bind(server.as_str())
         .bind(issuer)
@@ -98,7 +98,7 @@ impl RegistrationStore for SqlStore {
     }
 
     async fn delete(&self, server: &ServerName, issuer: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM registrations WHERE server = ? AND issuer = ?")
+        sqlx::query(&self.sql("DELETE FROM registrations WHERE server = ? AND issuer = ?"))
             .bind(server.as_str())
             .bind(issuer)
             .execute(&self.pool)

@@ -86,9 +86,9 @@ impl SqlStore {
     async fn fetch(
         &self,
         pair: &PairKey,
-        conn: impl sqlx::SqliteExecutor<'_>,
+        conn: impl sqlx::Executor<'_, Database = sqlx::Any>,
     ) -> Result<Option<Row>, StoreError> {
-        sqlx::query_as(SELECT)
+        sqlx::query_as(&self.sql(SELECT))
             .bind(pair.user.as_str())
             .bind(pair.server.as_str())
             .fetch_optional(conn)
@@ -123,14 +123,14 @@ impl TokenVault for SqlStore {
         // One statement: the access and refresh tokens are replaced together or not at all, so
         // a rotated refresh token is never lost while its access token is kept (or vice versa).
         sqlx::query(
-            "INSERT INTO tokens (user_id, server, access_key_id, access_token, expires_at, scopes, \
+            &self.sql("INSERT INTO tokens (user_id, server, access_key_id, access_token, expires_at, scopes, \
              refresh_key_id, refresh_token, obtained_at, issuer, client_id, resource) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (user_id, server) DO UPDATE SET access_key_id = excluded.access_key_id, \
              access_token = excluded.access_token, expires_at = excluded.expires_at, \
              scopes = excluded.scopes, refresh_key_id = excluded.refresh_key_id, \
              refresh_token = excluded.refresh_token, obtained_at = excluded.obtained_at, \
-             issuer = excluded.issuer, client_id = excluded.client_id, resource = excluded.resource",
+             issuer = excluded.issuer, client_id = excluded.client_id, resource = excluded.resource"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
@@ -151,7 +151,7 @@ impl TokenVault for SqlStore {
     }
 
     async fn delete(&self, pair: &PairKey) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM tokens WHERE user_id = ? AND server = ?")
+        sqlx::query(&self.sql("DELETE FROM tokens WHERE user_id = ? AND server = ?"))
             .bind(pair.user.as_str())
             .bind(pair.server.as_str())
             .execute(&self.pool)
@@ -174,7 +174,7 @@ impl TokenVault for SqlStore {
             return Ok(false);
         }
         sqlx::query(
-            "UPDATE tokens SET refresh_key_id = NULL, refresh_token = NULL WHERE user_id = ? AND server = ?",
+            &self.sql("UPDATE tokens SET refresh_key_id = NULL, refresh_token = NULL WHERE user_id = ? AND server = ?"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
@@ -190,7 +190,7 @@ impl TokenVault for SqlStore {
 impl TokenStore for SqlStore {
     async fn token_status(&self, pair: &PairKey) -> Result<TokenStatus, StoreError> {
         let row: Option<(Option<i64>, i64)> = sqlx::query_as(
-            "SELECT expires_at, refresh_token IS NOT NULL FROM tokens WHERE user_id = ? AND server = ?",
+            &self.sql("SELECT expires_at, CAST(CASE WHEN refresh_token IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM tokens WHERE user_id = ? AND server = ?"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())

@@ -10,7 +10,7 @@ use super::{SqlStore, db_error, ms, ts};
 impl ToolCache for SqlStore {
     async fn load(&self, pair: &PairKey) -> Result<Option<CachedTools>, StoreError> {
         let row: Option<(String, i64)> = sqlx::query_as(
-            "SELECT tools, fetched_at FROM tool_lists WHERE user_id = ? AND server = ?",
+            &self.sql("SELECT tools, fetched_at FROM tool_lists WHERE user_id = ? AND server = ?"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
@@ -32,8 +32,8 @@ impl ToolCache for SqlStore {
         let json = serde_json::to_string(&*tools.tools)
             .map_err(|_| StoreError::Corrupt("tool list does not serialize".to_owned()))?;
         sqlx::query(
-            "INSERT INTO tool_lists (user_id, server, tools, fetched_at) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (user_id, server) DO UPDATE SET tools = excluded.tools, fetched_at = excluded.fetched_at",
+            &self.sql("INSERT INTO tool_lists (user_id, server, tools, fetched_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (user_id, server) DO UPDATE SET tools = excluded.tools, fetched_at = excluded.fetched_at"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
@@ -46,7 +46,7 @@ impl ToolCache for SqlStore {
     }
 
     async fn remove(&self, pair: &PairKey) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM tool_lists WHERE user_id = ? AND server = ?")
+        sqlx::query(&self.sql("DELETE FROM tool_lists WHERE user_id = ? AND server = ?"))
             .bind(pair.user.as_str())
             .bind(pair.server.as_str())
             .execute(&self.pool)
