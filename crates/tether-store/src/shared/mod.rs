@@ -1,9 +1,11 @@
 //! Shared-state backends.
 
+mod fallback;
 mod keys;
 mod oauth;
 mod redis;
 mod scripts;
 
+pub use self::fallback::FallbackState;
 pub use self::oauth::{RedisFlowStore, RedisRefreshLock};
 pub use self::redis::{RedisState, RedisStateConfig};
