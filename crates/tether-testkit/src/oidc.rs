@@ -116,6 +116,9 @@ impl OidcPeer {
             .context("the OIDC peer did not announce itself within 30 s")?
             .context("cannot read the OIDC peer's stdout")?
             .context("the OIDC peer exited before announcing itself (run with OIDC_DEBUG=1)")?;
+        // Keep reading: oidc-provider prints notices on stdout later (the first call of a
+        // default helper, e.g. on revocation), and a closed pipe would kill it with EPIPE.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let announced: Value =
             serde_json::from_str(&line).context("the OIDC peer's first line is not JSON")?;
         let issuer = announced["issuer"]

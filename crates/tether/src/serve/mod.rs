@@ -127,7 +127,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     };
     let listen = args.listen.unwrap_or(config.listen);
-    let public_url = config.public_url(listen);
+    // Bound before anything else: with port 0 (`--listen 127.0.0.1:0`), the default public URL,
+    // hence the OAuth redirect URI, must name the port actually bound, not port 0.
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    let public_url = config.public_url(bound);
     if args.dev {
         tracing::warn!("running with --dev: development secrets, not for production");
     }
@@ -216,10 +222,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let oauth_router = oauth.router(gateway.state().clone());
     let gateway = gateway.merge_routes(oauth_router);
 
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
     tracing::info!(listen = %bound, public_url = %public_url, "tether is serving");
     // One line on stdout for scripts and tests that start Tether on port 0.
     println!("tether listening on http://{bound}");

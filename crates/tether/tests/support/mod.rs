@@ -3,6 +3,7 @@
 //! client. Each test file uses a subset, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod gateway_process;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,379 @@
+//! The gateway as a process against OAuth-protected upstreams: the real `tether serve` with its
+//! SQLite store, the testkit's protected MCP servers, `oidc-provider` (refresh-token rotation on,
+//! short access tokens), an rmcp client and the TypeScript SDK's client on `/mcp`.
+//!
+//! - a user authorizes through `POST …/authorize` and the callback; tools are listed and called
+//!   by both clients; the database holds no plaintext token;
+//! - the gateway is killed and started again on the same data: the login hook reconnects every
+//!   server, staggered, refreshing the expired access tokens first, with no browser step; the
+//!   rotated refresh token was stored (the next refresh works);
+//! - `invalid_grant` at refresh: the pair needs authorization and its stub carries a link to the
+//!   authorization server, which completes like any other flow;
+//! - the logs (`RUST_LOG=debug`) hold no token, code or secret.
+//!
+//! Needs `npm ci` in crates/tether-oauth/tests/peers and crates/tether-mcp/tests/peers.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tether_testkit::{DemoTools, ProtectedServer, ProtectionConfig, oidc, serve_protected};
+
+use support::gateway_process::{
+    GatewayProcess, Launch, TempDir, add_args, assert_bytes_contain_none, assert_contains_none,
+    authorize_through_gateway, call, config_text, database_bytes, follow_authorization, free_port,
+    is_active, oauth_peers, oauth_secrets, result_text, revoke_refresh_token, tail, tool_names,
+    ts_client_call, wait_for,
+};
+use support::{jwt, mcp_client};
+
+const CLIENT_SECRET_ENV: &str = "E2E_CLIENT_SECRET";
+
+/// A `[[servers]]` entry for a protected server, with the peer's confidential static client.
+fn oauth_server(name: &str, url: &str) -> String {
+    format!(
+        r#"
+[[servers]]
+name = "{name}"
+url = "{url}"
+oauth = true
+init_timeout = "15s"
+client_id = "{}"
+client_secret_env = "{CLIENT_SECRET_ENV}"
+"#,
+        oidc::BASIC_CLIENT_ID
+    )
+}
+
+fn launch(dir: &std::path::Path, port: u16) -> Launch {
+    let mut launch = Launch::new(dir);
+    launch.listen = format!("127.0.0.1:{port}");
+    // One run of every test logs at debug level: the leak checks read it.
+    launch.rust_log = "debug".to_owned();
+    launch.env.push((
+        CLIENT_SECRET_ENV.to_owned(),
+        oidc::BASIC_CLIENT_SECRET.to_owned(),
+    ));
+    launch
+}
+
+/// Waits until the last access token `server` accepted is no longer active at the peer.
+async fn wait_expired(peer: &oidc::OidcPeer, server: &ProtectedServer, ttl: Duration) {
+    let token = server
+        .accepted_tokens()
+        .last()
+        .cloned()
+        .expect("the server accepted a token");
+    wait_for(
+        "the last access token to expire at the peer",
+        ttl + Duration::from_secs(30),
+        || {
+            let token = token.clone();
+            async move { (!is_active(peer, &token).await).then_some(()) }
+        },
+    )
+    .await;
+}
+
+fn grant_errors(stats: &Value) -> Vec<String> {
+    stats["grantErrors"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn authorize_call_from_rust_and_typescript_then_restart_refreshes_and_reconnects() {
+    const TTL: Duration = Duration::from_secs(6);
+    const STAGGER: Duration = Duration::from_millis(1500);
+    let dir = TempDir::new("oauth");
+    let port = free_port().await;
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let peers = oauth_peers(&redirect_uri, TTL.as_secs()).await;
+    let peer = &peers.peer;
+    let alpha = &peers.server;
+    let beta_tools = DemoTools::default();
+    let beta = serve_protected(
+        beta_tools.clone(),
+        "127.0.0.1:0",
+        ProtectionConfig::oidc_peer(&peer.issuer),
+    )
+    .await
+    .expect("the second protected server starts");
+    let config = config_text(
+        &dir.path,
+        &format!(
+            "[reconnect]\nstagger = \"{}ms\"\n{}{}",
+            STAGGER.as_millis(),
+            oauth_server("alpha", &alpha.url),
+            oauth_server("beta", &beta.url)
+        ),
+    );
+    let mut launch = launch(&dir.path, port);
+    let gateway = GatewayProcess::start(&launch, &config).await;
+    assert_eq!(gateway.redirect_uri(), redirect_uri);
+    let alice = jwt("alice");
+    let mut codes = Vec::new();
+
+    // 1. Authorize both servers: POST …/authorize, the peer's steps, the callback.
+    for server in ["alpha", "beta"] {
+        let authorized = authorize_through_gateway(&gateway, &alice, server).await;
+        assert_eq!(
+            authorized.status, 200,
+            "callback page for {server}: {}",
+            authorized.page
+        );
+        assert!(
+            authorized.page.contains(&format!("Connected to {server}"))
+                && authorized.page.contains("available now"),
+            "{}",
+            authorized.page
+        );
+        codes.push(authorized.code);
+        let row = gateway.row(&alice, server).await;
+        assert_eq!(row["state"], "connected", "{row}");
+        assert_eq!(row["tools"], 2, "{row}");
+    }
+    let stats = peer.stats().await.expect("peer stats");
+    assert_eq!(stats["grants"]["authorization_code"], 2, "{stats}");
+    assert_eq!(
+        stats["registrations"], 0,
+        "the static client is used: {stats}"
+    );
+
+    // No plaintext token in the database file or its write-ahead log.
+    let secrets = oauth_secrets(peer, &[alpha, &beta]);
+    assert!(
+        peer.issued_tokens().len() >= 4,
+        "the peer's tokens were captured to look for"
+    );
+    assert_bytes_contain_none(
+        "the SQLite database (+ WAL)",
+        &database_bytes(&dir.path),
+        &secrets,
+    );
+
+    // The tools through /mcp: an rmcp client…
+    let client = mcp_client(&gateway.base, &alice).await;
+    let names = tool_names(&client).await;
+    for expected in ["alpha__echo", "alpha__add", "beta__echo", "beta__add"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} in {names:?}"
+        );
+    }
+    let result = call(&client, "alpha__add", add_args(40, 2)).await;
+    assert_eq!(result_text(&result), "42", "{result}");
+    assert_ne!(result["isError"], true, "{result}");
+    let _ = client.cancel().await;
+    // …and the TypeScript SDK's client.
+    let ts = ts_client_call(
+        &dir.path,
+        &gateway.base,
+        &alice,
+        "beta__add",
+        add_args(40, 2),
+    )
+    .await;
+    let ts_names: Vec<&str> = ts["tools"]
+        .as_array()
+        .expect("tool names")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        ts_names.contains(&"alpha__add") && ts_names.contains(&"beta__echo"),
+        "{ts}"
+    );
+    assert_eq!(result_text(&ts["result"]), "42", "{ts}");
+    assert!(beta_tools.calls() >= 1 && peers.tools.calls() >= 1);
+
+    // 2. Kill the gateway; let the access tokens expire at the peer.
+    let first_logs = gateway.logs();
+    gateway.kill().await;
+    wait_expired(peer, alpha, TTL).await;
+    wait_expired(peer, &beta, TTL).await;
+    let refreshes_before = peer.grant_count("refresh_token").await.expect("peer stats");
+
+    launch.run = 2;
+    let gateway = GatewayProcess::start(&launch, &config).await;
+    let t0 = Instant::now();
+    let (status, body) = gateway.post(&alice, "/v1/me/reconnect").await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["scheduled"], serde_json::json!(["alpha", "beta"]));
+    let mut connected_at: [Option<Duration>; 2] = [None, None];
+    while connected_at.iter().any(Option::is_none) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "alpha and beta did not both connect again within 60 s: {:?}\n{}",
+            gateway.servers(&alice).await,
+            tail(&gateway.logs(), 40)
+        );
+        let rows = gateway.servers(&alice).await;
+        for (i, name) in ["alpha", "beta"].iter().enumerate() {
+            let connected = rows
+                .iter()
+                .any(|r| r["name"] == *name && r["state"] == "connected");
+            if connected && connected_at[i].is_none() {
+                connected_at[i] = Some(t0.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let beta_at = connected_at[1].expect("beta was seen connected");
+    assert!(
+        beta_at >= STAGGER,
+        "the second server starts one stagger ({STAGGER:?}) after login; it was connected after {beta_at:?}"
+    );
+    let refreshes_after = peer.grant_count("refresh_token").await.expect("peer stats");
+    assert!(
+        refreshes_after >= refreshes_before + 2,
+        "each expired access token was refreshed before connecting ({refreshes_before} → {refreshes_after})"
+    );
+    let stats = peer.stats().await.expect("peer stats");
+    assert_eq!(
+        stats["grants"]["authorization_code"], 2,
+        "no new authorization: {stats}"
+    );
+
+    // The rotated refresh tokens were stored: after another expiry, the next use refreshes with
+    // them (the old ones are spent: rotation is on).
+    wait_expired(peer, alpha, TTL).await;
+    let client = mcp_client(&gateway.base, &alice).await;
+    let result = call(&client, "alpha__add", add_args(40, 2)).await;
+    assert_eq!(result_text(&result), "42", "{result}");
+    let _ = client.cancel().await;
+    let stats = peer.stats().await.expect("peer stats");
+    assert!(
+        peer.grant_count("refresh_token").await.expect("stats") > refreshes_after,
+        "{stats}"
+    );
+    assert!(
+        grant_errors(&stats).is_empty(),
+        "no refresh was refused: {stats}"
+    );
+
+    // Still no plaintext token at rest, and none, nor the codes or secrets, in the logs.
+    let mut secrets = oauth_secrets(peer, &[alpha, &beta]);
+    assert_bytes_contain_none(
+        "the SQLite database (+ WAL)",
+        &database_bytes(&dir.path),
+        &secrets,
+    );
+    secrets.extend(codes);
+    secrets.push(alice.clone());
+    let logs = format!("{first_logs}\n{}", gateway.logs());
+    assert!(
+        logs.contains("DEBUG"),
+        "the debug log was captured: {}",
+        tail(&logs, 5)
+    );
+    assert_contains_none("the gateway's output at RUST_LOG=debug", &logs, &secrets);
+    gateway.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_the_peer() {
+    const TTL: Duration = Duration::from_secs(4);
+    let dir = TempDir::new("invalid-grant");
+    let port = free_port().await;
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let peers = oauth_peers(&redirect_uri, TTL.as_secs()).await;
+    let peer = &peers.peer;
+    let alpha = &peers.server;
+    let config = config_text(&dir.path, &oauth_server("alpha", &alpha.url));
+    let gateway = GatewayProcess::start(&launch(&dir.path, port), &config).await;
+    let alice = jwt("alice");
+
+    let first = authorize_through_gateway(&gateway, &alice, "alpha").await;
+    assert_eq!(first.status, 200, "{}", first.page);
+    let client = mcp_client(&gateway.base, &alice).await;
+    let result = call(&client, "alpha__add", add_args(40, 2)).await;
+    assert_eq!(result_text(&result), "42", "{result}");
+
+    // The user revokes Tether at the authorization server: every token issued so far, newest
+    // first (the current refresh token among them: the peer then revokes the whole grant).
+    for token in peer
+        .issued_tokens()
+        .iter()
+        .rev()
+        .filter(|t| !t.contains('.'))
+    {
+        revoke_refresh_token(peer, token).await;
+    }
+    let stats = peer.stats().await.expect("peer stats");
+    assert!(stats["grantsRevoked"].as_u64() >= Some(1), "{stats}");
+    // And the access token expires as well.
+    let last_call = Instant::now();
+    wait_expired(peer, alpha, TTL).await;
+    wait_for(
+        "the access token's lifetime to pass",
+        TTL + Duration::from_secs(5),
+        || async move { (last_call.elapsed() > TTL + Duration::from_secs(1)).then_some(()) },
+    )
+    .await;
+
+    // The next call meets invalid_grant at refresh: an error result, and the pair needs
+    // authorization.
+    let failed = call(&client, "alpha__add", add_args(1, 2)).await;
+    assert_eq!(
+        failed["isError"], true,
+        "a call with revoked tokens fails: {failed}"
+    );
+    let row = gateway
+        .wait_state(
+            &alice,
+            "alpha",
+            "needs_authorization",
+            Duration::from_secs(30),
+        )
+        .await;
+    let stats = peer.stats().await.expect("peer stats");
+    assert!(
+        grant_errors(&stats)
+            .iter()
+            .any(|e| e == "refresh_token:invalid_grant"),
+        "the refresh was refused with invalid_grant: {stats}"
+    );
+
+    // The stub (same name) explains, with a link to a flow the gateway started.
+    let names = tool_names(&client).await;
+    assert!(names.iter().any(|n| n == "alpha__add"), "{names:?}");
+    let stub = call(&client, "alpha__add", add_args(1, 2)).await;
+    assert_eq!(stub["isError"], true, "{stub}");
+    let text = result_text(&stub);
+    let authorization_endpoint = format!("{}/auth?", peer.issuer);
+    let link = text
+        .split_whitespace()
+        .map(|w| w.trim_matches(|c: char| matches!(c, '(' | ')' | '<' | '>' | '"' | '\'' | ',')))
+        .find(|w| w.starts_with(&authorization_endpoint))
+        .unwrap_or_else(|| {
+            panic!("the stub's text links to {authorization_endpoint}…: {text:?} (row {row})")
+        })
+        .trim_end_matches('.')
+        .to_owned();
+    // The link is a real flow: following it reconnects the pair.
+    let again = follow_authorization(&gateway, &link).await;
+    assert_eq!(again.status, 200, "{}", again.page);
+    gateway
+        .wait_state(&alice, "alpha", "connected", Duration::from_secs(30))
+        .await;
+    let result = call(&client, "alpha__add", add_args(40, 2)).await;
+    assert_eq!(result_text(&result), "42", "{result}");
+    let _ = client.cancel().await;
+
+    let mut secrets = oauth_secrets(peer, &[alpha]);
+    assert_bytes_contain_none(
+        "the SQLite database (+ WAL)",
+        &database_bytes(&dir.path),
+        &secrets,
+    );
+    secrets.extend([first.code, again.code, alice.clone()]);
+    assert_contains_none(
+        "the gateway's output at RUST_LOG=debug",
+        &gateway.logs(),
+        &secrets,
+    );
+    gateway.kill().await;
+}
