@@ -23,4 +23,9 @@ pub trait ReadinessCheck: Send + Sync + std::fmt::Debug + 'static {
     fn name(&self) -> &str;
     /// `Err` makes the replica not ready; the text is shown, so it must hold no secret.
     async fn check(&self) -> Result<(), HookError>;
+
+    /// A note shown beside a passing check (a degraded mode that still serves).
+    fn detail(&self) -> Option<String> {
+        None
+    }
 }

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use tether::gateway::{HookError, PairForgetter, ReadinessCheck};
 use tether_core::{Clock, PairKey, ServerName, SharedState, SystemClock, ToolCache, UserId};
 use tether_oauth::McpAuthorizer;
+use tether_store::shared::FallbackState;
 use tether_store::sql::SqlStore;
 
 #[derive(Debug)]
@@ -43,8 +44,13 @@ impl ReadinessCheck for StorageReady {
     }
 }
 
+/// The shared state answers (for Redis: through its fallback, so a Redis outage leaves the
+/// replica ready but says "degraded").
 #[derive(Debug)]
-pub struct SharedStateReady(pub Arc<dyn SharedState>);
+pub struct SharedStateReady {
+    pub state: Arc<dyn SharedState>,
+    pub fallback: Option<Arc<FallbackState>>,
+}
 
 #[async_trait]
 impl ReadinessCheck for SharedStateReady {
@@ -53,10 +59,22 @@ impl ReadinessCheck for SharedStateReady {
     }
 
     async fn check(&self) -> Result<(), HookError> {
-        self.0
+        self.state
             .tracker_stats(SystemClock.now())
             .await
             .map(|_| ())
             .map_err(|e| HookError(e.to_string()))
+    }
+
+    fn detail(&self) -> Option<String> {
+        let fallback = self.fallback.as_ref()?;
+        Some(if fallback.is_degraded() {
+            format!(
+                "degraded: Redis is unreachable, this replica runs on its own state (fallbacks so far: {})",
+                fallback.fallbacks()
+            )
+        } else {
+            "shared (Redis)".to_owned()
+        })
     }
 }

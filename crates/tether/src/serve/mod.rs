@@ -19,7 +19,7 @@ use tether_mcp::McpConnector;
 use tether_oauth::store::{FlowStore, MemoryFlowStore, MemoryRefreshLock, RefreshLock};
 use tether_oauth::{AuthorizerConfig, McpAuthorizer, NetworkPolicy, OAuthStores};
 use tether_store::crypto::Keyring;
-use tether_store::shared::{RedisState, RedisStateConfig};
+use tether_store::shared::{FallbackState, RedisState, RedisStateConfig};
 use tether_store::sql::SqlStore;
 
 use crate::bearer::AuthorizerBearer;
@@ -92,6 +92,8 @@ fn host_auth(
 /// refreshed by one replica at a time).
 struct Shared {
     state: Arc<dyn SharedState>,
+    /// Set with Redis: the core's state degrades to in-process state while Redis is down.
+    fallback: Option<Arc<FallbackState>>,
     flows: Arc<dyn FlowStore>,
     locks: Arc<dyn RefreshLock>,
 }
@@ -101,6 +103,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
     if url == "memory" {
         return Ok(Shared {
             state: Arc::new(InProcessState::new()),
+            fallback: None,
             flows: Arc::new(MemoryFlowStore::new()),
             locks: Arc::new(MemoryRefreshLock::new()),
         });
@@ -109,10 +112,16 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
         let redis = RedisState::connect(RedisStateConfig::new(url, &config.state.prefix))
             .await
             .context("cannot reach the shared state")?;
+        // Flows and refresh leases have no local fallback on purpose: a flow started here
+        // could not complete elsewhere, and a local lease could double-spend a refresh token.
+        let flows = Arc::new(redis.flow_store(keyring));
+        let locks = Arc::new(redis.refresh_lock());
+        let fallback = Arc::new(FallbackState::new(Arc::new(redis)));
         return Ok(Shared {
-            flows: Arc::new(redis.flow_store(keyring)),
-            locks: Arc::new(redis.refresh_lock()),
-            state: Arc::new(redis),
+            state: fallback.clone(),
+            fallback: Some(fallback),
+            flows,
+            locks,
         });
     }
     bail!("state.url must be \"memory\" or a redis:// URL")
@@ -145,6 +154,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot open the storage")?;
     let Shared {
         state: shared,
+        fallback,
         flows: flow_store,
         locks,
     } = shared(&config, flow_keys).await?;
@@ -211,7 +221,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
     }))
     .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
-    .readiness_check(Arc::new(hooks::SharedStateReady(shared)))
+    .readiness_check(Arc::new(hooks::SharedStateReady {
+        state: shared,
+        fallback,
+    }))
     .build()?;
 
     let oauth = Arc::new(OAuthRoutes::new(

@@ -26,14 +26,16 @@ pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
             Ok(Err(e)) => Some(e.0),
             Err(_) => Some("timed out".to_owned()),
         };
-        (check.name().to_owned(), error)
+        (check.name().to_owned(), error, check.detail())
     }))
     .await;
     let shutting_down = app.is_shutting_down();
-    let ready = !shutting_down && results.iter().all(|(_, e)| e.is_none());
+    let ready = !shutting_down && results.iter().all(|(_, e, _)| e.is_none());
     let checks: Vec<Value> = results
         .into_iter()
-        .map(|(name, error)| json!({"name": name, "ok": error.is_none(), "error": error}))
+        .map(|(name, error, detail)| {
+            json!({"name": name, "ok": error.is_none(), "error": error, "detail": detail})
+        })
         .collect();
     let status = if ready {
         StatusCode::OK
