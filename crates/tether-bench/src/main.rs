@@ -4,7 +4,13 @@
 //! `login-storm`: reconnect-on-login for many users at once through a zero-latency connector,
 //! with the per-origin admission limit on. It measures the core's own cost (eligibility, tracker,
 //! breakers, admission, coalescing, bookkeeping), since the connector costs nothing.
+//!
+//! `idle-sessions [--sessions 1000,10000]`: memory per idle Streamable HTTP session of Tether's
+//! MCP client and of the TypeScript SDK in Node, side by side, against the `tether-testkit-mcp`
+//! server. Build that first: `cargo build --release -p tether-testkit -p tether-bench`; the Node
+//! side needs `npm ci` in `crates/tether-bench/node`.
 
+mod idle_sessions;
 mod login_storm;
 mod memory;
 
@@ -21,6 +27,8 @@ struct Cli {
 enum Command {
     /// Reconnect-on-login for USERS × SERVERS pairs at the same instant.
     LoginStorm(login_storm::Args),
+    /// Memory per idle Streamable HTTP session: Tether's client beside the TypeScript SDK's.
+    IdleSessions(idle_sessions::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(Command::LoginStorm(login_storm::Args::default()))
     {
         Command::LoginStorm(args) => runtime.block_on(login_storm::run(args)),
+        Command::IdleSessions(args) => runtime.block_on(idle_sessions::run(args)),
     }
 }

@@ -8,11 +8,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rmcp::model::{ClientCapabilities, ClientConfig, Implementation};
+use futures::stream::BoxStream;
+use rmcp::model::{ClientCapabilities, ClientConfig, ClientJsonRpcMessage, Implementation};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpPostResponse, StreamableHttpResponseLimits,
+};
 use rmcp::{ClientCacheConfig, RoleClient, serve_client};
+use sse_stream::Sse;
 use tether_core::{
     ConnectError, ConnectRequest, Connector, Origin, ServerName, Session, TransportConfig,
     TransportFailure,
@@ -47,6 +52,18 @@ pub struct McpConnectorConfig {
     /// The wait before reconnecting a broken stream, doubling after each failed reconnect (up
     /// to 30 s); a server's `retry` field takes precedence. Default 1 s.
     pub sse_resume_delay: Duration,
+    /// Whether each Streamable HTTP session keeps the server's standalone event stream open: a
+    /// `GET` that stays open for the session's lifetime, the only way the server can send
+    /// messages outside a request (`notifications/tools/list_changed`, other list-changed and
+    /// resource notifications, server pings and requests). Default `false`.
+    ///
+    /// The trade-off: over HTTP/1.1 that stream holds one TCP connection (a file descriptor on
+    /// each side, plus the server's per-stream state) for every idle session, which is most of
+    /// what an idle session costs at 10,000 sessions. Tether gains nothing from it today: it
+    /// advertises no client capabilities and its client handler ignores server notifications
+    /// (the core refreshes tools itself). Turn it on once something consumes them. Without it,
+    /// answers still stream on each request's own response (and resume with `Last-Event-ID`).
+    pub standalone_stream: bool,
 }
 
 impl Default for McpConnectorConfig {
@@ -57,6 +74,7 @@ impl Default for McpConnectorConfig {
             close_timeout: Duration::from_secs(5),
             sse_resume_attempts: 3,
             sse_resume_delay: Duration::from_secs(1),
+            standalone_stream: false,
         }
     }
 }
@@ -183,7 +201,10 @@ impl McpConnector {
             attempts: self.config.sse_resume_attempts,
             delay: self.config.sse_resume_delay,
         });
-        let client = AuthorizedClient::new(client, self.credentials(request));
+        let client = SessionHttpClient {
+            inner: AuthorizedClient::new(client, self.credentials(request)),
+            standalone_stream: self.config.standalone_stream,
+        };
         let transport = StreamableHttpClientTransport::with_client(client, transport_config);
         let running = with_timeout(
             request.timeout,
@@ -357,5 +378,141 @@ impl HttpClients {
             .build()
             .map_err(|_| ConnectError::Protocol("could not set up the HTTP client".to_owned()))?;
         Ok(self.lock().entry(origin.clone()).or_insert(built).clone())
+    }
+}
+
+type HttpError = StreamableHttpError<reqwest::Error>;
+type Headers = HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>;
+type EventStream = BoxStream<'static, Result<Sse, SseError>>;
+
+/// The HTTP client one Streamable HTTP session hands rmcp: the token-attaching client, which
+/// can refuse the standalone event stream ([`McpConnectorConfig::standalone_stream`]).
+///
+/// rmcp 3.11 has no setting for that stream: its worker always opens it after `initialize`,
+/// with a `GET` that has a session id and no `Last-Event-ID`, and skips it quietly when the
+/// client answers [`StreamableHttpError::ServerDoesNotSupportSse`] (what a server's 405
+/// becomes). Every other `GET` it makes resumes a stream and carries `Last-Event-ID`: it
+/// resumes a request's response stream only after an event id, so those pass unchanged.
+#[derive(Debug, Clone)]
+struct SessionHttpClient {
+    inner: AuthorizedClient,
+    standalone_stream: bool,
+}
+
+impl SessionHttpClient {
+    fn refuses(&self, last_event_id: Option<&String>) -> bool {
+        !self.standalone_stream && last_event_id.is_none()
+    }
+}
+
+// Every method forwards (the `_with_…` variants too, so rmcp's size limits stay enforced).
+impl StreamableHttpClient for SessionHttpClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.inner
+            .post_message(uri, message, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.inner
+            .post_message_with_max_sse_event_size(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.inner
+            .post_message_with_response_limits(
+                uri,
+                message,
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            )
+            .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+    ) -> Result<(), HttpError> {
+        self.inner
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+    ) -> Result<EventStream, HttpError> {
+        if self.refuses(last_event_id.as_ref()) {
+            return Err(StreamableHttpError::ServerDoesNotSupportSse);
+        }
+        self.inner
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: Headers,
+        max_sse_event_size: usize,
+    ) -> Result<EventStream, HttpError> {
+        if self.refuses(last_event_id.as_ref()) {
+            return Err(StreamableHttpError::ServerDoesNotSupportSse);
+        }
+        self.inner
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
     }
 }

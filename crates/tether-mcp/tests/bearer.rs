@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use tether_core::{ConnectError, Connector, Session};
-use tether_mcp::McpConnector;
+use tether_mcp::{McpConnector, McpConnectorConfig};
 use tokio_util::sync::CancellationToken;
 
 use support::auth::{Gate, ScriptedSource, require_token};
@@ -26,7 +26,13 @@ async fn connect(
     gate: &Gate,
     source: &Arc<ScriptedSource>,
 ) -> Arc<dyn Session> {
-    let session = McpConnector::default()
+    // With the standalone event stream on, so that its GET (and its token) is covered too.
+    let config = McpConnectorConfig {
+        standalone_stream: true,
+        ..McpConnectorConfig::default()
+    };
+    let session = McpConnector::new(config)
+        .expect("valid config")
         .with_bearer_source(source.clone())
         .connect(request(http(&server.url)))
         .await
@@ -54,6 +60,25 @@ async fn every_request_carries_the_sources_token() {
     assert_eq!(gate.anonymous.load(Ordering::SeqCst), 0);
     assert!(source.bearer_calls() >= 3, "asked per request");
     assert_eq!(source.rejected_calls(), 0);
+    session.close().await;
+}
+
+#[tokio::test]
+async fn by_default_no_standalone_event_stream_is_opened() {
+    let gate = Gate::accepting("token-1");
+    let server = gated_server(&gate).await;
+    let source = ScriptedSource::with_token("token-1");
+    let session = McpConnector::default()
+        .with_bearer_source(source.clone())
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects with the token");
+    assert_eq!(session.list_tools().await.expect("lists").len(), 5);
+    assert_eq!(echo(&session).await.expect("calls"), "hi");
+    // rmcp would have opened it right after `initialize`; give it time to (not) happen.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(gate.streams.load(Ordering::SeqCst), 0, "no GET was made");
+    assert!(session.is_open());
     session.close().await;
 }
 

@@ -170,6 +170,18 @@ pub struct McpAuthorizer {
     registering: Mutex<HashMap<RegistrationKey, Arc<tokio::sync::Mutex<()>>>>,
     /// `insufficient_scope` re-authorizations per pair since its scopes last sufficed.
     scope_upgrades: Mutex<HashMap<PairKey, u32>>,
+    refreshes: RefreshCounters,
+}
+
+/// Token refreshes sent to authorization servers, by outcome (for metrics).
+#[derive(Debug, Default)]
+pub struct RefreshCounters {
+    pub refreshed: std::sync::atomic::AtomicU64,
+    /// `invalid_grant` and other refusals that need a new authorization.
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// Network failures, timeouts, 5xx: tokens kept, retried later.
+    pub transient: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for McpAuthorizer {
@@ -304,7 +316,13 @@ impl McpAuthorizer {
             http,
             registering: Mutex::new(HashMap::new()),
             scope_upgrades: Mutex::new(HashMap::new()),
+            refreshes: RefreshCounters::default(),
         })
+    }
+
+    /// Refresh requests by outcome since start.
+    pub fn refresh_counters(&self) -> &RefreshCounters {
+        &self.refreshes
     }
 
     pub fn stores(&self) -> &OAuthStores {
@@ -752,13 +770,21 @@ impl McpAuthorizer {
         let result = manager.refresh_token().await;
         drop(manager);
         PairCredentialStore::release_lease(&lease_slot).await?;
+        use std::sync::atomic::Ordering::Relaxed;
         match result {
             Ok(response) => {
+                self.refreshes.refreshed.fetch_add(1, Relaxed);
                 info!(%pair, "access token refreshed");
                 Ok(Secret::new(response.access_token().secret().clone()))
             }
             Err(error) => {
                 let error = classify(error, &http);
+                let counter = match &error {
+                    OAuthError::NeedsAuthorization(_) => &self.refreshes.rejected,
+                    e if e.is_transient() => &self.refreshes.transient,
+                    _ => &self.refreshes.failed,
+                };
+                counter.fetch_add(1, Relaxed);
                 warn!(%pair, %error, "refresh failed");
                 Err(error)
             }

@@ -253,6 +253,14 @@ async fn authorize_call_from_rust_and_typescript_then_restart_refreshes_and_reco
         grant_errors(&stats).is_empty(),
         "no refresh was refused: {stats}"
     );
+    // The gateway counts its refreshes by outcome (no user in the labels).
+    let metrics = gateway.metrics().await;
+    let refreshed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tether_oauth_refreshes_total{outcome=\"refreshed\"} "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .expect("tether_oauth_refreshes_total{outcome=\"refreshed\"} in /metrics");
+    assert!(refreshed >= 1, "{metrics}");
 
     // Still no plaintext token at rest, and none, nor the codes or secrets, in the logs.
     let mut secrets = oauth_secrets(peer, &[alpha, &beta]);
@@ -335,6 +343,13 @@ async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_the_
             .iter()
             .any(|e| e == "refresh_token:invalid_grant"),
         "the refresh was refused with invalid_grant: {stats}"
+    );
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            .starts_with("tether_oauth_refreshes_total{outcome=\"rejected\"} ")
+            && !l.ends_with(" 0")),
+        "the refused refresh is counted: {metrics}"
     );
 
     // The stub (same name) explains, with a link to a flow the gateway started.

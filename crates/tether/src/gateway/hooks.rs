@@ -16,6 +16,12 @@ pub trait PairForgetter: Send + Sync + std::fmt::Debug + 'static {
     async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), HookError>;
 }
 
+/// Adds lines to `/metrics`: Prometheus text exposition, ending with a newline. Labels must
+/// never carry user ids or secrets.
+pub trait MetricsSource: Send + Sync + std::fmt::Debug + 'static {
+    fn render(&self) -> String;
+}
+
 /// One dependency `/readyz` checks.
 #[async_trait]
 pub trait ReadinessCheck: Send + Sync + std::fmt::Debug + 'static {

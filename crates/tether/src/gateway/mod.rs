@@ -21,7 +21,7 @@ mod state;
 mod users;
 
 pub use config::{AdminConfig, GatewayConfig, McpConfig};
-pub use hooks::{HookError, PairForgetter, ReadinessCheck};
+pub use hooks::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
 pub use metrics::{CallOutcome, GatewayMetrics};
 pub use server::{Gateway, GatewayBuilder, GatewayError, shutdown_signal};
 pub use state::AppState;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
 use super::config::{GatewayConfig, McpConfig};
-use super::hooks::{PairForgetter, ReadinessCheck};
+use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
 use super::mcp::{SessionOwners, ToolFilter, ToolNaming, ToolPolicy};
 use super::state::{AppState, Parts};
 use super::users::UserRegistry;
@@ -37,6 +37,7 @@ pub struct GatewayBuilder {
     max_tracked_users: usize,
     forgetter: Option<Arc<dyn PairForgetter>>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
+    metrics_sources: Vec<Arc<dyn MetricsSource>>,
 }
 
 impl GatewayBuilder {
@@ -72,6 +73,12 @@ impl GatewayBuilder {
         self
     }
 
+    /// More Prometheus text appended to `/metrics` (the binary's OAuth and storage numbers).
+    pub fn metrics_source(mut self, source: Arc<dyn MetricsSource>) -> Self {
+        self.metrics_sources.push(source);
+        self
+    }
+
     pub fn build(self) -> Result<Gateway, GatewayError> {
         let naming = ToolNaming::new(self.mcp.tool_separator.clone()).ok_or_else(|| {
             GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
@@ -100,6 +107,7 @@ impl GatewayBuilder {
             session_owners: SessionOwners::new(sessions.clone()),
             forgetter: self.forgetter,
             readiness: self.readiness,
+            metrics_sources: self.metrics_sources,
         });
         let mcp_cancel = CancellationToken::new();
         let router =
@@ -131,6 +139,7 @@ impl Gateway {
             max_tracked_users: 100_000,
             forgetter: None,
             readiness: Vec::new(),
+            metrics_sources: Vec::new(),
         }
     }
 

@@ -8,7 +8,7 @@ use tether_core::ReconnectionManager;
 
 use super::auth::{AdminCredentials, HostAuth};
 use super::config::McpConfig;
-use super::hooks::{PairForgetter, ReadinessCheck};
+use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
 use super::mcp::{SessionOwners, ToolNaming, ToolPolicy};
 use super::metrics::GatewayMetrics;
 use super::users::UserRegistry;
@@ -31,6 +31,7 @@ struct Inner {
     session_owners: SessionOwners,
     forgetter: Option<Arc<dyn PairForgetter>>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
+    metrics_sources: Vec<Arc<dyn MetricsSource>>,
     shutting_down: AtomicBool,
 }
 
@@ -46,6 +47,7 @@ pub(crate) struct Parts {
     pub session_owners: SessionOwners,
     pub forgetter: Option<Arc<dyn PairForgetter>>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
+    pub metrics_sources: Vec<Arc<dyn MetricsSource>>,
 }
 
 impl AppState {
@@ -63,6 +65,7 @@ impl AppState {
                 session_owners: parts.session_owners,
                 forgetter: parts.forgetter,
                 readiness: parts.readiness,
+                metrics_sources: parts.metrics_sources,
                 shutting_down: AtomicBool::new(false),
             }),
         }
@@ -106,6 +109,10 @@ impl AppState {
 
     pub fn forgetter(&self) -> Option<&Arc<dyn PairForgetter>> {
         self.inner.forgetter.as_ref()
+    }
+
+    pub fn metrics_sources(&self) -> &[Arc<dyn MetricsSource>] {
+        &self.inner.metrics_sources
     }
 
     pub fn readiness_checks(&self) -> &[Arc<dyn ReadinessCheck>] {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tether::gateway::{HookError, PairForgetter, ReadinessCheck};
+use tether::gateway::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
 use tether_core::{Clock, PairKey, ServerName, SharedState, SystemClock, ToolCache, UserId};
 use tether_oauth::McpAuthorizer;
 use tether_store::shared::FallbackState;
@@ -76,5 +76,50 @@ impl ReadinessCheck for SharedStateReady {
         } else {
             "shared (Redis)".to_owned()
         })
+    }
+}
+
+/// `tether_oauth_refreshes_total{outcome}` and `tether_shared_state_degraded`.
+#[derive(Debug)]
+pub struct OAuthAndStateMetrics {
+    pub authorizer: Arc<McpAuthorizer>,
+    pub fallback: Option<Arc<FallbackState>>,
+}
+
+impl MetricsSource for OAuthAndStateMetrics {
+    fn render(&self) -> String {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = self.authorizer.refresh_counters();
+        let mut out = String::from(
+            "# HELP tether_oauth_refreshes_total Token refreshes sent to authorization servers, by outcome.\n\
+             # TYPE tether_oauth_refreshes_total counter\n",
+        );
+        for (outcome, counter) in [
+            ("refreshed", &c.refreshed),
+            ("rejected", &c.rejected),
+            ("transient", &c.transient),
+            ("failed", &c.failed),
+        ] {
+            let _ = writeln!(
+                out,
+                "tether_oauth_refreshes_total{{outcome=\"{outcome}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+        let (degraded, fallbacks) = self
+            .fallback
+            .as_ref()
+            .map_or((0, 0), |f| (u8::from(f.is_degraded()), f.fallbacks()));
+        let _ = write!(
+            out,
+            "# HELP tether_shared_state_degraded 1 while this replica runs on its own state because Redis is unreachable.\n\
+             # TYPE tether_shared_state_degraded gauge\n\
+             tether_shared_state_degraded {degraded}\n\
+             # HELP tether_shared_state_fallbacks_total Times this replica fell back to its own state.\n\
+             # TYPE tether_shared_state_fallbacks_total counter\n\
+             tether_shared_state_fallbacks_total {fallbacks}\n"
+        );
+        out
     }
 }

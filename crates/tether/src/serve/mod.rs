@@ -223,6 +223,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
     .readiness_check(Arc::new(hooks::SharedStateReady {
         state: shared,
+        fallback: fallback.clone(),
+    }))
+    .metrics_source(Arc::new(hooks::OAuthAndStateMetrics {
+        authorizer: authorizer.clone(),
         fallback,
     }))
     .build()?;

@@ -8,9 +8,12 @@ use crate::gateway::state::AppState;
 
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let stats = app.manager().stats().await;
-    let text = app
+    let mut text = app
         .metrics()
         .render(&stats, app.users().len(), app.session_owners().len());
+    for source in app.metrics_sources() {
+        text.push_str(&source.render());
+    }
     (
         [(
             header::CONTENT_TYPE,
