@@ -1,0 +1,117 @@
+//! `tether serve` refuses to start without what it needs, with one clear message; `tether token`
+//! prints a host token on its last line.
+
+use std::process::Command;
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "tether-serve-cli-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("tether.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\n[storage]\nurl = \"sqlite://{}/data/tether.db\"\n\
+             [gateway.host_auth]\nissuer = \"https://host.example\"\naudience = \"tether\"\nhs256_secret_env = \"TETHER_TEST_JWT_SECRET\"\n",
+            dir.display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+fn tether() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tether"));
+    command
+        .env_remove("TETHER_ENCRYPTION_KEY")
+        .env_remove("TETHER_TEST_JWT_SECRET")
+        .env_remove("RUST_LOG");
+    command
+}
+
+#[test]
+fn serve_refuses_to_start_without_an_encryption_key_unless_dev() {
+    let dir = temp_dir("nokey");
+    let output = tether()
+        .args(["serve", "--config"])
+        .arg(config(&dir))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TETHER_ENCRYPTION_KEY is not set"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.join("data/tether.db").exists(),
+        "nothing is created before the key check"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_configuration_and_bad_keys_are_one_clear_error() {
+    let dir = temp_dir("bad");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[limits]\nmax_in_flight = 0\n").expect("write");
+    let output = tether()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("max_in_flight"), "{stderr}");
+
+    let output = tether()
+        .env("TETHER_ENCRYPTION_KEY", "not-a-key")
+        .args(["serve", "--config"])
+        .arg(config(&dir))
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("TETHER_ENCRYPTION_KEY is not usable"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("not-a-key"),
+        "the key is never echoed: {stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn token_prints_a_jwt_on_its_last_line() {
+    let dir = temp_dir("token");
+    let output = tether()
+        .env(
+            "TETHER_TEST_JWT_SECRET",
+            "a-test-secret-that-is-long-enough-0123456789",
+        )
+        .args(["token", "--user", "alice", "--config"])
+        .arg(config(&dir))
+        .output()
+        .expect("runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().expect("a line");
+    assert_eq!(last.split('.').count(), 3, "a JWT: {last}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
