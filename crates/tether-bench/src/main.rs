@@ -9,7 +9,13 @@
 //! MCP client and of the TypeScript SDK in Node, side by side, against the `tether-testkit-mcp`
 //! server. Build that first: `cargo build --release -p tether-testkit -p tether-bench`; the Node
 //! side needs `npm ci` in `crates/tether-bench/node`.
+//!
+//! `gateway`: the `tether` gateway as a process against `tether-testkit-mcp` upstream processes:
+//! a login storm through the HTTP API, RSS per idle upstream session, and tool-call latency,
+//! throughput and CPU through `/mcp` beside direct calls. Build first:
+//! `cargo build --release -p tether -p tether-bench -p tether-testkit`.
 
+mod gateway;
 mod idle_sessions;
 mod login_storm;
 mod memory;
@@ -29,6 +35,8 @@ enum Command {
     LoginStorm(login_storm::Args),
     /// Memory per idle Streamable HTTP session: Tether's client beside the TypeScript SDK's.
     IdleSessions(idle_sessions::Args),
+    /// The gateway as a process: login storm, memory per idle upstream session, tool calls.
+    Gateway(gateway::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,5 +50,6 @@ fn main() -> anyhow::Result<()> {
     {
         Command::LoginStorm(args) => runtime.block_on(login_storm::run(args)),
         Command::IdleSessions(args) => runtime.block_on(idle_sessions::run(args)),
+        Command::Gateway(args) => runtime.block_on(gateway::run(args)),
     }
 }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use rmcp::ServerHandler;
 use rmcp::model::{
@@ -15,6 +16,20 @@ use serde_json::{Value, json};
 pub struct DemoTools {
     initialized: Arc<AtomicU64>,
     calls: Arc<AtomicU64>,
+    /// `initialize` requests being answered right now, and the most there ever were at once.
+    initializing: Arc<AtomicU64>,
+    peak_initializing: Arc<AtomicU64>,
+    /// How long each `initialize` takes (a slow upstream handshake); zero by default.
+    init_delay: Duration,
+}
+
+/// Counts one `initialize` in flight until dropped (also when the request is cancelled).
+struct InFlight<'a>(&'a AtomicU64);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ErrorData> {
@@ -30,6 +45,34 @@ impl DemoTools {
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
     }
+
+    /// Every `initialize` takes `delay` before it answers, so that concurrent handshakes overlap
+    /// and a client's concurrency limit becomes visible in [`DemoTools::peak_initializing`].
+    pub fn with_init_delay(mut self, delay: Duration) -> Self {
+        self.init_delay = delay;
+        self
+    }
+
+    /// `initialize` requests in progress right now.
+    pub fn initializing(&self) -> u64 {
+        self.initializing.load(Ordering::SeqCst)
+    }
+
+    /// The most `initialize` requests that were ever in progress at once.
+    pub fn peak_initializing(&self) -> u64 {
+        self.peak_initializing.load(Ordering::SeqCst)
+    }
+
+    /// The counters as JSON (the `tether-testkit-mcp` binary serves this at `GET /stats`).
+    pub fn stats(&self) -> Value {
+        json!({
+            "initialized": self.initialized(),
+            "calls": self.calls(),
+            "initializing": self.initializing(),
+            "peak_initializing": self.peak_initializing(),
+            "init_delay_ms": u64::try_from(self.init_delay.as_millis()).unwrap_or(u64::MAX),
+        })
+    }
 }
 
 impl ServerHandler for DemoTools {
@@ -43,6 +86,12 @@ impl ServerHandler for DemoTools {
         _context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, ErrorData> {
         self.initialized.fetch_add(1, Ordering::SeqCst);
+        let now = self.initializing.fetch_add(1, Ordering::SeqCst) + 1;
+        let _in_flight = InFlight(&self.initializing);
+        self.peak_initializing.fetch_max(now, Ordering::SeqCst);
+        if !self.init_delay.is_zero() {
+            tokio::time::sleep(self.init_delay).await;
+        }
         Ok(self.get_info())
     }
 

@@ -5,12 +5,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use rmcp::ServerHandler;
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+
+use crate::DemoTools;
 
 /// A server running in this process. Dropping it stops it.
 #[derive(Debug)]
@@ -42,6 +45,27 @@ pub async fn serve_streamable_http<S>(handler: S, addr: &str) -> std::io::Result
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
+    serve_with(handler, addr, Router::new()).await
+}
+
+/// [`DemoTools`] like [`serve_streamable_http`], plus its counters as JSON at `GET /stats`
+/// (sessions initialized, calls, `initialize` requests in flight and their peak).
+pub async fn serve_demo_with_stats(tools: DemoTools, addr: &str) -> std::io::Result<RunningServer> {
+    let counters = tools.clone();
+    let stats = Router::new().route(
+        "/stats",
+        get(move || {
+            let counters = counters.clone();
+            async move { axum::Json(counters.stats()) }
+        }),
+    );
+    serve_with(tools, addr, stats).await
+}
+
+async fn serve_with<S>(handler: S, addr: &str, extra: Router) -> std::io::Result<RunningServer>
+where
+    S: ServerHandler + Clone + Send + Sync + 'static,
+{
     let ct = CancellationToken::new();
     let service: StreamableHttpService<S, LocalSessionManager> = StreamableHttpService::new(
         move || Ok(handler.clone()),
@@ -52,9 +76,15 @@ where
     );
     let router = Router::new()
         .nest_service("/mcp", service)
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(extra);
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    // Without TCP_NODELAY a response written in two parts (headers, then the SSE event) waits
+    // for the client's delayed ACK: ~40 ms per request on loopback.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let shutdown = ct.clone();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, router)

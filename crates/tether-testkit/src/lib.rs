@@ -8,7 +8,8 @@
 //! - [`OidcPeer`]: the `oidc-provider` authorization server (node, from
 //!   `crates/tether-oauth/tests/peers`), to put in front of [`serve_protected`];
 //! - the `tether-testkit-mcp` binary: the same as a process of its own, which tests can kill
-//!   and restart (a real outage) and benchmarks can keep out of their own memory figures.
+//!   and restart (a real outage) and benchmarks can keep out of their own memory figures; it
+//!   serves the counters at `GET /stats` ([`serve_demo_with_stats`]).
 //!
 //! It must stay a test peer: loopback only, nothing persistent, no knowledge of Tether's rules.
 
@@ -18,6 +19,6 @@ pub mod oidc;
 mod protected;
 
 pub use demo_tools::DemoTools;
-pub use http_server::{RunningServer, serve_streamable_http};
+pub use http_server::{RunningServer, serve_demo_with_stats, serve_streamable_http};
 pub use oidc::{OidcOptions, OidcPeer};
 pub use protected::{ProtectedServer, ProtectionConfig, WELL_KNOWN_METADATA_PATH, serve_protected};

@@ -1,6 +1,9 @@
 //! `tether-testkit-mcp [ADDR]`: the demo MCP server as its own process, on Streamable HTTP at
 //! `ADDR` (default `127.0.0.1:0`). Prints one JSON line `{"url": …, "pid": …}` when it listens,
 //! then serves until killed or until its stdin closes (so it never outlives a test that died).
+//! `GET /stats` answers the counters as JSON (`initialized`, `calls`, `initializing`,
+//! `peak_initializing`). `TESTKIT_INIT_DELAY_MS=N` makes every `initialize` take N ms (a slow
+//! handshake, so that a client's concurrency limit shows in `peak_initializing`).
 
 use tokio::io::AsyncReadExt;
 
@@ -11,8 +14,16 @@ async fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
     let ip: std::net::SocketAddr = addr.parse()?;
     anyhow::ensure!(ip.ip().is_loopback(), "test peers listen on loopback only");
-    let server =
-        tether_testkit::serve_streamable_http(tether_testkit::DemoTools::default(), &addr).await?;
+    let delay_ms = match std::env::var("TESTKIT_INIT_DELAY_MS") {
+        Ok(value) => value
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| anyhow::anyhow!("TESTKIT_INIT_DELAY_MS={value:?}: {e}"))?,
+        Err(_) => 0,
+    };
+    let tools = tether_testkit::DemoTools::default()
+        .with_init_delay(std::time::Duration::from_millis(delay_ms));
+    let server = tether_testkit::serve_demo_with_stats(tools, &addr).await?;
     println!(
         "{}",
         serde_json::json!({"url": server.url, "pid": std::process::id()})

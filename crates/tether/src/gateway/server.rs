@@ -5,6 +5,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::serve::ListenerExt;
 use tether_core::{ReconnectionManager, ServerName};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -198,6 +199,13 @@ impl Gateway {
             app.begin_shutdown();
             cancel.cancel();
         };
+        // Without TCP_NODELAY a response written in two parts waits ~40 ms for the client's
+        // delayed ACK (Nagle): every tool call through the gateway paid it.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
         let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(signal)
             .await;

@@ -1,0 +1,208 @@
+//! Part 3: tool calls with the same rmcp client, through Tether (`/mcp`, `{server}__echo`) and
+//! straight to the upstream (`echo`): latency percentiles, throughput at a fixed concurrency,
+//! and CPU time of the gateway and of the upstream per call.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::service::RunningService;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{RoleClient, serve_client};
+use serde_json::json;
+
+use super::procs::{Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, servers_toml};
+
+/// One connect (initialize) or one call.
+const STEP: Duration = Duration::from_secs(30);
+const WARM_UP_CALLS: usize = 200;
+
+type Client = RunningService<RoleClient, ClientConfig>;
+
+#[derive(Debug, Clone)]
+pub struct CallsSettings {
+    pub concurrency: usize,
+    /// Calls per concurrent phase (split over the workers).
+    pub calls: usize,
+    /// Calls of the one-at-a-time phase.
+    pub latency_calls: usize,
+}
+
+/// One phase on one path.
+#[derive(Debug, Clone)]
+pub struct Phase {
+    pub path: &'static str,
+    pub concurrency: usize,
+    pub calls: usize,
+    pub wall: Duration,
+    pub p50: Duration,
+    pub p99: Duration,
+    pub gateway_cpu: Option<f64>,
+    pub upstream_cpu: f64,
+    pub bench_cpu: f64,
+}
+
+impl Phase {
+    pub fn throughput(&self) -> f64 {
+        self.calls as f64 / self.wall.as_secs_f64().max(f64::MIN_POSITIVE)
+    }
+}
+
+async fn connect(http: &reqwest::Client, uri: &str, token: Option<&str>) -> anyhow::Result<Client> {
+    let mut config = StreamableHttpClientTransportConfig::with_uri(uri.to_owned());
+    if let Some(token) = token {
+        config = config.auth_header(token.to_owned());
+    }
+    let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+    tokio::time::timeout(STEP, serve_client(ClientConfig::default(), transport))
+        .await
+        .with_context(|| format!("initialize at {uri} timed out"))?
+        .with_context(|| format!("initialize at {uri}"))
+}
+
+async fn call(client: &Client, tool: &str) -> anyhow::Result<Duration> {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = json!({"text": "hello"}).as_object().cloned();
+    let started = Instant::now();
+    let result = tokio::time::timeout(STEP, client.peer().call_tool(params))
+        .await
+        .with_context(|| format!("{tool} timed out"))?
+        .with_context(|| format!("calling {tool}"))?;
+    let elapsed = started.elapsed();
+    ensure!(
+        result.is_error != Some(true),
+        "{tool} answered an error: {result:?}"
+    );
+    Ok(elapsed)
+}
+
+/// `calls` calls split over `concurrency` workers, each on `clients[worker % len]`.
+async fn phase(
+    path: &'static str,
+    clients: &[Client],
+    tool: &str,
+    concurrency: usize,
+    calls: usize,
+    gateway_pid: Option<u32>,
+    upstream_pid: u32,
+) -> anyhow::Result<Phase> {
+    let concurrency = concurrency.max(1);
+    let per_worker = calls.div_ceil(concurrency);
+    let gateway_before = gateway_pid.map(cpu_seconds).transpose()?;
+    let upstream_before = cpu_seconds(upstream_pid)?;
+    let bench_before = cpu_seconds(std::process::id())?;
+    let started = Instant::now();
+    let workers = (0..concurrency).map(|w| {
+        let client = &clients[w % clients.len()];
+        async move {
+            let mut latencies = Vec::with_capacity(per_worker);
+            for _ in 0..per_worker {
+                latencies.push(call(client, tool).await?);
+            }
+            anyhow::Ok(latencies)
+        }
+    });
+    let results = futures::future::join_all(workers).await;
+    let wall = started.elapsed();
+    let mut latencies = Vec::with_capacity(per_worker * concurrency);
+    for r in results {
+        latencies.extend(r?);
+    }
+    let done = latencies.len();
+    let gateway_cpu = match (gateway_pid, gateway_before) {
+        (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
+        _ => None,
+    };
+    let upstream_cpu = cpu_seconds(upstream_pid)? - upstream_before;
+    let bench_cpu = cpu_seconds(std::process::id())? - bench_before;
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        let i = ((done as f64 * q).ceil() as usize).clamp(1, done.max(1)) - 1;
+        latencies.get(i).copied().unwrap_or_default()
+    };
+    Ok(Phase {
+        path,
+        concurrency,
+        calls: done,
+        wall,
+        p50: pick(0.50),
+        p99: pick(0.99),
+        gateway_cpu: gateway_cpu.map(|s| s / done.max(1) as f64),
+        upstream_cpu: upstream_cpu / done.max(1) as f64,
+        bench_cpu: bench_cpu / done.max(1) as f64,
+    })
+}
+
+/// The phases in order: direct and Tether one at a time, then direct and Tether at
+/// `concurrency`.
+pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Vec<Phase>> {
+    let http = http_client()?;
+    let upstream = Upstream::start(&bins.testkit, Duration::ZERO).await?;
+    let config = format!(
+        "[reconnect]\ninclude_non_oauth = true\n\n[limits]\nper_second = 0\n\n{}",
+        servers_toml(&[("up".to_owned(), upstream.url.clone())])
+    );
+    let gateway = Gateway::start(&bins.tether, "calls", &config).await?;
+    let result = async {
+        let n = settings.concurrency.max(1);
+        let mcp = format!("{}/mcp", gateway.base);
+        let mut direct = Vec::with_capacity(n);
+        let mut through = Vec::with_capacity(n);
+        for i in 0..n {
+            direct.push(connect(&http, &upstream.url, None).await?);
+            let token = jwt(&format!("calls-{i}"))?;
+            let client = connect(&http, &mcp, Some(&token)).await?;
+            // Lists (and so connects) the user's server, as an agent would first.
+            let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
+                .await
+                .context("tools/list through Tether timed out")?
+                .context("tools/list through Tether")?;
+            ensure!(
+                tools.iter().any(|t| t.name == "up__echo"),
+                "Tether does not list up__echo: {:?}",
+                tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+            );
+            through.push(client);
+        }
+        // Warm-up on both paths (connections, caches, the gateway's upstream sessions).
+        phase(
+            "direct",
+            &direct,
+            "echo",
+            n,
+            WARM_UP_CALLS,
+            None,
+            upstream.pid,
+        )
+        .await?;
+        phase(
+            "tether",
+            &through,
+            "up__echo",
+            n,
+            WARM_UP_CALLS,
+            None,
+            upstream.pid,
+        )
+        .await?;
+
+        let gw = Some(gateway.pid);
+        let mut phases = Vec::new();
+        let latency = settings.latency_calls;
+        phases.push(phase("direct", &direct, "echo", 1, latency, gw, upstream.pid).await?);
+        phases.push(phase("tether", &through, "up__echo", 1, latency, gw, upstream.pid).await?);
+        let calls = settings.calls;
+        phases.push(phase("direct", &direct, "echo", n, calls, gw, upstream.pid).await?);
+        phases.push(phase("tether", &through, "up__echo", n, calls, gw, upstream.pid).await?);
+        for client in direct.into_iter().chain(through) {
+            let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+        }
+        anyhow::Ok(phases)
+    }
+    .await
+    .with_context(|| format!("gateway log tail:\n{}", gateway.log_tail()));
+    gateway.stop().await;
+    upstream.stop().await;
+    result
+}

@@ -1,0 +1,316 @@
+//! `bench gateway`: the `tether` gateway as a process, with `tether-testkit-mcp` upstreams as
+//! processes, all on loopback, in one run:
+//!
+//! 1. a login storm through the HTTP API (`POST /v1/me/reconnect` for every user, then
+//!    `GET /v1/me/servers` until every pair is connected), with the upstreams counting their
+//!    concurrent `initialize` requests (`GET /stats`) — with the default `limits.per_second`
+//!    and with it off;
+//! 2. the gateway's RSS per idle upstream session;
+//! 3. tool calls with one rmcp client, through `/mcp` and straight to the upstream.
+//!
+//! Build first: `cargo build --release -p tether -p tether-bench -p tether-testkit`.
+
+mod calls;
+mod idle;
+mod procs;
+mod storm;
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use procs::Binaries;
+
+/// File descriptors wanted (inherited by the children): 10,000 sessions hold a socket each in
+/// the gateway and in the upstream, plus the API connections.
+const WANTED_NOFILE: u64 = 65_536;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Parts to run, comma-separated: storm, idle, calls.
+    #[arg(long, value_delimiter = ',', default_value = "storm,idle,calls")]
+    parts: Vec<String>,
+    /// Login storm: users (each with every server).
+    #[arg(long, default_value_t = 1000)]
+    users: usize,
+    /// Login storm: upstream servers, one `tether-testkit-mcp` process (origin) each.
+    #[arg(long, default_value_t = 3)]
+    servers: usize,
+    /// Login storm: `limits.max_in_flight` in the gateway's configuration.
+    #[arg(long, default_value_t = 8)]
+    max_in_flight: u32,
+    /// Login storm: how long each upstream `initialize` takes, so that concurrent handshakes
+    /// overlap (0: answered at once, and the peak says little).
+    #[arg(long, default_value_t = 10)]
+    init_delay_ms: u64,
+    /// Login storm: the most it may take, per run, in seconds.
+    #[arg(long, default_value_t = 180)]
+    storm_deadline_s: u64,
+    /// Idle sessions: counts to measure, comma-separated, each with a fresh gateway.
+    #[arg(long, value_delimiter = ',', default_value = "1000,10000")]
+    sessions: Vec<usize>,
+    /// Idle sessions: how long to wait before each RSS reading, in milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    settle_ms: u64,
+    /// Tool calls: client concurrency of the throughput phases (also the number of sessions).
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Tool calls: calls per throughput phase.
+    #[arg(long, default_value_t = 16_000)]
+    calls: usize,
+    /// Tool calls: calls of the one-at-a-time latency phases.
+    #[arg(long, default_value_t = 2000)]
+    latency_calls: usize,
+    /// Requests in flight from this process to the gateway's HTTP API.
+    #[arg(long, default_value_t = 64)]
+    http_concurrency: usize,
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "met" } else { "MISSED" }
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    for part in &args.parts {
+        if !matches!(part.as_str(), "storm" | "idle" | "calls") {
+            bail!("unknown part {part:?} (storm, idle, calls)");
+        }
+    }
+    let bins = Binaries::locate()?;
+    let nofile = match rlimit::increase_nofile_limit(WANTED_NOFILE) {
+        Ok(limit) => limit,
+        Err(e) => {
+            eprintln!("warning: could not raise the open-file limit: {e}");
+            0
+        }
+    };
+    println!(
+        "bench gateway: tether (pid per run) and tether-testkit-mcp upstreams as processes on \
+         127.0.0.1; open-file limit {nofile} (inherited by the children)"
+    );
+    let wants = |p: &str| args.parts.iter().any(|x| x == p);
+    if wants("storm") {
+        part_storm(&bins, &args).await?;
+    }
+    if wants("idle") {
+        part_idle(&bins, &args, nofile).await?;
+    }
+    if wants("calls") {
+        part_calls(&bins, &args).await?;
+    }
+    Ok(())
+}
+
+async fn part_storm(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "1. login storm through the gateway: {} users × {} servers ({} upstream processes, one \
+         origin each), POST /v1/me/reconnect for all ({} in flight), then GET /v1/me/servers \
+         until all pairs are connected; every upstream initialize takes {} ms; \
+         limits.max_in_flight = {}, reconnect.stagger = 500ms (default)",
+        args.users,
+        args.servers,
+        args.servers,
+        args.http_concurrency,
+        args.init_delay_ms,
+        args.max_in_flight
+    );
+    let header = format!(
+        "{:<26} | {:>10} | {:>13} | {:>11} | {:>21} | {:>12} | {:>9}",
+        "limits.per_second",
+        "202s (ms)",
+        "all conn (ms)",
+        "connected",
+        "peak init per upstrm",
+        "initialized",
+        "gw RSS"
+    );
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    let mut results = Vec::new();
+    for per_second in [None, Some(0)] {
+        let settings = storm::StormSettings {
+            users: args.users,
+            servers: args.servers,
+            max_in_flight: args.max_in_flight,
+            per_second,
+            init_delay: Duration::from_millis(args.init_delay_ms),
+            http_concurrency: args.http_concurrency,
+            deadline: Duration::from_secs(args.storm_deadline_s),
+        };
+        let r = storm::run(bins, settings).await?;
+        let label = match per_second {
+            None => "20/s per origin (default)".to_owned(),
+            Some(0) => "0 (rate off)".to_owned(),
+            Some(n) => format!("{n}/s"),
+        };
+        let peaks: Vec<String> = r.peaks.iter().map(u64::to_string).collect();
+        let inits: Vec<String> = r.initialized.iter().map(u64::to_string).collect();
+        println!(
+            "{:<26} | {:>10} | {:>13} | {:>11} | {:>21} | {:>12} | {:>5} MiB",
+            label,
+            format!("{:.0}", r.scheduled.as_secs_f64() * 1000.0),
+            r.all_connected
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+                .unwrap_or_else(|| "not all".to_owned()),
+            format!("{}/{}", r.connected_pairs, args.users * args.servers),
+            peaks.join(" / "),
+            inits.join("/"),
+            r.gateway_rss_kib / 1024
+        );
+        results.push((label, r));
+    }
+    for (label, r) in &results {
+        let peak_ok = r.peaks.iter().all(|&p| p <= u64::from(args.max_in_flight));
+        let time_ok = r.all_connected.is_some_and(|d| d <= Duration::from_secs(5));
+        println!(
+            "goal [{label}]: peak ≤ {} per upstream: {}; all {} pairs connected within 5 s: {}",
+            args.max_in_flight,
+            verdict(peak_ok),
+            args.users * args.servers,
+            verdict(time_ok)
+        );
+    }
+    println!(
+        "(\"all conn\": when the last user was first seen with every server connected, polled \
+         every ~25 ms plus one sweep; \"initialized\" > pairs means upstream sessions re-made)"
+    );
+    Ok(())
+}
+
+async fn part_idle(bins: &Binaries, args: &Args, nofile: u64) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "2. memory per idle upstream session in the gateway: N users × 1 server (one upstream \
+         process), limits.per_second = 0; gateway VmRSS with one warm-up pair, then with all N \
+         connected ({} ms settle each)",
+        args.settle_ms
+    );
+    let header = format!(
+        "{:>8} | {:>11} | {:>11} | {:>13} | {:>7} | {:>13} | {:>14}",
+        "sessions",
+        "RSS before",
+        "RSS after",
+        "per session",
+        "fds +",
+        "connect (ms)",
+        "upstream +/ses"
+    );
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    let mut all_ok = true;
+    for &n in &args.sessions {
+        if nofile != 0 && nofile < n as u64 * 2 + 1024 {
+            eprintln!(
+                "warning: open-file limit {nofile} may be too low for {n} sessions (raise the hard \
+                 limit, e.g. `prlimit --nofile=65536:65536 -- bench gateway`)"
+            );
+        }
+        let r = idle::run(
+            bins,
+            n,
+            args.http_concurrency,
+            Duration::from_millis(args.settle_ms),
+        )
+        .await?;
+        let per = r.bytes_per_session();
+        all_ok &= per <= 10.0 * 1024.0;
+        println!(
+            "{:>8} | {:>7} KiB | {:>7} KiB | {:>9.1} KiB | {:>7} | {:>13.0} | {:>10.1} KiB",
+            r.sessions,
+            r.rss_before_kib,
+            r.rss_after_kib,
+            per / 1024.0,
+            r.fds_delta,
+            r.connect_time.as_secs_f64() * 1000.0,
+            r.upstream_rss_delta_kib as f64 / r.sessions.max(1) as f64
+        );
+    }
+    println!(
+        "goal: ≤ 10 KiB of gateway RSS per upstream session: {}",
+        verdict(all_ok)
+    );
+    Ok(())
+}
+
+async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "3. tool calls, the same rmcp client: through Tether (/mcp, up__echo) vs straight to the \
+         upstream (echo); {} one-at-a-time calls, then {} calls at concurrency {} ({} sessions); \
+         CPU = utime+stime from /proc/<pid>/stat (10 ms ticks) per call",
+        args.latency_calls, args.calls, args.concurrency, args.concurrency
+    );
+    let settings = calls::CallsSettings {
+        concurrency: args.concurrency,
+        calls: args.calls,
+        latency_calls: args.latency_calls,
+    };
+    let phases = calls::run(bins, &settings).await?;
+    let header = format!(
+        "{:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>11} | {:>12} | {:>11}",
+        "path",
+        "conc",
+        "calls",
+        "p50 ms",
+        "p99 ms",
+        "calls/s",
+        "gw CPU ms",
+        "upstrm CPU ms",
+        "client CPU ms"
+    );
+    println!("{header}");
+    println!("{}", "-".repeat(header.chars().count()));
+    for p in &phases {
+        println!(
+            "{:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>11} | {:>12.4} | {:>11.4}",
+            p.path,
+            p.concurrency,
+            p.calls,
+            ms(p.p50),
+            ms(p.p99),
+            p.throughput(),
+            match (p.path, p.gateway_cpu) {
+                ("tether", Some(cpu)) => format!("{:.4}", cpu * 1000.0),
+                _ => "-".to_owned(),
+            },
+            p.upstream_cpu * 1000.0,
+            p.bench_cpu * 1000.0
+        );
+    }
+    let find = |path: &str, concurrency: usize| {
+        phases
+            .iter()
+            .find(|p| p.path == path && p.concurrency == concurrency)
+    };
+    let c = args.concurrency.max(1);
+    if let (Some(d1), Some(t1), Some(dn), Some(tn)) = (
+        find("direct", 1),
+        find("tether", 1),
+        find("direct", c),
+        find("tether", c),
+    ) {
+        let added_p50 = (t1.p50.as_secs_f64() - d1.p50.as_secs_f64()) * 1000.0;
+        let added_p50_c = (tn.p50.as_secs_f64() - dn.p50.as_secs_f64()) * 1000.0;
+        let ratio = tn.throughput() / dn.throughput().max(f64::MIN_POSITIVE);
+        let cpu = tn.gateway_cpu.unwrap_or(f64::NAN) * 1000.0;
+        println!(
+            "added at p50: {added_p50:.3} ms one at a time, {added_p50_c:.3} ms at concurrency {c}; \
+             throughput Tether/direct at concurrency {c}: {ratio:.2}×; gateway CPU per call \
+             {cpu:.4} ms (one at a time: {:.4} ms)",
+            t1.gateway_cpu.unwrap_or(f64::NAN) * 1000.0
+        );
+        println!(
+            "goals: ≤ 0.1 ms added at p50: {}; ≥ 0.9× direct throughput: {}; ≤ 0.1 ms gateway \
+             CPU per call: {}",
+            verdict(added_p50 <= 0.1),
+            verdict(ratio >= 0.9),
+            verdict(cpu <= 0.1)
+        );
+    }
+    Ok(())
+}
