@@ -206,16 +206,8 @@ impl McpConnector {
             standalone_stream: self.config.standalone_stream,
         };
         let transport = StreamableHttpClientTransport::with_client(client, transport_config);
-        let running = with_timeout(
-            request.timeout,
-            "connecting timed out",
-            serve_client(client_config(), transport),
-            |e| error::from_initialize(&e),
-        )
-        .await?;
-        Ok(self
-            .open_session(server.name.clone(), TransportKind::StreamableHttp, running)
-            .await)
+        self.initialize(request, TransportKind::StreamableHttp, transport)
+            .await
     }
 
     async fn connect_sse(
@@ -259,6 +251,21 @@ impl McpConnector {
         let server = &request.server;
         let transport = stdio::spawn(&server.name, command, args)?;
         // On timeout or error the transport is dropped, which kills the child.
+        self.initialize(request, TransportKind::Stdio, transport)
+            .await
+    }
+
+    /// MCP `initialize` over `transport` within the connect timeout, then the session.
+    async fn initialize<T, E, A>(
+        &self,
+        request: &ConnectRequest,
+        kind: TransportKind,
+        transport: T,
+    ) -> Result<Arc<dyn Session>, ConnectError>
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
         let running = with_timeout(
             request.timeout,
             "connecting timed out",
@@ -267,7 +274,7 @@ impl McpConnector {
         )
         .await?;
         Ok(self
-            .open_session(server.name.clone(), TransportKind::Stdio, running)
+            .open_session(request.server.name.clone(), kind, running)
             .await)
     }
 
