@@ -14,11 +14,16 @@
 //! a login storm through the HTTP API, RSS per idle upstream session, and tool-call latency,
 //! throughput and CPU through `/mcp` beside direct calls. Build first:
 //! `cargo build --release -p tether -p tether-bench -p tether-testkit`.
+//!
+//! `refresh-replicas [--pairs 1000]`: expiring pairs refreshed through two gateway replicas
+//! (PostgreSQL + Redis) against oidc-provider, counting the token requests it receives. Needs
+//! the same build plus `npm ci` in `crates/tether-oauth/tests/peers`.
 
 mod gateway;
 mod idle_sessions;
 mod login_storm;
 mod memory;
+mod refresh_replicas;
 
 use clap::{Parser, Subcommand};
 
@@ -37,6 +42,8 @@ enum Command {
     IdleSessions(idle_sessions::Args),
     /// The gateway as a process: login storm, memory per idle upstream session, tool calls.
     Gateway(gateway::Args),
+    /// Expiring pairs refreshed through two replicas: token requests at the authorization server.
+    RefreshReplicas(refresh_replicas::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,5 +58,6 @@ fn main() -> anyhow::Result<()> {
         Command::LoginStorm(args) => runtime.block_on(login_storm::run(args)),
         Command::IdleSessions(args) => runtime.block_on(idle_sessions::run(args)),
         Command::Gateway(args) => runtime.block_on(gateway::run(args)),
+        Command::RefreshReplicas(args) => runtime.block_on(refresh_replicas::run(args)),
     }
 }

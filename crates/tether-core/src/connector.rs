@@ -77,6 +77,10 @@ pub enum ConnectError {
     SessionLost,
     #[error("protocol error: {0}")]
     Protocol(String),
+    /// Something of Tether's own failed before the upstream was asked (its token store is
+    /// unreachable): nobody upstream is to blame, and retrying soon may work.
+    #[error("Tether's own dependency failed: {0}")]
+    Unavailable(String),
 }
 
 fn detail_suffix(detail: &str) -> String {
@@ -116,7 +120,7 @@ impl ConnectError {
         match self {
             Self::Transport { .. } => Blame::Origin,
             Self::NeedsAuthorization { .. } | Self::SessionLost | Self::Protocol(_) => Blame::Pair,
-            Self::RateLimited { .. } => Blame::Nobody,
+            Self::RateLimited { .. } | Self::Unavailable(_) => Blame::Nobody,
         }
     }
 }

@@ -49,6 +49,9 @@ pub struct AuthorizerConfig {
     pub refresh_lease_ttl: Duration,
     /// How long a caller waits for someone else's refresh before giving up (transient).
     pub refresh_wait: Duration,
+    /// An access token is refreshed before use once less than this (or a tenth of its
+    /// lifetime) is left. Default 60 s.
+    pub refresh_ahead: Duration,
     /// Re-authorizations for `insufficient_scope` per pair before giving up.
     pub max_scope_upgrades: u32,
     /// Sees every request actually sent (method, URL without query): for metrics and tests.
@@ -64,6 +67,7 @@ impl Default for AuthorizerConfig {
             request_timeout: Duration::from_secs(15),
             refresh_lease_ttl: Duration::from_secs(30),
             refresh_wait: Duration::from_secs(35),
+            refresh_ahead: crate::refresh_policy::MIN_REMAINING,
             max_scope_upgrades: 2,
             request_observer: None,
         }
@@ -79,6 +83,7 @@ impl fmt::Debug for AuthorizerConfig {
             .field("request_timeout", &self.request_timeout)
             .field("refresh_lease_ttl", &self.refresh_lease_ttl)
             .field("refresh_wait", &self.refresh_wait)
+            .field("refresh_ahead", &self.refresh_ahead)
             .field("max_scope_upgrades", &self.max_scope_upgrades)
             .finish_non_exhaustive()
     }
@@ -647,7 +652,7 @@ impl McpAuthorizer {
         let Some(seen) = self.stores.vault.get(&pair).await? else {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };
-        if !needs_refresh(&seen, now()) {
+        if !needs_refresh(&seen, now(), self.config.refresh_ahead) {
             return Ok(seen.access_token);
         }
         self.refresh_single_flight(&pair, seen, false).await

@@ -6,23 +6,22 @@ use tether_core::Timestamp;
 
 use crate::store::TokenRecord;
 
-/// Refresh when less than this is left...
+/// By default, refresh when less than this is left ([`crate::AuthorizerConfig::refresh_ahead`])...
 pub const MIN_REMAINING: Duration = Duration::from_secs(60);
 /// ...or less than this share of the token's lifetime (a 10-minute token at 59 s left, a
 /// 24-hour token at 2.4 h left), so that long-lived tokens are renewed well before a burst of
 /// requests could find them expired.
 pub const MIN_REMAINING_FRACTION: f64 = 0.10;
 
-/// Whether `record` should be refreshed before use at `now`. Tokens without an expiry are used
-/// until a 401 says otherwise.
-pub fn needs_refresh(record: &TokenRecord, now: Timestamp) -> bool {
+/// Whether `record` should be refreshed before use at `now`, with `ahead` as the least time
+/// left. Tokens without an expiry are used until a 401 says otherwise.
+pub fn needs_refresh(record: &TokenRecord, now: Timestamp, ahead: Duration) -> bool {
     let Some(expires_at) = record.expires_at else {
         return false;
     };
     let remaining = now.until(expires_at);
     let lifetime = record.obtained_at.until(expires_at);
-    remaining < MIN_REMAINING
-        || remaining.as_secs_f64() < lifetime.as_secs_f64() * MIN_REMAINING_FRACTION
+    remaining < ahead || remaining.as_secs_f64() < lifetime.as_secs_f64() * MIN_REMAINING_FRACTION
 }
 
 /// Whether the token can no longer be used at all.
@@ -54,15 +53,24 @@ mod tests {
 
     #[test]
     fn refreshes_under_a_minute_or_a_tenth_of_the_lifetime() {
+        let ahead = MIN_REMAINING;
         // 10 minutes: 61 s left is fine, 59 s is not.
-        assert!(!needs_refresh(&record(0, Some(600)), at(539)));
-        assert!(needs_refresh(&record(0, Some(600)), at(541)));
+        assert!(!needs_refresh(&record(0, Some(600)), at(539), ahead));
+        assert!(needs_refresh(&record(0, Some(600)), at(541), ahead));
         // 24 hours: the 10 % rule fires first (at 2.4 h left).
-        assert!(!needs_refresh(&record(0, Some(86_400)), at(77_000)));
-        assert!(needs_refresh(&record(0, Some(86_400)), at(78_000)));
+        assert!(!needs_refresh(&record(0, Some(86_400)), at(77_000), ahead));
+        assert!(needs_refresh(&record(0, Some(86_400)), at(78_000), ahead));
         // Short-lived tokens are always refreshed; expired ones too.
-        assert!(needs_refresh(&record(0, Some(30)), at(0)));
-        assert!(needs_refresh(&record(0, Some(600)), at(700)));
-        assert!(!needs_refresh(&record(0, None), at(1_000_000)));
+        assert!(needs_refresh(&record(0, Some(30)), at(0), ahead));
+        assert!(needs_refresh(&record(0, Some(600)), at(700), ahead));
+        assert!(!needs_refresh(&record(0, None), at(1_000_000), ahead));
+    }
+
+    #[test]
+    fn a_shorter_margin_keeps_short_lived_tokens_until_their_last_tenth() {
+        let ahead = Duration::ZERO;
+        assert!(!needs_refresh(&record(0, Some(30)), at(26), ahead));
+        assert!(needs_refresh(&record(0, Some(30)), at(28), ahead));
+        assert!(needs_refresh(&record(0, Some(30)), at(31), ahead));
     }
 }

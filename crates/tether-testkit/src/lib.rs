@@ -9,7 +9,9 @@
 //!   `crates/tether-oauth/tests/peers`), to put in front of [`serve_protected`];
 //! - the `tether-testkit-mcp` binary: the same as a process of its own, which tests can kill
 //!   and restart (a real outage) and benchmarks can keep out of their own memory figures; it
-//!   serves the counters at `GET /stats` ([`serve_demo_with_stats`]).
+//!   serves the counters at `GET /stats` ([`serve_demo_with_stats`]);
+//! - [`services`]: a fresh database on the machine's PostgreSQL, and private `redis-server` and
+//!   PostgreSQL instances a test may stop and start (an outage, a restart).
 //!
 //! It must stay a test peer: loopback only, nothing persistent, no knowledge of Tether's rules.
 
@@ -17,6 +19,7 @@ mod demo_tools;
 mod http_server;
 pub mod oidc;
 mod protected;
+pub mod services;
 
 pub use demo_tools::DemoTools;
 pub use http_server::{RunningServer, serve_demo_with_stats, serve_streamable_http};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tether_core::{ConnectError, ServerName, TransportFailure, UserId};
+use tether_core::{ConnectError, ServerName, StoreError, TransportFailure, UserId};
 use tether_mcp::{Bearer, BearerSource};
 use tether_oauth::{McpAuthorizer, OAuthError};
 
@@ -27,6 +27,9 @@ fn to_connect_error(error: OAuthError) -> ConnectError {
             ConnectError::NeedsAuthorization {
                 authorization_url: None,
             }
+        }
+        OAuthError::Store(e @ StoreError::Unavailable(_)) => {
+            ConnectError::Unavailable(e.to_string())
         }
         e if e.is_transient() => ConnectError::transport(TransportFailure::Network, e.to_string()),
         e => ConnectError::Protocol(e.to_string()),

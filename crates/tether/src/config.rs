@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -97,6 +98,10 @@ pub struct OAuthSettings {
     /// Allow authorization servers on private addresses (an in-house SSO). Link-local and
     /// metadata-service addresses stay refused.
     pub allow_private_addresses: bool,
+    /// Refresh an access token before use once less than this (or a tenth of its lifetime)
+    /// is left.
+    #[serde(with = "humantime_serde")]
+    pub refresh_ahead: Duration,
 }
 
 impl Default for OAuthSettings {
@@ -106,6 +111,7 @@ impl Default for OAuthSettings {
             client_metadata_url: None,
             return_url: None,
             allow_private_addresses: false,
+            refresh_ahead: Duration::from_secs(60),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 mod calls;
 mod idle;
-mod procs;
+pub(crate) mod procs;
 mod storm;
 
 use std::time::Duration;

@@ -260,12 +260,29 @@ impl Gateway {
     /// Writes the configuration (host JWTs with the bench's secret, SQLite in the temporary
     /// directory, then `rest`) and starts `tether serve` on `127.0.0.1:0`.
     pub async fn start(bin: &Path, label: &str, rest: &str) -> anyhow::Result<Self> {
+        Self::start_with(bin, label, None, "127.0.0.1:0", rest).await
+    }
+
+    /// [`Self::start`] with `head` (top-level keys and the `[storage]` table; SQLite in the
+    /// temporary directory when `None`) and a listen address.
+    pub async fn start_with(
+        bin: &Path,
+        label: &str,
+        head: Option<&str>,
+        listen: &str,
+        rest: &str,
+    ) -> anyhow::Result<Self> {
         let dir = TempDir::new(label)?;
-        let db = dir.path.join("tether.db");
+        let head = match head {
+            Some(head) => head.to_owned(),
+            None => format!(
+                "[storage]\nurl = \"sqlite://{}\"\n",
+                dir.path.join("tether.db").display()
+            ),
+        };
         let config = format!(
-            "[storage]\nurl = \"sqlite://{db}\"\n\n[gateway.host_auth]\nissuer = \"{ISSUER}\"\n\
-             audience = \"{AUDIENCE}\"\nhs256_secret_env = \"{JWT_SECRET_ENV}\"\n\n{rest}\n",
-            db = db.display()
+            "{head}\n[gateway.host_auth]\nissuer = \"{ISSUER}\"\n\
+             audience = \"{AUDIENCE}\"\nhs256_secret_env = \"{JWT_SECRET_ENV}\"\n\n{rest}\n"
         );
         let config_path = dir.path.join("tether.toml");
         std::fs::write(&config_path, &config)
@@ -280,7 +297,7 @@ impl Gateway {
             .arg("--config")
             .arg(&config_path)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .current_dir(&dir.path)
             .env("TETHER_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env(JWT_SECRET_ENV, JWT_SECRET)

@@ -234,7 +234,13 @@ impl Inner {
         // Upstream failures are the upstream's business: info, not warn (STYLE: a broken
         // upstream must not flood the logs).
         tracing::info!(%pair, error = %message, "connection attempt failed");
-        let record = !matches!(kind, AttemptKind::Recovery { last: false });
+        // Tether's own outage (its token store) is no fault of the pair: no cooldown that would
+        // outlast the outage, only the active mark goes.
+        let own_outage = matches!(error, ConnectError::Unavailable(_));
+        let record = !matches!(kind, AttemptKind::Recovery { last: false }) && !own_outage;
+        if own_outage {
+            self.log_store(self.tracker.clear_active(pair).await, pair);
+        }
         let retry_at = if record {
             match self.tracker.record_failure(pair, &message).await {
                 Ok(entry) => self.tracker.retry_at(&entry),

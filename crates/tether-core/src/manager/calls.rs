@@ -151,6 +151,14 @@ impl Inner {
                     redact(&error.to_string())
                 ))
             }
+            ConnectError::Unavailable(_) => {
+                // The session is fine and the upstream was not asked: only this call failed.
+                ToolResult::error_text(format!(
+                    "The call to \"{tool}\" of the \"{}\" server could not be made: {}. Retry in a moment.",
+                    server.name,
+                    redact(&error.to_string())
+                ))
+            }
             ConnectError::NeedsAuthorization { authorization_url } => {
                 // The connector already tried its one refresh: the user must act.
                 let state = ConnectionState::NeedsAuthorization { authorization_url };

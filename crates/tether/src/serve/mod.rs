@@ -168,6 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             network,
             client_name: config.oauth.client_name.clone(),
             client_metadata_url: config.oauth.client_metadata_url.clone(),
+            refresh_ahead: config.oauth.refresh_ahead,
             ..AuthorizerConfig::default()
         },
         OAuthStores {

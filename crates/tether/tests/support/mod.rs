@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod gateway_process;
+pub mod replicas;
 pub mod upstream;
 
 use std::path::{Path, PathBuf};
