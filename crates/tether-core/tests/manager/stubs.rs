@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use tether_core::{ConnectError, ConnectionState, CoreConfig, TransportFailure};
+use tether_core::{ConnectError, ConnectionState, CoreConfig, Eligibility, TransportFailure};
 
 use crate::support::*;
 
@@ -219,4 +219,67 @@ async fn the_needs_authorization_stub_carries_the_applications_link() {
         "{}",
         stub.text()
     );
+}
+
+/// Tether's own outage (its token store down) is nobody's fault upstream: the live session and
+/// its tools stay, the call says why it failed, no breaker counts it, and a failed connect
+/// leaves no cooldown behind (so the next login reconnects as soon as the store is back).
+#[tokio::test(start_paused = true)]
+async fn an_own_outage_keeps_the_session_opens_no_breaker_and_leaves_no_cooldown() {
+    let mut config = CoreConfig::default();
+    config.breaker.failure_threshold = 1;
+    let h = harness(
+        config,
+        vec![
+            http_server("github", "https://gh.example/mcp"),
+            http_server("linear", "https://linear.example/mcp"),
+        ],
+    );
+    h.tokens.valid_for_everyone();
+    h.connector.set_tools("github", vec![rich_tool("search")]);
+    let u = user("u");
+    assert!(h.manager.reconnect_server(&u, &server("github")).await);
+    let outage = || ConnectError::Unavailable("store unavailable: read tokens".into());
+
+    h.connector.fail_calls("u", "github", vec![outage()]);
+    let failed = h
+        .manager
+        .call_tool(&u, &server("github"), "search", None)
+        .await
+        .expect("known server");
+    assert!(failed.is_error);
+    assert!(
+        failed.text().contains("store unavailable") && failed.text().contains("Retry"),
+        "{}",
+        failed.text()
+    );
+    assert!(h.manager.state(&u, &server("github")).await.is_connected());
+    let ok = h
+        .manager
+        .call_tool(&u, &server("github"), "search", None)
+        .await
+        .expect("known server");
+    assert!(!ok.is_error, "the same session answers: {}", ok.text());
+    assert_eq!(
+        h.connector.calls_for("u", "github").len(),
+        1,
+        "no reconnect"
+    );
+
+    // A connect failing the same way: failed now, but no cooldown and no breaker.
+    h.connector
+        .script("u", "linear", vec![Err(outage()), Ok(())]);
+    assert!(!h.manager.reconnect_server(&u, &server("linear")).await);
+    let state = h.manager.state(&u, &server("linear")).await;
+    assert!(
+        !matches!(state, ConnectionState::CircuitOpen { .. }),
+        "{state:?}"
+    );
+    let eligibility = h
+        .manager
+        .eligibility(&u, &server("linear"))
+        .await
+        .expect("known server");
+    assert_eq!(eligibility, Eligibility::Eligible);
+    assert!(h.manager.reconnect_server(&u, &server("linear")).await);
 }
