@@ -1,5 +1,6 @@
-//! The [`Connector`]: opens rmcp client sessions over Streamable HTTP, legacy HTTP+SSE or
-//! stdio, with access tokens from a [`BearerSource`] on the HTTP transports.
+//! The [`Connector`]: opens MCP sessions over Streamable HTTP (lean sessions, or rmcp's client
+//! with the standalone stream), legacy HTTP+SSE or stdio (rmcp client sessions), with access
+//! tokens from a [`BearerSource`] on the HTTP transports.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -31,6 +32,7 @@ use crate::legacy_sse::LegacySseTransport;
 use crate::resume::ResumePolicy;
 use crate::session::{McpSession, TransportKind};
 use crate::stdio;
+use crate::streamable::{self, Handshake};
 
 /// Knobs of the connector; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,7 @@ pub struct McpConnectorConfig {
     /// child exit) before it leaves the rest to the background. Default 5 s.
     pub close_timeout: Duration,
     /// How often a Streamable HTTP event stream that broke off is reconnected (with
-    /// `Last-Event-ID`) before rmcp gives it up; `0` never resumes. Default 3.
+    /// `Last-Event-ID`) before it is given up; `0` never resumes. Default 3.
     pub sse_resume_attempts: usize,
     /// The wait before reconnecting a broken stream, doubling after each failed reconnect (up
     /// to 30 s); a server's `retry` field takes precedence. Default 1 s.
@@ -63,6 +65,11 @@ pub struct McpConnectorConfig {
     /// advertises no client capabilities and its client handler ignores server notifications
     /// (the core refreshes tools itself). Turn it on once something consumes them. Without it,
     /// answers still stream on each request's own response (and resume with `Last-Event-ID`).
+    ///
+    /// It also picks the client: off, sessions are Tether's lean ones (no task, channel or
+    /// buffer per session, a few hundred bytes each while idle; see `src/streamable/`); on,
+    /// they are rmcp's client service and transport worker (two tasks per session), which
+    /// keep the stream read and answer server requests that arrive on it.
     pub standalone_stream: bool,
 }
 
@@ -182,7 +189,58 @@ impl McpConnector {
         self.clients.len()
     }
 
+    /// Streamable HTTP: the lean session of [`crate::streamable`] (no task per session), or
+    /// rmcp's client when the standalone event stream is wanted (it needs a reader per session)
+    /// or the server speaks only the per-request-metadata lifecycle.
     async fn connect_http(
+        &self,
+        request: &ConnectRequest,
+        url: &str,
+    ) -> Result<Arc<dyn Session>, ConnectError> {
+        if self.config.standalone_stream {
+            return self.connect_http_rmcp(request, url).await;
+        }
+        let server = &request.server;
+        let client = self.clients.get_or_build(
+            &server.origin(),
+            self.config.tcp_connect_timeout,
+            &self.headers,
+        )?;
+        let started = tokio::time::Instant::now();
+        let settings = streamable::Settings {
+            call_timeout: self.config.call_timeout,
+            close_timeout: self.config.close_timeout,
+            resume: self.resume_policy(),
+        };
+        let handshake = streamable::open(
+            server.name.clone(),
+            AuthorizedClient::new(client, self.credentials(request)),
+            Arc::from(url),
+            settings,
+        );
+        match with_timeout(request.timeout, "connecting timed out", handshake, |e| e).await? {
+            Handshake::Open(session) => {
+                info!(server = %server.name, transport = TransportKind::StreamableHttp.as_str(), "MCP session opened");
+                Ok(Arc::new(session))
+            }
+            Handshake::NeedsPerRequestMetadata => {
+                // The rest of the connect timeout, not a new one.
+                let mut rest = request.clone();
+                rest.timeout = request.timeout.saturating_sub(started.elapsed());
+                self.connect_http_rmcp(&rest, url).await
+            }
+        }
+    }
+
+    fn resume_policy(&self) -> ResumePolicy {
+        ResumePolicy {
+            attempts: self.config.sse_resume_attempts,
+            delay: self.config.sse_resume_delay,
+        }
+    }
+
+    /// Streamable HTTP through rmcp's client service and transport worker.
+    async fn connect_http_rmcp(
         &self,
         request: &ConnectRequest,
         url: &str,
@@ -197,10 +255,7 @@ impl McpConnector {
         let mut transport_config =
             StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
         // rmcp's default retries a broken event stream forever; ours gives up (see `resume`).
-        transport_config.retry_config = Arc::new(ResumePolicy {
-            attempts: self.config.sse_resume_attempts,
-            delay: self.config.sse_resume_delay,
-        });
+        transport_config.retry_config = Arc::new(self.resume_policy());
         let client = SessionHttpClient {
             inner: AuthorizedClient::new(client, self.credentials(request)),
             standalone_stream: self.config.standalone_stream,
@@ -320,7 +375,7 @@ impl Connector for McpConnector {
 
 /// What Tether tells servers about itself in `initialize`. No client capabilities: Tether does
 /// not offer sampling, roots or elicitation to upstreams.
-fn client_config() -> ClientConfig {
+pub(crate) fn client_config() -> ClientConfig {
     ClientConfig::new(
         ClientCapabilities::default(),
         Implementation::new("tether", env!("CARGO_PKG_VERSION")),

@@ -27,12 +27,13 @@ use std::io;
 use std::time::Duration;
 
 use rmcp::ServiceError;
+use rmcp::model::ErrorData;
 use rmcp::service::ClientInitializeError;
 use rmcp::transport::streamable_http_client::{HttpStatusError, StreamableHttpError};
 use tether_core::{ConnectError, TransportFailure};
 
 /// The rmcp transport error of the built-in reqwest client.
-type HttpError = StreamableHttpError<reqwest::Error>;
+pub(crate) type HttpError = StreamableHttpError<reqwest::Error>;
 
 /// A failure that is already a [`ConnectError`], carried through rmcp's error types: a
 /// [`BearerSource`](crate::BearerSource) failure inside rmcp's HTTP error (as an `io::Error`
@@ -59,11 +60,7 @@ pub(crate) fn from_initialize(error: &ClientInitializeError) -> ConnectError {
                 other => other,
             }
         }
-        ClientInitializeError::JsonRpcError(data) => ConnectError::Protocol(format!(
-            "the server refused initialize ({}: {})",
-            data.code.0,
-            clip(&data.message)
-        )),
+        ClientInitializeError::JsonRpcError(data) => refused_initialize(data),
         ClientInitializeError::ConnectionClosed(_) => closed_during_initialize(),
         ClientInitializeError::NoCompatibleProtocolVersion { .. } => {
             ConnectError::Protocol("no MCP protocol version in common with the server".to_owned())
@@ -78,7 +75,35 @@ pub(crate) fn from_initialize(error: &ClientInitializeError) -> ConnectError {
     }
 }
 
-fn closed_during_initialize() -> ConnectError {
+/// The server answered `initialize` with a JSON-RPC error.
+pub(crate) fn refused_initialize(data: &ErrorData) -> ConnectError {
+    ConnectError::Protocol(format!(
+        "the server refused initialize ({}: {})",
+        data.code.0,
+        clip(&data.message)
+    ))
+}
+
+/// The server answered a request on an open session with a JSON-RPC error: the request
+/// failed, the session goes on.
+pub(crate) fn from_jsonrpc(data: &ErrorData) -> ConnectError {
+    ConnectError::Protocol(format!(
+        "the server answered with error {}: {}",
+        data.code.0,
+        clip(&data.message)
+    ))
+}
+
+/// A failure of the HTTP exchange that carries `initialize` or `notifications/initialized`.
+pub(crate) fn from_handshake(error: &HttpError) -> ConnectError {
+    match from_http(error) {
+        // There is no session yet to lose.
+        ConnectError::SessionLost => closed_during_initialize(),
+        other => other,
+    }
+}
+
+pub(crate) fn closed_during_initialize() -> ConnectError {
     ConnectError::transport(
         TransportFailure::Network,
         "the connection closed during initialize",
@@ -88,11 +113,7 @@ fn closed_during_initialize() -> ConnectError {
 /// A failed request on an open session (`tools/list`, `tools/call`).
 pub(crate) fn from_service(error: &ServiceError) -> ConnectError {
     match error {
-        ServiceError::McpError(data) => ConnectError::Protocol(format!(
-            "the server answered with error {}: {}",
-            data.code.0,
-            clip(&data.message)
-        )),
+        ServiceError::McpError(data) => from_jsonrpc(data),
         ServiceError::TransportSend(error) => from_dyn(error.error.as_ref()),
         // The service loop is gone (transport worker ended, child process exited): this session
         // cannot carry requests any more and the caller has to connect again.
@@ -135,7 +156,7 @@ pub(crate) fn from_dyn(error: &(dyn StdError + 'static)) -> ConnectError {
     ConnectError::Protocol("the MCP transport failed".to_owned())
 }
 
-fn from_http(error: &HttpError) -> ConnectError {
+pub(crate) fn from_http(error: &HttpError) -> ConnectError {
     match error {
         StreamableHttpError::HttpStatus(status) => {
             from_status(status.status, status.retry_after.as_deref())

@@ -14,11 +14,14 @@
 //! connection pool (and one TLS session cache), while two origins never share a pool. Tokens are
 //! per request, not per client.
 //!
-//! **Transports.** Streamable HTTP is rmcp's client, with our token-attaching
-//! `StreamableHttpClient` and a bounded event-stream resumption policy (rmcp resumes broken
-//! streams with `Last-Event-ID` itself). rmcp has no legacy SSE client any more: ours implements
-//! rmcp's `Transport` trait directly, parsing the event stream with the `sse-stream` crate that
-//! rmcp uses too.
+//! **Transports.** Streamable HTTP sessions are Tether's own lean ones by default (`streamable`:
+//! no task, channel or buffer per idle session; each request is one `POST` and its answer in
+//! the caller's future, sent and parsed by rmcp's `StreamableHttpClient` and model types, with
+//! bounded `Last-Event-ID` resumption). With the standalone event stream switched on
+//! ([`McpConnectorConfig::standalone_stream`]) they are rmcp's client service and worker, with
+//! our token-attaching `StreamableHttpClient` and the same bounded resumption policy. rmcp has
+//! no legacy SSE client any more: ours implements rmcp's `Transport` trait directly, parsing
+//! the event stream with the `sse-stream` crate that rmcp uses too.
 //!
 //! What it must not do:
 //! - decide *when* to connect, retry, back off or give up: that is the core's job, so rmcp's
@@ -44,6 +47,7 @@ mod resume;
 mod session;
 mod sse_limit;
 mod stdio;
+mod streamable;
 
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};

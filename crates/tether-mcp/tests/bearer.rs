@@ -197,3 +197,30 @@ async fn without_a_source_no_token_is_sent() {
     );
     assert!(gate.anonymous.load(Ordering::SeqCst) >= 1);
 }
+
+/// The lean sessions (the default, without the standalone stream) send through the same
+/// token-attaching client: a token rejected mid-session is refreshed once and the request
+/// retried, and a stale token is refreshed during `initialize`.
+#[tokio::test]
+async fn lean_sessions_refresh_a_rejected_token_once() {
+    for challenge in [true, false] {
+        let gate = Gate::accepting("token-2");
+        gate.challenge.store(challenge, Ordering::SeqCst);
+        let server = gated_server(&gate).await;
+        let source = ScriptedSource::with_token("token-1");
+        source.refresh_to("token-2");
+        let session = McpConnector::default()
+            .with_bearer_source(source.clone())
+            .connect(request(http(&server.url)))
+            .await
+            .expect("connects after one refresh");
+        assert_eq!(source.rejected_calls(), 1, "challenge={challenge}");
+
+        gate.accept("token-3");
+        source.refresh_to("token-3");
+        assert_eq!(echo(&session).await.expect("retried"), "hi");
+        assert_eq!(source.rejected_calls(), 2, "challenge={challenge}");
+        assert_eq!(gate.streams.load(Ordering::SeqCst), 0, "no GET was made");
+        session.close().await;
+    }
+}

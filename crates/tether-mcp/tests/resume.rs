@@ -1,5 +1,6 @@
-//! Resumption of a broken Streamable HTTP response stream (SEP-1699): rmcp's client resumes
-//! with `GET` + `Last-Event-ID` after the server's `retry` delay; we bound how often.
+//! Resumption of a broken Streamable HTTP response stream (SEP-1699): the session resumes
+//! with `GET` + `Last-Event-ID` after the server's `retry` delay; we bound how often. Run
+//! against both clients: the lean session (default) and rmcp's (standalone stream on).
 //!
 //! The server here is a minimal hand-written Streamable HTTP endpoint, because the point is to
 //! break a response stream at a chosen place: `tools/call` answers with an SSE stream that
@@ -94,12 +95,13 @@ async fn on_post(State(app): State<App>, request: Request) -> Response {
     };
     match message.get("method").and_then(Value::as_str) {
         Some("initialize") => {
-            let version = message["params"]["protocolVersion"].clone();
+            // The newest version with an `initialize` handshake, as a server following the
+            // spec answers a client that asks for a later one.
             json_response(json!({
                 "jsonrpc": "2.0",
                 "id": id,
                 "result": {
-                    "protocolVersion": version,
+                    "protocolVersion": "2025-11-25",
                     "capabilities": {"tools": {}},
                     "serverInfo": {"name": "resume-test", "version": "0"}
                 }
@@ -178,56 +180,101 @@ async fn call_once(url: &str, config: McpConnectorConfig) -> Result<String, Conn
     result
 }
 
+/// Both clients: the lean session, and rmcp's (with the standalone stream, which this server
+/// refuses with 405).
+const CLIENTS: [bool; 2] = [false, true];
+
+fn config(standalone_stream: bool) -> McpConnectorConfig {
+    McpConnectorConfig {
+        standalone_stream,
+        ..McpConnectorConfig::default()
+    }
+}
+
 #[tokio::test]
 async fn a_stream_that_ends_mid_response_is_resumed_with_last_event_id_after_retry() {
-    let (server, seen) = start(Break::End).await;
-    let text = call_once(&server.url, McpConnectorConfig::default())
-        .await
-        .expect("the answer comes through the resumed stream");
-    assert_eq!(text, "resumed");
-    let seen = seen.lock().expect("lock");
-    assert_eq!(seen.resumptions.len(), 1);
-    let (last_event_id, at) = &seen.resumptions[0];
-    assert_eq!(last_event_id, "ev-1");
-    let waited = at.duration_since(seen.stream_broken_at.expect("the call was made"));
-    assert!(
-        waited >= Duration::from_millis(SERVER_RETRY_MS - 20),
-        "resumed after {waited:?}, before the server's retry of {SERVER_RETRY_MS} ms"
-    );
+    for standalone in CLIENTS {
+        let (server, seen) = start(Break::End).await;
+        let text = call_once(&server.url, config(standalone))
+            .await
+            .expect("the answer comes through the resumed stream");
+        assert_eq!(text, "resumed");
+        let seen = seen.lock().expect("lock");
+        assert_eq!(seen.resumptions.len(), 1, "standalone={standalone}");
+        let (last_event_id, at) = &seen.resumptions[0];
+        assert_eq!(last_event_id, "ev-1");
+        let waited = at.duration_since(seen.stream_broken_at.expect("the call was made"));
+        assert!(
+            waited >= Duration::from_millis(SERVER_RETRY_MS - 20),
+            "resumed after {waited:?}, before the server's retry of {SERVER_RETRY_MS} ms \
+             (standalone={standalone})"
+        );
+    }
 }
 
 #[tokio::test]
 async fn a_connection_cut_mid_response_is_resumed_with_last_event_id() {
-    let (server, seen) = start(Break::Reset).await;
-    let text = call_once(&server.url, McpConnectorConfig::default())
-        .await
-        .expect("the answer comes through the resumed stream");
-    assert_eq!(text, "resumed");
-    let seen = seen.lock().expect("lock");
-    let ids: Vec<&str> = seen.resumptions.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["ev-1"]);
+    for standalone in CLIENTS {
+        let (server, seen) = start(Break::Reset).await;
+        let text = call_once(&server.url, config(standalone))
+            .await
+            .expect("the answer comes through the resumed stream");
+        assert_eq!(text, "resumed");
+        let seen = seen.lock().expect("lock");
+        let ids: Vec<&str> = seen.resumptions.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["ev-1"], "standalone={standalone}");
+    }
 }
 
 #[tokio::test]
 async fn resumption_gives_up_after_the_configured_attempts() {
-    let (server, seen) = start(Break::EndAndRefuseResumption).await;
+    for standalone in CLIENTS {
+        let (server, seen) = start(Break::EndAndRefuseResumption).await;
+        let config = McpConnectorConfig {
+            sse_resume_attempts: 2,
+            sse_resume_delay: Duration::from_millis(50),
+            ..config(standalone)
+        };
+        let started = Instant::now();
+        let err = call_once(&server.url, config)
+            .await
+            .expect_err("no answer without resumption");
+        // Not SessionLost: the session goes on, only this request's stream is gone (and the
+        // core must not re-run a call the server may have run).
+        match err {
+            ConnectError::Transport { kind, .. } => assert_eq!(kind, TransportFailure::Network),
+            other => panic!("expected Transport(Network), got {other:?} (standalone={standalone})"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let seen = seen.lock().expect("lock");
+        let ids: Vec<&str> = seen.resumptions.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["ev-1", "ev-1"],
+            "exactly the configured two attempts (standalone={standalone})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn zero_attempts_never_resume() {
+    let (server, seen) = start(Break::End).await;
     let config = McpConnectorConfig {
-        sse_resume_attempts: 2,
-        sse_resume_delay: Duration::from_millis(50),
-        ..McpConnectorConfig::default()
+        sse_resume_attempts: 0,
+        ..config(false)
     };
-    let started = Instant::now();
     let err = call_once(&server.url, config)
         .await
         .expect_err("no answer without resumption");
-    // Not SessionLost: the session goes on, only this request's stream is gone (and the core
-    // must not re-run a call the server may have run).
-    match err {
-        ConnectError::Transport { kind, .. } => assert_eq!(kind, TransportFailure::Network),
-        other => panic!("expected Transport(Network), got {other:?}"),
-    }
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let seen = seen.lock().expect("lock");
-    let ids: Vec<&str> = seen.resumptions.iter().map(|(id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["ev-1", "ev-1"], "exactly the configured two attempts");
+    assert!(
+        matches!(
+            err,
+            ConnectError::Transport {
+                kind: TransportFailure::Network,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(seen.lock().expect("lock").resumptions.is_empty());
 }

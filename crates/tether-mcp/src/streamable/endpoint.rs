@@ -1,0 +1,106 @@
+//! Where one Streamable HTTP session's requests go and what each carries: the MCP endpoint, the
+//! `Mcp-Session-Id` the server assigned, the negotiated `MCP-Protocol-Version`, and (through
+//! [`AuthorizedClient`]) the access token, asked anew for every request.
+//!
+//! It sends through rmcp's [`StreamableHttpClient`] implementation, so the wire details stay
+//! rmcp's: `Accept` headers, the session and `Last-Event-ID` headers, JSON or event-stream
+//! answers, the byte limits on bodies and events, and the typed errors [`crate::error`] maps.
+//! It owns no task and no buffer: every method is one HTTP request of its caller.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::stream::BoxStream;
+use reqwest::header::{HeaderName, HeaderValue};
+use rmcp::model::ClientJsonRpcMessage;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpPostResponse, StreamableHttpResponseLimits,
+};
+use sse_stream::Sse;
+
+use crate::authorized::AuthorizedClient;
+use crate::error::HttpError;
+use crate::resume::ResumePolicy;
+
+pub(super) type EventStream = BoxStream<'static, Result<Sse, SseError>>;
+
+/// The header rmcp's worker adds to every request after `initialize` (the spec's
+/// `MCP-Protocol-Version`); rmcp's client lets it through its reserved-header check.
+const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+
+/// Everything a request of one session needs. Cheap to clone (reference counts only); it is
+/// cloned only to send a cancellation after the caller gave up on a request.
+#[derive(Debug, Clone)]
+pub(super) struct Endpoint {
+    pub(super) http: AuthorizedClient,
+    pub(super) uri: Arc<str>,
+    /// `None` before `initialize` is answered, and for servers that run without sessions
+    /// (rmcp's client allows those too).
+    pub(super) session_id: Option<Arc<str>>,
+    /// `None` only for `initialize` itself, which carries the version in its body.
+    pub(super) protocol_version: Option<HeaderValue>,
+    /// How a response stream that broke off is resumed.
+    pub(super) resume: ResumePolicy,
+}
+
+impl Endpoint {
+    /// rmcp's defaults (16 MiB per JSON answer and per event, 64 KiB of an error body), the
+    /// limits its transport applied to every session before.
+    fn limits() -> StreamableHttpResponseLimits {
+        StreamableHttpResponseLimits::default()
+    }
+
+    fn headers(&self) -> HashMap<HeaderName, HeaderValue> {
+        let mut headers = HashMap::new();
+        if let Some(version) = &self.protocol_version {
+            headers.insert(PROTOCOL_VERSION_HEADER, version.clone());
+        }
+        headers
+    }
+
+    /// POSTs one JSON-RPC message. The `auth_header` argument is unused: the
+    /// [`AuthorizedClient`] attaches the token (and retries once on 401).
+    pub(super) async fn post(
+        &self,
+        message: ClientJsonRpcMessage,
+    ) -> Result<StreamableHttpPostResponse, HttpError> {
+        self.http
+            .post_message_with_response_limits(
+                self.uri.clone(),
+                message,
+                self.session_id.clone(),
+                None,
+                self.headers(),
+                Self::limits(),
+            )
+            .await
+    }
+
+    /// Re-opens a response stream after `last_event_id` (`GET` with `Last-Event-ID`).
+    pub(super) async fn resume_stream(
+        &self,
+        last_event_id: &str,
+    ) -> Result<EventStream, HttpError> {
+        self.http
+            .get_stream_with_max_sse_event_size(
+                self.uri.clone(),
+                self.session_id.clone(),
+                Some(last_event_id.to_owned()),
+                None,
+                self.headers(),
+                Self::limits().max_sse_event_size,
+            )
+            .await
+    }
+
+    /// Ends the session on the server (`DELETE`; rmcp's client treats 405 as success). Nothing
+    /// to do for a server without sessions.
+    pub(super) async fn delete(&self) -> Result<(), HttpError> {
+        let Some(session_id) = &self.session_id else {
+            return Ok(());
+        };
+        self.http
+            .delete_session(self.uri.clone(), session_id.clone(), None, self.headers())
+            .await
+    }
+}

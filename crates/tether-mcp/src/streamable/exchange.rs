@@ -1,0 +1,481 @@
+//! One JSON-RPC request and its answer over Streamable HTTP, inside the caller's future: the
+//! `POST`, then the answer as a JSON body or read from the response's event stream.
+//!
+//! On an event stream it does what rmcp's transport worker did for a request: it skips
+//! notifications and answers that are not ours, answers the server's own requests (a `ping`
+//! with an empty result, anything else with "method not found": Tether offers no client
+//! capabilities), and resumes a stream that broke off once the server has sent an event id
+//! (SEP-1699: `GET` + `Last-Event-ID`, after the server's `retry` when the stream ended
+//! cleanly, with the bounded [`ResumePolicy`](crate::resume::ResumePolicy)). A request whose
+//! caller gives up (its future is dropped, e.g. by a timeout) is cancelled with
+//! `notifications/cancelled`, as rmcp's client does.
+//!
+//! It must not decide what a failure means for the session beyond reporting it (the session
+//! marks itself lost), and it must not retry a request: a `tools/call` may have run.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use rmcp::model::{
+    CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
+    ClientRequest, ClientResult, ErrorCode, ErrorData, JsonRpcRequest, RequestId,
+    ServerJsonRpcMessage, ServerRequest, ServerResult,
+};
+use rmcp::transport::common::client_side_sse::SseRetryPolicy;
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpError, StreamableHttpPostResponse,
+};
+use sse_stream::Sse;
+use tether_core::{ConnectError, TransportFailure};
+use tracing::{debug, trace};
+
+use super::endpoint::{Endpoint, EventStream};
+use crate::error::{self, HttpError};
+
+/// How long the rest of a response stream is read after the answer, so that the HTTP/1.1
+/// connection goes back to the pool instead of being cut (rmcp's worker waits as long).
+const DRAIN: Duration = Duration::from_millis(50);
+
+/// The bound on the `notifications/cancelled` sent for an abandoned request (rmcp's default
+/// for its control messages).
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the server answered to our request.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "short-lived, one per request; boxing would only add an allocation"
+)]
+pub(super) enum Answer {
+    Result(ServerResult),
+    Error(ErrorData),
+}
+
+/// Where in the session's life the request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    /// `initialize`: server requests on its stream are skipped (rmcp's worker skips them too;
+    /// the session does not exist yet), and it is never cancelled (the spec forbids it).
+    Handshake,
+    /// A request on the open session.
+    Session,
+}
+
+/// Why no answer came. The texts are fixed phrases: no server data, no URL, no token.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ExchangeError {
+    /// The `POST` failed: rmcp's typed HTTP error (status, network, body limit, 404 on our
+    /// session id, …), mapped by [`crate::error::from_http`].
+    #[error("the request could not be sent")]
+    Send(#[source] HttpError),
+    #[error("the server's event stream ended before the answer")]
+    EndedEarly,
+    /// The stream broke off and could not be resumed (no event id, resumption off or refused,
+    /// or the attempts used up). `session_gone` when a resumption was answered 404 for our
+    /// session id.
+    #[error("the server's event stream broke off and could not be resumed")]
+    Unresumable { session_gone: bool },
+    /// The resumption was refused for lack of authorization (after the token refresh).
+    #[error("resuming the server's event stream needs authorization")]
+    ResumeUnauthorized,
+    #[error("an event of the server's stream exceeded the size limit")]
+    TooLarge,
+    /// Not an answer to our request (202 to a request, a JSON body with another id).
+    #[error("the server answered with an unexpected message")]
+    Unexpected,
+}
+
+impl ExchangeError {
+    /// Whether the session is known to be gone on the server.
+    pub(super) fn session_gone(&self) -> bool {
+        match self {
+            Self::Send(e) => matches!(e, StreamableHttpError::SessionExpired),
+            Self::Unresumable { session_gone } => *session_gone,
+            _ => false,
+        }
+    }
+
+    /// The core's error for a request on an open session.
+    ///
+    /// A stream that could not be resumed is a network failure of this request, not a lost
+    /// session, even when the session turned out to be gone: the core re-runs requests that
+    /// fail with `SessionLost`, and the server may already have run this one.
+    pub(super) fn into_connect_error(self) -> ConnectError {
+        match self {
+            Self::Send(e) => error::from_http(&e),
+            Self::EndedEarly => ConnectError::transport(
+                TransportFailure::Network,
+                "the server's event stream ended before the answer",
+            ),
+            Self::Unresumable { .. } => ConnectError::transport(
+                TransportFailure::Network,
+                "the server's event stream broke off and could not be resumed",
+            ),
+            Self::ResumeUnauthorized => ConnectError::NeedsAuthorization {
+                authorization_url: None,
+            },
+            Self::TooLarge => ConnectError::Protocol(
+                "an event of the server's answer exceeded the size limit".to_owned(),
+            ),
+            Self::Unexpected => {
+                ConnectError::Protocol("the server answered with an unexpected message".to_owned())
+            }
+        }
+    }
+}
+
+/// Sends `request` with `id` and waits for its answer.
+pub(super) async fn request(
+    endpoint: &Endpoint,
+    id: RequestId,
+    request: ClientRequest,
+) -> Result<Answer, ExchangeError> {
+    let mut guard = AbandonGuard {
+        endpoint,
+        id: Some(id.clone()),
+    };
+    let result = async {
+        let response = endpoint
+            .post(ClientJsonRpcMessage::request(request, id.clone()))
+            .await
+            .map_err(ExchangeError::Send)?;
+        read_answer(endpoint, &id, response, Phase::Session).await
+    }
+    .await;
+    guard.id = None;
+    result
+}
+
+/// Reads the answer to request `id` from the response to its `POST`.
+pub(super) async fn read_answer(
+    endpoint: &Endpoint,
+    id: &RequestId,
+    response: StreamableHttpPostResponse,
+    phase: Phase,
+) -> Result<Answer, ExchangeError> {
+    match response {
+        StreamableHttpPostResponse::Json(message, _) => {
+            answer_for(message, id).ok_or(ExchangeError::Unexpected)
+        }
+        StreamableHttpPostResponse::Sse(stream, _) => {
+            read_stream(endpoint, id, stream, phase).await
+        }
+        // 202 Accepted to a request (it must be answered), or a kind a later rmcp adds.
+        _ => Err(ExchangeError::Unexpected),
+    }
+}
+
+/// `message` as the answer to request `id`, if it is one. An error without an id counts: the
+/// spec lets a server omit the id it could not read, and only our request is on this stream.
+fn answer_for(message: ServerJsonRpcMessage, id: &RequestId) -> Option<Answer> {
+    match message {
+        ServerJsonRpcMessage::Response(response) if same_id(id, &response.id) => {
+            Some(Answer::Result(response.result))
+        }
+        ServerJsonRpcMessage::Error(error) if error.id.as_ref().is_none_or(|e| same_id(id, e)) => {
+            Some(Answer::Error(error.error))
+        }
+        _ => None,
+    }
+}
+
+/// rmcp's rule: the same id, or our number echoed as a string.
+fn same_id(ours: &RequestId, theirs: &RequestId) -> bool {
+    ours == theirs
+        || matches!((ours, theirs), (RequestId::Number(n), RequestId::String(s)) if s.parse::<i64>().ok() == Some(*n))
+}
+
+/// How a response stream stopped.
+enum Break {
+    Ended,
+    Failed(SseError),
+}
+
+/// What the stream told us about resuming it.
+#[derive(Debug, Default)]
+struct Resumption {
+    last_event_id: Option<String>,
+    /// The server's `retry` field, the wait it asks for before a reconnect.
+    server_retry: Option<Duration>,
+}
+
+impl Resumption {
+    /// Notes an event's `id` and `retry`; returns its JSON-RPC message, if it carries one.
+    fn observe(&mut self, event: Sse) -> Option<ServerJsonRpcMessage> {
+        if let Some(retry) = event.retry {
+            self.server_retry = Some(Duration::from_millis(retry));
+        }
+        if let Some(id) = event.id {
+            self.last_event_id = Some(id);
+        }
+        // Only message events carry JSON-RPC (rmcp's rule); a priming event's empty data and
+        // data that is not a message are skipped (rmcp skips them too).
+        if !matches!(event.event.as_deref(), None | Some("" | "message")) {
+            return None;
+        }
+        let data = event.data?;
+        if data.trim().is_empty() {
+            return None;
+        }
+        match serde_json::from_str(&data) {
+            Ok(message) => Some(message),
+            Err(e) => {
+                debug!(category = ?e.classify(), "skipped an event that is not a JSON-RPC message");
+                None
+            }
+        }
+    }
+}
+
+async fn read_stream(
+    endpoint: &Endpoint,
+    id: &RequestId,
+    mut stream: EventStream,
+    phase: Phase,
+) -> Result<Answer, ExchangeError> {
+    let mut resumption = Resumption::default();
+    loop {
+        let stopped = loop {
+            let event = match stream.next().await {
+                Some(Ok(event)) => event,
+                Some(Err(e)) => break Break::Failed(e),
+                None => break Break::Ended,
+            };
+            let Some(message) = resumption.observe(event) else {
+                continue;
+            };
+            match message {
+                ServerJsonRpcMessage::Request(request) => {
+                    if phase == Phase::Session {
+                        answer_server_request(endpoint, request).await;
+                    } else {
+                        debug!("skipped a server request during initialize");
+                    }
+                }
+                ServerJsonRpcMessage::Notification(_) => trace!("skipped a server notification"),
+                other => {
+                    if let Some(answer) = answer_for(other, id) {
+                        let _ = tokio::time::timeout(DRAIN, async {
+                            while stream.next().await.is_some() {}
+                        })
+                        .await;
+                        return Ok(answer);
+                    }
+                    debug!("skipped an answer to another request");
+                }
+            }
+        };
+        stream = resume(endpoint, &mut resumption, stopped).await?;
+    }
+}
+
+/// Re-opens a stream that stopped before the answer, the way rmcp's `SseAutoReconnectStream`
+/// does for request streams: only after an event id; after a clean end, first waits the
+/// server's `retry` (the spec's MUST) or our first delay; after a failure, reconnects at once;
+/// after a failed reconnect, waits the longer of our next delay and the server's `retry`.
+/// With `attempts = 0` it never resumes (what the setting documents).
+async fn resume(
+    endpoint: &Endpoint,
+    resumption: &mut Resumption,
+    stopped: Break,
+) -> Result<EventStream, ExchangeError> {
+    if let Break::Failed(e) = &stopped
+        && is_too_large(e)
+    {
+        // The server would send the same event again.
+        return Err(ExchangeError::TooLarge);
+    }
+    let Some(last_event_id) = resumption.last_event_id.clone() else {
+        // Nothing to resume from: the server never gave the stream an id.
+        return Err(match stopped {
+            Break::Ended => ExchangeError::EndedEarly,
+            Break::Failed(_) => ExchangeError::Unresumable {
+                session_gone: false,
+            },
+        });
+    };
+    let policy = endpoint.resume;
+    if policy.attempts == 0 {
+        return Err(ExchangeError::Unresumable {
+            session_gone: false,
+        });
+    }
+    let mut wait = match stopped {
+        Break::Ended => resumption
+            .server_retry
+            .take()
+            .or_else(|| policy.retry(0))
+            .unwrap_or(Duration::ZERO),
+        Break::Failed(_) => Duration::ZERO,
+    };
+    let mut failed = 0;
+    loop {
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        let error = match endpoint.resume_stream(&last_event_id).await {
+            Ok(stream) => {
+                debug!("resumed the server's event stream");
+                return Ok(stream);
+            }
+            Err(error) => error,
+        };
+        if let Some(last) = final_resume_error(endpoint, &error) {
+            return Err(last);
+        }
+        failed += 1;
+        let Some(delay) = policy.retry(failed) else {
+            debug!(
+                attempts = failed,
+                "giving up resuming the server's event stream"
+            );
+            return Err(ExchangeError::Unresumable {
+                session_gone: false,
+            });
+        };
+        wait = resumption
+            .server_retry
+            .map_or(delay, |server| server.max(delay));
+    }
+}
+
+/// A resumption failure that another attempt cannot change (rmcp stops on the first three).
+fn final_resume_error(endpoint: &Endpoint, error: &HttpError) -> Option<ExchangeError> {
+    match error {
+        StreamableHttpError::ServerDoesNotSupportSse => Some(ExchangeError::Unresumable {
+            session_gone: false,
+        }),
+        StreamableHttpError::AuthRequired(_) | StreamableHttpError::InsufficientScope(_) => {
+            Some(ExchangeError::ResumeUnauthorized)
+        }
+        // rmcp's GET reports other statuses through `error_for_status`.
+        StreamableHttpError::Client(e) => match e.status().map(|s| s.as_u16()) {
+            Some(401 | 403) => Some(ExchangeError::ResumeUnauthorized),
+            Some(404) if endpoint.session_id.is_some() => {
+                Some(ExchangeError::Unresumable { session_gone: true })
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Whether the stream failed because an event outgrew rmcp's limit. rmcp's error type for it
+/// is private, so its text is the only sign; should the wording change, such a stream is
+/// resumed (a bounded number of times) before it fails.
+fn is_too_large(error: &SseError) -> bool {
+    matches!(error, SseError::Body(e) if e.to_string().contains("exceeded the maximum size"))
+}
+
+/// Answers a request the server sent on a response stream. Tether advertises no client
+/// capabilities, so only `ping` is served. A failed answer is the server's problem: the
+/// request we wait for goes on.
+async fn answer_server_request(endpoint: &Endpoint, request: JsonRpcRequest<ServerRequest>) {
+    let reply = match request.request {
+        ServerRequest::PingRequest(_) => {
+            ClientJsonRpcMessage::response(ClientResult::empty(()), request.id)
+        }
+        _ => ClientJsonRpcMessage::error(
+            ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                "this client offers no sampling, roots or elicitation",
+                None,
+            ),
+            Some(request.id),
+        ),
+    };
+    if let Err(e) = endpoint.post(reply).await {
+        debug!(error = %error::from_http(&e), "answering a server request failed");
+    }
+}
+
+/// Armed while a session request is pending; dropped armed (the caller stopped waiting), it
+/// sends `notifications/cancelled` for the request from a short-lived task, so the server
+/// does not keep working on a result nobody reads. The only task this module starts, and
+/// only for an abandoned request.
+struct AbandonGuard<'a> {
+    endpoint: &'a Endpoint,
+    id: Option<RequestId>,
+}
+
+impl Drop for AbandonGuard<'_> {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let endpoint = self.endpoint.clone();
+        runtime.spawn(async move {
+            let cancel =
+                ClientJsonRpcMessage::notification(ClientNotification::CancelledNotification(
+                    CancelledNotification::new(CancelledNotificationParam::new(
+                        Some(id),
+                        Some("request abandoned by the caller".to_owned()),
+                    )),
+                ));
+            match tokio::time::timeout(CANCEL_TIMEOUT, endpoint.post(cancel)).await {
+                Ok(Ok(_)) => debug!("cancelled an abandoned request"),
+                Ok(Err(e)) => debug!(error = %error::from_http(&e), "cancelling a request failed"),
+                Err(_) => debug!("cancelling a request timed out"),
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_match_our_id_or_its_string_form() {
+        let ours = RequestId::Number(7);
+        assert!(same_id(&ours, &RequestId::Number(7)));
+        assert!(same_id(&ours, &RequestId::String("7".into())));
+        assert!(!same_id(&ours, &RequestId::Number(8)));
+        assert!(!same_id(&ours, &RequestId::String("x".into())));
+    }
+
+    #[test]
+    fn events_update_the_resumption_state_and_only_messages_pass() {
+        let mut resumption = Resumption::default();
+        let priming = Sse {
+            event: None,
+            data: Some(String::new()),
+            id: Some("ev-1".into()),
+            retry: Some(300),
+        };
+        assert!(resumption.observe(priming).is_none());
+        assert_eq!(resumption.last_event_id.as_deref(), Some("ev-1"));
+        assert_eq!(resumption.server_retry, Some(Duration::from_millis(300)));
+        let other = Sse {
+            event: Some("endpoint".into()),
+            data: Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.into()),
+            id: None,
+            retry: None,
+        };
+        assert!(resumption.observe(other).is_none(), "not a message event");
+        let answer = Sse {
+            event: Some("message".into()),
+            data: Some(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#.into()),
+            id: Some("ev-2".into()),
+            retry: None,
+        };
+        let message = resumption.observe(answer).expect("a message");
+        assert!(matches!(
+            answer_for(message, &RequestId::Number(1)),
+            Some(Answer::Result(_))
+        ));
+        assert_eq!(resumption.last_event_id.as_deref(), Some("ev-2"));
+    }
+
+    #[test]
+    fn errors_without_an_id_are_ours_errors_for_others_are_not() {
+        let error = |id: Option<RequestId>| {
+            ServerJsonRpcMessage::error(ErrorData::new(ErrorCode::INTERNAL_ERROR, "x", None), id)
+        };
+        let ours = RequestId::Number(3);
+        assert!(answer_for(error(None), &ours).is_some());
+        assert!(answer_for(error(Some(RequestId::Number(3))), &ours).is_some());
+        assert!(answer_for(error(Some(RequestId::Number(4))), &ours).is_none());
+    }
+}

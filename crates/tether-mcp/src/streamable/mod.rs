@@ -1,0 +1,29 @@
+//! Lean Streamable HTTP sessions: no rmcp service, worker, task or channel per session.
+//!
+//! rmcp's client runs two tasks and their channels for every session (the service loop and the
+//! transport worker), about 90 KB per idle session, although an idle Tether session has nothing
+//! to do. Here a session is only its state (endpoint, session id, negotiated protocol version,
+//! request counter); each request runs inside the caller's future as one `POST` and its answer.
+//! The wire stays rmcp's: its [`StreamableHttpClient`](rmcp::transport::streamable_http_client::StreamableHttpClient)
+//! implementation sends (through our token-attaching client) and parses, and its model types
+//! are the messages.
+//!
+//! What this gives up, on purpose: the standalone `GET` event stream (server messages outside
+//! a request), which needs a reader per session. With
+//! [`McpConnectorConfig::standalone_stream`](crate::McpConnectorConfig::standalone_stream) on,
+//! the connector uses rmcp's client instead. Also rmcp's, still: legacy HTTP+SSE and stdio
+//! (they need a reader anyway), and servers that answer `initialize` with a protocol version
+//! that has no handshake (see [`Handshake::NeedsPerRequestMetadata`]).
+//!
+//! - `endpoint`: where requests go and the headers each carries;
+//! - `handshake`: `initialize` + `notifications/initialized`;
+//! - `exchange`: one request and its answer (event streams, resumption, server requests,
+//!   cancellation of abandoned requests);
+//! - `session`: the core's `Session` on top.
+
+mod endpoint;
+mod exchange;
+mod handshake;
+mod session;
+
+pub(crate) use handshake::{Handshake, Settings, open};

@@ -1,0 +1,196 @@
+//! An open Streamable HTTP session as a tether-core [`Session`]: a few hundred bytes of state
+//! (endpoint, session id, protocol version, request counter, flags) and nothing running.
+//! Each request is one [exchange](super::exchange) inside the caller's future.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rmcp::model::{
+    CallToolRequest, CallToolRequestParams, ClientRequest, ListToolsRequest, ListToolsResult,
+    PaginatedRequestParams, RequestId, ServerResult,
+};
+use serde_json::{Map, Value};
+use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
+use tracing::{debug, info, warn};
+
+use super::endpoint::Endpoint;
+use super::exchange::{self, Answer, ExchangeError};
+use crate::connector::with_timeout;
+use crate::convert::{MAX_TOOL_PAGES, MAX_TOOLS, via_json};
+use crate::error;
+
+/// A live MCP session of one user with one Streamable HTTP server.
+pub(crate) struct StreamableSession {
+    server: ServerName,
+    endpoint: Endpoint,
+    /// The next JSON-RPC request id (`initialize` had 0).
+    next_id: AtomicI64,
+    /// Set by [`Session::close`].
+    closed: AtomicBool,
+    /// Set once the server answered 404 for our session id: it forgot the session.
+    lost: AtomicBool,
+    call_timeout: Duration,
+    close_timeout: Duration,
+}
+
+// Neither the session id nor the URL (its query may hold a credential) is printed.
+impl fmt::Debug for StreamableSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamableSession")
+            .field("server", &self.server)
+            .field("transport", &"streamable-http")
+            .field("open", &self.is_open())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamableSession {
+    pub(super) fn new(
+        server: ServerName,
+        endpoint: Endpoint,
+        call_timeout: Duration,
+        close_timeout: Duration,
+    ) -> Self {
+        Self {
+            server,
+            endpoint,
+            next_id: AtomicI64::new(1),
+            closed: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
+            call_timeout,
+            close_timeout,
+        }
+    }
+
+    fn check_open(&self) -> Result<(), ConnectError> {
+        if self.closed.load(Ordering::Acquire) || self.lost.load(Ordering::Acquire) {
+            // Closed by us, or already found gone: the caller has to connect again.
+            return Err(ConnectError::SessionLost);
+        }
+        Ok(())
+    }
+
+    fn failed(&self, error: ExchangeError) -> ConnectError {
+        if error.session_gone() && !self.lost.swap(true, Ordering::AcqRel) {
+            info!(server = %self.server, "the server no longer knows the MCP session");
+        }
+        error.into_connect_error()
+    }
+
+    /// One request within the per-request timeout; a JSON-RPC error answer becomes a protocol
+    /// error (the session goes on).
+    async fn send(
+        &self,
+        request: ClientRequest,
+        timed_out: &'static str,
+    ) -> Result<ServerResult, ConnectError> {
+        self.check_open()?;
+        let id = RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let answer = with_timeout(
+            self.call_timeout,
+            timed_out,
+            exchange::request(&self.endpoint, id, request),
+            |e| self.failed(e),
+        )
+        .await?;
+        match answer {
+            Answer::Result(result) => Ok(result),
+            Answer::Error(data) => Err(error::from_jsonrpc(&data)),
+        }
+    }
+}
+
+/// A `tools/call` result as the core's type. rmcp's untagged `ServerResult` decodes a result
+/// without `content` as an empty or custom result; those are results too (rmcp accepts them).
+/// The results of later protocol features (input required, tasks) are not answers Tether can
+/// use, as before.
+fn tool_result(result: ServerResult) -> Result<ToolResult, ConnectError> {
+    match result {
+        ServerResult::CallToolResult(result) => via_json(&result, "tool result"),
+        other @ (ServerResult::EmptyResult(_) | ServerResult::CustomResult(_)) => {
+            via_json(&other, "tool result")
+        }
+        _ => Err(ConnectError::Protocol(
+            "the server answered with an unexpected result".to_owned(),
+        )),
+    }
+}
+
+#[async_trait]
+impl Session for StreamableSession {
+    async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError> {
+        let mut tools = Vec::new();
+        let mut cursor: Option<String> = None;
+        // Bounded by MAX_TOOL_PAGES: a server that keeps sending cursors is cut off.
+        for _page in 0..MAX_TOOL_PAGES {
+            let params = cursor
+                .take()
+                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            let request = ClientRequest::ListToolsRequest(ListToolsRequest {
+                method: Default::default(),
+                params,
+                extensions: Default::default(),
+            });
+            let result = self.send(request, "tools/list timed out").await?;
+            // Whichever variant the untagged union picked, the page is its JSON.
+            let page: ListToolsResult = via_json(&result, "tools/list result")?;
+            if tools.len() + page.tools.len() > MAX_TOOLS {
+                return Err(ConnectError::Protocol(format!(
+                    "the server listed more than {MAX_TOOLS} tools"
+                )));
+            }
+            for tool in &page.tools {
+                tools.push(via_json(tool, "tool")?);
+            }
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => {
+                    debug!(server = %self.server, tools = tools.len(), "tools listed");
+                    return Ok(tools);
+                }
+            }
+        }
+        warn!(server = %self.server, pages = MAX_TOOL_PAGES, "tools/list pagination cut off");
+        Err(ConnectError::Protocol(format!(
+            "tools/list did not end within {MAX_TOOL_PAGES} pages"
+        )))
+    }
+
+    async fn call_tool(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<ToolResult, ConnectError> {
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments);
+        }
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
+        tool_result(self.send(request, "tools/call timed out").await?)
+    }
+
+    fn is_open(&self) -> bool {
+        !self.closed.load(Ordering::Acquire) && !self.lost.load(Ordering::Acquire)
+    }
+
+    async fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self.lost.load(Ordering::Acquire) {
+            // The server forgot it already; a DELETE would get 404.
+            return;
+        }
+        // Best effort and bounded: a server that does not answer keeps its session until it
+        // expires it.
+        match tokio::time::timeout(self.close_timeout, self.endpoint.delete()).await {
+            Ok(Ok(())) => debug!(server = %self.server, "MCP session closed"),
+            Ok(Err(e)) => {
+                debug!(server = %self.server, error = %error::from_http(&e), "MCP session delete failed");
+            }
+            Err(_) => debug!(server = %self.server, "MCP session delete timed out"),
+        }
+    }
+}
