@@ -539,12 +539,15 @@ impl McpAuthorizer {
                 .clone()
         };
         let _registering = gate.lock().await;
-        if let Some(existing) = self.stores.registrations.get(server, issuer).await?
-            && existing.source == ClientSource::Dynamic
-            && existing.redirect_uris.contains(&options.redirect_uri)
-            && existing.endpoints.token_endpoint == endpoints.token_endpoint
-        {
-            return Ok(existing);
+        if let Some(existing) = self.stores.registrations.get(server, issuer).await? {
+            if existing.source == ClientSource::Dynamic
+                && existing.redirect_uris.contains(&options.redirect_uri)
+                && existing.endpoints.token_endpoint == endpoints.token_endpoint
+            {
+                return Ok(existing);
+            }
+            // Registered for another redirect URI or endpoint: replaced below.
+            self.stores.registrations.delete(server, issuer).await?;
         }
         // No `scope` on the registration: it is shared by all users and must not cap the
         // scopes a later step-up asks for.
@@ -561,12 +564,20 @@ impl McpAuthorizer {
             TokenEndpointAuthMethod::None
         };
         let registration = record(config.client_id, secret, method, ClientSource::Dynamic);
-        self.stores
+        // The gate above is per process: another replica may have registered at the same time.
+        // The first stored registration wins everywhere, so every replica refreshes a token with
+        // the client it was issued to; ours is left unused at the authorization server.
+        let stored = self
+            .stores
             .registrations
-            .put(server, issuer, registration.clone())
+            .insert(server, issuer, registration.clone())
             .await?;
-        info!(%server, %issuer, "registered a client dynamically");
-        Ok(registration)
+        if stored.client_id == registration.client_id {
+            info!(%server, %issuer, "registered a client dynamically");
+        } else {
+            info!(%server, %issuer, "another replica registered a client first; using that one");
+        }
+        Ok(stored)
     }
 
     /// Handles the callback: exchanges `code` for tokens and stores them. The flow is taken
@@ -739,7 +750,9 @@ impl McpAuthorizer {
             .stores
             .registrations
             .get(&pair.server, &record.issuer)
-            .await?;
+            .await?
+            // Tokens are refreshed only with the client they were issued to.
+            .filter(|r| r.client_id == record.client_id);
         let Some(registration) = registration else {
             lease.release().await?;
             return Err(OAuthError::needs_authorization(

@@ -336,6 +336,34 @@ async fn registrations_keep_their_secret_sealed_and_per_issuer(dir: &Fixture) {
             .expect("read")
             .is_none()
     );
+    // Two replicas registering at once: the first stored registration wins for both.
+    let first = RegistrationRecord {
+        client_id: "replica-one-client".into(),
+        ..registration.clone()
+    };
+    let second = RegistrationRecord {
+        client_id: "replica-two-client".into(),
+        client_secret: Some(Secret::new("cs-second-client-secret")),
+        ..registration.clone()
+    };
+    let issuer = "https://third.example";
+    let won = RegistrationStore::insert(&store, &server, issuer, first.clone())
+        .await
+        .expect("inserted");
+    assert_eq!(won, first);
+    let lost = RegistrationStore::insert(&store, &server, issuer, second)
+        .await
+        .expect("inserted");
+    assert_eq!(
+        lost, first,
+        "the second insert returns the first registration"
+    );
+    assert_eq!(
+        RegistrationStore::get(&store, &server, issuer)
+            .await
+            .expect("read"),
+        Some(first)
+    );
     store.close().await;
     assert!(!contains(
         &dir.stored_bytes().await,

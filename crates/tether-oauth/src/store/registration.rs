@@ -106,6 +106,15 @@ pub trait RegistrationStore: Send + Sync + fmt::Debug + 'static {
         issuer: &str,
         record: RegistrationRecord,
     ) -> Result<(), StoreError>;
+    /// Stores `record` only if the (server, issuer) has none, in one atomic step, and returns
+    /// what is stored then: `record`, or the registration another replica saved first (whose
+    /// client every replica must then use, or tokens would be refreshed with the wrong client).
+    async fn insert(
+        &self,
+        server: &ServerName,
+        issuer: &str,
+        record: RegistrationRecord,
+    ) -> Result<RegistrationRecord, StoreError>;
     async fn delete(&self, server: &ServerName, issuer: &str) -> Result<(), StoreError>;
 }
 
@@ -133,6 +142,21 @@ impl RegistrationStore for MemoryRegistrationStore {
             .await
             .get(&(server.clone(), issuer.to_owned()))
             .cloned())
+    }
+
+    async fn insert(
+        &self,
+        server: &ServerName,
+        issuer: &str,
+        record: RegistrationRecord,
+    ) -> Result<RegistrationRecord, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .await
+            .entry((server.clone(), issuer.to_owned()))
+            .or_insert(record)
+            .clone())
     }
 
     async fn put(

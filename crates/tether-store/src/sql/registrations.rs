@@ -62,7 +62,43 @@ impl RegistrationStore for SqlStore {
         &self,
         server: &ServerName,
         issuer: &str,
+        record: RegistrationRecord,
+    ) -> Result<(), StoreError> {
+        self.save_registration(server, issuer, record, true).await
+    }
+
+    async fn insert(
+        &self,
+        server: &ServerName,
+        issuer: &str,
+        record: RegistrationRecord,
+    ) -> Result<RegistrationRecord, StoreError> {
+        self.save_registration(server, issuer, record, false)
+            .await?;
+        self.get(server, issuer).await?.ok_or_else(|| {
+            StoreError::Unavailable("the registration vanished right after it was saved".into())
+        })
+    }
+
+    async fn delete(&self, server: &ServerName, issuer: &str) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("DELETE FROM registrations WHERE server = ? AND issuer = ?"))
+            .bind(server.as_str())
+            .bind(issuer)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("delete registration", &e))?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// Saves a registration; `replace`: over an existing one, else only where there is none.
+    async fn save_registration(
+        &self,
+        server: &ServerName,
+        issuer: &str,
         mut record: RegistrationRecord,
+        replace: bool,
     ) -> Result<(), StoreError> {
         let scope = scope(server, issuer);
         let sealed = record
@@ -82,9 +118,14 @@ impl RegistrationStore for SqlStore {
         let json = serde_json::to_string(&record)
             .map_err(|_| StoreError::Corrupt("registration does not serialize".to_owned()))?;
         sqlx::query(
-            &self.sql("INSERT INTO registrations (server, issuer, record, secret_key_id, client_secret) VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (server, issuer) DO UPDATE SET record = excluded.record, \
-             secret_key_id = excluded.secret_key_id, client_secret = excluded.client_secret"),
+            &self.sql(if replace {
+                "INSERT INTO registrations (server, issuer, record, secret_key_id, client_secret) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (server, issuer) DO UPDATE SET record = excluded.record, \
+                 secret_key_id = excluded.secret_key_id, client_secret = excluded.client_secret"
+            } else {
+                "INSERT INTO registrations (server, issuer, record, secret_key_id, client_secret) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT (server, issuer) DO NOTHING"
+            }),
         )
         .bind(server.as_str())
         .bind(issuer)
@@ -94,16 +135,6 @@ impl RegistrationStore for SqlStore {
         .execute(&self.pool)
         .await
         .map_err(|e| db_error("save registration", &e))?;
-        Ok(())
-    }
-
-    async fn delete(&self, server: &ServerName, issuer: &str) -> Result<(), StoreError> {
-        sqlx::query(&self.sql("DELETE FROM registrations WHERE server = ? AND issuer = ?"))
-            .bind(server.as_str())
-            .bind(issuer)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| db_error("delete registration", &e))?;
         Ok(())
     }
 }
