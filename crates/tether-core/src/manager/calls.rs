@@ -29,10 +29,8 @@ impl Inner {
         let mut listed = Vec::new();
         for server in self.servers.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
-            if self.sessions.open_session(&pair).is_some()
-                && let Some(view) = self.sessions.view(&pair)
-            {
-                listed.extend(view.tools.iter().map(|tool| ListedTool {
+            if let Some(tools) = self.sessions.live_tools(&pair) {
+                listed.extend(tools.iter().map(|tool| ListedTool {
                     server: server.name.clone(),
                     tool: tool.clone(),
                     available: true,
@@ -52,6 +50,23 @@ impl Inner {
             }
         }
         listed
+    }
+
+    /// Whether the pair's known list (live, else cached) has `tool`, looking at that one list
+    /// in place; `None` when no list is known or it is empty.
+    pub(crate) async fn lists_tool(&self, pair: &PairKey, tool: &str) -> Option<bool> {
+        let tools = match self.sessions.live_tools(pair) {
+            Some(tools) => tools,
+            None => match self.tool_cache.load(pair).await {
+                Ok(Some(cached)) => cached.tools,
+                Ok(None) => return None,
+                Err(error) => {
+                    tracing::warn!(%pair, %error, "tool cache unavailable");
+                    return None;
+                }
+            },
+        };
+        (!tools.is_empty()).then(|| tools.iter().any(|t| t.name == tool))
     }
 
     pub(crate) async fn call_tool(

@@ -451,6 +451,14 @@ impl ReconnectionManager {
         self.inner.list_tools(user).await
     }
 
+    /// Whether `tool` is in the server's known list for the user (live where connected, the
+    /// last good list elsewhere), without copying the list: `None` when no list is known yet
+    /// (never connected) or it is empty, so only the upstream can say.
+    pub async fn lists_tool(&self, user: &UserId, server: &ServerName, tool: &str) -> Option<bool> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner.lists_tool(&pair, tool).await
+    }
+
     /// Calls a tool: upstream when possible, else a stub result saying why and when.
     pub async fn call_tool(
         &self,

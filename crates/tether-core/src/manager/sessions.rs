@@ -49,6 +49,17 @@ impl SessionTable {
         }
     }
 
+    /// The pair's tool list when it is connected and its session open: one lock and an `Arc`
+    /// clone, for checks on the call path that must not copy schemas.
+    pub fn live_tools(&self, pair: &PairKey) -> Option<ToolList> {
+        let slots = self.slots();
+        let slot = slots.get(pair)?;
+        match (&slot.state, &slot.session) {
+            (ConnectionState::Connected, Some(s)) if s.is_open() => Some(slot.tools.clone()),
+            _ => None,
+        }
+    }
+
     pub fn view(&self, pair: &PairKey) -> Option<SlotView> {
         let slots = self.slots();
         let slot = slots.get(pair)?;

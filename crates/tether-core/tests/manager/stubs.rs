@@ -283,3 +283,34 @@ async fn an_own_outage_keeps_the_session_opens_no_breaker_and_leaves_no_cooldown
     assert_eq!(eligibility, Eligibility::Eligible);
     assert!(h.manager.reconnect_server(&u, &server("linear")).await);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_tool_name_is_checked_against_the_live_list_then_the_cached_one() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![http_server("github", "https://gh.example/mcp")],
+    );
+    h.tokens.valid_for_everyone();
+    h.connector
+        .set_tools("github", vec![rich_tool("search_issues")]);
+    let (u, github) = (user("u"), server("github"));
+    assert_eq!(
+        h.manager.lists_tool(&u, &github, "search_issues").await,
+        None,
+        "never connected: nothing is known"
+    );
+    assert!(h.manager.reconnect_server(&u, &github).await);
+    assert_eq!(
+        h.manager.lists_tool(&u, &github, "search_issues").await,
+        Some(true)
+    );
+    assert_eq!(h.manager.lists_tool(&u, &github, "nope").await, Some(false));
+
+    h.manager.disconnect(&u, &github).await;
+    assert_eq!(
+        h.manager.lists_tool(&u, &github, "search_issues").await,
+        Some(true),
+        "the last good list answers while disconnected"
+    );
+    assert_eq!(h.manager.lists_tool(&u, &github, "nope").await, Some(false));
+}

@@ -18,7 +18,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
-use tether_core::{ConnectionState, ListedTool, ServerName, UserId};
+use tether_core::{ConnectionState, ListedTool, ServerName, ToolResult, UserId};
 
 use crate::gateway::metrics::CallOutcome;
 use crate::gateway::state::AppState;
@@ -168,14 +168,9 @@ impl ServerHandler for AggregatedServer {
             return Err(unknown_tool(name));
         }
         // A tool the server is known not to have is the caller's mistake; with nothing known
-        // yet (never connected) the upstream decides.
-        let known: Vec<ListedTool> = manager
-            .list_tools(&user)
-            .await
-            .into_iter()
-            .filter(|t| t.server == server)
-            .collect();
-        if !known.is_empty() && !known.iter().any(|t| t.tool.name == tool) {
+        // yet (never connected) the upstream decides. Only that server's list is looked at, in
+        // place: this runs on every call.
+        if manager.lists_tool(&user, &server, tool).await == Some(false) {
             return Err(unknown_tool(name));
         }
         let started = Instant::now();
@@ -195,11 +190,31 @@ impl ServerHandler for AggregatedServer {
         self.app
             .metrics()
             .tool_call(&server, outcome, started.elapsed());
-        let converted: CallToolResult = serde_json::to_value(&result)
-            .and_then(serde_json::from_value)
-            .map_err(|_| {
-                McpError::internal_error("the upstream result could not be converted", None)
-            })?;
+        let converted = to_rmcp_result(result).map_err(|_| {
+            McpError::internal_error("the upstream result could not be converted", None)
+        })?;
         Ok(CallToolResponse::Complete(converted))
     }
+}
+
+/// The core's result as rmcp's, moving its JSON values rather than serializing the whole result
+/// into a fresh tree first (what `to_value(&result)` would do): the content blocks are already
+/// `Value`s, and they can be large.
+fn to_rmcp_result(result: ToolResult) -> Result<CallToolResult, serde_json::Error> {
+    let ToolResult {
+        content,
+        structured_content,
+        is_error,
+        extra,
+    } = result;
+    // The core's own fields win over same-named leftovers, as in its serialized form.
+    let mut object = extra;
+    object.insert("content".to_owned(), Value::Array(content));
+    if let Some(structured) = structured_content {
+        object.insert("structuredContent".to_owned(), structured);
+    }
+    if is_error {
+        object.insert("isError".to_owned(), Value::Bool(true));
+    }
+    serde_json::from_value(Value::Object(object))
 }

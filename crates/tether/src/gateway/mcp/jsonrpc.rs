@@ -93,50 +93,55 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     let Ok(bytes) = to_bytes(body, limit).await else {
         return too_large(limit);
     };
-    let value: Value = match serde_json::from_slice(&bytes) {
-        Ok(value) => value,
-        Err(_) => {
-            return jsonrpc_error_response(
-                StatusCode::BAD_REQUEST,
-                None,
-                ErrorCode::PARSE_ERROR,
-                "parse error: the body is not JSON",
-            );
+    // The common case, a valid message, costs one parse; the generic `Value` is built only to
+    // classify a failure.
+    match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
+        Ok(JsonRpcMessage::Request(request)) => {
+            if let ClientRequest::CustomRequest(custom) = &request.request
+                && STANDARD_METHODS.contains(&custom.method.as_str())
+            {
+                return jsonrpc_error_response(
+                    StatusCode::BAD_REQUEST,
+                    serde_json::to_value(&request.id).ok(),
+                    ErrorCode::INVALID_PARAMS,
+                    "invalid params for this method",
+                );
+            }
         }
-    };
-    let parsed = serde_json::from_value::<ClientJsonRpcMessage>(value.clone());
-    if let Ok(JsonRpcMessage::Request(request)) = &parsed
-        && let ClientRequest::CustomRequest(custom) = &request.request
-        && STANDARD_METHODS.contains(&custom.method.as_str())
-    {
-        return jsonrpc_error_response(
-            StatusCode::BAD_REQUEST,
-            request_id(&value),
-            ErrorCode::INVALID_PARAMS,
-            "invalid params for this method",
-        );
-    }
-    if parsed.is_err() {
-        let id = request_id(&value);
-        // A request that names a method but whose params do not fit it is "invalid params";
-        // anything that is not a JSON-RPC 2.0 message at all is "invalid request".
-        let well_formed_request = value.get("jsonrpc") == Some(&json!("2.0"))
-            && value.get("method").is_some_and(Value::is_string)
-            && id.is_some();
-        let (code, message) = if well_formed_request {
-            (ErrorCode::INVALID_PARAMS, "invalid params for this method")
-        } else {
-            (
-                ErrorCode::INVALID_REQUEST,
-                "not a valid JSON-RPC 2.0 message",
-            )
-        };
-        return jsonrpc_error_response(StatusCode::BAD_REQUEST, id, code, message);
+        Ok(_) => {}
+        Err(_) => return malformed(&bytes),
     }
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     as_jsonrpc_error(response).await
+}
+
+/// The JSON-RPC error for a body that is not a message rmcp accepts.
+fn malformed(bytes: &[u8]) -> Response {
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return jsonrpc_error_response(
+            StatusCode::BAD_REQUEST,
+            None,
+            ErrorCode::PARSE_ERROR,
+            "parse error: the body is not JSON",
+        );
+    };
+    let id = request_id(&value);
+    // A request that names a method but whose params do not fit it is "invalid params";
+    // anything that is not a JSON-RPC 2.0 message at all is "invalid request".
+    let well_formed_request = value.get("jsonrpc") == Some(&json!("2.0"))
+        && value.get("method").is_some_and(Value::is_string)
+        && id.is_some();
+    let (code, message) = if well_formed_request {
+        (ErrorCode::INVALID_PARAMS, "invalid params for this method")
+    } else {
+        (
+            ErrorCode::INVALID_REQUEST,
+            "not a valid JSON-RPC 2.0 message",
+        )
+    };
+    jsonrpc_error_response(StatusCode::BAD_REQUEST, id, code, message)
 }
 
 /// rmcp answers some client errors (no session id, unknown session, wrong media types) with
