@@ -202,6 +202,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         elapsed.as_secs_f64(),
         refreshes as f64 / elapsed.as_secs_f64()
     );
+    if refused > 0 {
+        let stats = peer.stats().await?;
+        println!(
+            "refused at the token endpoint (grant:error → count): {}",
+            stats["grantErrors"]
+        );
+    }
     if let Some(first) = errors.first() {
         println!("{} reconnect requests failed, first: {first}", errors.len());
     }

@@ -39,11 +39,57 @@ const staticClient = (id, secret, method) => ({
   application_type: 'native',
 });
 
+// oidc-provider's built-in memory adapter is an LRU of 1,000 entries: a benchmark with 1,000
+// users (each a session, grant, codes and tokens) would see grants evicted and their refresh
+// tokens refused. This one keeps everything until it expires (a test peer lives minutes).
+const entries = new Map();
+const alive = (entry) => entry && (entry.expiresAt === undefined || entry.expiresAt > Date.now());
+class UnboundedAdapter {
+  constructor(model) { this.model = model; }
+  key(id) { return `${this.model}:${id}`; }
+  async upsert(id, payload, expiresIn) {
+    const key = this.key(id);
+    const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : undefined;
+    entries.set(key, { payload, expiresAt });
+    if (payload.grantId) {
+      const grant = `grant:${payload.grantId}`;
+      const members = entries.get(grant)?.payload ?? new Set();
+      members.add(key);
+      entries.set(grant, { payload: members });
+    }
+    if (payload.uid) entries.set(`sessionUid:${payload.uid}`, { payload: id, expiresAt });
+    if (payload.userCode) entries.set(`userCode:${payload.userCode}`, { payload: id, expiresAt });
+  }
+  async find(id) {
+    const entry = entries.get(this.key(id));
+    return alive(entry) ? entry.payload : undefined;
+  }
+  async findByUid(uid) {
+    const entry = entries.get(`sessionUid:${uid}`);
+    return alive(entry) ? this.find(entry.payload) : undefined;
+  }
+  async findByUserCode(userCode) {
+    const entry = entries.get(`userCode:${userCode}`);
+    return alive(entry) ? this.find(entry.payload) : undefined;
+  }
+  async consume(id) {
+    const entry = entries.get(this.key(id));
+    if (entry) entry.payload.consumed = Math.floor(Date.now() / 1000);
+  }
+  async destroy(id) { entries.delete(this.key(id)); }
+  async revokeByGrantId(grantId) {
+    const grant = `grant:${grantId}`;
+    for (const key of entries.get(grant)?.payload ?? []) entries.delete(key);
+    entries.delete(grant);
+  }
+}
+
 const server = http.createServer();
 server.listen(port, '127.0.0.1', () => {
   const { port: actual } = server.address();
   const issuer = `http://127.0.0.1:${actual}`;
   const provider = new Provider(issuer, {
+    adapter: UnboundedAdapter,
     clients: [
       staticClient('confidential-basic', 'basic-secret-0123456789abcdef', 'client_secret_basic'),
       staticClient('confidential-post', 'post-secret-0123456789abcdef', 'client_secret_post'),
