@@ -1,6 +1,7 @@
 //! Access tokens for upstream MCP requests: tether-mcp's `BearerSource` answered by
 //! tether-oauth's `McpAuthorizer` (which refreshes single-flight and persists rotations).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,11 +12,23 @@ use tether_oauth::{McpAuthorizer, OAuthError};
 #[derive(Debug, Clone)]
 pub struct AuthorizerBearer {
     authorizer: Arc<McpAuthorizer>,
+    /// Servers configured without OAuth: their requests go bare without a token lookup (which
+    /// would be a store query per request, answered "no tokens" every time).
+    without_oauth: Arc<HashSet<ServerName>>,
 }
 
 impl AuthorizerBearer {
     pub fn new(authorizer: Arc<McpAuthorizer>) -> Self {
-        Self { authorizer }
+        Self {
+            authorizer,
+            without_oauth: Arc::default(),
+        }
+    }
+
+    /// Sends requests to `servers` without asking for a token.
+    pub fn without_oauth(mut self, servers: impl IntoIterator<Item = ServerName>) -> Self {
+        self.without_oauth = Arc::new(servers.into_iter().collect());
+        self
     }
 }
 
@@ -43,6 +56,9 @@ impl BearerSource for AuthorizerBearer {
         user: &UserId,
         server: &ServerName,
     ) -> Result<Option<Bearer>, ConnectError> {
+        if self.without_oauth.contains(server) {
+            return Ok(None);
+        }
         match self.authorizer.access_token(user, server).await {
             Ok(token) => Ok(Some(Bearer::new(token.expose()))),
             // No tokens yet: send the request bare; the server's 401 says where to authorize.

@@ -178,8 +178,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             locks,
         },
     )?);
-    let connector = McpConnector::default()
-        .with_bearer_source(Arc::new(AuthorizerBearer::new(authorizer.clone())));
+    let bearer = AuthorizerBearer::new(authorizer.clone()).without_oauth(
+        config
+            .servers
+            .iter()
+            .filter(|entry| !entry.server.oauth)
+            .map(|entry| entry.server.name.clone()),
+    );
+    let connector = McpConnector::default().with_bearer_source(Arc::new(bearer));
     let servers: BTreeMap<_, _> = config
         .servers
         .iter()
