@@ -48,6 +48,7 @@ mod session;
 mod sse_limit;
 mod stdio;
 mod streamable;
+mod tool_pages;
 
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};

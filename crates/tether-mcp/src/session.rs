@@ -11,10 +11,10 @@ use rmcp::service::RunningService;
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::{Map, Value};
 use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult, TransportFailure};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use crate::connector::with_timeout;
-use crate::convert::{MAX_TOOL_PAGES, MAX_TOOLS, via_json};
+use crate::convert::via_json;
 use crate::error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,40 +105,16 @@ impl McpSession {
 impl Session for McpSession {
     async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError> {
         self.check_open()?;
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        // Bounded by MAX_TOOL_PAGES: a server that keeps sending cursors is cut off.
-        for _page in 0..MAX_TOOL_PAGES {
-            let params = cursor
-                .take()
-                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
-            let page = with_timeout(
+        crate::tool_pages::list_all(&self.server, |cursor| {
+            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+            with_timeout(
                 self.call_timeout,
                 "tools/list timed out",
                 self.peer.list_tools(params),
                 |e| self.request_failed(&e),
             )
-            .await?;
-            if tools.len() + page.tools.len() > MAX_TOOLS {
-                return Err(ConnectError::Protocol(format!(
-                    "the server listed more than {MAX_TOOLS} tools"
-                )));
-            }
-            for tool in &page.tools {
-                tools.push(via_json(tool, "tool")?);
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => {
-                    debug!(server = %self.server, tools = tools.len(), "tools listed");
-                    return Ok(tools);
-                }
-            }
-        }
-        warn!(server = %self.server, pages = MAX_TOOL_PAGES, "tools/list pagination cut off");
-        Err(ConnectError::Protocol(format!(
-            "tools/list did not end within {MAX_TOOL_PAGES} pages"
-        )))
+        })
+        .await
     }
 
     async fn call_tool(

@@ -13,12 +13,11 @@ use serde_json::{Value, json};
 use tether_testkit::oidc;
 
 use support::gateway_process::{
-    GatewayProcess, Launch, TempDir, add_args, authorize_through_gateway, call, config_text,
-    free_port, get_page, oauth_peers, result_text, tool_names,
+    CLIENT_SECRET_ENV, GatewayProcess, Launch, TempDir, add_args, authorize_through_gateway, call,
+    client_secret_env, config_text, free_port, get_page, oauth_peers, result_text, tool_names,
 };
 use support::{expired_jwt, first_message, initialize_body, jwt, jwt_with, mcp_client, mcp_post};
 
-const CLIENT_SECRET_ENV: &str = "E2E_CLIENT_SECRET";
 const MAX_BODY: usize = 64 * 1024;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -46,10 +45,7 @@ client_secret_env = "{CLIENT_SECRET_ENV}"
     );
     let mut launch = Launch::new(&dir.path);
     launch.listen = format!("127.0.0.1:{port}");
-    launch.env.push((
-        CLIENT_SECRET_ENV.to_owned(),
-        oidc::BASIC_CLIENT_SECRET.to_owned(),
-    ));
+    launch.env.push(client_secret_env());
     let gateway = GatewayProcess::start(&launch, &config).await;
     let alice = jwt("alice");
     let bob = jwt("bob");

@@ -18,62 +18,23 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tether_testkit::{DemoTools, ProtectedServer, ProtectionConfig, oidc, serve_protected};
+use tether_testkit::{DemoTools, ProtectionConfig, serve_protected};
 
 use support::gateway_process::{
     GatewayProcess, Launch, TempDir, add_args, assert_bytes_contain_none, assert_contains_none,
-    authorize_through_gateway, call, config_text, database_bytes, follow_authorization, free_port,
-    is_active, oauth_peers, oauth_secrets, result_text, revoke_refresh_token, tail, tool_names,
-    ts_client_call, wait_for,
+    authorize_through_gateway, call, client_secret_env, config_text, database_bytes,
+    follow_authorization, free_port, oauth_peers, oauth_secrets, oauth_server, result_text,
+    revoke_refresh_token, tail, tool_names, ts_client_call, wait_expired, wait_for,
 };
 use support::{jwt, mcp_client};
-
-const CLIENT_SECRET_ENV: &str = "E2E_CLIENT_SECRET";
-
-/// A `[[servers]]` entry for a protected server, with the peer's confidential static client.
-fn oauth_server(name: &str, url: &str) -> String {
-    format!(
-        r#"
-[[servers]]
-name = "{name}"
-url = "{url}"
-oauth = true
-init_timeout = "15s"
-client_id = "{}"
-client_secret_env = "{CLIENT_SECRET_ENV}"
-"#,
-        oidc::BASIC_CLIENT_ID
-    )
-}
 
 fn launch(dir: &std::path::Path, port: u16) -> Launch {
     let mut launch = Launch::new(dir);
     launch.listen = format!("127.0.0.1:{port}");
     // One run of every test logs at debug level: the leak checks read it.
     launch.rust_log = "debug".to_owned();
-    launch.env.push((
-        CLIENT_SECRET_ENV.to_owned(),
-        oidc::BASIC_CLIENT_SECRET.to_owned(),
-    ));
+    launch.env.push(client_secret_env());
     launch
-}
-
-/// Waits until the last access token `server` accepted is no longer active at the peer.
-async fn wait_expired(peer: &oidc::OidcPeer, server: &ProtectedServer, ttl: Duration) {
-    let token = server
-        .accepted_tokens()
-        .last()
-        .cloned()
-        .expect("the server accepted a token");
-    wait_for(
-        "the last access token to expire at the peer",
-        ttl + Duration::from_secs(30),
-        || {
-            let token = token.clone();
-            async move { (!is_active(peer, &token).await).then_some(()) }
-        },
-    )
-    .await;
 }
 
 fn grant_errors(stats: &Value) -> Vec<String> {

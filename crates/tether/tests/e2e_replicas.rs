@@ -26,64 +26,25 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use serde_json::Value;
 use tether_testkit::services::{PrivatePostgres, PrivateRedis};
-use tether_testkit::{DemoTools, OidcPeer, ProtectedServer, oidc};
+use tether_testkit::{DemoTools, OidcPeer};
 use tokio::net::TcpListener;
 
 use support::gateway_process::{
-    GatewayProcess, add_args, call, get_page, is_active, metric_sum, oauth_peers, result_text,
-    tool_names, wait_for,
+    GatewayProcess, add_args, call, client_secret_env, follow_authorization_to, metric_sum,
+    oauth_peers, oauth_server, result_text, tool_names, wait_expired, wait_for,
 };
 use support::replicas::{Deployment, Pair, Ports};
 use support::{jwt, mcp_client};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
-const CLIENT_SECRET_ENV: &str = "E2E_CLIENT_SECRET";
-
 fn client_env() -> Vec<(String, String)> {
-    vec![(
-        CLIENT_SECRET_ENV.to_owned(),
-        oidc::BASIC_CLIENT_SECRET.to_owned(),
-    )]
-}
-
-/// A `[[servers]]` entry for a protected server, with the peer's confidential static client.
-fn oauth_server(name: &str, url: &str) -> String {
-    format!(
-        r#"
-[[servers]]
-name = "{name}"
-url = "{url}"
-oauth = true
-init_timeout = "15s"
-client_id = "{}"
-client_secret_env = "{CLIENT_SECRET_ENV}"
-"#,
-        oidc::BASIC_CLIENT_ID
-    )
+    vec![client_secret_env()]
 }
 
 /// How many requests reached the peer's token endpoint so far (any grant, any outcome).
 async fn token_requests(peer: &OidcPeer) -> usize {
     let stats = peer.stats().await.expect("peer stats");
     stats["tokenRequests"].as_array().map_or(0, Vec::len)
-}
-
-/// Waits until the last access token `server` accepted is no longer active at the peer.
-async fn wait_expired(peer: &OidcPeer, server: &ProtectedServer, ttl: Duration) {
-    let token = server
-        .accepted_tokens()
-        .last()
-        .cloned()
-        .expect("the server accepted a token");
-    wait_for(
-        "the last access token to expire at the peer",
-        ttl + Duration::from_secs(30),
-        || {
-            let token = token.clone();
-            async move { (!is_active(peer, &token).await).then_some(()) }
-        },
-    )
-    .await;
 }
 
 /// The browser's side of an authorization started on `start` whose callback lands on
@@ -103,19 +64,8 @@ async fn authorize_across(
     let url = body["authorization_url"]
         .as_str()
         .unwrap_or_else(|| panic!("no authorization_url in {body}"));
-    let response = tether_oauth::headless::authorize(url, redirect_uri)
-        .await
-        .expect("the authorization server approves without a person");
-    let mut callback = url::Url::parse(&finish.redirect_uri()).expect("a valid URL");
-    {
-        let mut query = callback.query_pairs_mut();
-        query.append_pair("code", response.code.expose());
-        query.append_pair("state", &response.state);
-        if let Some(issuer) = &response.issuer {
-            query.append_pair("iss", issuer);
-        }
-    }
-    get_page(finish, callback.as_str()).await
+    let authorized = follow_authorization_to(finish, redirect_uri, url).await;
+    (authorized.status, authorized.page)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,12 +13,12 @@ use rmcp::model::{
 };
 use serde_json::{Map, Value};
 use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::endpoint::Endpoint;
 use super::exchange::{self, Answer, ExchangeError};
 use crate::connector::with_timeout;
-use crate::convert::{MAX_TOOL_PAGES, MAX_TOOLS, via_json};
+use crate::convert::via_json;
 use crate::error;
 
 /// A live MCP session of one user with one Streamable HTTP server.
@@ -121,13 +121,8 @@ fn tool_result(result: ServerResult) -> Result<ToolResult, ConnectError> {
 #[async_trait]
 impl Session for StreamableSession {
     async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError> {
-        let mut tools = Vec::new();
-        let mut cursor: Option<String> = None;
-        // Bounded by MAX_TOOL_PAGES: a server that keeps sending cursors is cut off.
-        for _page in 0..MAX_TOOL_PAGES {
-            let params = cursor
-                .take()
-                .map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
+        crate::tool_pages::list_all(&self.server, |cursor| async move {
+            let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
             let request = ClientRequest::ListToolsRequest(ListToolsRequest {
                 method: Default::default(),
                 params,
@@ -135,27 +130,9 @@ impl Session for StreamableSession {
             });
             let result = self.send(request, "tools/list timed out").await?;
             // Whichever variant the untagged union picked, the page is its JSON.
-            let page: ListToolsResult = via_json(&result, "tools/list result")?;
-            if tools.len() + page.tools.len() > MAX_TOOLS {
-                return Err(ConnectError::Protocol(format!(
-                    "the server listed more than {MAX_TOOLS} tools"
-                )));
-            }
-            for tool in &page.tools {
-                tools.push(via_json(tool, "tool")?);
-            }
-            match page.next_cursor {
-                Some(next) => cursor = Some(next),
-                None => {
-                    debug!(server = %self.server, tools = tools.len(), "tools listed");
-                    return Ok(tools);
-                }
-            }
-        }
-        warn!(server = %self.server, pages = MAX_TOOL_PAGES, "tools/list pagination cut off");
-        Err(ConnectError::Protocol(format!(
-            "tools/list did not end within {MAX_TOOL_PAGES} pages"
-        )))
+            via_json::<_, ListToolsResult>(&result, "tools/list result")
+        })
+        .await
     }
 
     async fn call_tool(

@@ -445,6 +445,52 @@ pub async fn oauth_peers(redirect_uri: &str, access_token_ttl: u64) -> OAuthPeer
     }
 }
 
+/// The environment variable the `[[servers]]` entries of [`oauth_server`] name for the client
+/// secret.
+pub const CLIENT_SECRET_ENV: &str = "E2E_CLIENT_SECRET";
+
+/// The gateway's environment entry for [`CLIENT_SECRET_ENV`]: the peer's static basic client.
+pub fn client_secret_env() -> (String, String) {
+    (
+        CLIENT_SECRET_ENV.to_owned(),
+        tether_testkit::oidc::BASIC_CLIENT_SECRET.to_owned(),
+    )
+}
+
+/// A `[[servers]]` entry for a protected server, with the peer's confidential static client.
+pub fn oauth_server(name: &str, url: &str) -> String {
+    format!(
+        r#"
+[[servers]]
+name = "{name}"
+url = "{url}"
+oauth = true
+init_timeout = "15s"
+client_id = "{}"
+client_secret_env = "{CLIENT_SECRET_ENV}"
+"#,
+        tether_testkit::oidc::BASIC_CLIENT_ID
+    )
+}
+
+/// Waits until the last access token `server` accepted is no longer active at the peer.
+pub async fn wait_expired(peer: &OidcPeer, server: &ProtectedServer, ttl: Duration) {
+    let token = server
+        .accepted_tokens()
+        .last()
+        .cloned()
+        .expect("the server accepted a token");
+    wait_for(
+        "the last access token to expire at the peer",
+        ttl + Duration::from_secs(30),
+        || {
+            let token = token.clone();
+            async move { (!is_active(peer, &token).await).then_some(()) }
+        },
+    )
+    .await;
+}
+
 /// Revokes `token` (a refresh token) at the peer as the confidential `client_secret_basic`
 /// client.
 pub async fn revoke_refresh_token(peer: &OidcPeer, token: &str) {
@@ -509,10 +555,20 @@ pub async fn authorize_through_gateway(
 /// The user's browser at `authorization_url`: the authorization server's steps without a person,
 /// then `GET` on the gateway's callback with what the server sent there.
 pub async fn follow_authorization(gateway: &GatewayProcess, authorization_url: &str) -> Authorized {
-    let response = tether_oauth::headless::authorize(authorization_url, &gateway.redirect_uri())
+    follow_authorization_to(gateway, &gateway.redirect_uri(), authorization_url).await
+}
+
+/// [`follow_authorization`] where the authorization server redirects to `redirect_uri` (a load
+/// balancer's address) and the browser's last step lands on `finish` (any replica behind it).
+pub async fn follow_authorization_to(
+    finish: &GatewayProcess,
+    redirect_uri: &str,
+    authorization_url: &str,
+) -> Authorized {
+    let response = tether_oauth::headless::authorize(authorization_url, redirect_uri)
         .await
         .expect("the authorization server approves without a person");
-    let mut callback = url::Url::parse(&gateway.redirect_uri()).expect("a valid redirect URI");
+    let mut callback = url::Url::parse(&finish.redirect_uri()).expect("a valid redirect URI");
     {
         let mut query = callback.query_pairs_mut();
         query.append_pair("code", response.code.expose());
@@ -521,7 +577,7 @@ pub async fn follow_authorization(gateway: &GatewayProcess, authorization_url: &
             query.append_pair("iss", issuer);
         }
     }
-    let (status, page) = get_page(gateway, callback.as_str()).await;
+    let (status, page) = get_page(finish, callback.as_str()).await;
     Authorized {
         callback_url: callback.to_string(),
         status,
