@@ -7,60 +7,12 @@ use std::time::Duration;
 
 use tether_core::{Clock, PairKey, SharedState, SystemClock};
 use tether_store::shared::{FallbackState, RedisState, RedisStateConfig};
-use tokio::process::{Child, Command};
-
-struct PrivateRedis {
-    child: Child,
-}
-
-impl PrivateRedis {
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is installed (it runs the shared Redis too)");
-        let redis = Self { child };
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not start within 5 s");
-    }
-
-    async fn stop(mut self) {
-        let _ = self.child.kill().await;
-        let _ = self.child.wait().await;
-    }
-}
-
-async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    listener.local_addr().expect("addr").port()
-}
+use tether_testkit::services::PrivateRedis;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_degrades_to_its_own_state_and_comes_back() {
-    let port = free_port().await;
-    let redis = PrivateRedis::start(port).await;
-    let mut config = RedisStateConfig::new(format!("redis://127.0.0.1:{port}"), "outage");
+    let mut redis = PrivateRedis::start().await.expect("a private redis-server");
+    let mut config = RedisStateConfig::new(redis.url(), "outage");
     config.response_timeout = Duration::from_millis(500);
     config.connection_timeout = Duration::from_millis(500);
     let shared: Arc<dyn SharedState> =
@@ -104,7 +56,7 @@ async fn a_replica_degrades_to_its_own_state_and_comes_back() {
         "degraded calls do not wait on Redis each time"
     );
 
-    let redis = PrivateRedis::start(port).await;
+    redis.start_again().await.expect("redis-server restarts");
     // Within a probe period (5 s) the replica tries Redis again and shares once more.
     let mut back = false;
     for _ in 0..80 {
