@@ -345,3 +345,145 @@ async fn mcp_without_a_good_token_is_401() {
     }
     gateway.stop().await;
 }
+
+fn call_body(id: u64) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "method": "tools/call",
+        "params": {"name": "local__add", "arguments": {"a": 2, "b": 3}}
+    })
+}
+
+async fn call_in_session(
+    gateway: &TestGateway,
+    token: &str,
+    session: &str,
+    accept: &str,
+    id: u64,
+) -> reqwest::Response {
+    mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header("accept", accept)
+        .header(SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&call_body(id))
+        .send()
+        .await
+        .expect("tools/call answers")
+}
+
+fn content_type(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// A plain `tools/call` on a live session is answered as JSON without rmcp's session worker;
+/// the session's idle timer still only runs while the session is unused, other users are
+/// still refused, and a session that ended is not served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_calls_are_answered_as_json_and_keep_their_session_alive() {
+    const PLAIN: &str = "application/json, text/event-stream";
+    let idle = Duration::from_secs(2);
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| {
+            b.mcp(McpConfig {
+                session_idle_timeout: idle,
+                ..McpConfig::default()
+            })
+        },
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let session = open_session(&gateway, &alice).await;
+
+    let direct = call_in_session(&gateway, &alice, &session, PLAIN, 7).await;
+    assert_eq!(direct.status(), 200);
+    assert!(content_type(&direct).starts_with("application/json"));
+    let answer: Value = direct.json().await.expect("a JSON body");
+    assert_eq!(answer["jsonrpc"], "2.0");
+    assert_eq!(answer["id"], 7);
+    assert_eq!(answer["result"]["content"][0]["text"], "5", "{answer}");
+
+    // Weighted Accept values are rmcp's to judge: the same call through rmcp, as a stream.
+    let weighted = "application/json;q=1, text/event-stream;q=0.9";
+    let through_rmcp = call_in_session(&gateway, &alice, &session, weighted, 8).await;
+    assert_eq!(through_rmcp.status(), 200);
+    assert!(content_type(&through_rmcp).starts_with("text/event-stream"));
+    let streamed = first_message(through_rmcp).await;
+    assert_eq!(streamed["id"], 8);
+    assert_eq!(streamed["result"], answer["result"]);
+
+    // Unknown tools are the caller's mistake on this path too.
+    let unknown = mcp_post(&gateway.http, &gateway.url("/mcp"), &alice)
+        .header(SESSION_HEADER, &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+                      "params": {"name": "local__nope"}}))
+        .send()
+        .await
+        .expect("answers");
+    let unknown: Value = first_message(unknown).await;
+    assert_eq!(
+        unknown["error"]["code"],
+        ErrorCode::INVALID_PARAMS.0,
+        "{unknown}"
+    );
+
+    // Bob's valid token with Alice's session id: refused before any call is made.
+    assert_eq!(
+        call_in_session(&gateway, &bob, &session, PLAIN, 10)
+            .await
+            .status(),
+        404
+    );
+
+    // Calls only, for longer than the idle timeout: the session stays open.
+    let started = tokio::time::Instant::now();
+    for id in 0..12 {
+        tokio::time::sleep(idle / 8).await;
+        let response = call_in_session(&gateway, &alice, &session, PLAIN, 100 + id).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "call {id} after {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(started.elapsed() > idle);
+    let listed = list_in_session(&gateway, &alice, &session).await;
+    assert_eq!(listed.status(), 200, "rmcp still holds the session");
+
+    // Unused for longer than the idle timeout, it is gone, for calls too.
+    tokio::time::sleep(idle + idle / 2).await;
+    assert_eq!(
+        call_in_session(&gateway, &alice, &session, PLAIN, 200)
+            .await
+            .status(),
+        404
+    );
+
+    // A session ended by DELETE is not served either.
+    let session = open_session(&gateway, &alice).await;
+    let delete = gateway
+        .http
+        .delete(gateway.url("/mcp"))
+        .bearer_auth(&alice)
+        .header(SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("DELETE answers");
+    assert!(delete.status().is_success(), "{}", delete.status());
+    assert_eq!(
+        call_in_session(&gateway, &alice, &session, PLAIN, 300)
+            .await
+            .status(),
+        404
+    );
+    gateway.stop().await;
+}

@@ -27,11 +27,15 @@ pub struct CallsSettings {
     pub calls: usize,
     /// Calls of the one-at-a-time phase.
     pub latency_calls: usize,
+    /// Rounds of the four phases, one after the other (the machine's load drifts: each round
+    /// compares the paths under the same conditions, and the verdict takes the median round).
+    pub rounds: usize,
 }
 
 /// One phase on one path.
 #[derive(Debug, Clone)]
 pub struct Phase {
+    pub round: usize,
     pub path: &'static str,
     pub concurrency: usize,
     pub calls: usize,
@@ -78,7 +82,12 @@ async fn call(client: &Client, tool: &str) -> anyhow::Result<Duration> {
 }
 
 /// `calls` calls split over `concurrency` workers, each on `clients[worker % len]`.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site per phase, all named"
+)]
 async fn phase(
+    round: usize,
     path: &'static str,
     clients: &[Client],
     tool: &str,
@@ -122,6 +131,7 @@ async fn phase(
         latencies.get(i).copied().unwrap_or_default()
     };
     Ok(Phase {
+        round,
         path,
         concurrency,
         calls: done,
@@ -167,6 +177,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         }
         // Warm-up on both paths (connections, caches, the gateway's upstream sessions).
         phase(
+            0,
             "direct",
             &direct,
             "echo",
@@ -177,6 +188,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         )
         .await?;
         phase(
+            0,
             "tether",
             &through,
             "up__echo",
@@ -188,13 +200,15 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         .await?;
 
         let gw = Some(gateway.pid);
+        let up = upstream.pid;
         let mut phases = Vec::new();
-        let latency = settings.latency_calls;
-        phases.push(phase("direct", &direct, "echo", 1, latency, gw, upstream.pid).await?);
-        phases.push(phase("tether", &through, "up__echo", 1, latency, gw, upstream.pid).await?);
-        let calls = settings.calls;
-        phases.push(phase("direct", &direct, "echo", n, calls, gw, upstream.pid).await?);
-        phases.push(phase("tether", &through, "up__echo", n, calls, gw, upstream.pid).await?);
+        let (latency, calls) = (settings.latency_calls, settings.calls);
+        for r in 1..=settings.rounds.max(1) {
+            phases.push(phase(r, "direct", &direct, "echo", 1, latency, gw, up).await?);
+            phases.push(phase(r, "tether", &through, "up__echo", 1, latency, gw, up).await?);
+            phases.push(phase(r, "direct", &direct, "echo", n, calls, gw, up).await?);
+            phases.push(phase(r, "tether", &through, "up__echo", n, calls, gw, up).await?);
+        }
         for client in direct.into_iter().chain(through) {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
         }

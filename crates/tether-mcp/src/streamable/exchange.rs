@@ -18,13 +18,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, ClientResult, ErrorCode, ErrorData, JsonRpcRequest, RequestId,
-    ServerJsonRpcMessage, ServerRequest, ServerResult,
+    ClientRequest, ClientResult, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage,
 };
 use rmcp::transport::common::client_side_sse::SseRetryPolicy;
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpError, StreamableHttpPostResponse,
 };
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 use sse_stream::Sse;
 use tether_core::{ConnectError, TransportFailure};
 use tracing::{debug, trace};
@@ -42,13 +44,93 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the server answered to our request.
 #[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "short-lived, one per request; boxing would only add an allocation"
-)]
 pub(super) enum Answer {
-    Result(ServerResult),
+    /// The `result` member, still JSON: the caller knows which type it must be, where rmcp's
+    /// untagged `ServerResult` would try up to twenty shapes on every answer.
+    Result(Box<RawValue>),
     Error(ErrorData),
+}
+
+impl Answer {
+    /// The result as `T`, or the error; `what` names the result in a decoding error (which
+    /// never quotes the server's data).
+    pub(super) fn decode<T: DeserializeOwned>(self, what: &str) -> Result<T, AnswerError> {
+        match self {
+            Self::Result(raw) => serde_json::from_str(raw.get())
+                .map_err(|e| AnswerError::Invalid(format!("invalid {what} ({:?})", e.classify()))),
+            Self::Error(data) => Err(AnswerError::Refused(data)),
+        }
+    }
+}
+
+/// Why an [`Answer`] is not the result wanted.
+#[derive(Debug)]
+pub(super) enum AnswerError {
+    /// A JSON-RPC error answer.
+    Refused(ErrorData),
+    /// A result of another shape; the text is fixed apart from serde's error category.
+    Invalid(String),
+}
+
+/// A server message, read only as far as routing it needs.
+#[derive(Debug, Deserialize)]
+struct Incoming {
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Option<Box<RawValue>>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+}
+
+/// What an [`Incoming`] message is.
+enum Routed {
+    /// A request of the server to us, to be answered.
+    Request {
+        id: RequestId,
+        method: String,
+    },
+    Notification,
+    Answer {
+        id: Option<RequestId>,
+        answer: Answer,
+    },
+    /// Not a JSON-RPC message we can use.
+    Other,
+}
+
+impl Incoming {
+    fn route(self) -> Routed {
+        match self {
+            Self {
+                method: Some(method),
+                id: Some(id),
+                ..
+            } => Routed::Request { id, method },
+            Self {
+                method: Some(_), ..
+            } => Routed::Notification,
+            Self {
+                result: Some(result),
+                id: id @ Some(_),
+                ..
+            } => Routed::Answer {
+                id,
+                answer: Answer::Result(result),
+            },
+            Self {
+                error: Some(error),
+                id,
+                ..
+            } => Routed::Answer {
+                id,
+                answer: Answer::Error(error),
+            },
+            _ => Routed::Other,
+        }
+    }
 }
 
 /// Where in the session's life the request is sent.
@@ -155,7 +237,7 @@ pub(super) async fn read_answer(
 ) -> Result<Answer, ExchangeError> {
     match response {
         StreamableHttpPostResponse::Json(message, _) => {
-            answer_for(message, id).ok_or(ExchangeError::Unexpected)
+            json_answer(message, id).ok_or(ExchangeError::Unexpected)
         }
         StreamableHttpPostResponse::Sse(stream, _) => {
             read_stream(endpoint, id, stream, phase).await
@@ -165,18 +247,25 @@ pub(super) async fn read_answer(
     }
 }
 
-/// `message` as the answer to request `id`, if it is one. An error without an id counts: the
-/// spec lets a server omit the id it could not read, and only our request is on this stream.
-fn answer_for(message: ServerJsonRpcMessage, id: &RequestId) -> Option<Answer> {
-    match message {
-        ServerJsonRpcMessage::Response(response) if same_id(id, &response.id) => {
-            Some(Answer::Result(response.result))
-        }
-        ServerJsonRpcMessage::Error(error) if error.id.as_ref().is_none_or(|e| same_id(id, e)) => {
-            Some(Answer::Error(error.error))
-        }
-        _ => None,
-    }
+/// A JSON answer (which rmcp's client has already typed) as the answer to request `id`, if it
+/// is one.
+fn json_answer(message: ServerJsonRpcMessage, id: &RequestId) -> Option<Answer> {
+    let (theirs, answer) = match message {
+        ServerJsonRpcMessage::Response(response) => (
+            Some(response.id),
+            Answer::Result(serde_json::value::to_raw_value(&response.result).ok()?),
+        ),
+        ServerJsonRpcMessage::Error(error) => (error.id, Answer::Error(error.error)),
+        _ => return None,
+    };
+    is_ours(id, theirs.as_ref()).then_some(answer)
+}
+
+/// Whether an answer with id `theirs` answers request `ours`. An error without an id counts
+/// (only errors come without one): the spec lets a server omit the id it could not read, and
+/// only our request is on this stream.
+fn is_ours(ours: &RequestId, theirs: Option<&RequestId>) -> bool {
+    theirs.is_none_or(|theirs| same_id(ours, theirs))
 }
 
 /// rmcp's rule: the same id, or our number echoed as a string.
@@ -201,7 +290,7 @@ struct Resumption {
 
 impl Resumption {
     /// Notes an event's `id` and `retry`; returns its JSON-RPC message, if it carries one.
-    fn observe(&mut self, event: Sse) -> Option<ServerJsonRpcMessage> {
+    fn observe(&mut self, event: Sse) -> Option<Routed> {
         if let Some(retry) = event.retry {
             self.server_retry = Some(Duration::from_millis(retry));
         }
@@ -217,8 +306,8 @@ impl Resumption {
         if data.trim().is_empty() {
             return None;
         }
-        match serde_json::from_str(&data) {
-            Ok(message) => Some(message),
+        match serde_json::from_str::<Incoming>(&data) {
+            Ok(message) => Some(message.route()),
             Err(e) => {
                 debug!(category = ?e.classify(), "skipped an event that is not a JSON-RPC message");
                 None
@@ -245,24 +334,26 @@ async fn read_stream(
                 continue;
             };
             match message {
-                ServerJsonRpcMessage::Request(request) => {
+                Routed::Request {
+                    id: request,
+                    method,
+                } => {
                     if phase == Phase::Session {
-                        answer_server_request(endpoint, request).await;
+                        answer_server_request(endpoint, request, &method).await;
                     } else {
                         debug!("skipped a server request during initialize");
                     }
                 }
-                ServerJsonRpcMessage::Notification(_) => trace!("skipped a server notification"),
-                other => {
-                    if let Some(answer) = answer_for(other, id) {
-                        let _ = tokio::time::timeout(DRAIN, async {
-                            while stream.next().await.is_some() {}
-                        })
-                        .await;
-                        return Ok(answer);
-                    }
-                    debug!("skipped an answer to another request");
+                Routed::Notification => trace!("skipped a server notification"),
+                Routed::Answer { id: theirs, answer } if is_ours(id, theirs.as_ref()) => {
+                    let _ = tokio::time::timeout(DRAIN, async {
+                        while stream.next().await.is_some() {}
+                    })
+                    .await;
+                    return Ok(answer);
                 }
+                Routed::Answer { .. } => debug!("skipped an answer to another request"),
+                Routed::Other => debug!("skipped a message that is not JSON-RPC"),
             }
         };
         stream = resume(endpoint, &mut resumption, stopped).await?;
@@ -370,19 +461,18 @@ fn is_too_large(error: &SseError) -> bool {
 /// Answers a request the server sent on a response stream. Tether advertises no client
 /// capabilities, so only `ping` is served. A failed answer is the server's problem: the
 /// request we wait for goes on.
-async fn answer_server_request(endpoint: &Endpoint, request: JsonRpcRequest<ServerRequest>) {
-    let reply = match request.request {
-        ServerRequest::PingRequest(_) => {
-            ClientJsonRpcMessage::response(ClientResult::empty(()), request.id)
-        }
-        _ => ClientJsonRpcMessage::error(
+async fn answer_server_request(endpoint: &Endpoint, id: RequestId, method: &str) {
+    let reply = if method == "ping" {
+        ClientJsonRpcMessage::response(ClientResult::empty(()), id)
+    } else {
+        ClientJsonRpcMessage::error(
             ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
                 "this client offers no sampling, roots or elicitation",
                 None,
             ),
-            Some(request.id),
-        ),
+            Some(id),
+        )
     };
     if let Err(e) = endpoint.post(reply).await {
         debug!(error = %error::from_http(&e), "answering a server request failed");
@@ -462,8 +552,11 @@ mod tests {
         };
         let message = resumption.observe(answer).expect("a message");
         assert!(matches!(
-            answer_for(message, &RequestId::Number(1)),
-            Some(Answer::Result(_))
+            message,
+            Routed::Answer {
+                id: Some(RequestId::Number(1)),
+                answer: Answer::Result(_)
+            }
         ));
         assert_eq!(resumption.last_event_id.as_deref(), Some("ev-2"));
     }
@@ -474,8 +567,50 @@ mod tests {
             ServerJsonRpcMessage::error(ErrorData::new(ErrorCode::INTERNAL_ERROR, "x", None), id)
         };
         let ours = RequestId::Number(3);
-        assert!(answer_for(error(None), &ours).is_some());
-        assert!(answer_for(error(Some(RequestId::Number(3))), &ours).is_some());
-        assert!(answer_for(error(Some(RequestId::Number(4))), &ours).is_none());
+        assert!(json_answer(error(None), &ours).is_some());
+        assert!(json_answer(error(Some(RequestId::Number(3))), &ours).is_some());
+        assert!(json_answer(error(Some(RequestId::Number(4))), &ours).is_none());
+    }
+
+    #[test]
+    fn server_messages_are_routed_by_their_members() {
+        let route = |text: &str| {
+            serde_json::from_str::<Incoming>(text)
+                .expect("parses")
+                .route()
+        };
+        assert!(matches!(
+            route(r#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#),
+            Routed::Request { method, .. } if method == "ping"
+        ));
+        assert!(matches!(
+            route(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#),
+            Routed::Notification
+        ));
+        let Routed::Answer {
+            id: Some(RequestId::Number(2)),
+            answer,
+        } = route(r#"{"jsonrpc":"2.0","id":2,"result":{"content":[],"isError":true}}"#)
+        else {
+            panic!("an answer to request 2");
+        };
+        let result: tether_core::ToolResult = answer.decode("tool result").expect("a tool result");
+        assert!(result.is_error);
+        assert!(matches!(
+            route(r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"no"}}"#),
+            Routed::Answer {
+                id: None,
+                answer: Answer::Error(_)
+            }
+        ));
+        assert!(matches!(
+            route(r#"{"jsonrpc":"2.0","id":5}"#),
+            Routed::Other
+        ));
+        assert!(matches!(
+            Answer::Result(serde_json::value::to_raw_value(&"text").expect("raw"))
+                .decode::<tether_core::ToolResult>("tool result"),
+            Err(AnswerError::Invalid(_))
+        ));
     }
 }

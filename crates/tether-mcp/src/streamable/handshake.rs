@@ -9,15 +9,15 @@ use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializeRequest,
-    InitializedNotification, RequestId, ServerResult,
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializeRequest, InitializeResult,
+    InitializedNotification, RequestId,
 };
 use rmcp::transport::streamable_http_client::StreamableHttpPostResponse;
 use tether_core::{ConnectError, ServerName};
 use tracing::debug;
 
 use super::endpoint::Endpoint;
-use super::exchange::{self, Answer, ExchangeError, Phase};
+use super::exchange::{self, AnswerError, ExchangeError, Phase};
 use super::session::StreamableSession;
 use crate::authorized::AuthorizedClient;
 use crate::connector::client_config;
@@ -79,14 +79,14 @@ pub(crate) async fn open(
     let answer = exchange::read_answer(&endpoint, &id, response, Phase::Handshake)
         .await
         .map_err(handshake_failed)?;
-    let result = match answer {
-        Answer::Result(ServerResult::InitializeResult(result)) => result,
-        Answer::Result(_) => {
+    let result: InitializeResult = match answer.decode("initialize result") {
+        Ok(result) => result,
+        Err(AnswerError::Invalid(_)) => {
             return Err(ConnectError::Protocol(
                 "the server's initialize answer was not valid".to_owned(),
             ));
         }
-        Answer::Error(data) => return Err(error::refused_initialize(&data)),
+        Err(AnswerError::Refused(data)) => return Err(error::refused_initialize(&data)),
     };
     // A server that runs without sessions sends no id; rmcp's client accepts that too.
     endpoint.session_id = session_id.map(Arc::from);

@@ -9,16 +9,16 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rmcp::model::{
     CallToolRequest, CallToolRequestParams, ClientRequest, ListToolsRequest, ListToolsResult,
-    PaginatedRequestParams, RequestId, ServerResult,
+    PaginatedRequestParams, RequestId,
 };
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
 use tracing::{debug, info};
 
 use super::endpoint::Endpoint;
-use super::exchange::{self, Answer, ExchangeError};
+use super::exchange::{self, AnswerError, ExchangeError};
 use crate::connector::with_timeout;
-use crate::convert::via_json;
 use crate::error;
 
 /// A live MCP session of one user with one Streamable HTTP server.
@@ -79,13 +79,14 @@ impl StreamableSession {
         error.into_connect_error()
     }
 
-    /// One request within the per-request timeout; a JSON-RPC error answer becomes a protocol
-    /// error (the session goes on).
-    async fn send(
+    /// One request within the per-request timeout, its result decoded as `T` (`what` names it
+    /// in errors); a JSON-RPC error answer becomes a protocol error (the session goes on).
+    async fn send<T: DeserializeOwned>(
         &self,
         request: ClientRequest,
         timed_out: &'static str,
-    ) -> Result<ServerResult, ConnectError> {
+        what: &str,
+    ) -> Result<T, ConnectError> {
         self.check_open()?;
         let id = RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
         let answer = with_timeout(
@@ -95,27 +96,28 @@ impl StreamableSession {
             |e| self.failed(e),
         )
         .await?;
-        match answer {
-            Answer::Result(result) => Ok(result),
-            Answer::Error(data) => Err(error::from_jsonrpc(&data)),
-        }
+        answer.decode(what).map_err(|e| match e {
+            AnswerError::Refused(data) => error::from_jsonrpc(&data),
+            AnswerError::Invalid(text) => ConnectError::Protocol(text),
+        })
     }
 }
 
-/// A `tools/call` result as the core's type. rmcp's untagged `ServerResult` decodes a result
-/// without `content` as an empty or custom result; those are results too (rmcp accepts them).
-/// The results of later protocol features (input required, tasks) are not answers Tether can
-/// use, as before.
-fn tool_result(result: ServerResult) -> Result<ToolResult, ConnectError> {
-    match result {
-        ServerResult::CallToolResult(result) => via_json(&result, "tool result"),
-        other @ (ServerResult::EmptyResult(_) | ServerResult::CustomResult(_)) => {
-            via_json(&other, "tool result")
-        }
-        _ => Err(ConnectError::Protocol(
+/// A `tools/call` result, decoded straight into the core's type (the MCP shape; a result
+/// without `content` is a result too, as rmcp accepts). The results of later protocol features
+/// (input required, tasks) are not answers Tether can use: rmcp's `CallToolResult` accepts
+/// only `resultType: "complete"`, and a task comes as `{"task": …}`.
+fn tool_result(result: ToolResult) -> Result<ToolResult, ConnectError> {
+    let complete = result
+        .extra
+        .get("resultType")
+        .is_none_or(|t| t.as_str() == Some("complete"));
+    if !complete || result.extra.contains_key("task") {
+        return Err(ConnectError::Protocol(
             "the server answered with an unexpected result".to_owned(),
-        )),
+        ));
     }
+    Ok(result)
 }
 
 #[async_trait]
@@ -128,9 +130,8 @@ impl Session for StreamableSession {
                 params,
                 extensions: Default::default(),
             });
-            let result = self.send(request, "tools/list timed out").await?;
-            // Whichever variant the untagged union picked, the page is its JSON.
-            via_json::<_, ListToolsResult>(&result, "tools/list result")
+            self.send::<ListToolsResult>(request, "tools/list timed out", "tools/list result")
+                .await
         })
         .await
     }
@@ -145,7 +146,10 @@ impl Session for StreamableSession {
             params = params.with_arguments(arguments);
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        tool_result(self.send(request, "tools/call timed out").await?)
+        tool_result(
+            self.send(request, "tools/call timed out", "tool result")
+                .await?,
+        )
     }
 
     fn is_open(&self) -> bool {

@@ -6,7 +6,6 @@
 //! from the session alone; a session is additionally bound to the user who initialized it.
 
 use std::sync::{Arc, OnceLock};
-use std::time::Instant;
 
 use axum::http::request::Parts;
 use futures::future::join_all;
@@ -20,11 +19,7 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 use tether_core::{ConnectionState, ListedTool, ServerName, ToolResult, UserId};
 
-use crate::gateway::metrics::CallOutcome;
 use crate::gateway::state::AppState;
-
-/// Client-supplied names are quoted in errors only up to this length.
-const MAX_QUOTED_NAME: usize = 128;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AggregatedServer {
@@ -104,14 +99,6 @@ impl AggregatedServer {
     }
 }
 
-fn quoted(name: &str) -> String {
-    name.chars().take(MAX_QUOTED_NAME).collect()
-}
-
-fn unknown_tool(name: &str) -> McpError {
-    McpError::invalid_params(format!("unknown tool {:?}", quoted(name)), None)
-}
-
 impl ServerHandler for AggregatedServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
@@ -157,39 +144,14 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let manager = self.app.manager();
-        let name = request.name.as_ref();
-        let (server, tool) = self
-            .app
-            .naming()
-            .split(name, manager.servers().map(|s| &s.name))
-            .ok_or_else(|| unknown_tool(name))?;
-        if !self.app.policy().permits(&server, tool) {
-            return Err(unknown_tool(name));
-        }
-        // A tool the server is known not to have is the caller's mistake; with nothing known
-        // yet (never connected) the upstream decides. Only that server's list is looked at, in
-        // place: this runs on every call.
-        if manager.lists_tool(&user, &server, tool).await == Some(false) {
-            return Err(unknown_tool(name));
-        }
-        let started = Instant::now();
-        let call = manager.call_tool(&user, &server, tool, request.arguments);
+        let call = super::call::call_tool(&self.app, &user, &request.name, request.arguments);
         let result = tokio::select! {
             result = call => result,
             () = context.ct.cancelled() => {
                 return Err(McpError::invalid_request("the call was cancelled", None));
             }
         };
-        let result = result.map_err(|_| unknown_tool(name))?;
-        let outcome = if result.is_error {
-            CallOutcome::Error
-        } else {
-            CallOutcome::Ok
-        };
-        self.app
-            .metrics()
-            .tool_call(&server, outcome, started.elapsed());
+        let result = result.map_err(|refused| McpError::invalid_params(refused.message(), None))?;
         let converted = to_rmcp_result(result).map_err(|_| {
             McpError::internal_error("the upstream result could not be converted", None)
         })?;

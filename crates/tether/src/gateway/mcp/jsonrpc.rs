@@ -3,16 +3,19 @@
 //!
 //! rmcp answers an unparsable body with a plain-text 415; MCP clients expect a JSON-RPC error
 //! object (parse error −32700, invalid request −32600), so the body is read and checked here,
-//! then handed on unchanged.
+//! then handed on unchanged, unless it is a call the [direct](super::direct) path answers.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage, JsonRpcRequest};
 use serde_json::{Value, json};
+use tether_core::UserId;
 
+use super::direct::{self, DirectAllowed};
+use super::sessions::SESSION_HEADER;
 use crate::gateway::state::AppState;
 
 /// A JSON-RPC error object as an HTTP response.
@@ -107,6 +110,9 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
                     "invalid params for this method",
                 );
             }
+            if let Some(response) = try_direct(&app, &parts, request).await {
+                return response;
+            }
         }
         Ok(_) => {}
         Err(_) => return malformed(&bytes),
@@ -115,6 +121,25 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
     as_jsonrpc_error(response).await
+}
+
+/// Answers a `tools/call` without rmcp's session worker when [`direct`] allows it; `None`
+/// hands the (unchanged) body on to rmcp.
+async fn try_direct(
+    app: &AppState,
+    parts: &axum::http::request::Parts,
+    request: JsonRpcRequest<ClientRequest>,
+) -> Option<Response> {
+    if parts.extensions.get::<DirectAllowed>().is_none() || !direct::plain_headers(&parts.headers) {
+        return None;
+    }
+    let user = parts.extensions.get::<UserId>()?;
+    let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
+    let params = direct::plain_call(request.request)?;
+    if !app.session_owners().is_live(session).await {
+        return None;
+    }
+    Some(direct::answer(app, user, request.id, params).await)
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.

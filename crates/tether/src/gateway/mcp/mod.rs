@@ -2,9 +2,12 @@
 //!
 //! Owns the rmcp server (`StreamableHttpService` with a `LocalSessionManager` and the
 //! [`handler`]), aggregated tool naming, the per-server tool filters, the body checks in front
-//! of rmcp and the binding of MCP sessions to the user who created them. Requests reach it only
+//! of rmcp, the binding of MCP sessions to the user who created them, and the direct path that
+//! answers plain `tools/call`s without rmcp's session worker. Requests reach it only
 //! through the host-JWT middleware.
 
+mod call;
+mod direct;
 mod filter;
 mod handler;
 mod jsonrpc;

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tether_core::UserId;
 
+use super::direct::DirectAllowed;
 use super::jsonrpc::jsonrpc_error_response;
 use crate::gateway::auth::AuthError;
 use crate::gateway::state::AppState;
@@ -30,9 +32,30 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// whenever it doubles), so sessions rmcp expired on its own do not accumulate.
 const PRUNE_FLOOR: usize = 1024;
 
+/// Who owns a session, and when a request of it last went through rmcp (whose session worker
+/// ends the session after the idle timeout without one).
+#[derive(Debug)]
+struct Owner {
+    user: UserId,
+    through_rmcp: Instant,
+}
+
+/// What a presented session id means for the request carrying it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Presented {
+    /// Not recorded here (rmcp decides: it answers 404 for ids it does not know either).
+    Unknown,
+    /// Another user's session.
+    Foreign,
+    /// The caller's, and rmcp must see this request: its idle timer is half run.
+    ThroughRmcp,
+    /// The caller's, seen by rmcp recently: a call may skip rmcp's worker.
+    DirectAllowed,
+}
+
 #[derive(Debug)]
 pub struct SessionOwners {
-    owners: Mutex<HashMap<String, UserId>>,
+    owners: Mutex<HashMap<String, Owner>>,
     sessions: Arc<LocalSessionManager>,
     prune_at: AtomicUsize,
 }
@@ -46,13 +69,37 @@ impl SessionOwners {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, UserId>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
         // Single map operations only: consistent even after a panic elsewhere.
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn owner(&self, session: &str) -> Option<UserId> {
-        self.lock().get(session).cloned()
+        self.lock().get(session).map(|owner| owner.user.clone())
+    }
+
+    /// Classifies a session id presented by `user`. `idle_timeout` is rmcp's: a request is sent
+    /// through rmcp whenever the last one it saw is half that old.
+    fn presented(&self, session: &str, user: &UserId, idle_timeout: Duration) -> Presented {
+        let mut owners = self.lock();
+        let Some(owner) = owners.get_mut(session) else {
+            return Presented::Unknown;
+        };
+        if &owner.user != user {
+            return Presented::Foreign;
+        }
+        let now = Instant::now();
+        if now.duration_since(owner.through_rmcp) < idle_timeout / 2 {
+            return Presented::DirectAllowed;
+        }
+        owner.through_rmcp = now;
+        Presented::ThroughRmcp
+    }
+
+    /// Whether rmcp still holds the session (it ends sessions on its own: idle timeout,
+    /// shutdown).
+    pub(crate) async fn is_live(&self, session: &str) -> bool {
+        self.sessions.sessions.read().await.contains_key(session)
     }
 
     /// Open MCP sessions known to the gateway.
@@ -67,7 +114,13 @@ impl SessionOwners {
     async fn record(&self, session: String, user: UserId) {
         let len = {
             let mut owners = self.lock();
-            owners.insert(session, user);
+            owners.insert(
+                session,
+                Owner {
+                    user,
+                    through_rmcp: Instant::now(),
+                },
+            );
             owners.len()
         };
         if len >= self.prune_at.load(Ordering::Relaxed) {
@@ -100,7 +153,11 @@ impl SessionOwners {
 
 /// Middleware on `/mcp` (after authentication): refuses other users' session ids and records
 /// the owner of sessions as they are created.
-pub async fn guard_sessions(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn guard_sessions(
+    State(app): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let Some(user) = request.extensions().get::<UserId>().cloned() else {
         return AuthError::Missing.into_response();
     };
@@ -119,17 +176,22 @@ pub async fn guard_sessions(State(app): State<AppState>, request: Request, next:
         },
     };
     let owners = app.session_owners();
-    if let Some(id) = &session
-        && let Some(owner) = owners.owner(id)
-        && owner != user
-    {
-        tracing::warn!(%user, "MCP session id presented by a user who does not own it");
-        return jsonrpc_error_response(
-            StatusCode::NOT_FOUND,
-            None,
-            rmcp::model::ErrorCode::INVALID_REQUEST,
-            "session not found",
-        );
+    if let Some(id) = &session {
+        match owners.presented(id, &user, app.mcp_config().session_idle_timeout) {
+            Presented::Foreign => {
+                tracing::warn!(%user, "MCP session id presented by a user who does not own it");
+                return jsonrpc_error_response(
+                    StatusCode::NOT_FOUND,
+                    None,
+                    rmcp::model::ErrorCode::INVALID_REQUEST,
+                    "session not found",
+                );
+            }
+            Presented::DirectAllowed => {
+                request.extensions_mut().insert(DirectAllowed);
+            }
+            Presented::Unknown | Presented::ThroughRmcp => {}
+        }
     }
     let is_delete = request.method() == Method::DELETE;
     let response = next.run(request).await;

@@ -1,0 +1,69 @@
+//! One `tools/call` of a user, whichever way it arrived (rmcp's session worker or the
+//! [direct](super::direct) path): the aggregated name resolved to a server and its tool, the
+//! tool policy, the call through the core, and the call metrics.
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+use tether_core::{ToolResult, UserId};
+
+use crate::gateway::metrics::CallOutcome;
+use crate::gateway::state::AppState;
+
+/// Client-supplied names are quoted in errors only up to this length.
+const MAX_QUOTED_NAME: usize = 128;
+
+/// Why a call was not made. Both are the caller's mistakes, answered as JSON-RPC errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CallRefused {
+    /// No configured server has this tool (or the policy hides it): "invalid params".
+    UnknownTool(String),
+}
+
+impl CallRefused {
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Self::UnknownTool(name) => format!("unknown tool {name:?}"),
+        }
+    }
+}
+
+fn unknown_tool(name: &str) -> CallRefused {
+    CallRefused::UnknownTool(name.chars().take(MAX_QUOTED_NAME).collect())
+}
+
+/// Calls the aggregated tool `name` for `user`. Upstream failures are answers (stubs with
+/// `isError`), not errors: the model is told why and when to retry.
+pub(crate) async fn call_tool(
+    app: &AppState,
+    user: &UserId,
+    name: &str,
+    arguments: Option<Map<String, Value>>,
+) -> Result<ToolResult, CallRefused> {
+    let manager = app.manager();
+    let (server, tool) = app
+        .naming()
+        .split(name, manager.servers().map(|s| &s.name))
+        .ok_or_else(|| unknown_tool(name))?;
+    if !app.policy().permits(&server, tool) {
+        return Err(unknown_tool(name));
+    }
+    // A tool the server is known not to have is the caller's mistake; with nothing known yet
+    // (never connected) the upstream decides. Only that server's list is looked at, in place:
+    // this runs on every call.
+    if manager.lists_tool(user, &server, tool).await == Some(false) {
+        return Err(unknown_tool(name));
+    }
+    let started = Instant::now();
+    let result = manager
+        .call_tool(user, &server, tool, arguments)
+        .await
+        .map_err(|_| unknown_tool(name))?;
+    let outcome = if result.is_error {
+        CallOutcome::Error
+    } else {
+        CallOutcome::Ok
+    };
+    app.metrics().tool_call(&server, outcome, started.elapsed());
+    Ok(result)
+}

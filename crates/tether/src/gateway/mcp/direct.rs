@@ -1,0 +1,197 @@
+//! `tools/call` on a live session, answered here as `application/json` without rmcp's session
+//! worker.
+//!
+//! rmcp's stateful server routes every request through the session's worker task and answers
+//! on an event stream: channel hops, task wake-ups and an SSE response per call, the largest
+//! part of the gateway's own cost per call after the upstream request itself. A call needs
+//! none of the session's state (the user comes from the JWT, the owner check is done by
+//! [`guard_sessions`](super::sessions::guard_sessions)), so a call rmcp would accept without
+//! special handling is answered directly; the spec lets a server answer a POSTed request
+//! with either a JSON body or a stream. Anything else (other methods, notifications, requests
+//! with the 2026 per-request protocol metadata, Accept or version headers that need rmcp's
+//! full rules) goes to rmcp as before.
+//!
+//! What the worker did that still matters is kept: the session's idle timer (a request goes
+//! through rmcp at least every half idle timeout, see `SessionOwners::presented`) and a session
+//! rmcp ended is not served. A caller who gives up closes its HTTP request: this future is
+//! dropped, and with it the upstream request, which the upstream session cancels.
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rmcp::model::{
+    CallToolRequestParams, ClientRequest, ErrorCode, GetMeta, ProtocolVersion, RequestId,
+};
+use serde::Serialize;
+use serde_json::json;
+use tether_core::{ToolResult, UserId};
+
+use super::call::call_tool;
+use crate::gateway::state::AppState;
+
+const JSON: &str = "application/json";
+const EVENT_STREAM: &str = "text/event-stream";
+const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// Put into a request's extensions by the session guard: the session id belongs to the caller
+/// and rmcp has seen the session recently enough that skipping its worker keeps it alive.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DirectAllowed;
+
+/// Whether a request's headers are ones rmcp accepts with no rule of its own to apply: both
+/// media types accepted without parameters, a JSON body, a protocol version from before the
+/// 2026 revision (whose standard headers rmcp checks against the body) and none of those
+/// standard headers.
+pub(crate) fn plain_headers(headers: &HeaderMap) -> bool {
+    accepts_json_and_event_stream(headers)
+        && is_json_body(headers)
+        && session_protocol_version(headers)
+        && !headers.contains_key("mcp-method")
+        && !headers.contains_key("mcp-name")
+}
+
+fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+    let (mut json, mut event_stream) = (false, false);
+    for value in headers.get_all(header::ACCEPT) {
+        let Ok(value) = value.to_str() else {
+            return false;
+        };
+        for entry in value.split(',') {
+            let entry = entry.trim();
+            if entry.contains([';', '"']) {
+                // Weights and parameters: rmcp's parser decides.
+                return false;
+            }
+            json |= entry.eq_ignore_ascii_case(JSON);
+            event_stream |= entry.eq_ignore_ascii_case(EVENT_STREAM);
+        }
+    }
+    json && event_stream
+}
+
+fn is_json_body(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            let essence = v.split_once(';').map_or(v, |(essence, _)| essence);
+            essence.trim().eq_ignore_ascii_case(JSON)
+        })
+}
+
+fn session_protocol_version(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(PROTOCOL_VERSION_HEADER) else {
+        return true;
+    };
+    let Ok(version) = value.to_str() else {
+        return false;
+    };
+    version < ProtocolVersion::STANDARD_HEADERS.as_str()
+        && ProtocolVersion::KNOWN_VERSIONS
+            .iter()
+            .any(|known| known.as_str() == version)
+}
+
+/// The call's parameters, if `request` is a `tools/call` with nothing rmcp would look at: no
+/// per-request protocol metadata (the 2026 revision, validated against the headers) and no
+/// answers to an earlier "input required" result.
+pub(crate) fn plain_call(request: ClientRequest) -> Option<CallToolRequestParams> {
+    if request.get_meta().protocol_version().is_some() {
+        return None;
+    }
+    let ClientRequest::CallToolRequest(call) = request else {
+        return None;
+    };
+    let params = call.params;
+    (params.input_responses.is_none() && params.request_state.is_none()).then_some(params)
+}
+
+#[derive(Serialize)]
+struct Success<'a> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    result: &'a ToolResult,
+}
+
+/// Makes the call and answers it as one JSON-RPC message.
+pub(crate) async fn answer(
+    app: &AppState,
+    user: &UserId,
+    id: RequestId,
+    params: CallToolRequestParams,
+) -> Response {
+    let CallToolRequestParams {
+        name, arguments, ..
+    } = params;
+    let body = match call_tool(app, user, &name, arguments).await {
+        Ok(result) => serde_json::to_vec(&Success {
+            jsonrpc: "2.0",
+            id: &id,
+            result: &result,
+        }),
+        Err(refused) => serde_json::to_vec(&json!({
+            "jsonrpc": "2.0",
+            "id": id,
+            "error": {"code": ErrorCode::INVALID_PARAMS.0, "message": refused.message()},
+        })),
+    };
+    match body {
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+            Body::from(body),
+        )
+            .into_response(),
+        Err(_) => {
+            tracing::warn!("a tool result could not be encoded");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    const PLAIN: &[(&str, &str)] = &[
+        ("accept", "application/json, text/event-stream"),
+        ("content-type", "application/json"),
+        ("mcp-protocol-version", "2025-06-18"),
+    ];
+
+    #[test]
+    fn plain_requests_qualify() {
+        assert!(plain_headers(&headers(PLAIN)));
+        assert!(plain_headers(&headers(&[
+            ("accept", "text/event-stream"),
+            ("accept", "Application/JSON"),
+            ("content-type", "application/json; charset=utf-8"),
+        ])));
+    }
+
+    #[test]
+    fn anything_rmcp_has_rules_for_goes_to_rmcp() {
+        let with = |extra: (&'static str, &'static str)| {
+            let mut pairs = PLAIN.to_vec();
+            pairs.retain(|(n, _)| *n != extra.0);
+            pairs.push(extra);
+            plain_headers(&headers(&pairs))
+        };
+        assert!(!with(("accept", "application/json")));
+        assert!(!with(("accept", "application/json;q=0, text/event-stream")));
+        assert!(!with(("content-type", "text/plain")));
+        assert!(!with(("mcp-protocol-version", "2026-07-28")));
+        assert!(!with(("mcp-protocol-version", "1999-01-01")));
+        assert!(!with(("mcp-method", "tools/call")));
+        assert!(!with(("mcp-name", "x")));
+        assert!(!plain_headers(&headers(&PLAIN[..1])), "no content type");
+    }
+}
