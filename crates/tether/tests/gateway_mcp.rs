@@ -161,6 +161,20 @@ async fn list_in_session(gateway: &TestGateway, token: &str, session: &str) -> r
         .expect("tools/list answers")
 }
 
+/// Ends a session by hand (`DELETE /mcp`).
+async fn delete_session(gateway: &TestGateway, token: &str, session: &str) -> reqwest::StatusCode {
+    gateway
+        .http
+        .delete(gateway.url("/mcp"))
+        .bearer_auth(token)
+        .header(SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("DELETE answers")
+        .status()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_belongs_to_the_user_who_opened_it() {
     let local = upstream::start().await;
@@ -209,16 +223,8 @@ async fn a_session_belongs_to_the_user_who_opened_it() {
     assert!(names.contains(&"local__add"), "{listed}");
 
     // And she can end it; afterwards the id is unknown to everyone.
-    let delete = gateway
-        .http
-        .delete(gateway.url("/mcp"))
-        .bearer_auth(&alice)
-        .header(SESSION_HEADER, &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .expect("DELETE answers");
-    assert!(delete.status().is_success(), "{}", delete.status());
+    let deleted = delete_session(&gateway, &alice, &session).await;
+    assert!(deleted.is_success(), "{deleted}");
     assert_eq!(
         list_in_session(&gateway, &alice, &session).await.status(),
         404
@@ -469,16 +475,8 @@ async fn plain_calls_are_answered_as_json_and_keep_their_session_alive() {
 
     // A session ended by DELETE is not served either.
     let session = open_session(&gateway, &alice).await;
-    let delete = gateway
-        .http
-        .delete(gateway.url("/mcp"))
-        .bearer_auth(&alice)
-        .header(SESSION_HEADER, &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .send()
-        .await
-        .expect("DELETE answers");
-    assert!(delete.status().is_success(), "{}", delete.status());
+    let deleted = delete_session(&gateway, &alice, &session).await;
+    assert!(deleted.is_success(), "{deleted}");
     assert_eq!(
         call_in_session(&gateway, &alice, &session, PLAIN, 300)
             .await
