@@ -105,6 +105,7 @@ struct Seen {
     notifications: Vec<(String, Value)>,
     /// `MCP-Protocol-Version` of every POST after `initialize`.
     versions: Vec<Option<String>>,
+    deletes: usize,
 }
 
 #[derive(Clone)]
@@ -112,6 +113,8 @@ struct App {
     seen: Arc<Mutex<Seen>>,
     /// The protocol version the server names in its `initialize` answer.
     version: &'static str,
+    /// Answer `notifications/initialized` with 500.
+    refuse_initialized: bool,
 }
 
 fn json_response(value: &Value) -> Response {
@@ -169,6 +172,9 @@ async fn on_post(State(app): State<App>, request: Request) -> Response {
                     "serverInfo": {"name": "lean-test", "version": "0"}
                 }
             }))
+        }
+        (Some("notifications/initialized"), None) if app.refuse_initialized => {
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
         (Some(method), None) => {
             let params = message.get("params").cloned().unwrap_or(Value::Null);
@@ -252,20 +258,45 @@ async fn on_post(State(app): State<App>, request: Request) -> Response {
 }
 
 async fn start(version: &'static str) -> (TestServer, Arc<Mutex<Seen>>) {
+    start_with(version, false).await
+}
+
+async fn on_delete(State(app): State<App>) -> StatusCode {
+    app.seen.lock().expect("lock").deletes += 1;
+    StatusCode::OK
+}
+
+async fn start_with(
+    version: &'static str,
+    refuse_initialized: bool,
+) -> (TestServer, Arc<Mutex<Seen>>) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let app = App {
         seen: seen.clone(),
         version,
+        refuse_initialized,
     };
     let router = Router::new()
         .route(
             "/mcp",
             post(on_post)
                 .get(|| async { StatusCode::METHOD_NOT_ALLOWED })
-                .delete(|| async { StatusCode::OK }),
+                .delete(on_delete),
         )
         .with_state(app);
     (serve(router, CancellationToken::new()).await, seen)
+}
+
+#[tokio::test]
+async fn a_session_whose_initialized_notification_fails_is_deleted() {
+    let (server, seen) = start_with("2025-06-18", true).await;
+    let connected = McpConnector::default()
+        .connect(request(http(&server.url)))
+        .await;
+    assert!(connected.is_err(), "the handshake did not complete");
+    let seen = seen.lock().expect("lock");
+    assert_eq!(seen.initializes, 1);
+    assert_eq!(seen.deletes, 1, "the half-opened session is ended");
 }
 
 #[tokio::test]

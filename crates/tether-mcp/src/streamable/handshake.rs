@@ -111,18 +111,25 @@ pub(crate) async fn open(
             extensions: Default::default(),
         }),
     );
-    match endpoint
-        .post(initialized)
-        .await
-        .map_err(|e| error::from_handshake(&e))?
-    {
+    let failed = match endpoint.post(initialized).await {
         // 202 as the spec says; rmcp tolerates a JSON body too.
-        StreamableHttpPostResponse::Accepted | StreamableHttpPostResponse::Json(..) => {}
-        _ => {
-            return Err(ConnectError::Protocol(
-                "the server answered notifications/initialized unexpectedly".to_owned(),
-            ));
+        Ok(StreamableHttpPostResponse::Accepted | StreamableHttpPostResponse::Json(..)) => None,
+        Ok(_) => Some(ConnectError::Protocol(
+            "the server answered notifications/initialized unexpectedly".to_owned(),
+        )),
+        Err(e) => Some(error::from_handshake(&e)),
+    };
+    if let Some(error) = failed {
+        // The server holds a session for us that nobody will use: end it rather than leave
+        // it until the server expires it (bounded, best effort).
+        match tokio::time::timeout(settings.close_timeout, endpoint.delete()).await {
+            Ok(Ok(())) => debug!(server = %server, "ended the half-opened session"),
+            Ok(Err(e)) => {
+                debug!(server = %server, error = %error::from_http(&e), "deleting the session failed");
+            }
+            Err(_) => debug!(server = %server, "deleting the session timed out"),
         }
+        return Err(error);
     }
     endpoint.resume = settings.resume;
     debug!(server = %server, version = %version, "MCP handshake done");
