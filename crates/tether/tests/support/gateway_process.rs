@@ -117,12 +117,21 @@ pub async fn free_port() -> u16 {
 /// as `[reconnect]` and the `[[servers]]`).
 pub fn config_text(dir: &Path, rest: &str) -> String {
     let db = dir.join("tether.db");
-    format!(
-        r#"[storage]
-url = "sqlite://{db}"
+    config_with(
+        &format!("[storage]\nurl = \"sqlite://{}\"\n", db.display()),
+        "",
+        rest,
+    )
+}
 
+/// The e2e configuration with `head` first (top-level keys and the storage and shared-state
+/// tables), `oauth_extra` lines in `[oauth]` and `rest` (usually `[[servers]]`) last.
+pub fn config_with(head: &str, oauth_extra: &str, rest: &str) -> String {
+    format!(
+        r#"{head}
 [oauth]
 client_name = "Tether e2e"
+{oauth_extra}
 
 [gateway.host_auth]
 issuer = "{ISSUER}"
@@ -134,8 +143,7 @@ basic_user = "{ADMIN_USER}"
 password_env = "{ADMIN_PASSWORD_ENV}"
 
 {rest}
-"#,
-        db = db.display()
+"#
     )
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::gateway_process::{GatewayProcess, Launch, TempDir, config_text, free_port};
+use super::gateway_process::{GatewayProcess, Launch, TempDir, config_with, free_port};
 
 /// What the replicas of one deployment share.
 #[derive(Debug, Clone)]
@@ -35,20 +35,14 @@ impl Deployment {
         }
     }
 
-    /// A replica's configuration: `public_url` and the shared storage and state first, then
-    /// the common parts of [`config_text`] and `rest`.
-    pub fn config(&self, dir: &Path, public_url: &str, rest: &str) -> String {
-        let common = config_text(dir, rest);
-        // config_text opens with a SQLite [storage] table: this deployment's replaces it.
-        let without_storage = common
-            .split_once("\n\n")
-            .map(|(_, after)| after)
-            .expect("config_text starts with its [storage] table")
-            .replacen("[oauth]\n", &format!("[oauth]\n{}\n", self.oauth_extra), 1);
-        format!(
-            "public_url = \"{public_url}\"\n\n[storage]\nurl = \"{}\"\n\n[state]\nurl = \"{}\"\nprefix = \"{}\"\n\n{without_storage}",
+    /// A replica's configuration: `public_url` and the shared storage and state, the extra
+    /// `[oauth]` lines, then the common e2e parts and `rest`.
+    pub fn config(&self, public_url: &str, rest: &str) -> String {
+        let head = format!(
+            "public_url = \"{public_url}\"\n\n[storage]\nurl = \"{}\"\n\n[state]\nurl = \"{}\"\nprefix = \"{}\"\n",
             self.postgres_url, self.redis_url, self.prefix
-        )
+        );
+        config_with(&head, &self.oauth_extra, rest)
     }
 }
 
@@ -108,12 +102,12 @@ impl Pair {
         };
         let one = GatewayProcess::start(
             &launch(&dirs.0.path, ports.one),
-            &deployment.config(&dirs.0.path, &public_url, rest),
+            &deployment.config(&public_url, rest),
         )
         .await;
         let two = GatewayProcess::start(
             &launch(&dirs.1.path, ports.two),
-            &deployment.config(&dirs.1.path, &public_url, rest),
+            &deployment.config(&public_url, rest),
         )
         .await;
         Self {
