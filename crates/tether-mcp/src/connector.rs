@@ -20,8 +20,8 @@ use rmcp::transport::streamable_http_client::{
 use rmcp::{ClientCacheConfig, RoleClient, serve_client};
 use sse_stream::Sse;
 use tether_core::{
-    ConnectError, ConnectRequest, Connector, Origin, ServerName, Session, TransportConfig,
-    TransportFailure,
+    ConnectError, ConnectRequest, Connector, Origin, ServerConfig, ServerName, Session,
+    TransportConfig, TransportFailure,
 };
 use tracing::{debug, info};
 
@@ -170,6 +170,15 @@ impl McpConnector {
         self
     }
 
+    /// The shared HTTP client of the server's origin (built on first use).
+    fn origin_client(&self, server: &ServerConfig) -> Result<reqwest::Client, ConnectError> {
+        self.clients.get_or_build(
+            &server.origin(),
+            self.config.tcp_connect_timeout,
+            &self.headers,
+        )
+    }
+
     fn credentials(&self, request: &ConnectRequest) -> Option<Credentials> {
         self.bearer_source.as_ref().map(|source| {
             Credentials::new(
@@ -201,11 +210,7 @@ impl McpConnector {
             return self.connect_http_rmcp(request, url).await;
         }
         let server = &request.server;
-        let client = self.clients.get_or_build(
-            &server.origin(),
-            self.config.tcp_connect_timeout,
-            &self.headers,
-        )?;
+        let client = self.origin_client(server)?;
         let started = tokio::time::Instant::now();
         let settings = streamable::Settings {
             call_timeout: self.config.call_timeout,
@@ -246,10 +251,7 @@ impl McpConnector {
         url: &str,
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
-        let origin = server.origin();
-        let client =
-            self.clients
-                .get_or_build(&origin, self.config.tcp_connect_timeout, &self.headers)?;
+        let client = self.origin_client(server)?;
         // No transparent re-initialisation on HTTP 404: a lost session is reported as
         // `SessionLost` so the core reconnects under its admission limits and breakers.
         let mut transport_config =
@@ -271,11 +273,7 @@ impl McpConnector {
         url: &str,
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
-        let client = self.clients.get_or_build(
-            &server.origin(),
-            self.config.tcp_connect_timeout,
-            &self.headers,
-        )?;
+        let client = self.origin_client(server)?;
         let credentials = self.credentials(request);
         // Opening the stream, waiting for the endpoint and `initialize`: one connect timeout.
         let connect = async {

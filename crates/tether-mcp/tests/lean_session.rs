@@ -15,13 +15,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
-use tether_core::{ConnectError, Connector, Session, TransportFailure};
+use tether_core::{Connector, Session, TransportFailure};
 use tether_mcp::{McpConnector, McpConnectorConfig};
 use tokio_util::sync::CancellationToken;
 
 use support::server::{TestServer, serve, start_mcp};
 use support::tools::PagedTools;
-use support::{http, request};
+use support::{failure_kind, http, request};
 
 const SESSIONS: usize = 50;
 
@@ -352,14 +352,9 @@ async fn an_abandoned_call_is_cancelled() {
         .call_tool("hang", None)
         .await
         .expect_err("times out");
-    assert!(
-        matches!(
-            err,
-            ConnectError::Transport {
-                kind: TransportFailure::Timeout,
-                ..
-            }
-        ),
+    assert_eq!(
+        failure_kind(&err),
+        Some(TransportFailure::Timeout),
         "{err:?}"
     );
     let mut cancelled = None;

@@ -25,7 +25,7 @@ use tether_mcp::{McpConnector, McpConnectorConfig};
 use tokio_util::sync::CancellationToken;
 
 use support::server::{TestServer, serve};
-use support::{http, request};
+use support::{failure_kind, http, request};
 
 /// The server's `retry` field, in milliseconds.
 const SERVER_RETRY_MS: u64 = 300;
@@ -266,14 +266,9 @@ async fn zero_attempts_never_resume() {
     let err = call_once(&server.url, config)
         .await
         .expect_err("no answer without resumption");
-    assert!(
-        matches!(
-            err,
-            ConnectError::Transport {
-                kind: TransportFailure::Network,
-                ..
-            }
-        ),
+    assert_eq!(
+        failure_kind(&err),
+        Some(TransportFailure::Network),
         "{err:?}"
     );
     assert!(seen.lock().expect("lock").resumptions.is_empty());

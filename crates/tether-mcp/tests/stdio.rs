@@ -5,12 +5,12 @@ mod support;
 use std::path::PathBuf;
 
 use serde_json::json;
-use tether_core::{ConnectError, Connector, TransportConfig, TransportFailure};
+use tether_core::{Connector, TransportConfig, TransportFailure};
 use tether_mcp::McpConnector;
 
 use support::auth::ScriptedSource;
-use support::request;
 use support::tools::TOOL_NAMES;
+use support::{failure_kind, request};
 
 /// `cargo test` builds examples into `target/<profile>/examples/`, next to the `deps/`
 /// directory that holds this test executable.
@@ -85,14 +85,9 @@ async fn a_missing_command_is_a_transport_error() {
         ))))
         .await
         .expect_err("cannot start");
-    assert!(
-        matches!(
-            err,
-            ConnectError::Transport {
-                kind: TransportFailure::Network,
-                ..
-            }
-        ),
+    assert_eq!(
+        failure_kind(&err),
+        Some(TransportFailure::Network),
         "{err:?}"
     );
 }
@@ -104,14 +99,9 @@ async fn a_process_that_exits_at_once_fails_the_connect() {
         .connect(request(stdio(PathBuf::from("true"))))
         .await
         .expect_err("no server");
-    assert!(
-        matches!(
-            err,
-            ConnectError::Transport {
-                kind: TransportFailure::Network,
-                ..
-            }
-        ),
+    assert_eq!(
+        failure_kind(&err),
+        Some(TransportFailure::Network),
         "{err:?}"
     );
 }

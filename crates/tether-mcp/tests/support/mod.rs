@@ -10,7 +10,10 @@ pub mod tools;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_core::{AuthorizationMode, ConnectRequest, ServerConfig, TransportConfig, UserId};
+use tether_core::{
+    AuthorizationMode, ConnectError, ConnectRequest, ServerConfig, TransportConfig,
+    TransportFailure, UserId,
+};
 
 /// A connect request for `transport` with a short, test-sized timeout.
 pub fn request(transport: TransportConfig) -> ConnectRequest {
@@ -36,5 +39,13 @@ pub fn http(url: &str) -> TransportConfig {
 pub fn sse(url: &str) -> TransportConfig {
     TransportConfig::Sse {
         url: url.to_owned(),
+    }
+}
+
+/// The kind of a transport failure, `None` for any other error.
+pub fn failure_kind(error: &ConnectError) -> Option<TransportFailure> {
+    match error {
+        ConnectError::Transport { kind, .. } => Some(*kind),
+        _ => None,
     }
 }
