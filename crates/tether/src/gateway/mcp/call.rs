@@ -13,23 +13,19 @@ use crate::gateway::state::AppState;
 /// Client-supplied names are quoted in errors only up to this length.
 const MAX_QUOTED_NAME: usize = 128;
 
-/// Why a call was not made. Both are the caller's mistakes, answered as JSON-RPC errors.
+/// A call that was not made: no configured server has the tool, or the policy hides it. The
+/// caller's mistake, answered as a JSON-RPC "invalid params" error with [`Self::message`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum CallRefused {
-    /// No configured server has this tool (or the policy hides it): "invalid params".
-    UnknownTool(String),
-}
+pub(crate) struct UnknownTool(String);
 
-impl CallRefused {
-    pub(crate) fn message(&self) -> String {
-        match self {
-            Self::UnknownTool(name) => format!("unknown tool {name:?}"),
-        }
+impl UnknownTool {
+    fn new(name: &str) -> Self {
+        Self(name.chars().take(MAX_QUOTED_NAME).collect())
     }
-}
 
-fn unknown_tool(name: &str) -> CallRefused {
-    CallRefused::UnknownTool(name.chars().take(MAX_QUOTED_NAME).collect())
+    pub(crate) fn message(&self) -> String {
+        format!("unknown tool {:?}", self.0)
+    }
 }
 
 /// Calls the aggregated tool `name` for `user`. Upstream failures are answers (stubs with
@@ -39,26 +35,26 @@ pub(crate) async fn call_tool(
     user: &UserId,
     name: &str,
     arguments: Option<Map<String, Value>>,
-) -> Result<ToolResult, CallRefused> {
+) -> Result<ToolResult, UnknownTool> {
     let manager = app.manager();
     let (server, tool) = app
         .naming()
         .split(name, manager.servers().map(|s| &s.name))
-        .ok_or_else(|| unknown_tool(name))?;
+        .ok_or_else(|| UnknownTool::new(name))?;
     if !app.policy().permits(&server, tool) {
-        return Err(unknown_tool(name));
+        return Err(UnknownTool::new(name));
     }
     // A tool the server is known not to have is the caller's mistake; with nothing known yet
     // (never connected) the upstream decides. Only that server's list is looked at, in place:
     // this runs on every call.
     if manager.lists_tool(user, &server, tool).await == Some(false) {
-        return Err(unknown_tool(name));
+        return Err(UnknownTool::new(name));
     }
     let started = Instant::now();
     let result = manager
         .call_tool(user, &server, tool, arguments)
         .await
-        .map_err(|_| unknown_tool(name))?;
+        .map_err(|_| UnknownTool::new(name))?;
     let outcome = if result.is_error {
         CallOutcome::Error
     } else {

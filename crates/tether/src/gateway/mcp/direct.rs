@@ -129,10 +129,10 @@ pub(crate) async fn answer(
             id: &id,
             result: &result,
         }),
-        Err(refused) => serde_json::to_vec(&json!({
+        Err(unknown) => serde_json::to_vec(&json!({
             "jsonrpc": "2.0",
             "id": id,
-            "error": {"code": ErrorCode::INVALID_PARAMS.0, "message": refused.message()},
+            "error": {"code": ErrorCode::INVALID_PARAMS.0, "message": unknown.message()},
         })),
     };
     match body {

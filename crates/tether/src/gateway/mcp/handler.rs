@@ -151,7 +151,7 @@ impl ServerHandler for AggregatedServer {
                 return Err(McpError::invalid_request("the call was cancelled", None));
             }
         };
-        let result = result.map_err(|refused| McpError::invalid_params(refused.message(), None))?;
+        let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
         let converted = to_rmcp_result(result).map_err(|_| {
             McpError::internal_error("the upstream result could not be converted", None)
         })?;
