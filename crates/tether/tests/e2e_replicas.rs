@@ -30,15 +30,29 @@ use tether_testkit::{DemoTools, OidcPeer};
 use tokio::net::TcpListener;
 
 use support::gateway_process::{
-    GatewayProcess, add_args, call, client_secret_env, follow_authorization_to, metric_sum,
-    oauth_peers, oauth_server, result_text, tool_names, wait_expired, wait_for,
+    GatewayProcess, add_args, call, client_secret_env, count_and_close, follow_authorization_to,
+    metric_sum, oauth_peers, oauth_server, result_text, tool_names, wait_expired, wait_for,
 };
 use support::replicas::{Deployment, Pair, Ports};
 use support::{jwt, mcp_client};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
-fn client_env() -> Vec<(String, String)> {
-    vec![client_secret_env()]
+/// Two replicas with the OAuth-protected server `alpha` at `alpha_url` (the oidc peer's
+/// pre-registered client, its secret in the environment).
+async fn start_with_alpha(
+    label: &str,
+    deployment: &Deployment,
+    ports: &Ports,
+    alpha_url: &str,
+) -> Pair {
+    Pair::start(
+        label,
+        deployment,
+        ports,
+        &oauth_server("alpha", alpha_url),
+        &[client_secret_env()],
+    )
+    .await
 }
 
 /// How many requests reached the peer's token endpoint so far (any grant, any outcome).
@@ -78,14 +92,7 @@ async fn a_flow_crosses_replicas_and_one_refresh_serves_100_calls_on_both() {
     // Use the access token until it has really expired (the default refreshes a minute ahead,
     // which would refresh an 8-second token on every use).
     deployment.oauth_extra = "refresh_ahead = \"0s\"".to_owned();
-    let replicas = Pair::start(
-        "flow",
-        &deployment,
-        &ports,
-        &oauth_server("alpha", &alpha.url),
-        &client_env(),
-    )
-    .await;
+    let replicas = start_with_alpha("flow", &deployment, &ports, &alpha.url).await;
     let (one, two) = (&replicas.one, &replicas.two);
     let alice = jwt("alice");
 
@@ -260,14 +267,7 @@ url = "{}"
 async fn dead_upstream() -> (String, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
     let addr = listener.local_addr().expect("address");
-    let count = Arc::new(AtomicU64::new(0));
-    let counted = count.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
+    let (count, task) = count_and_close(listener);
     (format!("http://{addr}/mcp"), count, task)
 }
 
@@ -484,20 +484,8 @@ async fn postgres_restarted_gives_clear_errors_loses_no_token_and_recovers_witho
     let ports = Ports::new().await;
     let peers = oauth_peers(&ports.redirect_uri(), 300).await;
     let (peer, alpha) = (&peers.peer, &peers.server);
-    let deployment = Deployment {
-        postgres_url: postgres.url(),
-        redis_url: SHARED_REDIS.to_owned(),
-        prefix: format!("tether-e2e-pgrestart-{}", std::process::id()),
-        oauth_extra: String::new(),
-    };
-    let replicas = Pair::start(
-        "pgrestart",
-        &deployment,
-        &ports,
-        &oauth_server("alpha", &alpha.url),
-        &client_env(),
-    )
-    .await;
+    let deployment = Deployment::on("pgrestart", postgres.url(), SHARED_REDIS);
+    let replicas = start_with_alpha("pgrestart", &deployment, &ports, &alpha.url).await;
     let (one, two) = (&replicas.one, &replicas.two);
     let alice = jwt("alice");
     let (status, page) = authorize_across(one, one, &ports.redirect_uri(), &alice, "alpha").await;

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
 use support::gateway_process::{
-    GatewayProcess, Launch, TempDir, TestkitMcp, add_args, call, config_text, metric_sum,
-    result_text, tail, tool_names, wait_for,
+    GatewayProcess, Launch, TempDir, TestkitMcp, add_args, call, config_text, count_and_close,
+    metric_sum, result_text, tail, tool_names, wait_for,
 };
 use support::{jwt, mcp_client};
 
@@ -28,15 +28,7 @@ async fn connection_counter(
         || async move { TcpListener::bind(addr).await.ok() },
     )
     .await;
-    let count = Arc::new(AtomicU64::new(0));
-    let counted = count.clone();
-    let task = tokio::spawn(async move {
-        while let Ok((socket, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            drop(socket);
-        }
-    });
-    (count, task)
+    count_and_close(listener)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -145,6 +146,22 @@ password_env = "{ADMIN_PASSWORD_ENV}"
 {rest}
 "#
     )
+}
+
+/// Accepts connections on `listener` and closes each at once, counting them: a dead upstream
+/// whose connection attempts a test can count.
+pub fn count_and_close(
+    listener: tokio::net::TcpListener,
+) -> (Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
+    let count = Arc::new(AtomicU64::new(0));
+    let counted = count.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    (count, task)
 }
 
 // ---------------------------------------------------------------------------------------------

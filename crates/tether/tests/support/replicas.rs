@@ -23,6 +23,11 @@ impl Deployment {
         let postgres_url = tether_testkit::services::postgres_database(label)
             .await
             .expect("a test database on the machine's PostgreSQL (127.0.0.1:5432)");
+        Self::on(label, postgres_url, redis_url)
+    }
+
+    /// The database at `postgres_url` and a fresh prefix on `redis_url`.
+    pub fn on(label: &str, postgres_url: String, redis_url: &str) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
