@@ -44,6 +44,9 @@ enum Command {
     Gateway(gateway::Args),
     /// Expiring pairs refreshed through two replicas: token requests at the authorization server.
     RefreshReplicas(refresh_replicas::Args),
+    /// Internal to `gateway`: the pass-through proxy process its calls part measures.
+    #[command(hide = true)]
+    PassThrough(gateway::pass_through::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -59,5 +62,6 @@ fn main() -> anyhow::Result<()> {
         Command::IdleSessions(args) => runtime.block_on(idle_sessions::run(args)),
         Command::Gateway(args) => runtime.block_on(gateway::run(args)),
         Command::RefreshReplicas(args) => runtime.block_on(refresh_replicas::run(args)),
+        Command::PassThrough(args) => runtime.block_on(gateway::pass_through::serve(args)),
     }
 }

@@ -1,6 +1,7 @@
-//! Part 3: tool calls with the same rmcp client, through Tether (`/mcp`, `{server}__echo`) and
-//! straight to the upstream (`echo`): latency percentiles, throughput at a fixed concurrency,
-//! and CPU time of the gateway and of the upstream per call.
+//! Part 3: tool calls with the same rmcp client, through Tether (`/mcp`, `{server}__echo`),
+//! straight to the upstream (`echo`) and through the [pass-through proxy](super::pass_through)
+//! (`echo`): latency percentiles, throughput at a fixed concurrency, and CPU time per call of
+//! the process in the middle, of the upstream and of the client.
 
 use std::time::{Duration, Instant};
 
@@ -12,6 +13,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{RoleClient, serve_client};
 use serde_json::json;
 
+use super::pass_through::PassThrough;
 use super::procs::{Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, servers_toml};
 
 /// One connect (initialize) or one call.
@@ -19,6 +21,10 @@ const STEP: Duration = Duration::from_secs(30);
 const WARM_UP_CALLS: usize = 200;
 
 type Client = RunningService<RoleClient, ClientConfig>;
+
+pub const DIRECT: &str = "direct";
+pub const PASS_THROUGH: &str = "proxy";
+pub const TETHER: &str = "tether";
 
 #[derive(Debug, Clone)]
 pub struct CallsSettings {
@@ -42,7 +48,8 @@ pub struct Phase {
     pub wall: Duration,
     pub p50: Duration,
     pub p99: Duration,
-    pub gateway_cpu: Option<f64>,
+    /// CPU per call of the process in the middle (Tether or the pass-through proxy).
+    pub middle_cpu: Option<f64>,
     pub upstream_cpu: f64,
     pub bench_cpu: f64,
 }
@@ -93,12 +100,12 @@ async fn phase(
     tool: &str,
     concurrency: usize,
     calls: usize,
-    gateway_pid: Option<u32>,
+    middle_pid: Option<u32>,
     upstream_pid: u32,
 ) -> anyhow::Result<Phase> {
     let concurrency = concurrency.max(1);
     let per_worker = calls.div_ceil(concurrency);
-    let gateway_before = gateway_pid.map(cpu_seconds).transpose()?;
+    let middle_before = middle_pid.map(cpu_seconds).transpose()?;
     let upstream_before = cpu_seconds(upstream_pid)?;
     let bench_before = cpu_seconds(std::process::id())?;
     let started = Instant::now();
@@ -119,7 +126,7 @@ async fn phase(
         latencies.extend(r?);
     }
     let done = latencies.len();
-    let gateway_cpu = match (gateway_pid, gateway_before) {
+    let middle_cpu = match (middle_pid, middle_before) {
         (Some(pid), Some(before)) => Some(cpu_seconds(pid)? - before),
         _ => None,
     };
@@ -138,17 +145,18 @@ async fn phase(
         wall,
         p50: pick(0.50),
         p99: pick(0.99),
-        gateway_cpu: gateway_cpu.map(|s| s / done.max(1) as f64),
+        middle_cpu: middle_cpu.map(|s| s / done.max(1) as f64),
         upstream_cpu: upstream_cpu / done.max(1) as f64,
         bench_cpu: bench_cpu / done.max(1) as f64,
     })
 }
 
-/// The phases in order: direct and Tether one at a time, then direct and Tether at
-/// `concurrency`.
+/// The phases of each round in order: direct, pass-through and Tether one at a time, then the
+/// same at `concurrency`.
 pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Vec<Phase>> {
     let http = http_client()?;
     let upstream = Upstream::start(&bins.testkit, Duration::ZERO).await?;
+    let proxy = PassThrough::start(&bins.bench, &upstream.url).await?;
     let config = format!(
         "[reconnect]\ninclude_non_oauth = true\n\n[limits]\nper_second = 0\n\n{}",
         servers_toml(&[("up".to_owned(), upstream.url.clone())])
@@ -158,9 +166,11 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         let n = settings.concurrency.max(1);
         let mcp = format!("{}/mcp", gateway.base);
         let mut direct = Vec::with_capacity(n);
+        let mut proxied = Vec::with_capacity(n);
         let mut through = Vec::with_capacity(n);
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
+            proxied.push(connect(&http, &proxy.url, None).await?);
             let token = jwt(&format!("calls-{i}"))?;
             let client = connect(&http, &mcp, Some(&token)).await?;
             // Lists (and so connects) the user's server, as an agent would first.
@@ -175,41 +185,26 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
             );
             through.push(client);
         }
-        // Warm-up on both paths (connections, caches, the gateway's upstream sessions).
-        phase(
-            0,
-            "direct",
-            &direct,
-            "echo",
-            n,
-            WARM_UP_CALLS,
-            None,
-            upstream.pid,
-        )
-        .await?;
-        phase(
-            0,
-            "tether",
-            &through,
-            "up__echo",
-            n,
-            WARM_UP_CALLS,
-            None,
-            upstream.pid,
-        )
-        .await?;
-
-        let gw = Some(gateway.pid);
         let up = upstream.pid;
-        let mut phases = Vec::new();
-        let (latency, calls) = (settings.latency_calls, settings.calls);
-        for r in 1..=settings.rounds.max(1) {
-            phases.push(phase(r, "direct", &direct, "echo", 1, latency, gw, up).await?);
-            phases.push(phase(r, "tether", &through, "up__echo", 1, latency, gw, up).await?);
-            phases.push(phase(r, "direct", &direct, "echo", n, calls, gw, up).await?);
-            phases.push(phase(r, "tether", &through, "up__echo", n, calls, gw, up).await?);
+        let paths = [
+            (DIRECT, &direct, "echo", None),
+            (PASS_THROUGH, &proxied, "echo", Some(proxy.pid)),
+            (TETHER, &through, "up__echo", Some(gateway.pid)),
+        ];
+        // Warm-up on every path (connections, caches, the gateway's upstream sessions).
+        for (path, clients, tool, _) in paths {
+            phase(0, path, clients, tool, n, WARM_UP_CALLS, None, up).await?;
         }
-        for client in direct.into_iter().chain(through) {
+        let mut phases = Vec::new();
+        for r in 1..=settings.rounds.max(1) {
+            for (concurrency, calls) in [(1, settings.latency_calls), (n, settings.calls)] {
+                for (path, clients, tool, middle) in paths {
+                    phases
+                        .push(phase(r, path, clients, tool, concurrency, calls, middle, up).await?);
+                }
+            }
+        }
+        for client in direct.into_iter().chain(proxied).chain(through) {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
         }
         anyhow::Ok(phases)
@@ -217,6 +212,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
     .await
     .with_context(|| format!("gateway log tail:\n{}", gateway.log_tail()));
     gateway.stop().await;
+    proxy.stop().await;
     upstream.stop().await;
     result
 }

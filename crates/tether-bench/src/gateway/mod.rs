@@ -6,12 +6,14 @@
 //!    concurrent `initialize` requests (`GET /stats`) — with the default `limits.per_second`
 //!    and with it off;
 //! 2. the gateway's RSS per idle upstream session;
-//! 3. tool calls with one rmcp client, through `/mcp` and straight to the upstream.
+//! 3. tool calls with one rmcp client, through `/mcp`, straight to the upstream, and through a
+//!    bare pass-through proxy (the floor of any HTTP gateway here).
 //!
 //! Build first: `cargo build --release -p tether -p tether-bench -p tether-testkit`.
 
 mod calls;
 mod idle;
+pub(crate) mod pass_through;
 pub(crate) mod procs;
 mod storm;
 
@@ -243,10 +245,12 @@ async fn part_idle(bins: &Binaries, args: &Args, nofile: u64) -> anyhow::Result<
 async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     println!();
     println!(
-        "3. tool calls, the same rmcp client: through Tether (/mcp, up__echo) vs straight to the \
-         upstream (echo); per round {} one-at-a-time calls on each path, then {} calls at \
-         concurrency {} ({} sessions) on each; {} rounds; CPU = utime+stime from \
-         /proc/<pid>/stat (10 ms ticks) per call",
+        "3. tool calls, the same rmcp client: through Tether (/mcp, up__echo), straight to the \
+         upstream (echo) and through a bare pass-through proxy (hyper server + pooled client, \
+         echo: the floor of any HTTP gateway here); per round {} one-at-a-time calls on each \
+         path, then {} calls at concurrency {} ({} sessions) on each; {} rounds; CPU = \
+         utime+stime from /proc/<pid>/stat (10 ms ticks) per call, \"middle\" = Tether or the \
+         proxy",
         args.latency_calls,
         args.calls,
         args.concurrency,
@@ -261,7 +265,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     };
     let phases = calls::run(bins, &settings).await?;
     let header = format!(
-        "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>11} | {:>12} | {:>11}",
+        "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
         "round",
         "path",
         "conc",
@@ -269,7 +273,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         "p50 ms",
         "p99 ms",
         "calls/s",
-        "gw CPU ms",
+        "middle CPU ms",
         "upstrm CPU ms",
         "client CPU ms"
     );
@@ -277,7 +281,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     println!("{}", "-".repeat(header.chars().count()));
     for p in &phases {
         println!(
-            "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>11} | {:>12.4} | {:>11.4}",
+            "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>13} | {:>12.4} | {:>11.4}",
             p.round,
             p.path,
             p.concurrency,
@@ -285,63 +289,107 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             ms(p.p50),
             ms(p.p99),
             p.throughput(),
-            match (p.path, p.gateway_cpu) {
-                ("tether", Some(cpu)) => format!("{:.4}", cpu * 1000.0),
-                _ => "-".to_owned(),
-            },
+            p.middle_cpu
+                .map_or_else(|| "-".to_owned(), |cpu| format!("{:.4}", cpu * 1000.0)),
             p.upstream_cpu * 1000.0,
             p.bench_cpu * 1000.0
         );
     }
     let c = args.concurrency.max(1);
-    let mut rounds = Vec::new();
+    let mut tether = Vec::new();
+    let mut proxy = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let find = |path: &str, concurrency: usize| {
             phases
                 .iter()
                 .find(|p| p.round == round && p.path == path && p.concurrency == concurrency)
         };
-        if let (Some(d1), Some(t1), Some(dn), Some(tn)) = (
-            find("direct", 1),
-            find("tether", 1),
-            find("direct", c),
-            find("tether", c),
-        ) {
-            let added_p50 = (t1.p50.as_secs_f64() - d1.p50.as_secs_f64()) * 1000.0;
-            let added_p50_c = (tn.p50.as_secs_f64() - dn.p50.as_secs_f64()) * 1000.0;
-            let ratio = tn.throughput() / dn.throughput().max(f64::MIN_POSITIVE);
-            let cpu = tn.gateway_cpu.unwrap_or(f64::NAN) * 1000.0;
-            let cpu_1 = t1.gateway_cpu.unwrap_or(f64::NAN) * 1000.0;
+        let Some((d1, dn)) = find(calls::DIRECT, 1).zip(find(calls::DIRECT, c)) else {
+            continue;
+        };
+        for (path, figures) in [
+            (calls::TETHER, &mut tether),
+            (calls::PASS_THROUGH, &mut proxy),
+        ] {
+            let Some((m1, mn)) = find(path, 1).zip(find(path, c)) else {
+                continue;
+            };
+            let added = Versus::new(d1, dn, m1, mn);
             println!(
-                "round {round}: added at p50 {added_p50:.3} ms one at a time, {added_p50_c:.3} ms \
-                 at concurrency {c}; throughput Tether/direct at concurrency {c}: {ratio:.2}×; \
-                 gateway CPU per call {cpu:.4} ms (one at a time: {cpu_1:.4} ms)"
+                "round {round}, {path}: added at p50 {:.3} ms one at a time, {:.3} ms at \
+                 concurrency {c}; throughput {path}/direct at concurrency {c}: {:.2}×; CPU per \
+                 call {:.4} ms (one at a time: {:.4} ms)",
+                added.p50_ms, added.p50_ms_concurrent, added.ratio, added.cpu_ms, added.cpu_ms_one
             );
-            rounds.push((added_p50, ratio, cpu));
+            figures.push(added);
         }
     }
-    if rounds.is_empty() {
+    let (Some(t), Some(p)) = (Versus::median(&tether), Versus::median(&proxy)) else {
         return Ok(());
-    }
-    let median = |pick: fn(&(f64, f64, f64)) -> f64| {
-        let mut values: Vec<f64> = rounds.iter().map(pick).collect();
-        values.sort_by(f64::total_cmp);
-        values[values.len() / 2]
     };
-    let added_p50 = median(|r| r.0);
-    let ratio = median(|r| r.1);
-    let cpu = median(|r| r.2);
     println!(
-        "median of {} rounds: added at p50 {added_p50:.3} ms; throughput Tether/direct {ratio:.2}×; \
-         gateway CPU per call {cpu:.4} ms",
-        rounds.len()
+        "median of {} rounds: Tether adds {:.3} ms at p50, keeps {:.2}× of direct throughput, \
+         spends {:.4} ms CPU per call; the pass-through proxy alone: {:.3} ms, {:.2}×, {:.4} ms",
+        tether.len(),
+        t.p50_ms,
+        t.ratio,
+        t.cpu_ms,
+        p.p50_ms,
+        p.ratio,
+        p.cpu_ms
     );
     println!(
         "goals: ≤ 0.1 ms added at p50: {}; ≥ 0.9× direct throughput: {}; ≤ 0.1 ms gateway CPU \
-         per call: {}",
-        verdict(added_p50 <= 0.1),
-        verdict(ratio >= 0.9),
-        verdict(cpu <= 0.1)
+         per call: {} (the pass-through proxy: {}, {}, {})",
+        verdict(t.p50_ms <= 0.1),
+        verdict(t.ratio >= 0.9),
+        verdict(t.cpu_ms <= 0.1),
+        verdict(p.p50_ms <= 0.1),
+        verdict(p.ratio >= 0.9),
+        verdict(p.cpu_ms <= 0.1)
     );
     Ok(())
+}
+
+/// One path in the middle against direct calls, in one round.
+#[derive(Debug, Clone, Copy)]
+struct Versus {
+    p50_ms: f64,
+    p50_ms_concurrent: f64,
+    /// Throughput at the concurrency, path / direct.
+    ratio: f64,
+    /// CPU per call of the process in the middle at the concurrency.
+    cpu_ms: f64,
+    cpu_ms_one: f64,
+}
+
+impl Versus {
+    fn new(d1: &calls::Phase, dn: &calls::Phase, m1: &calls::Phase, mn: &calls::Phase) -> Self {
+        let added = |m: &calls::Phase, d: &calls::Phase| {
+            (m.p50.as_secs_f64() - d.p50.as_secs_f64()) * 1000.0
+        };
+        Self {
+            p50_ms: added(m1, d1),
+            p50_ms_concurrent: added(mn, dn),
+            ratio: mn.throughput() / dn.throughput().max(f64::MIN_POSITIVE),
+            cpu_ms: mn.middle_cpu.unwrap_or(f64::NAN) * 1000.0,
+            cpu_ms_one: m1.middle_cpu.unwrap_or(f64::NAN) * 1000.0,
+        }
+    }
+
+    /// Each figure's median over the rounds (taken separately).
+    fn median(rounds: &[Self]) -> Option<Self> {
+        let median = |pick: fn(&Self) -> f64| {
+            let mut values: Vec<f64> = rounds.iter().map(pick).collect();
+            values.sort_by(f64::total_cmp);
+            values.get(values.len() / 2).copied()
+        };
+        Some(Self {
+            p50_ms: median(|r| r.p50_ms)?,
+            p50_ms_concurrent: median(|r| r.p50_ms_concurrent)?,
+            ratio: median(|r| r.ratio)?,
+            cpu_ms: median(|r| r.cpu_ms)?,
+            cpu_ms_one: median(|r| r.cpu_ms_one)?,
+        })
+    }
 }

@@ -38,11 +38,13 @@ const PROXY_VARS: [&str; 6] = [
     "ALL_PROXY",
 ];
 
-/// `tether` and `tether-testkit-mcp`, next to this executable.
+/// `tether` and `tether-testkit-mcp`, next to this executable, and this executable (which
+/// also runs the pass-through proxy).
 #[derive(Debug, Clone)]
 pub struct Binaries {
     pub tether: PathBuf,
     pub testkit: PathBuf,
+    pub bench: PathBuf,
 }
 
 impl Binaries {
@@ -65,6 +67,7 @@ impl Binaries {
         Ok(Self {
             tether: find("tether")?,
             testkit: find("tether-testkit-mcp")?,
+            bench: exe.clone(),
         })
     }
 }

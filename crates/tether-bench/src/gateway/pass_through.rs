@@ -1,0 +1,178 @@
+//! The floor of any HTTP gateway on this machine: a reverse proxy that forwards each request
+//! to the upstream and streams the answer back, and does nothing else (no authentication, no
+//! JSON, no MCP sessions of its own). hyper's HTTP/1.1 server and pooled client, as lean as a
+//! proxy on this stack gets; the calls part runs it beside Tether so that Tether's figures can
+//! be read against what the extra hop costs by itself.
+//!
+//! It runs as its own process (`bench pass-through --upstream URL`, hidden), like the gateway,
+//! so that its CPU time is its own. It prints `{"url": …, "pid": …}` once it listens and stops
+//! when its stdin closes.
+
+use std::convert::Infallible;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{Request, Response, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::process::{Child, ChildStdin, Command};
+
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The upstream's MCP URL (`http://127.0.0.1:PORT/mcp`); requests keep their own path.
+    #[arg(long)]
+    upstream: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ready {
+    url: String,
+    pid: u32,
+}
+
+type ProxyBody = BoxBody<Bytes, hyper::Error>;
+
+/// The proxy process: serves until stdin closes.
+pub async fn serve(args: Args) -> anyhow::Result<()> {
+    let upstream: Uri = args.upstream.parse().context("--upstream is not a URI")?;
+    let authority = upstream
+        .authority()
+        .cloned()
+        .context("--upstream has no authority")?;
+    ensure!(
+        upstream.scheme() == Some(&Scheme::HTTP),
+        "--upstream must be http://"
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    let client: Client<HttpConnector, Incoming> =
+        Client::builder(TokioExecutor::new()).build(connector);
+    let ready = Ready {
+        url: format!("http://{}{}", listener.local_addr()?, upstream.path()),
+        pid: std::process::id(),
+    };
+    println!("{}", serde_json::to_string(&ready)?);
+    let accept = async {
+        loop {
+            let (stream, _) = listener.accept().await?;
+            stream.set_nodelay(true)?;
+            let client = client.clone();
+            let authority = authority.clone();
+            tokio::spawn(async move {
+                let service =
+                    service_fn(move |request| forward(client.clone(), authority.clone(), request));
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+        #[expect(unreachable_code, reason = "the loop only ends with an error")]
+        anyhow::Ok(())
+    };
+    let stdin_closed = async {
+        let mut sink = Vec::new();
+        let _ = tokio::io::stdin().read_to_end(&mut sink).await;
+    };
+    tokio::select! {
+        result = accept => result,
+        () = stdin_closed => Ok(()),
+    }
+}
+
+/// The request as it came, to the upstream's authority; the answer as it comes.
+async fn forward(
+    client: Client<HttpConnector, Incoming>,
+    authority: Authority,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let (mut parts, body) = request.into_parts();
+    let mut uri = parts.uri.into_parts();
+    uri.scheme = Some(Scheme::HTTP);
+    uri.authority = Some(authority.clone());
+    if uri.path_and_query.is_none() {
+        uri.path_and_query = Some(PathAndQuery::from_static("/"));
+    }
+    parts.uri = match Uri::from_parts(uri) {
+        Ok(uri) => uri,
+        Err(_) => return Ok(status(StatusCode::BAD_REQUEST)),
+    };
+    if let Ok(host) = authority.as_str().parse() {
+        parts.headers.insert(header::HOST, host);
+    }
+    match client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => Ok(response.map(BodyExt::boxed)),
+        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    }
+}
+
+fn status(code: StatusCode) -> Response<ProxyBody> {
+    let mut response = Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed());
+    *response.status_mut() = code;
+    response
+}
+
+/// The proxy as a child process of the benchmark (this same executable). Killed on drop.
+#[derive(Debug)]
+pub struct PassThrough {
+    /// The upstream's MCP path, at the proxy.
+    pub url: String,
+    pub pid: u32,
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+impl PassThrough {
+    pub async fn start(bench: &Path, upstream_url: &str) -> anyhow::Result<Self> {
+        let mut child = Command::new(bench)
+            .args(["pass-through", "--upstream", upstream_url])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {} pass-through", bench.display()))?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .context("the pass-through proxy's stdout is not piped")?;
+        let line = tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).lines().next_line())
+            .await
+            .context("the pass-through proxy did not print its URL in time")?
+            .context("reading the pass-through proxy's output")?
+            .context("the pass-through proxy exited before printing its URL")?;
+        let ready: Ready = serde_json::from_str(&line)
+            .with_context(|| format!("the pass-through proxy printed {line:?}"))?;
+        Ok(Self {
+            url: ready.url,
+            pid: ready.pid,
+            child,
+            stdin,
+        })
+    }
+
+    /// Closes its stdin (it stops); kills it if it lingers.
+    pub async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
