@@ -20,9 +20,10 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestParams, ClientRequest, ErrorCode, GetMeta, ProtocolVersion, RequestId,
+    CallToolRequestMethod, CallToolRequestParams, ErrorCode, JsonRpcVersion2_0, ProtocolVersion,
+    RequestId,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tether_core::{ToolResult, UserId};
 
@@ -92,18 +93,32 @@ fn session_protocol_version(headers: &HeaderMap) -> bool {
             .any(|known| known.as_str() == version)
 }
 
-/// The call's parameters, if `request` is a `tools/call` with nothing rmcp would look at: no
+/// A `tools/call` request, read in one pass straight into its parameters. rmcp's
+/// `ClientJsonRpcMessage` buffers the message (flattened, untagged) and tries the request types
+/// one after the other, building an error for each miss: several times the cost of this, on
+/// every call. Anything that does not read as this goes through rmcp's parse as before.
+#[derive(Deserialize)]
+struct ToolsCall {
+    #[expect(dead_code, reason = "read to require \"2.0\"")]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    #[expect(dead_code, reason = "read to require \"tools/call\"")]
+    method: CallToolRequestMethod,
+    params: CallToolRequestParams,
+}
+
+/// The id and parameters, if `body` is a `tools/call` with nothing rmcp would look at: no
 /// per-request protocol metadata (the 2026 revision, validated against the headers) and no
 /// answers to an earlier "input required" result.
-pub(crate) fn plain_call(request: ClientRequest) -> Option<CallToolRequestParams> {
-    if request.get_meta().protocol_version().is_some() {
-        return None;
-    }
-    let ClientRequest::CallToolRequest(call) = request else {
-        return None;
-    };
+pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;
-    (params.input_responses.is_none() && params.request_state.is_none()).then_some(params)
+    let versioned = params
+        .meta
+        .as_ref()
+        .is_some_and(|meta| meta.protocol_version().is_some());
+    (!versioned && params.input_responses.is_none() && params.request_state.is_none())
+        .then_some((call.id, params))
 }
 
 #[derive(Serialize)]
@@ -193,5 +208,36 @@ mod tests {
         assert!(!with(("mcp-method", "tools/call")));
         assert!(!with(("mcp-name", "x")));
         assert!(!plain_headers(&headers(&PLAIN[..1])), "no content type");
+    }
+
+    #[test]
+    fn plain_calls_are_read_in_one_pass() {
+        let (id, params) = plain_call(
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"x":1},"_meta":{"progressToken":3}}}"#,
+        )
+        .expect("a plain call");
+        assert_eq!(id, RequestId::Number(7));
+        assert_eq!(params.name, "a__b");
+        assert_eq!(
+            params.arguments.and_then(|a| a.get("x").cloned()),
+            Some(json!(1))
+        );
+    }
+
+    #[test]
+    fn anything_else_is_left_to_rmcp() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+            r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"a"}}"#,
+            r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","requestState":"s"}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a"}}]"#,
+            "not json",
+        ] {
+            assert!(plain_call(body.as_bytes()).is_none(), "{body}");
+        }
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage, JsonRpcRequest};
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage};
 use serde_json::{Value, json};
 use tether_core::UserId;
 
@@ -96,6 +96,9 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     let Ok(bytes) = to_bytes(body, limit).await else {
         return too_large(limit);
     };
+    if let Some(response) = try_direct(&app, &parts, &bytes).await {
+        return response;
+    }
     // The common case, a valid message, costs one parse; the generic `Value` is built only to
     // classify a failure.
     match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
@@ -109,9 +112,6 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
                     ErrorCode::INVALID_PARAMS,
                     "invalid params for this method",
                 );
-            }
-            if let Some(response) = try_direct(&app, &parts, request).await {
-                return response;
             }
         }
         Ok(_) => {}
@@ -128,18 +128,18 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
 async fn try_direct(
     app: &AppState,
     parts: &axum::http::request::Parts,
-    request: JsonRpcRequest<ClientRequest>,
+    body: &[u8],
 ) -> Option<Response> {
     if parts.extensions.get::<DirectAllowed>().is_none() || !direct::plain_headers(&parts.headers) {
         return None;
     }
     let user = parts.extensions.get::<UserId>()?;
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
-    let params = direct::plain_call(request.request)?;
+    let (id, params) = direct::plain_call(body)?;
     if !app.session_owners().is_live(session).await {
         return None;
     }
-    Some(direct::answer(app, user, request.id, params).await)
+    Some(direct::answer(app, user, id, params).await)
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.
