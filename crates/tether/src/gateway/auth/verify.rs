@@ -1,6 +1,7 @@
 //! Verification of one host token: signature, algorithm, `exp`/`nbf`, `iss`, `aud`, `sub`.
 
 use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -10,6 +11,7 @@ use tether_core::UserId;
 use super::config::HostAuthConfig;
 use super::error::{AuthConfigError, AuthError};
 use super::jwks::JwksCache;
+use super::verified::VerifiedTokens;
 
 /// The longest `sub` accepted: user ids end up in map keys, logs and the operator page.
 const MAX_SUBJECT_LEN: usize = 256;
@@ -23,6 +25,7 @@ pub struct HostAuth {
     leeway_secs: u64,
     hs256: Option<DecodingKey>,
     jwks: Option<JwksCache>,
+    verified: VerifiedTokens,
 }
 
 impl fmt::Debug for HostAuth {
@@ -40,6 +43,15 @@ impl fmt::Debug for HostAuth {
 #[derive(Deserialize)]
 struct Claims {
     sub: String,
+    /// Checked by `jsonwebtoken`; read here only to know how long the verification holds.
+    #[serde(default)]
+    exp: Option<serde_json::Value>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl HostAuth {
@@ -98,11 +110,32 @@ impl HostAuth {
             leeway_secs: config.leeway.as_secs(),
             hs256,
             jwks,
+            verified: VerifiedTokens::default(),
         })
     }
 
-    /// The user the token speaks for, if the token is acceptable.
+    /// The user the token speaks for, if the token is acceptable. A token verified within the
+    /// last minute and not expired since is answered from [`VerifiedTokens`].
     pub async fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        let now = unix_now();
+        if let Some(user) = self.verified.get(token, now) {
+            return Ok(user);
+        }
+        let (user, exp) = self.verify_signed(token).await?;
+        if let Some(exp) = exp {
+            self.verified.insert(
+                token,
+                user.clone(),
+                exp.saturating_add(self.leeway_secs),
+                now,
+            );
+        }
+        Ok(user)
+    }
+
+    /// The full check: signature, algorithm and claims. Also the token's `exp`, when it is a
+    /// whole number of seconds.
+    async fn verify_signed(&self, token: &str) -> Result<(UserId, Option<u64>), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         // The algorithm decides the key source, and each source accepts only its own
         // algorithms: an HS256 token is never checked against a public key (the classic
@@ -130,11 +163,14 @@ impl HostAuth {
             }
             _ => AuthError::Invalid,
         })?;
-        let sub = data.claims.sub;
+        let Claims { sub, exp } = data.claims;
         if sub.is_empty() || sub.len() > MAX_SUBJECT_LEN || sub.chars().any(char::is_control) {
             return Err(AuthError::Invalid);
         }
-        Ok(UserId::from(sub))
+        Ok((
+            UserId::from(sub),
+            exp.as_ref().and_then(serde_json::Value::as_u64),
+        ))
     }
 }
 
@@ -219,6 +255,30 @@ mod tests {
         .expect("signs");
         assert_eq!(auth().verify(&forged).await, Err(AuthError::Invalid));
         assert_eq!(auth().verify("not-a-jwt").await, Err(AuthError::Malformed));
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_and_only_that_token() {
+        let auth = auth();
+        let exp = now() + 60;
+        let good = token(json!({"sub": "alice", "iss": "host", "aud": "tether", "exp": exp}));
+        assert_eq!(auth.verify(&good).await, Ok(UserId::new("alice")));
+        assert_eq!(
+            auth.verified.get(&good, now()),
+            Some(UserId::new("alice")),
+            "remembered"
+        );
+        assert_eq!(auth.verify(&good).await, Ok(UserId::new("alice")));
+        // The same claims with another signature, and a token cut short: checked in full.
+        let (signed, _) = good.rsplit_once('.').expect("three parts");
+        let tampered = format!("{signed}.AAAA");
+        assert_eq!(auth.verify(&tampered).await, Err(AuthError::Invalid));
+        assert_eq!(auth.verify(signed).await, Err(AuthError::Malformed));
+        assert_eq!(auth.verified.get(&tampered, now()), None);
+        // An expired token is never remembered.
+        let old = token(json!({"sub": "bob", "iss": "host", "aud": "tether", "exp": now() - 3600}));
+        assert_eq!(auth.verify(&old).await, Err(AuthError::Expired));
+        assert_eq!(auth.verified.get(&old, now()), None);
     }
 
     #[test]
