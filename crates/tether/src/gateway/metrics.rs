@@ -7,10 +7,12 @@
 //! Labels are server names and small fixed vocabularies only: never a user id or a token (a
 //! label per user would also make the series count grow with the user base).
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{
     Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
 };
@@ -34,7 +36,7 @@ const TOOL_CALL_BUCKETS: &[f64] = &[
 ];
 
 /// How a tool call ended, as a label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallOutcome {
     /// The tool answered (successfully or with its own `isError`).
     Ok,
@@ -51,10 +53,21 @@ impl CallOutcome {
     }
 }
 
+/// The two series one (server, outcome) of tool calls records into.
+#[derive(Clone)]
+struct CallSeries {
+    duration: Histogram,
+    calls: Counter,
+}
+
 #[derive(Clone)]
 pub struct GatewayMetrics {
     recorder: Arc<PrometheusRecorder>,
     handle: PrometheusHandle,
+    /// Registered once per (server, outcome): looking a series up by its labels costs two
+    /// label allocations and a registry lookup per series, on every call. Bounded by the
+    /// configured servers.
+    call_series: Arc<RwLock<HashMap<(ServerName, CallOutcome), CallSeries>>>,
 }
 
 impl fmt::Debug for GatewayMetrics {
@@ -89,6 +102,7 @@ impl GatewayMetrics {
         let this = Self {
             recorder: Arc::new(recorder),
             handle,
+            call_series: Arc::default(),
         };
         this.describe();
         this
@@ -132,13 +146,32 @@ impl GatewayMetrics {
 
     /// One finished `tools/call`.
     pub fn tool_call(&self, server: &ServerName, outcome: CallOutcome, elapsed: Duration) {
-        let server = server.to_string();
-        self.with(|| {
-            metrics::histogram!(TOOL_CALL_DURATION, "server" => server.clone(), "outcome" => outcome.as_str())
-                .record(elapsed.as_secs_f64());
-            metrics::counter!(TOOL_CALLS, "server" => server, "outcome" => outcome.as_str())
-                .increment(1);
+        let series = self.call_series(server, outcome);
+        series.duration.record(elapsed.as_secs_f64());
+        series.calls.increment(1);
+    }
+
+    fn call_series(&self, server: &ServerName, outcome: CallOutcome) -> CallSeries {
+        let key = (server.clone(), outcome);
+        if let Some(series) = self
+            .call_series
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return series.clone();
+        }
+        let label = server.to_string();
+        let series = self.with(|| CallSeries {
+            duration: metrics::histogram!(TOOL_CALL_DURATION, "server" => label.clone(), "outcome" => outcome.as_str()),
+            calls: metrics::counter!(TOOL_CALLS, "server" => label, "outcome" => outcome.as_str()),
         });
+        self.call_series
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_insert(series)
+            .clone()
     }
 
     /// The Prometheus text, with the manager's numbers as of now.
@@ -197,5 +230,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"server="everything""#), "{text}");
+    }
+
+    #[test]
+    fn every_call_is_counted_in_its_own_series() {
+        let m = GatewayMetrics::new();
+        let (a, b) = (ServerName::new("a"), ServerName::new("b"));
+        for _ in 0..3 {
+            m.tool_call(&a, CallOutcome::Ok, Duration::from_millis(1));
+        }
+        m.tool_call(&a, CallOutcome::Error, Duration::from_millis(1));
+        m.tool_call(&b, CallOutcome::Ok, Duration::from_secs(2));
+        let text = m.render(&ManagerStats::default(), 0, 0);
+        let value = |series: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(series))
+                .map(str::trim)
+                .unwrap_or_else(|| panic!("{series} missing in\n{text}"))
+                .to_owned()
+        };
+        assert_eq!(
+            value(r#"tether_tool_calls_total{server="a",outcome="ok"}"#),
+            "3"
+        );
+        assert_eq!(
+            value(r#"tether_tool_calls_total{server="a",outcome="error"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(r#"tether_tool_calls_total{server="b",outcome="ok"}"#),
+            "1"
+        );
+        assert_eq!(
+            value(r#"tether_tool_call_duration_seconds_count{server="a",outcome="ok"}"#),
+            "3"
+        );
+        assert_eq!(
+            value(r#"tether_tool_call_duration_seconds_bucket{server="b",outcome="ok",le="1"}"#),
+            "0"
+        );
     }
 }
