@@ -10,8 +10,6 @@
 
 use std::convert::Infallible;
 use std::path::Path;
-use std::process::Stdio;
-use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -23,24 +21,17 @@ use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::process::{Child, ChildStdin, Command};
+use tokio::process::Command;
 
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+use super::procs::{Ready, ReadyChild};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The upstream's MCP URL (`http://127.0.0.1:PORT/mcp`); requests keep their own path.
     #[arg(long)]
     upstream: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ready {
-    url: String,
-    pid: u32,
 }
 
 type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -131,48 +122,23 @@ pub struct PassThrough {
     /// The upstream's MCP path, at the proxy.
     pub url: String,
     pub pid: u32,
-    child: Child,
-    stdin: Option<ChildStdin>,
+    process: ReadyChild,
 }
 
 impl PassThrough {
     pub async fn start(bench: &Path, upstream_url: &str) -> anyhow::Result<Self> {
-        let mut child = Command::new(bench)
-            .args(["pass-through", "--upstream", upstream_url])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {} pass-through", bench.display()))?;
-        let stdin = child.stdin.take();
-        let stdout = child
-            .stdout
-            .take()
-            .context("the pass-through proxy's stdout is not piped")?;
-        let line = tokio::time::timeout(START_TIMEOUT, BufReader::new(stdout).lines().next_line())
-            .await
-            .context("the pass-through proxy did not print its URL in time")?
-            .context("reading the pass-through proxy's output")?
-            .context("the pass-through proxy exited before printing its URL")?;
-        let ready: Ready = serde_json::from_str(&line)
-            .with_context(|| format!("the pass-through proxy printed {line:?}"))?;
+        let mut command = Command::new(bench);
+        command.args(["pass-through", "--upstream", upstream_url]);
+        let (process, ready) = ReadyChild::spawn(command, "the pass-through proxy").await?;
         Ok(Self {
             url: ready.url,
             pid: ready.pid,
-            child,
-            stdin,
+            process,
         })
     }
 
     /// Closes its stdin (it stops); kills it if it lingers.
-    pub async fn stop(mut self) {
-        drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }

@@ -147,6 +147,59 @@ pub struct UpstreamStats {
     pub peak_initializing: u64,
 }
 
+/// A child process that prints one JSON line `{"url": …, "pid": …}` once it listens and stops
+/// when its stdin closes (`tether-testkit-mcp`, the pass-through proxy). Killed on drop.
+#[derive(Debug)]
+pub struct ReadyChild {
+    child: Child,
+    stdin: Option<ChildStdin>,
+}
+
+/// What a [`ReadyChild`] prints when it is ready.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Ready {
+    pub url: String,
+    pub pid: u32,
+}
+
+impl ReadyChild {
+    /// Spawns `command` (`what` names it in errors) and waits for its ready line.
+    pub async fn spawn(mut command: Command, what: &str) -> anyhow::Result<(Self, Ready)> {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {what}"))?;
+        let stdin = child.stdin.take();
+        let stdout = child
+            .stdout
+            .take()
+            .with_context(|| format!("{what}'s stdout is not piped"))?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
+            .await
+            .with_context(|| format!("{what} did not print its URL in time"))?
+            .with_context(|| format!("reading {what}'s output"))?
+            .with_context(|| format!("{what} exited before printing its URL"))?;
+        let ready: Ready =
+            serde_json::from_str(&line).with_context(|| format!("{what} printed {line:?}"))?;
+        Ok((Self { child, stdin }, ready))
+    }
+
+    /// Closes its stdin (it stops); kills it if it lingers.
+    pub async fn stop(mut self) {
+        drop(self.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
 /// `tether-testkit-mcp` as a child process.
 #[derive(Debug)]
 pub struct Upstream {
@@ -154,41 +207,17 @@ pub struct Upstream {
     pub url: String,
     pub pid: u32,
     base: String,
-    child: Child,
-    stdin: Option<ChildStdin>,
-}
-
-#[derive(Debug, Deserialize)]
-struct Ready {
-    url: String,
-    pid: u32,
+    process: ReadyChild,
 }
 
 impl Upstream {
     /// Starts one; every `initialize` it answers takes `init_delay`.
     pub async fn start(bin: &Path, init_delay: Duration) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
+        let mut command = Command::new(bin);
+        command
             .arg("127.0.0.1:0")
-            .env("TESTKIT_INIT_DELAY_MS", init_delay.as_millis().to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stdin = child.stdin.take();
-        let stdout = child
-            .stdout
-            .take()
-            .context("the upstream's stdout is not piped")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(START_TIMEOUT, lines.next_line())
-            .await
-            .context("tether-testkit-mcp did not print its URL in time")?
-            .context("reading tether-testkit-mcp's output")?
-            .context("tether-testkit-mcp exited before printing its URL")?;
-        let ready: Ready = serde_json::from_str(&line)
-            .with_context(|| format!("tether-testkit-mcp printed {line:?}"))?;
+            .env("TESTKIT_INIT_DELAY_MS", init_delay.as_millis().to_string());
+        let (process, ready) = ReadyChild::spawn(command, "tether-testkit-mcp").await?;
         let parsed = url::Url::parse(&ready.url).context("the upstream's URL")?;
         ensure!(
             parsed.host_str() == Some("127.0.0.1"),
@@ -204,8 +233,7 @@ impl Upstream {
             url: ready.url,
             pid: ready.pid,
             base,
-            child,
-            stdin,
+            process,
         })
     }
 
@@ -225,14 +253,8 @@ impl Upstream {
     }
 
     /// Closes its stdin (it stops serving); kills it if it lingers.
-    pub async fn stop(mut self) {
-        drop(self.stdin.take());
-        if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
-            .await
-            .is_err()
-        {
-            let _ = self.child.kill().await;
-        }
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }
 
