@@ -12,7 +12,8 @@
 //!
 //! `gateway`: the `tether` gateway as a process against `tether-testkit-mcp` upstream processes:
 //! a login storm through the HTTP API, RSS per idle upstream session, and tool-call latency,
-//! throughput and CPU through `/mcp` beside direct calls. Build first:
+//! throughput and CPU through `/mcp` beside direct calls and calls through a bare pass-through
+//! proxy (`bench pass-through`, hidden, run by `gateway` as its own process). Build first:
 //! `cargo build --release -p tether -p tether-bench -p tether-testkit`.
 //!
 //! `refresh-replicas [--pairs 1000]`: expiring pairs refreshed through two gateway replicas

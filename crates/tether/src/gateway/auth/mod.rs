@@ -2,8 +2,9 @@
 //! user request, and the operator credential on `/status`.
 //!
 //! Owns token verification (HS256 with a shared secret; RS256/ES256 with keys from the host's
-//! JWKS, with successes remembered for up to a minute), the axum layer that turns a request's bearer token into a `UserId` in the request
-//! extensions, and the 401 answers. Tokens are never logged, echoed or put in error texts.
+//! JWKS; successes remembered for up to a minute), the axum layer that turns a request's bearer
+//! token into a `UserId` in the request extensions, and the 401 answers. Tokens are never
+//! logged, echoed or put in error texts.
 
 mod admin;
 mod config;
