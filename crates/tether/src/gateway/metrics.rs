@@ -242,32 +242,27 @@ mod tests {
         m.tool_call(&a, CallOutcome::Error, Duration::from_millis(1));
         m.tool_call(&b, CallOutcome::Ok, Duration::from_secs(2));
         let text = m.render(&ManagerStats::default(), 0, 0);
-        let value = |series: &str| {
-            text.lines()
+        for (series, expected) in [
+            (r#"tether_tool_calls_total{server="a",outcome="ok"}"#, "3"),
+            (
+                r#"tether_tool_calls_total{server="a",outcome="error"}"#,
+                "1",
+            ),
+            (r#"tether_tool_calls_total{server="b",outcome="ok"}"#, "1"),
+            (
+                r#"tether_tool_call_duration_seconds_count{server="a",outcome="ok"}"#,
+                "3",
+            ),
+            (
+                r#"tether_tool_call_duration_seconds_bucket{server="b",outcome="ok",le="1"}"#,
+                "0",
+            ),
+        ] {
+            let value = text
+                .lines()
                 .find_map(|line| line.strip_prefix(series))
-                .map(str::trim)
-                .unwrap_or_else(|| panic!("{series} missing in\n{text}"))
-                .to_owned()
-        };
-        assert_eq!(
-            value(r#"tether_tool_calls_total{server="a",outcome="ok"}"#),
-            "3"
-        );
-        assert_eq!(
-            value(r#"tether_tool_calls_total{server="a",outcome="error"}"#),
-            "1"
-        );
-        assert_eq!(
-            value(r#"tether_tool_calls_total{server="b",outcome="ok"}"#),
-            "1"
-        );
-        assert_eq!(
-            value(r#"tether_tool_call_duration_seconds_count{server="a",outcome="ok"}"#),
-            "3"
-        );
-        assert_eq!(
-            value(r#"tether_tool_call_duration_seconds_bucket{server="b",outcome="ok",le="1"}"#),
-            "0"
-        );
+                .map(str::trim);
+            assert_eq!(value, Some(expected), "{series} in\n{text}");
+        }
     }
 }
