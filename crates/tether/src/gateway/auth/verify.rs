@@ -1,12 +1,12 @@
 //! Verification of one host token: signature, algorithm, `exp`/`nbf`, `iss`, `aud`, `sub`.
 
 use std::fmt;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
-use tether_core::UserId;
+use tether_core::{Timestamp, UserId};
 
 use super::config::HostAuthConfig;
 use super::error::{AuthConfigError, AuthError};
@@ -48,10 +48,9 @@ struct Claims {
     exp: Option<serde_json::Value>,
 }
 
+/// Unix seconds, the unit of `exp`.
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    Timestamp::from_system_time(SystemTime::now()).as_millis() / 1000
 }
 
 impl HostAuth {
