@@ -4,7 +4,7 @@
 
 mod dev;
 mod hooks;
-mod oauth_routes;
+mod oauth;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -24,7 +24,7 @@ use tether_store::sql::SqlStore;
 
 use crate::bearer::AuthorizerBearer;
 use crate::config::TetherConfig;
-use oauth_routes::{FlowStarter, OAuthRoutes};
+use oauth::{FlowStarter, OAuthRoutes};
 
 pub use dev::{JWT_SECRET_FILE, data_dir, kept_secret};
 

@@ -1,0 +1,146 @@
+//! [`FlowStarter`]: starts authorization flows for configured servers, behind `POST …/authorize`
+//! and for the "needs authorization" stubs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use tether_core::{AuthorizationLinks, PairKey, ServerName, TransportConfig, UserId};
+use tether_oauth::{McpAuthorizer, PreregisteredClient, Secret, StartOptions};
+
+use super::oauth_status;
+use crate::config::ServerEntry;
+
+/// Starts authorization flows for configured servers: behind `POST …/authorize`, and for the
+/// "needs authorization" stubs (through [`AuthorizationLinks`]).
+pub struct FlowStarter {
+    pub authorizer: Arc<McpAuthorizer>,
+    pub servers: BTreeMap<ServerName, ServerEntry>,
+    /// `{public_url}/oauth/callback`
+    pub redirect_uri: String,
+    pub client_metadata_url: Option<String>,
+    /// Links handed to stubs, per pair, reused while their flow is young: a model retrying a
+    /// tool must not start a discovery and a flow on every call.
+    links: Mutex<HashMap<PairKey, (String, Instant)>>,
+}
+
+/// Shorter than the flow's own lifetime, so a link in a stub is still valid when clicked.
+const LINK_REUSE: Duration = Duration::from_secs(5 * 60);
+
+impl fmt::Debug for FlowStarter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowStarter")
+            .field("servers", &self.servers.len())
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FlowStarter {
+    pub fn new(
+        authorizer: Arc<McpAuthorizer>,
+        servers: BTreeMap<ServerName, ServerEntry>,
+        redirect_uri: String,
+        client_metadata_url: Option<String>,
+    ) -> Self {
+        Self {
+            authorizer,
+            servers,
+            redirect_uri,
+            client_metadata_url,
+            links: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a flow for the pair and returns the URL to send the user to.
+    pub async fn start(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+    ) -> Result<String, (StatusCode, String)> {
+        let Some(entry) = self.servers.get(server) else {
+            return Err((StatusCode::NOT_FOUND, "no such server".to_owned()));
+        };
+        let url = match &entry.server.transport {
+            TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => url.clone(),
+            TransportConfig::Stdio { .. } => {
+                return Err((
+                    StatusCode::CONFLICT,
+                    "this server runs locally and needs no authorization".to_owned(),
+                ));
+            }
+        };
+        if !entry.server.oauth {
+            return Err((
+                StatusCode::CONFLICT,
+                "this server is not configured for OAuth".to_owned(),
+            ));
+        }
+        let options = self
+            .start_options(entry)
+            .map_err(|m| (StatusCode::INTERNAL_SERVER_ERROR, m))?;
+        match self.authorizer.start(user, server, &url, options).await {
+            Ok(start) => Ok(start.authorization_url),
+            Err(error) => {
+                tracing::info!(%user, %server, %error, "authorization could not start");
+                Err((oauth_status(&error), error.to_string()))
+            }
+        }
+    }
+
+    fn start_options(&self, entry: &ServerEntry) -> Result<StartOptions, String> {
+        let mut options = StartOptions::new(self.redirect_uri.clone());
+        if !entry.client.scopes.is_empty() {
+            options = options.with_scopes(entry.client.scopes.iter().cloned());
+        }
+        if let Some(client_id) = &entry.client.client_id {
+            let client_secret = match &entry.client.client_secret_env {
+                Some(var) => {
+                    Some(Secret::new(std::env::var(var).map_err(|_| {
+                        format!("the client secret variable {var} is not set")
+                    })?))
+                }
+                None => None,
+            };
+            options = options.with_client(PreregisteredClient {
+                client_id: client_id.clone(),
+                client_secret,
+                auth_method: None,
+            });
+        }
+        options.client_metadata_url = entry
+            .client
+            .client_metadata_url
+            .clone()
+            .or_else(|| self.client_metadata_url.clone());
+        Ok(options)
+    }
+}
+
+#[async_trait]
+impl AuthorizationLinks for FlowStarter {
+    async fn authorization_url(&self, pair: &PairKey) -> Option<String> {
+        {
+            let links = self
+                .links
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some((url, at)) = links.get(pair)
+                && at.elapsed() < LINK_REUSE
+            {
+                return Some(url.clone());
+            }
+        }
+        let url = self.start(&pair.user, &pair.server).await.ok()?;
+        let mut links = self
+            .links
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        links.retain(|_, (_, at)| at.elapsed() < LINK_REUSE);
+        links.insert(pair.clone(), (url.clone(), Instant::now()));
+        Some(url)
+    }
+}
