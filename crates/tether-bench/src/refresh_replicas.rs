@@ -69,6 +69,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     ensure!(args.pairs > 0, "--pairs must be positive");
     let bins = Binaries::locate()?;
     let http = procs::http_client()?;
+    // The browser's steps read redirects instead of following them.
+    let browser = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(60))
+        .build()
+        .context("building the HTTP client")?;
     let ports = (free_port().await?, free_port().await?);
     let public_url = format!("http://127.0.0.1:{}", ports.0);
     let redirect_uri = format!("{public_url}/oauth/callback");
@@ -96,7 +103,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     // No per-second rate and a wide in-flight limit: the figure is about refreshes, not
     // admission. The client registers dynamically (once per issuer, shared in PostgreSQL).
     let rest = format!(
-        "[oauth]\nrefresh_ahead = \"0s\"\n\n[limits]\nmax_in_flight = 128\nper_second = 0\n\n\
+        "[oauth]\nrefresh_ahead = \"0s\"\nreturn_url = \"{RETURN_URL}\"\n\n[limits]\nmax_in_flight = 128\nper_second = 0\n\n\
          [[servers]]\nname = \"alpha\"\nurl = \"{}\"\noauth = true\ninit_timeout = \"30s\"\n",
         upstream.url
     );
@@ -123,8 +130,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let results: Vec<anyhow::Result<()>> = stream::iter(0..args.pairs)
         .map(|i| {
             let (start, finish) = (replicas[i % 2], replicas[(i + 1) % 2]);
-            let (http, redirect_uri) = (&http, &redirect_uri);
-            async move { authorize(http, start, finish, redirect_uri, &user(i)).await }
+            let (http, browser, redirect_uri) = (&http, &browser, &redirect_uri);
+            async move { authorize(http, browser, start, finish, redirect_uri, &user(i)).await }
         })
         .buffer_unordered(args.authorize_concurrency.max(1))
         .collect()
@@ -235,10 +242,15 @@ async fn free_port() -> anyhow::Result<u16> {
     tether_testkit::services::free_port().await
 }
 
-/// A user's authorization of `alpha`: `POST …/authorize` on `start`, the authorization
-/// server's steps without a person, `GET /oauth/callback` on `finish`.
+/// Where the gateways send the browser back with a completion code (never fetched).
+const RETURN_URL: &str = "http://127.0.0.1:9/host/oauth-return";
+
+/// A user's authorization of `alpha`: `POST …/authorize` on `start`, the browser at Tether's
+/// `/oauth/begin` link, the authorization server's steps without a person, `GET /oauth/callback`
+/// on `finish`, and the host page's `POST /v1/me/oauth/complete` on `finish`.
 async fn authorize(
     http: &reqwest::Client,
+    browser: &reqwest::Client,
     start: &Gateway,
     finish: &Gateway,
     redirect_uri: &str,
@@ -257,10 +269,22 @@ async fn authorize(
         response.status()
     );
     let body: Value = serde_json::from_slice(&response.bytes().await?)?;
-    let url = body["authorization_url"]
+    let link = body["authorization_url"]
         .as_str()
         .context("no authorization_url")?;
-    let approved = tether_oauth::headless::authorize(url, redirect_uri)
+    let begun = browser.get(link).send().await.context("GET /oauth/begin")?;
+    let header = |response: &reqwest::Response, name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let url = header(&begun, "location").context("/oauth/begin sent no Location")?;
+    let cookie = header(&begun, "set-cookie")
+        .and_then(|c| c.split(';').next().map(str::to_owned))
+        .context("/oauth/begin set no cookie")?;
+    let approved = tether_oauth::headless::authorize(&url, redirect_uri)
         .await
         .map_err(|e| anyhow::anyhow!("headless authorization: {e}"))?;
     let mut callback = url::Url::parse(&format!("{}/oauth/callback", finish.base))?;
@@ -272,14 +296,29 @@ async fn authorize(
             query.append_pair("iss", issuer);
         }
     }
-    let response = http
+    let response = browser
         .get(callback)
+        .header("cookie", cookie)
         .send()
         .await
         .context("GET /oauth/callback")?;
+    let location = header(&response, "location")
+        .with_context(|| format!("callback: {} without a redirect", response.status()))?;
+    let completion_code = url::Url::parse(&location)?
+        .query_pairs()
+        .find(|(k, _)| k == "completion_code")
+        .map(|(_, v)| v.into_owned())
+        .context("no completion_code")?;
+    let response = http
+        .post(format!("{}/v1/me/oauth/complete", finish.base))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({ "code": completion_code }))
+        .send()
+        .await
+        .context("POST /v1/me/oauth/complete")?;
     ensure!(
         response.status().is_success(),
-        "callback: {}",
+        "complete: {}",
         response.status()
     );
     Ok(())

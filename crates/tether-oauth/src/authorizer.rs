@@ -425,6 +425,9 @@ impl McpAuthorizer {
             redirect_uri: options.redirect_uri.clone(),
             requested_scopes: stored.requested_scopes.clone(),
             created_at: now(),
+            authorization_url: Some(authorization_url.clone()),
+            browser_binding: None,
+            callback: None,
         };
         self.stores.flows.put(&state, record).await?;
         info!(%user, %server, %issuer, scopes = ?scopes, "authorization started");

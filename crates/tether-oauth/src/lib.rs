@@ -39,6 +39,6 @@ pub use error::OAuthError;
 pub use secret::Secret;
 pub use ssrf::{NetworkPolicy, SsrfReason};
 pub use store::{
-    FlowRecord, FlowStore, RefreshLock, RegistrationRecord, RegistrationStore,
+    CallbackParams, FlowRecord, FlowStore, RefreshLock, RegistrationRecord, RegistrationStore,
     TokenEndpointAuthMethod, TokenRecord, TokenVault,
 };

@@ -8,7 +8,7 @@ use futures::future::join_all;
 use redis::AsyncCommands;
 use tether_core::{PairKey, Timestamp};
 use tether_oauth::Secret;
-use tether_oauth::store::{FlowRecord, FlowStore, RefreshLock};
+use tether_oauth::store::{CallbackParams, FlowRecord, FlowStore, RefreshLock};
 use tether_store::crypto::Keyring;
 use tether_store::shared::{RedisState, RedisStateConfig};
 
@@ -44,6 +44,13 @@ fn flow() -> FlowRecord {
         redirect_uri: "https://tether.example/oauth/callback".into(),
         requested_scopes: vec!["read".into()],
         created_at: Timestamp::from_millis(1),
+        authorization_url: Some("https://as.example/authorize?state=state-abc".into()),
+        browser_binding: Some("binding-digest".into()),
+        callback: Some(CallbackParams {
+            state: "state-abc".into(),
+            code: Secret::new("codeplaintext-5e4f"),
+            issuer: None,
+        }),
     }
 }
 
@@ -68,6 +75,10 @@ async fn a_flow_started_on_one_replica_is_taken_once_on_another_and_sealed_at_re
     assert!(
         !stored.windows(8).any(|w| w == b"verifier"),
         "the verifier must not sit in Redis in clear"
+    );
+    assert!(
+        !stored.windows(13).any(|w| w == b"codeplaintext"),
+        "an authorization code kept for the host's confirmation must not sit in Redis in clear"
     );
     let ttl: i64 = raw
         .pttl(format!("{prefix}:flow:state-abc"))

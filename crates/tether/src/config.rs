@@ -92,9 +92,19 @@ pub struct OAuthSettings {
     /// Tether's client ID metadata document URL, for servers that support them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_metadata_url: Option<String>,
-    /// Where the callback sends the browser after a completed authorization (else a page).
+    /// The host page the callback sends the browser to, with `server` and a single-use
+    /// `completion_code` that the page confirms through `POST /v1/me/oauth/complete` with the
+    /// user's JWT. Required when a server uses OAuth (unless `unverified_callback`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub return_url: Option<String>,
+    /// A host page that starts an authorization for the logged-in user (`{server}` is replaced
+    /// by the server's name): the link stubs give the model. Default: Tether's `/oauth/begin`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_url: Option<String>,
+    /// Unsafe: the callback stores the tokens for the flow's user, whoever finished the flow.
+    pub unverified_callback: bool,
+    /// Flows a user may start per minute through `…/authorize` (0: unlimited).
+    pub authorize_per_minute: u32,
     /// Allow authorization servers on private addresses (an in-house SSO). Link-local and
     /// metadata-service addresses stay refused.
     pub allow_private_addresses: bool,
@@ -110,6 +120,9 @@ impl Default for OAuthSettings {
             client_name: "Tether".to_owned(),
             client_metadata_url: None,
             return_url: None,
+            start_url: None,
+            unverified_callback: false,
+            authorize_per_minute: 10,
             allow_private_addresses: false,
             refresh_ahead: Duration::from_secs(60),
         }
@@ -207,6 +220,25 @@ impl TetherConfig {
                 "server {name}: client_secret_env needs client_id"
             );
         }
+        let uses_oauth = config.servers.iter().any(|entry| entry.server.oauth);
+        anyhow::ensure!(
+            !uses_oauth || config.oauth.return_url.is_some() || config.oauth.unverified_callback,
+            "servers with oauth = true need oauth.return_url: the host page that confirms who \
+             finished an authorization (POST /v1/me/oauth/complete). Setting \
+             oauth.unverified_callback = true instead is unsafe: whoever finishes an \
+             authorization link attaches their account to the user who started it"
+        );
+        for (key, url) in [
+            ("oauth.return_url", &config.oauth.return_url),
+            ("oauth.start_url", &config.oauth.start_url),
+        ] {
+            if let Some(url) = url {
+                anyhow::ensure!(
+                    tether_core::Origin::from_url(url).is_some(),
+                    "{key} {url:?} is not an absolute http(s) URL"
+                );
+            }
+        }
         if let Some(url) = &config.public_url {
             anyhow::ensure!(
                 tether_core::Origin::from_url(url).is_some(),
@@ -254,6 +286,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn oauth_servers_need_a_host_page_to_confirm_the_user_or_an_explicit_unsafe_flag() {
+        let server =
+            "[[servers]]\nname = \"gh\"\nurl = \"https://api.example.com/mcp\"\noauth = true\n";
+        let error = TetherConfig::parse(server).expect_err("no return_url");
+        let message = format!("{error:#}");
+        assert!(
+            message.contains("oauth.return_url") && message.contains("unverified_callback"),
+            "{message}"
+        );
+        let confirmed = format!("[oauth]\nreturn_url = \"https://host.example/done\"\n{server}");
+        let config = TetherConfig::parse(&confirmed).expect("with a return URL");
+        assert!(!config.oauth.unverified_callback);
+        assert_eq!(config.oauth.authorize_per_minute, 10);
+        let unsafe_ = format!("[oauth]\nunverified_callback = true\n{server}");
+        assert!(TetherConfig::parse(&unsafe_).is_ok());
+        let bad = format!("[oauth]\nreturn_url = \"/relative\"\n{server}");
+        assert!(TetherConfig::parse(&bad).is_err());
+        let stdio = "[[servers]]\nname = \"local\"\ncommand = \"true\"\n";
+        assert!(
+            TetherConfig::parse(stdio).is_ok(),
+            "no OAuth, no return URL needed"
+        );
+    }
+
+    #[test]
     fn a_full_file_round_trips_through_the_effective_settings() {
         let text = r#"
             listen = "127.0.0.1:9090"
@@ -262,6 +319,8 @@ mod tests {
             url = "sqlite:///var/lib/tether/tether.db"
             [limits]
             max_in_flight = 4
+            [oauth]
+            return_url = "https://host.example/connected"
             [gateway.host_auth]
             issuer = "https://host.example"
             audience = "tether"

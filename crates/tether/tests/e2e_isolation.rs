@@ -13,8 +13,9 @@ use serde_json::{Value, json};
 use tether_testkit::oidc;
 
 use support::gateway_process::{
-    CLIENT_SECRET_ENV, GatewayProcess, Launch, TempDir, add_args, authorize_through_gateway, call,
-    client_secret_env, config_text, free_port, get_page, oauth_peers, result_text, tool_names,
+    CLIENT_SECRET_ENV, GatewayProcess, Launch, TempDir, add_args, authorize_through_gateway,
+    browser_get, call, client_secret_env, completion_code, config_text, free_port, get_page,
+    oauth_peers, result_text, tool_names,
 };
 use support::{expired_jwt, first_message, initialize_body, jwt, jwt_with, mcp_client, mcp_post};
 
@@ -50,13 +51,41 @@ client_secret_env = "{CLIENT_SECRET_ENV}"
     let alice = jwt("alice");
     let bob = jwt("bob");
 
-    // Alice authorizes; a repeated callback (a reload) answers the same, without a second code
-    // exchange.
+    // Alice authorizes; a repeated callback in the same browser (a reload) and a repeated
+    // confirmation by the host answer the same, without a second code exchange.
     let authorized = authorize_through_gateway(&gateway, &alice, "alpha").await;
     assert_eq!(authorized.status, 200, "{}", authorized.page);
-    let (status, page) = get_page(&gateway, &authorized.callback_url).await;
-    assert_eq!(status, 200, "a repeated callback is answered again: {page}");
-    assert!(page.contains("Connected to alpha"), "{page}");
+    let again = browser_get(
+        &gateway,
+        &authorized.callback_url,
+        Some(&authorized.browser_cookie),
+    )
+    .await;
+    assert_eq!(
+        again.status, 303,
+        "a repeated callback is answered again: {again:?}"
+    );
+    assert_eq!(completion_code(&again), authorized.completion_code);
+    let (status, body) = gateway
+        .post_json(
+            &alice,
+            "/v1/me/oauth/complete",
+            &serde_json::json!({ "code": authorized.completion_code }),
+        )
+        .await;
+    assert_eq!(status, 200, "a repeated confirmation: {body}");
+    assert_eq!(body["connected"], true, "{body}");
+    let (status, body) = gateway
+        .post_json(
+            &bob,
+            "/v1/me/oauth/complete",
+            &serde_json::json!({ "code": authorized.completion_code }),
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "another user cannot reuse Alice's code: {body}"
+    );
     let stats = peers.peer.stats().await.expect("peer stats");
     assert_eq!(
         stats["grants"]["authorization_code"], 1,
@@ -105,8 +134,8 @@ client_secret_env = "{CLIENT_SECRET_ENV}"
     assert_eq!(bobs_call["isError"], true, "{bobs_call}");
     assert_ne!(result_text(&bobs_call), "42", "{bobs_call}");
     assert!(
-        result_text(&bobs_call).contains(&format!("{}/auth?", peers.peer.issuer)),
-        "bob is sent to authorize for himself: {bobs_call}"
+        result_text(&bobs_call).contains(&gateway.url("/oauth/begin/")),
+        "bob is sent to authorize for himself, through Tether's link: {bobs_call}"
     );
     let _ = bob_client.cancel().await;
     let bob_row = gateway.row(&bob, "alpha").await;

@@ -77,21 +77,21 @@ async fn authorize_call_from_rust_and_typescript_then_restart_refreshes_and_reco
     let alice = jwt("alice");
     let mut codes = Vec::new();
 
-    // 1. Authorize both servers: POST …/authorize, the peer's steps, the callback.
+    // 1. Authorize both servers: POST …/authorize, /oauth/begin, the peer's steps, the callback,
+    //    the host's confirmation.
     for server in ["alpha", "beta"] {
         let authorized = authorize_through_gateway(&gateway, &alice, server).await;
         assert_eq!(
             authorized.status, 200,
-            "callback page for {server}: {}",
+            "the host's confirmation for {server}: {}",
             authorized.page
         );
-        assert!(
-            authorized.page.contains(&format!("Connected to {server}"))
-                && authorized.page.contains("available now"),
-            "{}",
-            authorized.page
-        );
+        let answer: serde_json::Value =
+            serde_json::from_str(&authorized.page).expect("the confirmation answers JSON");
+        assert_eq!(answer["server"], server, "{answer}");
+        assert_eq!(answer["connected"], true, "{answer}");
         codes.push(authorized.code);
+        codes.push(authorized.completion_code);
         let row = gateway.row(&alice, server).await;
         assert_eq!(row["state"], "connected", "{row}");
         assert_eq!(row["tools"], 2, "{row}");
@@ -243,7 +243,7 @@ async fn authorize_call_from_rust_and_typescript_then_restart_refreshes_and_reco
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_the_peer() {
+async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_a_tether_flow() {
     const TTL: Duration = Duration::from_secs(4);
     let dir = TempDir::new("invalid-grant");
     let port = free_port().await;
@@ -313,24 +313,27 @@ async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_the_
         "the refused refresh is counted: {metrics}"
     );
 
-    // The stub (same name) explains, with a link to a flow the gateway started.
+    // The stub (same name) explains, with a link to a flow the gateway started: Tether's own
+    // `/oauth/begin` link, never the authorization server's URL.
     let names = tool_names(&client).await;
     assert!(names.iter().any(|n| n == "alpha__add"), "{names:?}");
     let stub = call(&client, "alpha__add", add_args(1, 2)).await;
     assert_eq!(stub["isError"], true, "{stub}");
     let text = result_text(&stub);
-    let authorization_endpoint = format!("{}/auth?", peer.issuer);
+    assert!(
+        !text.contains(&format!("{}/auth", peer.issuer)),
+        "no bare authorization server URL in a stub: {text:?}"
+    );
+    let begin = gateway.url("/oauth/begin/");
     let link = text
         .split_whitespace()
         .map(|w| w.trim_matches(|c: char| matches!(c, '(' | ')' | '<' | '>' | '"' | '\'' | ',')))
-        .find(|w| w.starts_with(&authorization_endpoint))
-        .unwrap_or_else(|| {
-            panic!("the stub's text links to {authorization_endpoint}…: {text:?} (row {row})")
-        })
+        .find(|w| w.starts_with(&begin))
+        .unwrap_or_else(|| panic!("the stub's text links to {begin}…: {text:?} (row {row})"))
         .trim_end_matches('.')
         .to_owned();
     // The link is a real flow: following it reconnects the pair.
-    let again = follow_authorization(&gateway, &link).await;
+    let again = follow_authorization(&gateway, &link, &alice).await;
     assert_eq!(again.status, 200, "{}", again.page);
     gateway
         .wait_state(&alice, "alpha", "connected", Duration::from_secs(30))

@@ -62,8 +62,8 @@ async fn token_requests(peer: &OidcPeer) -> usize {
 }
 
 /// The browser's side of an authorization started on `start` whose callback lands on
-/// `finish`: the authorization server's steps without a person, then `GET /oauth/callback` on
-/// the other replica. Returns the callback page's status and body.
+/// `finish`: the authorization server's steps without a person, then `GET /oauth/callback` and
+/// the host's confirmation on the other replica. Returns the confirmation's status and body.
 async fn authorize_across(
     start: &GatewayProcess,
     finish: &GatewayProcess,
@@ -78,7 +78,7 @@ async fn authorize_across(
     let url = body["authorization_url"]
         .as_str()
         .unwrap_or_else(|| panic!("no authorization_url in {body}"));
-    let authorized = follow_authorization_to(finish, redirect_uri, url).await;
+    let authorized = follow_authorization_to(finish, redirect_uri, url, token).await;
     (authorized.status, authorized.page)
 }
 
@@ -104,7 +104,7 @@ async fn a_flow_crosses_replicas_and_one_refresh_serves_100_calls_on_both() {
         "callback on replica 2: {page}\n{}",
         replicas.logs()
     );
-    assert!(page.contains("Connected to alpha"), "{page}");
+    assert!(page.contains("\"connected\":true"), "{page}");
     assert_eq!(two.row(&alice, "alpha").await["state"], "connected");
     // Replica 1 uses the same tokens from PostgreSQL, without a second authorization.
     let (status, body) = one.post(&alice, "/v1/me/servers/alpha/reconnect").await;

@@ -19,6 +19,12 @@ use crate::secret::Secret;
 /// host (LibreChat #13615 expired flows while users were still consenting).
 pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 
+/// Flows one user may have open in the in-process store; starting one more forgets their
+/// oldest. One person rarely has more than a few tabs of consent pages open.
+pub const MAX_FLOWS_PER_USER: usize = 16;
+/// Flows the in-process store holds in all; past it the oldest is forgotten.
+pub const MAX_FLOWS: usize = 100_000;
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowRecord {
     pub user: UserId,
@@ -34,6 +40,35 @@ pub struct FlowRecord {
     pub redirect_uri: String,
     pub requested_scopes: Vec<String>,
     pub created_at: Timestamp,
+    /// The authorization server URL the user is sent to (through the gateway's
+    /// `/oauth/begin`, which answers it only to the browser the flow is bound to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization_url: Option<String>,
+    /// SHA-256 (hex) of the secret in the cookie of the browser that opened the flow first: the
+    /// callback is accepted only from that browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub browser_binding: Option<String>,
+    /// What the callback brought, kept (sealed, single use) until the host shows that the
+    /// person who finished the flow is the flow's user; the code is exchanged only then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<CallbackParams>,
+}
+
+/// The parameters of an authorization response (RFC 6749 §4.1.2, RFC 9207 `iss`).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallbackParams {
+    pub state: String,
+    pub code: Secret,
+    pub issuer: Option<String>,
+}
+
+impl fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CallbackParams")
+            .field("code", &self.code)
+            .field("issuer", &self.issuer)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FlowRecord {
@@ -55,7 +90,9 @@ impl fmt::Debug for FlowRecord {
             .field("redirect_uri", &self.redirect_uri)
             .field("requested_scopes", &self.requested_scopes)
             .field("created_at", &self.created_at)
-            .finish()
+            .field("browser_bound", &self.browser_binding.is_some())
+            .field("callback", &self.callback)
+            .finish_non_exhaustive()
     }
 }
 
@@ -92,6 +129,17 @@ fn now() -> Timestamp {
     Timestamp::from_system_time(SystemTime::now())
 }
 
+fn forget_oldest(flows: &mut HashMap<String, FlowRecord>, of: impl Fn(&FlowRecord) -> bool) {
+    let oldest = flows
+        .iter()
+        .filter(|(_, flow)| of(flow))
+        .min_by_key(|(_, flow)| flow.created_at)
+        .map(|(state, _)| state.clone());
+    if let Some(state) = oldest {
+        flows.remove(&state);
+    }
+}
+
 #[async_trait]
 impl FlowStore for MemoryFlowStore {
     async fn put(&self, state: &str, record: FlowRecord) -> Result<(), StoreError> {
@@ -99,6 +147,14 @@ impl FlowStore for MemoryFlowStore {
         let mut flows = self.flows.lock().await;
         // Abandoned flows would otherwise accumulate forever.
         flows.retain(|_, flow| !flow.is_expired(now));
+        flows.remove(state);
+        let user = record.user.clone();
+        while flows.values().filter(|f| f.user == user).count() >= MAX_FLOWS_PER_USER {
+            forget_oldest(&mut flows, |f| f.user == user);
+        }
+        while flows.len() >= MAX_FLOWS {
+            forget_oldest(&mut flows, |_| true);
+        }
         flows.insert(state.to_owned(), record);
         Ok(())
     }
@@ -114,8 +170,12 @@ mod tests {
     use super::*;
 
     fn flow(created_at: Timestamp) -> FlowRecord {
+        flow_of("u", created_at)
+    }
+
+    fn flow_of(user: &str, created_at: Timestamp) -> FlowRecord {
         FlowRecord {
-            user: "u".into(),
+            user: user.into(),
             server: "s".into(),
             server_url: "https://mcp/".into(),
             resource: "https://mcp/".into(),
@@ -125,6 +185,9 @@ mod tests {
             redirect_uri: "http://127.0.0.1/cb".into(),
             requested_scopes: vec![],
             created_at,
+            authorization_url: None,
+            browser_binding: None,
+            callback: None,
         }
     }
 
@@ -143,5 +206,30 @@ mod tests {
             .expect("put");
         assert!(store.take("old").await.expect("take").is_none(), "expired");
         assert!(!format!("{:?}", flow(now())).contains("verifier-value"));
+    }
+
+    #[tokio::test]
+    async fn one_user_cannot_fill_the_store() {
+        let store = MemoryFlowStore::new();
+        let start = now();
+        store.put("other", flow_of("v", start)).await.expect("put");
+        for i in 0..(MAX_FLOWS_PER_USER as u64 * 4) {
+            let at = start + Duration::from_millis(i);
+            store
+                .put(&format!("s{i}"), flow_of("u", at))
+                .await
+                .expect("put");
+        }
+        assert_eq!(store.len().await, MAX_FLOWS_PER_USER + 1);
+        assert!(
+            store.take("s0").await.expect("take").is_none(),
+            "oldest forgotten"
+        );
+        let newest = format!("s{}", MAX_FLOWS_PER_USER as u64 * 4 - 1);
+        assert!(store.take(&newest).await.expect("take").is_some());
+        assert!(
+            store.take("other").await.expect("take").is_some(),
+            "another user's flow is kept"
+        );
     }
 }

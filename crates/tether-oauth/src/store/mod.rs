@@ -9,7 +9,9 @@ pub mod lock;
 pub mod registration;
 pub mod vault;
 
-pub use flow::{FLOW_TTL, FlowRecord, FlowStore, MemoryFlowStore};
+pub use flow::{
+    CallbackParams, FLOW_TTL, FlowRecord, FlowStore, MAX_FLOWS, MAX_FLOWS_PER_USER, MemoryFlowStore,
+};
 pub use lock::{MemoryRefreshLock, RefreshLock};
 pub use registration::{
     ClientSource, Endpoints, MemoryRegistrationStore, RegistrationRecord, RegistrationStore,

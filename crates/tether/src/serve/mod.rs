@@ -24,7 +24,7 @@ use tether_store::sql::SqlStore;
 
 use crate::bearer::AuthorizerBearer;
 use crate::config::TetherConfig;
-use oauth::{FlowStarter, OAuthRoutes};
+use oauth::{CallbackPolicy, FlowStarter, OAuthRoutes};
 
 pub use dev::{JWT_SECRET_FILE, data_dir, kept_secret};
 
@@ -194,8 +194,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let flows = Arc::new(FlowStarter::new(
         authorizer.clone(),
         servers,
-        format!("{public_url}/oauth/callback"),
+        public_url.clone(),
         config.oauth.client_metadata_url.clone(),
+        config.oauth.start_url.clone(),
     ));
     let manager = ReconnectionManager::builder(
         config.core(),
@@ -238,10 +239,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }))
     .build()?;
 
+    if config.oauth.unverified_callback {
+        tracing::warn!(
+            "oauth.unverified_callback = true: the OAuth callback stores tokens for the user who \
+             started a flow whoever finishes it; anyone given an authorization link can attach \
+             their account to another user. Use oauth.return_url and POST /v1/me/oauth/complete"
+        );
+    }
     let oauth = Arc::new(OAuthRoutes::new(
         flows,
         manager,
-        config.oauth.return_url.clone(),
+        CallbackPolicy {
+            return_url: config.oauth.return_url.clone(),
+            unverified: config.oauth.unverified_callback,
+            secure_cookies: public_url.starts_with("https://"),
+            authorize_per_minute: config.oauth.authorize_per_minute,
+        },
     ));
     let oauth_router = oauth.router(gateway.state().clone());
     let gateway = gateway.merge_routes(oauth_router);

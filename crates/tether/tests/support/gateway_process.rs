@@ -132,6 +132,7 @@ pub fn config_with(head: &str, oauth_extra: &str, rest: &str) -> String {
         r#"{head}
 [oauth]
 client_name = "Tether e2e"
+return_url = "{RETURN_URL}"
 {oauth_extra}
 
 [gateway.host_auth]
@@ -359,6 +360,21 @@ impl GatewayProcess {
     }
 
     /// `POST path` as `token`, the status and the JSON body (or `null`).
+    /// `POST path` with a JSON body: status and JSON answer.
+    pub async fn post_json(&self, token: &str, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path} answers: {e}"));
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
     pub async fn post(&self, token: &str, path: &str) -> (u16, Value) {
         let response = self
             .http
@@ -545,12 +561,20 @@ pub async fn revoke_refresh_token(peer: &OidcPeer, token: &str) {
     );
 }
 
+/// The host page the e2e gateways send browsers back to (never fetched: the test's browser does
+/// not follow redirects, it reads the completion code from the `Location`).
+pub const RETURN_URL: &str = "http://127.0.0.1:9/host/oauth-return";
+
 /// What one authorization through the gateway went through.
 #[derive(Debug)]
 pub struct Authorized {
     /// `{public_url}/oauth/callback?code=…&state=…[&iss=…]`, as the browser requested it.
     pub callback_url: String,
-    /// The callback page's status and body.
+    /// The browser's flow cookie (`name=value`), set by `/oauth/begin`.
+    pub browser_cookie: String,
+    /// The single-use completion code the callback handed to the host page.
+    pub completion_code: String,
+    /// The host's confirmation (`POST /v1/me/oauth/complete`): its status and body.
     pub status: u16,
     pub page: String,
     /// The authorization code (a secret: it must not appear in logs).
@@ -558,9 +582,10 @@ pub struct Authorized {
     pub state: String,
 }
 
-/// A user authorizes `server` through the gateway: `POST …/authorize`, the authorization
-/// server's steps without a person (`tether_oauth::headless`), then the browser's last step,
-/// `GET /oauth/callback?code=…&state=…`.
+/// A user authorizes `server` through the gateway: `POST …/authorize`, the browser at the
+/// gateway's `/oauth/begin` link, the authorization server's steps without a person
+/// (`tether_oauth::headless`), the browser's `GET /oauth/callback`, and the host page's
+/// `POST /v1/me/oauth/complete` with the user's token.
 pub async fn authorize_through_gateway(
     gateway: &GatewayProcess,
     token: &str,
@@ -574,23 +599,79 @@ pub async fn authorize_through_gateway(
         .as_str()
         .unwrap_or_else(|| panic!("no authorization_url in {body}"))
         .to_owned();
-    follow_authorization(gateway, &authorization_url).await
+    follow_authorization(gateway, &authorization_url, token).await
 }
 
-/// The user's browser at `authorization_url`: the authorization server's steps without a person,
-/// then `GET` on the gateway's callback with what the server sent there.
-pub async fn follow_authorization(gateway: &GatewayProcess, authorization_url: &str) -> Authorized {
-    follow_authorization_to(gateway, &gateway.redirect_uri(), authorization_url).await
+/// The user's browser at a gateway link (`…/oauth/begin/…`), then the host page confirming
+/// with `token`.
+pub async fn follow_authorization(gateway: &GatewayProcess, link: &str, token: &str) -> Authorized {
+    follow_authorization_to(gateway, &gateway.redirect_uri(), link, token).await
 }
 
-/// [`follow_authorization`] where the authorization server redirects to `redirect_uri` (a load
-/// balancer's address) and the browser's last step lands on `finish` (any replica behind it).
-pub async fn follow_authorization_to(
+/// What a browser got from the gateway: status, `Location`, `Set-Cookie` (`name=value`), body.
+#[derive(Debug)]
+pub struct BrowserAnswer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub cookie: Option<String>,
+    pub body: String,
+}
+
+/// A browser's `GET` on `url` (sent to `gateway`, whatever origin `url` names), with `cookie`.
+pub async fn browser_get(
+    gateway: &GatewayProcess,
+    url: &str,
+    cookie: Option<&str>,
+) -> BrowserAnswer {
+    let mut target = url::Url::parse(url).expect("a URL");
+    let base = url::Url::parse(&gateway.base).expect("the gateway's URL");
+    target.set_port(base.port()).expect("a port");
+    target.set_host(base.host_str()).expect("a host");
+    let mut request = gateway.http.get(target.as_str());
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    let response = request.send().await.expect("the gateway answers");
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let location = header("location");
+    let cookie = header("set-cookie").and_then(|c| c.split(';').next().map(str::to_owned));
+    BrowserAnswer {
+        status: response.status().as_u16(),
+        location,
+        cookie,
+        body: response.text().await.unwrap_or_default(),
+    }
+}
+
+/// The browser's steps up to the callback: `/oauth/begin` on `start_on` (binding the flow to
+/// this browser's cookie), the authorization server, then `GET /oauth/callback` on `finish`.
+/// Returns the callback URL, the cookie and the callback's answer.
+pub async fn browser_authorizes(
+    start_on: &GatewayProcess,
     finish: &GatewayProcess,
     redirect_uri: &str,
-    authorization_url: &str,
-) -> Authorized {
-    let response = tether_oauth::headless::authorize(authorization_url, redirect_uri)
+    link: &str,
+) -> (
+    String,
+    String,
+    BrowserAnswer,
+    tether_oauth::headless::AuthorizationResponse,
+) {
+    let begun = browser_get(start_on, link, None).await;
+    assert_eq!(begun.status, 303, "/oauth/begin redirects: {}", begun.body);
+    let authorization_url = begun
+        .location
+        .expect("/oauth/begin names the authorization server");
+    let cookie = begun
+        .cookie
+        .expect("/oauth/begin binds the browser with a cookie");
+    let response = tether_oauth::headless::authorize(&authorization_url, redirect_uri)
         .await
         .expect("the authorization server approves without a person");
     let mut callback = url::Url::parse(&finish.redirect_uri()).expect("a valid redirect URI");
@@ -602,11 +683,54 @@ pub async fn follow_authorization_to(
             query.append_pair("iss", issuer);
         }
     }
-    let (status, page) = get_page(finish, callback.as_str()).await;
+    let answer = browser_get(finish, callback.as_str(), Some(&cookie)).await;
+    (callback.to_string(), cookie, answer, response)
+}
+
+/// The completion code in the callback's redirect to the host page.
+pub fn completion_code(answer: &BrowserAnswer) -> String {
+    let location = answer
+        .location
+        .as_deref()
+        .unwrap_or_else(|| panic!("the callback redirects to the host: {answer:?}"));
+    assert!(location.starts_with(RETURN_URL), "{location}");
+    url::Url::parse(location)
+        .expect("a URL")
+        .query_pairs()
+        .find(|(k, _)| k == "completion_code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no completion_code in {location}"))
+}
+
+/// [`follow_authorization`] where the authorization server redirects to `redirect_uri` (a load
+/// balancer's address) and the browser's steps and the host's confirmation land on `finish`
+/// (any replica behind it).
+pub async fn follow_authorization_to(
+    finish: &GatewayProcess,
+    redirect_uri: &str,
+    link: &str,
+    token: &str,
+) -> Authorized {
+    let (callback_url, browser_cookie, answer, response) =
+        browser_authorizes(finish, finish, redirect_uri, link).await;
+    assert_eq!(
+        answer.status, 303,
+        "the callback sends the browser to the host: {answer:?}"
+    );
+    let completion_code = completion_code(&answer);
+    let (status, body) = finish
+        .post_json(
+            token,
+            "/v1/me/oauth/complete",
+            &serde_json::json!({ "code": completion_code }),
+        )
+        .await;
     Authorized {
-        callback_url: callback.to_string(),
+        callback_url,
+        browser_cookie,
+        completion_code,
         status,
-        page,
+        page: body.to_string(),
         code: response.code.expose().to_owned(),
         state: response.state,
     }

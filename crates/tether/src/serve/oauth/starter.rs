@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use tether_core::{AuthorizationLinks, PairKey, ServerName, TransportConfig, UserId};
 use tether_oauth::{McpAuthorizer, PreregisteredClient, Secret, StartOptions};
 
-use super::oauth_status;
+use super::{oauth_code, oauth_status};
 use crate::config::ServerEntry;
 
 /// Starts authorization flows for configured servers: behind `POST …/authorize`, and for the
@@ -21,7 +21,12 @@ pub struct FlowStarter {
     pub servers: BTreeMap<ServerName, ServerEntry>,
     /// `{public_url}/oauth/callback`
     pub redirect_uri: String,
+    /// `{public_url}`: links point at `{public_url}/oauth/begin/{state}`.
+    pub public_url: String,
     pub client_metadata_url: Option<String>,
+    /// `oauth.start_url`: a host page (with `{server}`) that stubs link to instead of starting a
+    /// flow themselves.
+    pub start_url: Option<String>,
     /// Links handed to stubs, per pair, reused while their flow is young: a model retrying a
     /// tool must not start a discovery and a flow on every call.
     links: Mutex<HashMap<PairKey, (String, Instant)>>,
@@ -43,32 +48,41 @@ impl FlowStarter {
     pub fn new(
         authorizer: Arc<McpAuthorizer>,
         servers: BTreeMap<ServerName, ServerEntry>,
-        redirect_uri: String,
+        public_url: String,
         client_metadata_url: Option<String>,
+        start_url: Option<String>,
     ) -> Self {
         Self {
             authorizer,
             servers,
-            redirect_uri,
+            redirect_uri: format!("{public_url}/oauth/callback"),
+            public_url,
             client_metadata_url,
+            start_url,
             links: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Starts a flow for the pair and returns the URL to send the user to.
+    /// Starts a flow for the pair and returns the link to send the user to: Tether's
+    /// `/oauth/begin`, which binds the flow to the browser that opens it.
     pub async fn start(
         &self,
         user: &UserId,
         server: &ServerName,
-    ) -> Result<String, (StatusCode, String)> {
+    ) -> Result<String, (StatusCode, &'static str, String)> {
         let Some(entry) = self.servers.get(server) else {
-            return Err((StatusCode::NOT_FOUND, "no such server".to_owned()));
+            return Err((
+                StatusCode::NOT_FOUND,
+                "unknown_server",
+                "no such server".to_owned(),
+            ));
         };
         let url = match &entry.server.transport {
             TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => url.clone(),
             TransportConfig::Stdio { .. } => {
                 return Err((
                     StatusCode::CONFLICT,
+                    "not_oauth",
                     "this server runs locally and needs no authorization".to_owned(),
                 ));
             }
@@ -76,19 +90,25 @@ impl FlowStarter {
         if !entry.server.oauth {
             return Err((
                 StatusCode::CONFLICT,
+                "not_oauth",
                 "this server is not configured for OAuth".to_owned(),
             ));
         }
         let options = self
             .start_options(entry)
-            .map_err(|m| (StatusCode::INTERNAL_SERVER_ERROR, m))?;
+            .map_err(|m| (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", m))?;
         match self.authorizer.start(user, server, &url, options).await {
-            Ok(start) => Ok(start.authorization_url),
+            Ok(start) => Ok(self.begin_link(&start.state)),
             Err(error) => {
                 tracing::info!(%user, %server, %error, "authorization could not start");
-                Err((oauth_status(&error), error.to_string()))
+                Err((oauth_status(&error), oauth_code(&error), error.to_string()))
             }
         }
+    }
+
+    fn begin_link(&self, state: &str) -> String {
+        let state: String = url::form_urlencoded::byte_serialize(state.as_bytes()).collect();
+        format!("{}/oauth/begin/{state}", self.public_url)
     }
 
     fn start_options(&self, entry: &ServerEntry) -> Result<StartOptions, String> {
@@ -123,6 +143,12 @@ impl FlowStarter {
 #[async_trait]
 impl AuthorizationLinks for FlowStarter {
     async fn authorization_url(&self, pair: &PairKey) -> Option<String> {
+        if let Some(template) = &self.start_url {
+            // The host's page starts the flow itself, for the user logged in there.
+            let server: String =
+                url::form_urlencoded::byte_serialize(pair.server.as_str().as_bytes()).collect();
+            return Some(template.replace("{server}", &server));
+        }
         {
             let links = self
                 .links
