@@ -5,6 +5,7 @@
 mod bearer;
 mod config;
 mod connect;
+mod rekey;
 mod serve;
 mod token;
 
@@ -33,6 +34,8 @@ enum Command {
     /// Connects to one MCP server (authorizing if it asks), lists its tools, optionally calls
     /// one, and exits: a probe for operators and scripts.
     Connect(Box<connect::ConnectArgs>),
+    /// Re-seals every stored secret under the current encryption key (then older keys can go).
+    Rekey(rekey::RekeyArgs),
     /// Runs the gateway: per-user MCP endpoint, HTTP API, OAuth callback.
     Serve(serve::ServeArgs),
     /// Prints a development host token (JWT) for a user, signed with the configured HS256 secret.
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
     // its URL; our own error line already says what failed).
     let default_level = match cli.command {
         Command::Connect(_) => "warn,rmcp=off",
-        Command::Check { .. } | Command::Serve(_) | Command::Token(_) => "info",
+        Command::Check { .. } | Command::Rekey(_) | Command::Serve(_) | Command::Token(_) => "info",
     };
     let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
@@ -80,6 +83,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(serve::run(args)),
+        Command::Rekey(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(rekey::run(args)),
         Command::Token(args) => token::run(args),
     }
 }

@@ -115,3 +115,80 @@ fn token_prints_a_jwt_on_its_last_line() {
     assert_eq!(last.split('.').count(), 3, "a JWT: {last}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn rekey_reseals_stored_tokens_so_the_old_key_can_be_removed() {
+    use tether_oauth::Secret;
+    use tether_oauth::store::{TokenRecord, TokenVault};
+    const K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+    const K2: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+    let dir = temp_dir("rekey");
+    let config = config(&dir);
+    let url = format!("sqlite://{}/data/tether.db", dir.display());
+    let pair = tether_core::PairKey::new("alice", "github");
+    let record = TokenRecord {
+        access_token: Secret::new("access-under-k1"),
+        expires_at: None,
+        scopes: vec![],
+        refresh_token: Some(Secret::new("refresh-under-k1")),
+        obtained_at: tether_core::Timestamp::from_millis(1),
+        issuer: "https://as.example".into(),
+        client_id: "c".into(),
+        resource: "https://mcp.example/".into(),
+    };
+    let open = |keys: &'static str| {
+        let url = url.clone();
+        async move {
+            tether_store::sql::SqlStore::open(
+                &url,
+                tether_store::crypto::Keyring::parse(keys).expect("keys"),
+            )
+            .await
+            .expect("opens")
+        }
+    };
+    let store = open(K1).await;
+    TokenVault::put(&store, &pair, record).await.expect("saved");
+    store.close().await;
+
+    let run = |keys: String| {
+        tether()
+            .env("TETHER_ENCRYPTION_KEY", keys)
+            .args(["rekey", "--config"])
+            .arg(&config)
+            .output()
+            .expect("runs")
+    };
+    let output = run(format!("{K2},{K1}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    assert_eq!(report["resealed"], 2, "{report}");
+    assert_eq!(report["remaining_under_old_keys"], 0, "{report}");
+    assert_eq!(report["current_key"], "k2", "{report}");
+
+    let store = open(K2).await;
+    let read = TokenVault::get(&store, &pair)
+        .await
+        .expect("opens with k2 alone");
+    assert_eq!(
+        read.and_then(|r| r.refresh_token)
+            .map(|r| r.expose().to_owned())
+            .as_deref(),
+        Some("refresh-under-k1")
+    );
+    store.close().await;
+    // Without the key that sealed them, values are not readable: reported, and a failure.
+    let output = run("k3:AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM=".to_owned());
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("still sealed under keys other than k3"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

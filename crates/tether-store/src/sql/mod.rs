@@ -6,6 +6,7 @@
 //! general terms; they never carry a value, a key or the database URL's credentials.
 
 mod registrations;
+mod rekey;
 mod tokens;
 mod tool_lists;
 
@@ -19,6 +20,8 @@ use sqlx::{AnyPool, Executor};
 use tether_core::StoreError;
 
 use crate::crypto::{CryptoError, Keyring};
+
+pub use rekey::RekeyReport;
 
 /// Which database is behind the pool: the SQL is the same but for placeholders and the
 /// migrations' column types.

@@ -45,7 +45,7 @@ pub struct ServeArgs {
     listen: Option<SocketAddr>,
 }
 
-fn keyring(config: &TetherConfig, dev: bool) -> anyhow::Result<Keyring> {
+pub(crate) fn keyring(config: &TetherConfig, dev: bool) -> anyhow::Result<Keyring> {
     let setting = match std::env::var(ENCRYPTION_KEY_ENV) {
         Ok(value) if !value.trim().is_empty() => value,
         _ if dev => {
