@@ -354,4 +354,47 @@ mod tests {
         assert_eq!(clip(&long).chars().count(), MAX_SERVER_TEXT + 1);
         assert_eq!(clip("short"), "short");
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            /// Whatever follows the status in rmcp's text (the server's body) never reaches
+            /// the error, and nothing panics on odd text (multi-byte characters at the cut).
+            #[test]
+            fn an_unexpected_answer_keeps_only_its_status(
+                head in "(HTTP )?.{0,6}",
+                body in "[a-zA-Z0-9]{12,24}",
+            ) {
+                let text = format!("{head}: SECRET{body}");
+                let error = from_unexpected_response(&text).to_string();
+                prop_assert!(!error.contains(&body), "{error}");
+            }
+
+            #[test]
+            fn any_retry_after_is_a_number_of_seconds_or_nothing(value in "\\PC{0,24}") {
+                let parsed = parse_retry_after(&value);
+                prop_assert_eq!(parsed.is_some(), value.trim().parse::<u64>().is_ok());
+                let _ = from_status(429, Some(&value));
+            }
+
+            #[test]
+            fn any_status_maps_to_an_error_kind(status in any::<u16>()) {
+                let error = from_status(status, None);
+                if (500..=599).contains(&status) {
+                    prop_assert!(matches!(error, ConnectError::Transport { .. }), "{error:?}");
+                }
+            }
+
+            #[test]
+            fn server_texts_are_clipped_on_character_boundaries(text in "\\PC{0,400}") {
+                let clipped = clip(&text);
+                prop_assert!(clipped.chars().count() <= MAX_SERVER_TEXT + 1);
+            }
+        }
+    }
 }

@@ -392,4 +392,77 @@ mod tests {
             assert!(err.contains(needle), "{text:?} gave {err}");
         }
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::TetherConfig;
+
+        const EXAMPLE: &str = include_str!("../../../examples/tether.toml");
+
+        fn lines() -> Vec<String> {
+            EXAMPLE.lines().map(str::to_owned).collect()
+        }
+
+        /// Values of every shape a key might be given by mistake.
+        fn any_value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("0".to_owned()),
+                Just("-1".to_owned()),
+                Just("\"\"".to_owned()),
+                Just("\"1y\"".to_owned()),
+                Just("\"-5s\"".to_owned()),
+                Just("18446744073709551616".to_owned()),
+                Just("[]".to_owned()),
+                Just("{}".to_owned()),
+                Just("true".to_owned()),
+                Just("\"http://[::1\"".to_owned()),
+                "\"[ -~]{0,20}\"",
+                "[0-9]{1,25}",
+            ]
+        }
+
+        /// The shipped example with one line replaced, removed, duplicated, or one key's
+        /// value swapped for something else.
+        fn edited() -> impl Strategy<Value = String> {
+            let count = lines().len();
+            (0..count, 0..4u8, any_value(), "[ -~]{0,30}").prop_map(|(at, how, value, junk)| {
+                let mut lines = lines();
+                match how {
+                    0 => lines[at] = junk,
+                    1 => {
+                        lines.remove(at);
+                    }
+                    2 => {
+                        let copy = lines[at].clone();
+                        lines.insert(at, copy);
+                    }
+                    _ => {
+                        if let Some((key, _)) = lines[at].split_once('=') {
+                            lines[at] = format!("{key}= {value}");
+                        }
+                    }
+                }
+                lines.join("\n")
+            })
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(1_000))]
+
+            #[test]
+            fn any_edit_of_a_config_file_parses_or_is_one_clear_error(text in edited()) {
+                if let Err(error) = TetherConfig::parse(&text) {
+                    let message = format!("{error:#}");
+                    prop_assert!(!message.trim().is_empty());
+                    prop_assert!(message.len() < 2_000, "{message}");
+                }
+            }
+
+            #[test]
+            fn arbitrary_text_never_panics_the_parser(text in "\\PC{0,200}") {
+                let _ = TetherConfig::parse(&text);
+            }
+        }
+    }
 }

@@ -240,4 +240,182 @@ mod tests {
             assert!(plain_call(body.as_bytes()).is_none(), "{body}");
         }
     }
+
+    // === Property: the one-pass reader never disagrees with rmcp ===
+
+    mod props {
+        use proptest::prelude::*;
+        use rmcp::model::{ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcMessage};
+        use serde_json::{Map, Value, json};
+
+        use super::plain_call;
+
+        fn scalar() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(|f| json!(f)),
+                ".{0,12}".prop_map(Value::from),
+            ]
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            scalar().prop_recursive(3, 24, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                    prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        /// A member that is absent, well-formed, or of another shape.
+        fn member(good: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
+            prop_oneof![
+                1 => Just(None),
+                4 => prop::sample::select(good).prop_map(Some),
+                1 => value().prop_map(Some),
+            ]
+        }
+
+        fn params() -> impl Strategy<Value = Option<Value>> {
+            let meta = member(vec![
+                json!({"progressToken": 3}),
+                json!({"progressToken": "p"}),
+                json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"}),
+                json!({}),
+            ]);
+            (
+                member(vec![json!("a__b"), json!("x"), json!("")]),
+                member(vec![json!({"x": 1}), json!({}), Value::Null]),
+                meta,
+                member(vec![json!("state")]),
+                member(vec![json!({})]),
+                prop::option::of(("[a-z]{1,5}", value())),
+                any::<bool>(),
+            )
+                .prop_map(|(name, arguments, meta, state, inputs, extra, present)| {
+                    if !present {
+                        return None;
+                    }
+                    let mut object = Map::new();
+                    for (key, value) in [
+                        ("name", name),
+                        ("arguments", arguments),
+                        ("_meta", meta),
+                        ("requestState", state),
+                        ("inputResponses", inputs),
+                    ] {
+                        if let Some(value) = value {
+                            object.insert(key.to_owned(), value);
+                        }
+                    }
+                    if let Some((key, value)) = extra {
+                        object.insert(key, value);
+                    }
+                    Some(Value::Object(object))
+                })
+        }
+
+        /// Bodies near a `tools/call`: each member present, right, or wrong; sometimes in a
+        /// batch, cut short, or not JSON at all.
+        fn message() -> impl Strategy<Value = Value> {
+            (
+                member(vec![json!("2.0")]),
+                member(vec![json!(1), json!("id-1"), json!(-7)]),
+                member(vec![
+                    json!("tools/call"),
+                    json!("tools/list"),
+                    json!("ping"),
+                ]),
+                params(),
+            )
+                .prop_map(|(jsonrpc, id, method, params)| {
+                    let mut object = Map::new();
+                    for (key, value) in [
+                        ("jsonrpc", jsonrpc),
+                        ("id", id),
+                        ("method", method),
+                        ("params", params),
+                    ] {
+                        if let Some(value) = value {
+                            object.insert(key.to_owned(), value);
+                        }
+                    }
+                    Value::Object(object)
+                })
+        }
+
+        fn body() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                4 => message().prop_map(|m| m.to_string().into_bytes()),
+                1 => prop::collection::vec(message(), 1..3)
+                    .prop_map(|batch| Value::from(batch).to_string().into_bytes()),
+                1 => (message(), any::<prop::sample::Index>()).prop_map(|(m, cut)| {
+                    let text = m.to_string().into_bytes();
+                    let at = cut.index(text.len().max(1));
+                    text[..at].to_vec()
+                }),
+                1 => prop::collection::vec(any::<u8>(), 0..64),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+            #[test]
+            fn a_plain_call_is_what_rmcp_reads_and_nothing_else_is_taken(body in body()) {
+                let ours = plain_call(&body);
+                let theirs = serde_json::from_slice::<ClientJsonRpcMessage>(&body).ok();
+                // rmcp moves a request's `_meta` out of its params into the request's
+                // extensions; the direct path keeps it in the params. Compared where each keeps it.
+                let rmcp_call = match theirs {
+                    Some(JsonRpcMessage::Request(request)) => {
+                        let meta = serde_json::to_value(request.request.get_meta()).ok();
+                        match request.request {
+                            ClientRequest::CallToolRequest(call) => {
+                                let mut params = call.params;
+                                if params.meta.is_none() {
+                                    params.meta = meta
+                                        .filter(|m| m.as_object().is_some_and(|o| !o.is_empty()))
+                                        .and_then(|m| serde_json::from_value(m).ok());
+                                }
+                                Some((request.id, params))
+                            }
+                            _ => None,
+                        }
+                    }
+                    _ => None,
+                };
+                match (ours, rmcp_call) {
+                    (Some((id, params)), Some((their_id, their_params))) => {
+                        let versioned = params.meta.as_ref().is_some_and(|m| m.protocol_version().is_some());
+                        prop_assert!(
+                            !versioned && params.input_responses.is_none() && params.request_state.is_none(),
+                            "what rmcp has rules for is left to rmcp: {}", String::from_utf8_lossy(&body)
+                        );
+                        prop_assert_eq!(id, their_id);
+                        prop_assert_eq!(
+                            serde_json::to_value(&params).ok(),
+                            serde_json::to_value(&their_params).ok()
+                        );
+                    }
+                    (Some(_), None) => {
+                        prop_assert!(false, "taken as a plain call, but rmcp reads it otherwise: {}",
+                            String::from_utf8_lossy(&body));
+                    }
+                    (None, Some((_, params))) => {
+                        // Left to rmcp: only for what rmcp has rules for.
+                        let versioned = params.meta.as_ref().is_some_and(|m| m.protocol_version().is_some());
+                        prop_assert!(
+                            versioned || params.input_responses.is_some() || params.request_state.is_some(),
+                            "a plain call left to rmcp: {}", String::from_utf8_lossy(&body)
+                        );
+                    }
+                    (None, None) => {}
+                }
+            }
+        }
+    }
 }
