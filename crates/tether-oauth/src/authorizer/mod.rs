@@ -1,0 +1,252 @@
+//! [`McpAuthorizer`]: authorization of Tether's users at the OAuth-protected MCP servers they
+//! use — starting a flow, completing it from the callback, and handing out fresh access tokens.
+//!
+//! Every operation builds a short-lived rmcp `AuthorizationManager` bound to one server and one
+//! pair: rmcp does discovery, registration, PKCE, the code exchange and the refresh; Tether's
+//! stores keep everything between operations (and between replicas).
+
+mod client_identity;
+mod discovery;
+mod flow;
+mod refresh;
+mod step_up;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rmcp::transport::auth::AuthorizationManager;
+use tether_core::{PairKey, ServerName, Timestamp, UserId};
+use url::Url;
+
+use crate::classify::classify;
+use crate::error::OAuthError;
+use crate::http::{GuardedHttpClient, HttpClients, RequestObserver};
+use crate::secret::Secret;
+use crate::ssrf::NetworkPolicy;
+use crate::store::{
+    FlowStore, MemoryFlowStore, MemoryRefreshLock, MemoryRegistrationStore, MemoryTokenVault,
+    RefreshLock, RegistrationStore, TokenEndpointAuthMethod, TokenVault,
+};
+
+/// The scope that makes OIDC-flavoured authorization servers issue refresh tokens.
+const OFFLINE_ACCESS: &str = "offline_access";
+
+#[derive(Clone)]
+pub struct AuthorizerConfig {
+    pub network: NetworkPolicy,
+    /// `client_name` for dynamic client registration.
+    pub client_name: String,
+    /// Tether's client ID metadata document URL, used where the authorization server
+    /// advertises support (`client_id_metadata_document_supported`).
+    pub client_metadata_url: Option<String>,
+    /// Per request to an OAuth endpoint.
+    pub request_timeout: Duration,
+    /// Lifetime of a refresh lease: longer than a token request can take.
+    pub refresh_lease_ttl: Duration,
+    /// How long a caller waits for someone else's refresh before giving up (transient).
+    pub refresh_wait: Duration,
+    /// An access token is refreshed before use once less than this (or a tenth of its
+    /// lifetime) is left. Default 60 s.
+    pub refresh_ahead: Duration,
+    /// Re-authorizations for `insufficient_scope` per pair before giving up.
+    pub max_scope_upgrades: u32,
+    /// Sees every request actually sent (method, URL without query): for metrics and tests.
+    pub request_observer: Option<RequestObserver>,
+}
+
+impl Default for AuthorizerConfig {
+    fn default() -> Self {
+        Self {
+            network: NetworkPolicy::default(),
+            client_name: "Tether".into(),
+            client_metadata_url: None,
+            request_timeout: Duration::from_secs(15),
+            refresh_lease_ttl: Duration::from_secs(30),
+            refresh_wait: Duration::from_secs(35),
+            refresh_ahead: crate::refresh_policy::MIN_REMAINING,
+            max_scope_upgrades: 2,
+            request_observer: None,
+        }
+    }
+}
+
+impl fmt::Debug for AuthorizerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthorizerConfig")
+            .field("network", &self.network)
+            .field("client_name", &self.client_name)
+            .field("client_metadata_url", &self.client_metadata_url)
+            .field("request_timeout", &self.request_timeout)
+            .field("refresh_lease_ttl", &self.refresh_lease_ttl)
+            .field("refresh_wait", &self.refresh_wait)
+            .field("refresh_ahead", &self.refresh_ahead)
+            .field("max_scope_upgrades", &self.max_scope_upgrades)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The four stores the authorizer works on.
+#[derive(Debug, Clone)]
+pub struct OAuthStores {
+    pub vault: Arc<dyn TokenVault>,
+    pub registrations: Arc<dyn RegistrationStore>,
+    pub flows: Arc<dyn FlowStore>,
+    pub locks: Arc<dyn RefreshLock>,
+}
+
+impl OAuthStores {
+    pub fn in_memory() -> Self {
+        Self {
+            vault: Arc::new(MemoryTokenVault::new()),
+            registrations: Arc::new(MemoryRegistrationStore::new()),
+            flows: Arc::new(MemoryFlowStore::new()),
+            locks: Arc::new(MemoryRefreshLock::new()),
+        }
+    }
+}
+
+/// A client registered with the authorization server out of band (from Tether's config).
+#[derive(Debug, Clone)]
+pub struct PreregisteredClient {
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// `None`: `client_secret_basic` with a secret if the server allows it, else
+    /// `client_secret_post`; `none` without a secret.
+    pub auth_method: Option<TokenEndpointAuthMethod>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Where the authorization server sends the user back (Tether's callback).
+    pub redirect_uri: String,
+    /// The `WWW-Authenticate` value of the MCP server's 401, when there was one.
+    pub challenge: Option<String>,
+    pub client: Option<PreregisteredClient>,
+    /// Explicit scopes; empty: from the challenge, else the resource's `scopes_supported`.
+    pub scopes: Vec<String>,
+    /// Overrides [`AuthorizerConfig::client_metadata_url`].
+    pub client_metadata_url: Option<String>,
+}
+
+impl StartOptions {
+    pub fn new(redirect_uri: impl Into<String>) -> Self {
+        Self {
+            redirect_uri: redirect_uri.into(),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_challenge(mut self, www_authenticate: impl Into<String>) -> Self {
+        self.challenge = Some(www_authenticate.into());
+        self
+    }
+
+    pub fn with_client(mut self, client: PreregisteredClient) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    pub fn with_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+}
+
+/// Where to send the user, and the flow's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationStart {
+    pub authorization_url: String,
+    pub state: String,
+}
+
+/// (server, issuer): the key of a client registration.
+type RegistrationKey = (ServerName, String);
+
+pub struct McpAuthorizer {
+    config: AuthorizerConfig,
+    stores: OAuthStores,
+    http: HttpClients,
+    /// One dynamic registration at a time per (server, issuer) in this process, so that users
+    /// connecting at once share one registration.
+    registering: Mutex<HashMap<RegistrationKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// `insufficient_scope` re-authorizations per pair since its scopes last sufficed.
+    scope_upgrades: Mutex<HashMap<PairKey, u32>>,
+    refreshes: RefreshCounters,
+}
+
+/// Token refreshes sent to authorization servers, by outcome (for metrics).
+#[derive(Debug, Default)]
+pub struct RefreshCounters {
+    pub refreshed: std::sync::atomic::AtomicU64,
+    /// `invalid_grant` and other refusals that need a new authorization.
+    pub rejected: std::sync::atomic::AtomicU64,
+    /// Network failures, timeouts, 5xx: tokens kept, retried later.
+    pub transient: std::sync::atomic::AtomicU64,
+    pub failed: std::sync::atomic::AtomicU64,
+}
+
+impl fmt::Debug for McpAuthorizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpAuthorizer")
+            .field("config", &self.config)
+            .field("stores", &self.stores)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_system_time(SystemTime::now())
+}
+
+fn parse_url(text: &str, what: &str) -> Result<Url, OAuthError> {
+    Url::parse(text).map_err(|e| OAuthError::protocol(format!("{what} is not a URL: {e}")))
+}
+
+impl McpAuthorizer {
+    pub fn new(config: AuthorizerConfig, stores: OAuthStores) -> Result<Self, OAuthError> {
+        let http = HttpClients::new(
+            config.network.clone(),
+            config.request_timeout,
+            config.request_observer.clone(),
+        )
+        .map_err(|e| OAuthError::protocol(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            config,
+            stores,
+            http,
+            registering: Mutex::new(HashMap::new()),
+            scope_upgrades: Mutex::new(HashMap::new()),
+            refreshes: RefreshCounters::default(),
+        })
+    }
+
+    /// Refresh requests by outcome since start.
+    pub fn refresh_counters(&self) -> &RefreshCounters {
+        &self.refreshes
+    }
+
+    pub fn stores(&self) -> &OAuthStores {
+        &self.stores
+    }
+
+    async fn manager(
+        &self,
+        base_url: &Url,
+        http: &GuardedHttpClient,
+    ) -> Result<AuthorizationManager, OAuthError> {
+        AuthorizationManager::new_with_oauth_http_client(base_url.clone(), Arc::new(http.clone()))
+            .await
+            .map_err(|e| classify(e, http))
+    }
+
+    /// Forgets the pair's tokens (user disconnects).
+    pub async fn revoke_local(&self, user: &UserId, server: &ServerName) -> Result<(), OAuthError> {
+        Ok(self
+            .stores
+            .vault
+            .delete(&PairKey::new(user.clone(), server.clone()))
+            .await?)
+    }
+}

@@ -1,0 +1,187 @@
+//! Handing out access tokens: refreshed before use when due, or after a 401, single-flight
+//! per pair under its refresh lease.
+
+use oauth2::TokenResponse;
+use tether_core::{PairKey, ServerName, UserId};
+use tracing::{info, warn};
+
+use super::client_identity::configure_client;
+use super::discovery::metadata_from;
+use super::{McpAuthorizer, now, parse_url};
+use crate::classify::classify;
+use crate::error::OAuthError;
+use crate::lease::Lease;
+use crate::refresh_policy::{is_expired, needs_refresh};
+use crate::rmcp_adapter::PairCredentialStore;
+use crate::secret::Secret;
+
+impl McpAuthorizer {
+    /// A usable access token for the pair, refreshed first when less than 60 s or 10 % of its
+    /// lifetime is left. Refreshes are single-flight per pair through the [`crate::store::RefreshLock`].
+    pub async fn access_token(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+    ) -> Result<Secret, OAuthError> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        let Some(seen) = self.stores.vault.get(&pair).await? else {
+            return Err(OAuthError::needs_authorization("no tokens for this server"));
+        };
+        if !needs_refresh(&seen, now(), self.config.refresh_ahead) {
+            return Ok(seen.access_token);
+        }
+        self.refresh_single_flight(&pair, seen, false).await
+    }
+
+    /// After the MCP server answered 401 to `rejected`: a replacement if someone already made
+    /// one, else one refresh (single-flight); without a refresh token the pair needs
+    /// authorization. Call once per 401, then retry the request once (SPEC §5).
+    pub async fn access_token_after_rejection(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+        rejected: &Secret,
+    ) -> Result<Secret, OAuthError> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        let Some(seen) = self.stores.vault.get(&pair).await? else {
+            return Err(OAuthError::needs_authorization("no tokens for this server"));
+        };
+        if seen.access_token != *rejected {
+            return usable_or_reauthorize(seen);
+        }
+        self.refresh_single_flight(&pair, seen, true).await
+    }
+
+    /// `seen` is the record that prompted the refresh; `rejected`: its access token is known
+    /// not to work any more, so it is never handed out again.
+    async fn refresh_single_flight(
+        &self,
+        pair: &PairKey,
+        seen: crate::store::TokenRecord,
+        rejected: bool,
+    ) -> Result<Secret, OAuthError> {
+        let without_refresh = |record: crate::store::TokenRecord| {
+            if rejected {
+                Err(OAuthError::needs_authorization(
+                    "the access token was rejected and there is no refresh token",
+                ))
+            } else {
+                usable_or_reauthorize(record)
+            }
+        };
+        if seen.refresh_token.is_none() {
+            return without_refresh(seen);
+        }
+        let Some(lease) = Lease::acquire(
+            self.stores.locks.clone(),
+            pair,
+            self.config.refresh_lease_ttl,
+            self.config.refresh_wait,
+        )
+        .await?
+        else {
+            return Err(OAuthError::transient(
+                "another refresh of this pair is still running",
+            ));
+        };
+        // Re-read under the lease: whoever held it before us may have refreshed already, and
+        // refreshing again would spend the rotated refresh token a second time.
+        let current = self.stores.vault.get(pair).await?;
+        let Some(current) = current else {
+            lease.release().await?;
+            return Err(OAuthError::needs_authorization("no tokens for this server"));
+        };
+        let replaced =
+            current.obtained_at != seen.obtained_at || current.access_token != seen.access_token;
+        if replaced && !is_expired(&current, now()) {
+            lease.release().await?;
+            return Ok(current.access_token);
+        }
+        if current.refresh_token.is_none() {
+            lease.release().await?;
+            return without_refresh(current);
+        }
+        self.refresh_under_lease(pair, current, lease).await
+    }
+
+    async fn refresh_under_lease(
+        &self,
+        pair: &PairKey,
+        record: crate::store::TokenRecord,
+        lease: Lease,
+    ) -> Result<Secret, OAuthError> {
+        let registration = self
+            .stores
+            .registrations
+            .get(&pair.server, &record.issuer)
+            .await?
+            // Tokens are refreshed only with the client they were issued to.
+            .filter(|r| r.client_id == record.client_id);
+        let Some(registration) = registration else {
+            lease.release().await?;
+            return Err(OAuthError::needs_authorization(
+                "the client registration these tokens belong to is gone",
+            ));
+        };
+        let resource = parse_url(&record.resource, "the resource indicator")?;
+        let http = self.http.for_resource(&resource);
+        let mut manager = self.manager(&resource, &http).await?;
+        let store = PairCredentialStore::new(
+            self.stores.vault.clone(),
+            self.stores.locks.clone(),
+            pair.clone(),
+            record.issuer.clone(),
+            record.resource.clone(),
+        )
+        .with_lease(lease);
+        let lease_slot = store.lease_handle();
+        manager.set_credential_store(store);
+        let redirect_uri = registration
+            .redirect_uris
+            .first()
+            .cloned()
+            .unwrap_or_else(|| record.resource.clone());
+        configure_client(
+            &mut manager,
+            &metadata_from(&registration.endpoints),
+            &registration,
+            &redirect_uri,
+        )?;
+        // rmcp persists the response (rotated refresh token included) through the store before
+        // returning it, so the new access token is only used once its refresh token is saved.
+        let result = manager.refresh_token().await;
+        drop(manager);
+        PairCredentialStore::release_lease(&lease_slot).await?;
+        use std::sync::atomic::Ordering::Relaxed;
+        match result {
+            Ok(response) => {
+                self.refreshes.refreshed.fetch_add(1, Relaxed);
+                info!(%pair, "access token refreshed");
+                Ok(Secret::new(response.access_token().secret().clone()))
+            }
+            Err(error) => {
+                let error = classify(error, &http);
+                let counter = match &error {
+                    OAuthError::NeedsAuthorization(_) => &self.refreshes.rejected,
+                    e if e.is_transient() => &self.refreshes.transient,
+                    _ => &self.refreshes.failed,
+                };
+                counter.fetch_add(1, Relaxed);
+                warn!(%pair, %error, "refresh failed");
+                Err(error)
+            }
+        }
+    }
+}
+
+pub(super) fn usable_or_reauthorize(
+    record: crate::store::TokenRecord,
+) -> Result<Secret, OAuthError> {
+    if is_expired(&record, now()) {
+        Err(OAuthError::needs_authorization(
+            "the access token expired and there is no refresh token",
+        ))
+    } else {
+        Ok(record.access_token)
+    }
+}
