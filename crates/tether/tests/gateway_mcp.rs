@@ -237,6 +237,67 @@ async fn a_session_belongs_to_the_user_who_opened_it() {
     drop(lingering);
 }
 
+/// A request of an unknown method on the 2026-07-28 (stateless) path: rmcp answers it with 404.
+async fn unknown_method_in_session(
+    gateway: &TestGateway,
+    token: &str,
+    session: &str,
+) -> reqwest::Response {
+    mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "no/such/method")
+        .json(&json!({
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "no/such/method",
+            "params": {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }},
+        }))
+        .send()
+        .await
+        .expect("the request answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_from_rmcp_does_not_release_the_session_to_other_users() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| b,
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let session = open_session(&gateway, &alice).await;
+
+    let not_found = unknown_method_in_session(&gateway, &alice, &session).await;
+    let status = not_found.status();
+    let text = not_found.text().await.unwrap_or_default();
+    assert_eq!(status, 404, "rmcp's answer to an unknown method: {text}");
+
+    // Bob still cannot reach Alice's session, by GET or DELETE.
+    let get = gateway
+        .http
+        .get(gateway.url("/mcp"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header(SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("GET answers");
+    assert_eq!(get.status(), 404, "bob's GET");
+    let delete = delete_session(&gateway, &bob, &session).await;
+    assert_eq!(delete, 404, "bob's DELETE");
+
+    // Alice's session is untouched.
+    let listed = first_message(list_in_session(&gateway, &alice, &session).await).await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_jsonrpc_errors_and_oversize_bodies_413() {
     let gateway = TestGateway::start(Vec::new(), |b| {

@@ -4,9 +4,13 @@
 //! rmcp creates a session on `initialize` and afterwards trusts whoever presents its id. The
 //! id travels in a header that proxies and logs may see, so a valid JWT of user B with user A's
 //! session id must not reach A's session: every request carrying a session id is checked
-//! against the owner recorded when the session was created. Unknown ids are left to rmcp
-//! (which answers 404); refused ones get the same 404, so an id's existence is not disclosed to
-//! other users.
+//! against the owner recorded when the session was created. Ids without an owner record are
+//! answered 404 here and never reach rmcp; refused ones get the same 404, so an id's existence
+//! is not disclosed to other users.
+//!
+//! The record is kept until the session is really gone: a DELETE by its owner, or rmcp no
+//! longer holding it (idle expiry, shutdown). A 404 from rmcp alone proves nothing: on the
+//! 2026-07-28 stateless path a METHOD_NOT_FOUND is a 404 too, while the session lives on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,7 +47,7 @@ struct Owner {
 /// What a presented session id means for the request carrying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Presented {
-    /// Not recorded here (rmcp decides: it answers 404 for ids it does not know either).
+    /// Not recorded here: expired, deleted or never issued to anyone.
     Unknown,
     /// Another user's session.
     Foreign,
@@ -180,17 +184,13 @@ pub async fn guard_sessions(
         match owners.presented(id, &user, app.mcp_config().session_idle_timeout) {
             Presented::Foreign => {
                 tracing::warn!(%user, "MCP session id presented by a user who does not own it");
-                return jsonrpc_error_response(
-                    StatusCode::NOT_FOUND,
-                    None,
-                    rmcp::model::ErrorCode::INVALID_REQUEST,
-                    "session not found",
-                );
+                return session_not_found();
             }
+            Presented::Unknown => return session_not_found(),
             Presented::DirectAllowed => {
                 request.extensions_mut().insert(DirectAllowed);
             }
-            Presented::Unknown | Presented::ThroughRmcp => {}
+            Presented::ThroughRmcp => {}
         }
     }
     let is_delete = request.method() == Method::DELETE;
@@ -206,12 +206,21 @@ pub async fn guard_sessions(
             }
         }
         Some(id) => {
-            let ended = (is_delete && response.status().is_success())
-                || response.status() == StatusCode::NOT_FOUND;
-            if ended {
+            let deleted = is_delete && response.status().is_success();
+            if deleted || (response.status() == StatusCode::NOT_FOUND && !owners.is_live(&id).await)
+            {
                 owners.forget(&id);
             }
         }
     }
     response
+}
+
+fn session_not_found() -> Response {
+    jsonrpc_error_response(
+        StatusCode::NOT_FOUND,
+        None,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        "session not found",
+    )
 }
