@@ -299,6 +299,47 @@ async fn a_404_from_rmcp_does_not_release_the_session_to_other_users() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| {
+            b.mcp(McpConfig {
+                max_sessions_per_user: 2,
+                ..McpConfig::default()
+            })
+        },
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let first = open_session(&gateway, &alice).await;
+    let _second = open_session(&gateway, &alice).await;
+
+    let refused = mcp_post(&gateway.http, &gateway.url("/mcp"), &alice)
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize answers");
+    assert_eq!(refused.status(), 429);
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(retry_after.is_some_and(|s| s > 0), "{retry_after:?}");
+    assert!(refused.headers().get(SESSION_HEADER).is_none());
+
+    // Another user has slots of their own.
+    let _bobs = open_session(&gateway, &bob).await;
+
+    // Closing one frees its slot.
+    let deleted = delete_session(&gateway, &alice, &first).await;
+    assert!(deleted.is_success(), "{deleted}");
+    let _third = open_session(&gateway, &alice).await;
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_jsonrpc_errors_and_oversize_bodies_413() {
     let gateway = TestGateway::start(Vec::new(), |b| {
         b.mcp(McpConfig {

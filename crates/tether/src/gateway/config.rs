@@ -50,6 +50,8 @@ pub struct McpConfig {
     /// An MCP session without traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
+    /// Open MCP sessions one user may hold; past it a new one gets 429 with `Retry-After`.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for McpConfig {
@@ -59,6 +61,7 @@ impl Default for McpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(300),
+            max_sessions_per_user: 32,
         }
     }
 }
