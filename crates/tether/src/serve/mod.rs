@@ -226,6 +226,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         host_auth(&config, &gateway_config, args.dev)?,
     )
     .mcp(gateway_config.mcp.clone())
+    .http(gateway_config.http.clone())
     .tool_filters(filters)
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
