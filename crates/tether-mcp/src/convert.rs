@@ -17,6 +17,10 @@ pub const MAX_TOOL_PAGES: usize = 100;
 /// unbounded list in memory and in every user's tool stubs.
 pub const MAX_TOOLS: usize = 10_000;
 
+/// The most bytes (the tools' JSON) one listing accepts. The count alone does not bound memory:
+/// 10,000 tools of a megabyte each would pass it. Real servers list well under a megabyte.
+pub const MAX_TOOL_LIST_BYTES: usize = 8 * 1024 * 1024;
+
 /// Re-types a value through its JSON form; `what` names it in the error.
 pub(crate) fn via_json<T: Serialize, U: DeserializeOwned>(
     value: &T,

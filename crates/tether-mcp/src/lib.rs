@@ -32,7 +32,7 @@
 //! - put tokens, header values, URLs or response bodies into error texts (they reach users and
 //!   models);
 //! - loop or read without a bound on what a server sends: `tools/list` stops at
-//!   [`MAX_TOOL_PAGES`] pages and [`MAX_TOOLS`] tools, stderr lines are cut, and response bodies
+//!   [`MAX_TOOL_PAGES`] pages, [`MAX_TOOLS`] tools and [`MAX_TOOL_LIST_BYTES`] bytes, stderr lines are cut, and response bodies
 //!   and SSE events stay within rmcp's limits (16 MiB per JSON answer or event) or ours (16 MiB
 //!   per legacy SSE event);
 //! - start a browser authorization flow (401/403 become `NeedsAuthorization` and nothing else).
@@ -52,5 +52,5 @@ mod tool_pages;
 
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};
-pub use convert::{MAX_TOOL_PAGES, MAX_TOOLS};
+pub use convert::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS};
 pub use session::McpSession;

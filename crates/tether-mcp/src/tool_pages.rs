@@ -1,5 +1,6 @@
 //! One `tools/list` listing over every page, shared by both session kinds (rmcp's client and
-//! the lean Streamable HTTP session): bounded in pages and tools, whatever the server sends.
+//! the lean Streamable HTTP session): bounded in pages, tools and bytes, whatever the server
+//! sends.
 
 use std::future::Future;
 
@@ -7,10 +8,10 @@ use rmcp::model::ListToolsResult;
 use tether_core::{ConnectError, ServerName, Tool};
 use tracing::{debug, warn};
 
-use crate::convert::{MAX_TOOL_PAGES, MAX_TOOLS, via_json};
+use crate::convert::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS, via_json};
 
 /// Follows the server's cursors through `page(cursor)` (`None` for the first page), at most
-/// [`MAX_TOOL_PAGES`] pages and [`MAX_TOOLS`] tools.
+/// [`MAX_TOOL_PAGES`] pages, [`MAX_TOOLS`] tools and [`MAX_TOOL_LIST_BYTES`] bytes of tool JSON.
 pub(crate) async fn list_all<F, Fut>(
     server: &ServerName,
     mut page: F,
@@ -20,6 +21,7 @@ where
     Fut: Future<Output = Result<ListToolsResult, ConnectError>>,
 {
     let mut tools = Vec::new();
+    let mut bytes = 0usize;
     let mut cursor: Option<String> = None;
     // A server that keeps sending cursors is cut off.
     for _page in 0..MAX_TOOL_PAGES {
@@ -30,6 +32,13 @@ where
             )));
         }
         for tool in &listed.tools {
+            bytes = bytes
+                .saturating_add(serde_json::to_vec(tool).map_or(usize::MAX, |json| json.len()));
+            if bytes > MAX_TOOL_LIST_BYTES {
+                return Err(ConnectError::Protocol(format!(
+                    "the server's tool list exceeds {MAX_TOOL_LIST_BYTES} bytes"
+                )));
+            }
             tools.push(via_json(tool, "tool")?);
         }
         match listed.next_cursor {

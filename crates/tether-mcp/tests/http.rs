@@ -9,10 +9,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde_json::json;
 use tether_core::{ConnectError, Connector, TransportFailure};
-use tether_mcp::{MAX_TOOL_PAGES, MAX_TOOLS, McpConnector};
+use tether_mcp::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS, McpConnector};
 
 use support::server::{closed_port_url, start_fixed, start_mcp};
-use support::tools::{EndlessPages, PagedTools, TOOL_NAMES, TooManyTools};
+use support::tools::{EndlessPages, HugeTools, PagedTools, TOOL_NAMES, TooManyTools};
 use support::{failure_kind, http, request};
 
 async fn connect_err(url: &str) -> ConnectError {
@@ -220,6 +220,25 @@ async fn too_many_tools_are_refused() {
             assert!(msg.contains(&MAX_TOOLS.to_string()), "{msg}");
         }
         other => panic!("expected a Protocol error, got {other:?}"),
+    }
+    session.close().await;
+}
+
+#[tokio::test]
+async fn a_tool_list_over_the_byte_limit_is_refused() {
+    let server = start_mcp(HugeTools).await;
+    let session = McpConnector::default()
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects");
+    match session.list_tools().await {
+        Err(ConnectError::Protocol(msg)) => {
+            assert!(msg.contains(&MAX_TOOL_LIST_BYTES.to_string()), "{msg}");
+        }
+        other => panic!(
+            "expected a Protocol error, got {} tools",
+            other.map(|t| t.len()).unwrap_or_default()
+        ),
     }
     session.close().await;
 }

@@ -62,6 +62,7 @@ macro_rules! contract {
 contract!(active_entries, active_entries_are_claimed_once_and_expire);
 contract!(failures, failures_count_up_and_clear);
 contract!(breakers, breakers_transition_and_vanish_when_pristine);
+contract!(stats, counts_follow_claims_clears_and_expiry);
 contract!(breaker_updates, concurrent_breaker_updates_are_never_lost);
 contract!(slots, slots_are_bounded_released_and_expire);
 contract!(slot_races, concurrent_slot_requests_never_exceed_the_limit);
@@ -85,6 +86,38 @@ async fn active_entries_are_claimed_once_and_expire(state: Arc<dyn SharedState>)
     assert!(!state.is_active(&pair, now()).await.expect("ok"), "expired");
     state.mark_active(&pair, ttl, now()).await.expect("ok");
     assert_eq!(state.tracker_stats(now()).await.expect("ok").active, 1);
+}
+
+async fn counts_follow_claims_clears_and_expiry(state: Arc<dyn SharedState>) {
+    let short = Duration::from_millis(300);
+    let long = Duration::from_secs(60);
+    let (a, b, c) = (
+        PairKey::new("a", "s"),
+        PairKey::new("b", "s"),
+        PairKey::new("c", "s"),
+    );
+    assert!(state.try_mark_active(&a, short, now()).await.expect("ok"));
+    assert!(!state.try_mark_active(&a, long, now()).await.expect("ok"));
+    state.mark_active(&b, long, now()).await.expect("ok");
+    state.mark_active(&c, long, now()).await.expect("ok");
+    state.clear_active(&c).await.expect("ok");
+    state
+        .record_failure(&a, "refused", short, now())
+        .await
+        .expect("ok");
+    state
+        .record_failure(&b, "refused", long, now())
+        .await
+        .expect("ok");
+    let stats = state.tracker_stats(now()).await.expect("ok");
+    assert_eq!((stats.active, stats.failed), (2, 2));
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let stats = state.tracker_stats(now()).await.expect("ok");
+    assert_eq!(
+        (stats.active, stats.failed),
+        (1, 1),
+        "expired entries are not counted"
+    );
 }
 
 async fn failures_count_up_and_clear(state: Arc<dyn SharedState>) {

@@ -117,3 +117,83 @@ async fn an_unreachable_key_server_is_unavailable_not_unauthorized() {
         Err(AuthError::KeysUnavailable)
     );
 }
+
+/// Serves the public key as a JWKS, counting fetches; every fetch after the first answers only
+/// after `slow` (a key host under load).
+async fn slow_jwks_server(slow: Duration) -> (String, Arc<AtomicUsize>) {
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let counter = fetches.clone();
+    let router = Router::new().route(
+        "/jwks",
+        get(move || {
+            let earlier = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if earlier > 0 {
+                    tokio::time::sleep(slow).await;
+                }
+                axum::Json(json!({"keys": [
+                    {"kty": "EC", "crv": "P-256", "kid": "k1", "use": "sig", "alg": "ES256", "x": X, "y": Y}
+                ]}))
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, router).await;
+    });
+    (format!("http://{addr}/jwks"), fetches)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_fetch_for_an_unknown_key_does_not_hold_up_tokens_of_known_keys() {
+    const MIN_REFRESH: Duration = Duration::from_millis(500);
+    const BOUND: Duration = Duration::from_millis(500);
+    let (url, fetches) = slow_jwks_server(Duration::from_secs(3)).await;
+    let mut config = config(&url);
+    config.jwks_min_refresh = MIN_REFRESH;
+    let auth = Arc::new(HostAuth::from_config(&config).expect("valid config"));
+    assert_eq!(
+        auth.verify(&es256("k1", "alice")).await,
+        Ok(UserId::new("alice"))
+    );
+    tokio::time::sleep(MIN_REFRESH + Duration::from_millis(100)).await;
+
+    // A token naming a key the cache does not hold starts a (slow) fetch…
+    let unknown = tokio::spawn({
+        let auth = auth.clone();
+        async move { auth.verify(&es256("rotated", "mallory")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        fetches.load(Ordering::SeqCst),
+        2,
+        "the refetch is in flight"
+    );
+
+    // …while tokens of the known key verify at once.
+    for user in ["alice", "bob", "carol"] {
+        let verified = tokio::time::timeout(BOUND, auth.verify(&es256("k1", user)))
+            .await
+            .unwrap_or_else(|_| panic!("{user}'s token waited behind the JWKS fetch"));
+        assert_eq!(verified, Ok(UserId::new(user)));
+    }
+
+    let refused = tokio::time::timeout(Duration::from_secs(15), unknown)
+        .await
+        .expect("the fetch ends within the fetch timeout")
+        .expect("the task ran");
+    assert_eq!(refused, Err(AuthError::Invalid));
+
+    // Unknown ids right after a fetch are refused at once, without fetching again.
+    let started = std::time::Instant::now();
+    for i in 0..20 {
+        assert_eq!(
+            auth.verify(&es256(&format!("made-up-{i}"), "mallory"))
+                .await,
+            Err(AuthError::Invalid)
+        );
+    }
+    assert!(started.elapsed() < BOUND, "{:?}", started.elapsed());
+    assert_eq!(fetches.load(Ordering::SeqCst), 2, "one fetch per interval");
+}

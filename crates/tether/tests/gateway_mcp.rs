@@ -237,6 +237,108 @@ async fn a_session_belongs_to_the_user_who_opened_it() {
     drop(lingering);
 }
 
+/// A request of an unknown method on the 2026-07-28 (stateless) path: rmcp answers it with 404.
+async fn unknown_method_in_session(
+    gateway: &TestGateway,
+    token: &str,
+    session: &str,
+) -> reqwest::Response {
+    mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "no/such/method")
+        .json(&json!({
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "no/such/method",
+            "params": {"_meta": {
+                "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": {},
+            }},
+        }))
+        .send()
+        .await
+        .expect("the request answers")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_from_rmcp_does_not_release_the_session_to_other_users() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| b,
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let session = open_session(&gateway, &alice).await;
+
+    let not_found = unknown_method_in_session(&gateway, &alice, &session).await;
+    let status = not_found.status();
+    let text = not_found.text().await.unwrap_or_default();
+    assert_eq!(status, 404, "rmcp's answer to an unknown method: {text}");
+
+    // Bob still cannot reach Alice's session, by GET or DELETE.
+    let get = gateway
+        .http
+        .get(gateway.url("/mcp"))
+        .bearer_auth(&bob)
+        .header("accept", "text/event-stream")
+        .header(SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .send()
+        .await
+        .expect("GET answers");
+    assert_eq!(get.status(), 404, "bob's GET");
+    let delete = delete_session(&gateway, &bob, &session).await;
+    assert_eq!(delete, 404, "bob's DELETE");
+
+    // Alice's session is untouched.
+    let listed = first_message(list_in_session(&gateway, &alice, &session).await).await;
+    assert!(listed["result"]["tools"].is_array(), "{listed}");
+    gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| {
+            b.mcp(McpConfig {
+                max_sessions_per_user: 2,
+                ..McpConfig::default()
+            })
+        },
+    )
+    .await;
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    let first = open_session(&gateway, &alice).await;
+    let _second = open_session(&gateway, &alice).await;
+
+    let refused = mcp_post(&gateway.http, &gateway.url("/mcp"), &alice)
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize answers");
+    assert_eq!(refused.status(), 429);
+    let retry_after = refused
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(retry_after.is_some_and(|s| s > 0), "{retry_after:?}");
+    assert!(refused.headers().get(SESSION_HEADER).is_none());
+
+    // Another user has slots of their own.
+    let _bobs = open_session(&gateway, &bob).await;
+
+    // Closing one frees its slot.
+    let deleted = delete_session(&gateway, &alice, &first).await;
+    assert!(deleted.is_success(), "{deleted}");
+    let _third = open_session(&gateway, &alice).await;
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_jsonrpc_errors_and_oversize_bodies_413() {
     let gateway = TestGateway::start(Vec::new(), |b| {

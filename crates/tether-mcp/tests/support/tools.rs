@@ -155,3 +155,39 @@ impl ServerHandler for TooManyTools {
         from_json(json!({"tools": tools}))
     }
 }
+
+/// A hostile server: 10,000 tools over 100 pages, each with a 2 KB description (about 20 MB in
+/// all; every page alone is well within rmcp's per-answer limit).
+#[derive(Debug, Clone, Default)]
+pub struct HugeTools;
+
+impl ServerHandler for HugeTools {
+    fn get_info(&self) -> ServerConfig {
+        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+    }
+
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        const PAGES: u64 = 100;
+        const PER_PAGE: u64 = 100;
+        let page = request
+            .and_then(|r| r.cursor)
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0);
+        let description = "x".repeat(2048);
+        let tools: Vec<Value> = (0..PER_PAGE)
+            .map(|n| {
+                json!({
+                    "name": format!("t{page}-{n}"),
+                    "description": description,
+                    "inputSchema": {"type": "object"},
+                })
+            })
+            .collect();
+        let next = (page + 1 < PAGES).then(|| (page + 1).to_string());
+        from_json(json!({"tools": tools, "nextCursor": next}))
+    }
+}

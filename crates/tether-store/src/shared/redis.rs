@@ -7,6 +7,12 @@
 //! | breaker | `breaker-pair:…`, `breaker-origin:…` | JSON, compare-and-set | a few open periods |
 //! | admission slots | `slots:{origin}` | sorted set of leases by expiry, one script | lease TTL |
 //! | rate | `rate:{origin}` | GCRA arrival time, compare-and-set | when it is in the past |
+//! | counts | `index:active`, `index:failed` | sorted set of keys by expiry | members pruned on count |
+//!
+//! The statistics (`/metrics`, the status page) are counted from the two indexes, kept beside
+//! the entries as they are written and cleared; entries that expired are pruned by score when
+//! counting. Probes are unauthenticated and may be polled at any rate, so they must never walk
+//! the keyspace (SCAN) per request.
 //!
 //! Expiry is Redis's own (`PX`), so an entry is gone for every reader at once; the `now` the
 //! core passes is used where a value is computed (breaker deadlines, leases, the rate).
@@ -31,8 +37,6 @@ use super::scripts;
 /// Writers of one breaker or rate key are bounded by the admission limit (per replica), so
 /// contention is modest; jittered pauses between rounds keep it from turning into starvation.
 const CAS_ROUNDS: u32 = 64;
-/// Upper bound on SCAN rounds for statistics.
-const SCAN_ROUNDS: usize = 100_000;
 
 /// Where and how to reach Redis.
 #[derive(Clone)]
@@ -116,6 +120,14 @@ impl RedisState {
         })
     }
 
+    /// One round trip that touches no key, for readiness probes.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        redis::cmd("PING")
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| unavailable("ping", &e))
+    }
+
     fn conn(&self) -> ConnectionManager {
         // A handle onto one multiplexed connection: cloning is cheap and commands pipeline.
         self.conn.clone()
@@ -140,28 +152,44 @@ impl RedisState {
         Ok(written == 1)
     }
 
-    async fn count(&self, kind: &str) -> Result<usize, StoreError> {
-        let mut conn = self.conn();
-        let pattern = self.keys.pattern(kind);
-        let mut cursor: u64 = 0;
-        let mut total = 0usize;
-        for _ in 0..SCAN_ROUNDS {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await
-                .map_err(|e| unavailable("scan", &e))?;
-            total += batch.len();
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
-        Ok(total)
+    /// Entries of `kind` unexpired at `now`: prunes the expired from the index, then counts it.
+    async fn count(&self, kind: &str, now: Timestamp) -> Result<usize, StoreError> {
+        let index = self.keys.index(kind);
+        let (count,): (usize,) = redis::pipe()
+            .atomic()
+            .zrembyscore(&index, "-inf", now.as_millis())
+            .ignore()
+            .zcard(&index)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| unavailable("count", &e))?;
+        Ok(count)
+    }
+
+    /// Writes `key` into the index of `kind` until `expires`.
+    async fn index_until(
+        &self,
+        kind: &str,
+        key: &str,
+        expires: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .zadd::<_, _, _, ()>(self.keys.index(kind), key, expires.as_millis())
+            .await
+            .map_err(|e| unavailable("index", &e))
+    }
+
+    /// Deletes `key` and its index entry in one step.
+    async fn delete_indexed(&self, kind: &str, key: &str) -> Result<(), StoreError> {
+        redis::pipe()
+            .atomic()
+            .del(key)
+            .ignore()
+            .zrem(self.keys.index(kind), key)
+            .ignore()
+            .query_async::<()>(&mut self.conn())
+            .await
+            .map_err(|e| unavailable("del", &e))
     }
 }
 
@@ -177,10 +205,11 @@ impl SharedState for RedisState {
         &self,
         pair: &PairKey,
         ttl: Duration,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let key = self.keys.active(pair);
         let set: Option<String> = redis::cmd("SET")
-            .arg(self.keys.active(pair))
+            .arg(&key)
             .arg(1)
             .arg("NX")
             .arg("PX")
@@ -188,6 +217,9 @@ impl SharedState for RedisState {
             .query_async(&mut self.conn())
             .await
             .map_err(|e| unavailable("set", &e))?;
+        if set.is_some() {
+            self.index_until("active", &key, now + ttl).await?;
+        }
         Ok(set.is_some())
     }
 
@@ -195,10 +227,16 @@ impl SharedState for RedisState {
         &self,
         pair: &PairKey,
         ttl: Duration,
-        _now: Timestamp,
+        now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.conn()
-            .pset_ex::<_, _, ()>(self.keys.active(pair), 1, millis(ttl))
+        let key = self.keys.active(pair);
+        redis::pipe()
+            .atomic()
+            .pset_ex(&key, 1, millis(ttl))
+            .ignore()
+            .zadd(self.keys.index("active"), &key, (now + ttl).as_millis())
+            .ignore()
+            .query_async::<()>(&mut self.conn())
             .await
             .map_err(|e| unavailable("set", &e))
     }
@@ -211,10 +249,7 @@ impl SharedState for RedisState {
     }
 
     async fn clear_active(&self, pair: &PairKey) -> Result<(), StoreError> {
-        self.conn()
-            .del::<_, ()>(self.keys.active(pair))
-            .await
-            .map_err(|e| unavailable("del", &e))
+        self.delete_indexed("active", &self.keys.active(pair)).await
     }
 
     async fn record_failure(
@@ -224,15 +259,17 @@ impl SharedState for RedisState {
         ttl: Duration,
         now: Timestamp,
     ) -> Result<FailedEntry, StoreError> {
+        let key = self.keys.failed(pair);
         let (attempts, last_failure, last_error): (u32, u64, String) = self
             .record_failure
-            .key(self.keys.failed(pair))
+            .key(&key)
             .arg(now.as_millis())
             .arg(error)
             .arg(millis(ttl))
             .invoke_async(&mut self.conn())
             .await
             .map_err(|e| unavailable("record failure", &e))?;
+        self.index_until("failed", &key, now + ttl).await?;
         Ok(FailedEntry {
             attempts,
             last_failure: Timestamp::from_millis(last_failure),
@@ -274,16 +311,13 @@ impl SharedState for RedisState {
     }
 
     async fn clear_failure(&self, pair: &PairKey) -> Result<(), StoreError> {
-        self.conn()
-            .del::<_, ()>(self.keys.failed(pair))
-            .await
-            .map_err(|e| unavailable("del", &e))
+        self.delete_indexed("failed", &self.keys.failed(pair)).await
     }
 
-    async fn tracker_stats(&self, _now: Timestamp) -> Result<TrackerStats, StoreError> {
+    async fn tracker_stats(&self, now: Timestamp) -> Result<TrackerStats, StoreError> {
         Ok(TrackerStats {
-            active: self.count("active").await?,
-            failed: self.count("failed").await?,
+            active: self.count("active", now).await?,
+            failed: self.count("failed", now).await?,
         })
     }
 

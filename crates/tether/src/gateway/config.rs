@@ -29,6 +29,34 @@ pub struct GatewayConfig {
     /// forgotten first). Bounds memory whatever the number of users.
     #[serde(default = "default_max_tracked_users")]
     pub max_tracked_users: usize,
+    #[serde(default)]
+    pub http: HttpConfig,
+}
+
+/// The listener (`[gateway.http]`): what one slow or idle client may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// A request's headers must arrive within this, or the connection is closed (slowloris).
+    /// Keep-alive connections idle for this long are closed too.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this after its headers, or the answer is 408 and the
+    /// connection is closed.
+    #[serde(with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 4096,
+        }
+    }
 }
 
 fn default_max_tracked_users() -> usize {
@@ -50,6 +78,8 @@ pub struct McpConfig {
     /// An MCP session without traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
+    /// Open MCP sessions one user may hold; past it a new one gets 429 with `Retry-After`.
+    pub max_sessions_per_user: usize,
 }
 
 impl Default for McpConfig {
@@ -59,6 +89,7 @@ impl Default for McpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: Vec::new(),
             session_idle_timeout: Duration::from_secs(300),
+            max_sessions_per_user: 32,
         }
     }
 }
@@ -97,6 +128,8 @@ mod tests {
         assert_eq!(config.mcp.max_body_bytes, 4 * 1024 * 1024);
         assert_eq!(config.admin, AdminConfig::default());
         assert_eq!(config.max_tracked_users, 100_000);
+        assert_eq!(config.http, HttpConfig::default());
+        assert_eq!(config.mcp.max_sessions_per_user, 32);
         let github = &config.tools[&ServerName::new("github")];
         assert_eq!(github.deny, ["delete_repo"]);
         assert!(github.allow.is_none());

@@ -12,15 +12,17 @@
 
 pub mod api;
 pub mod auth;
+mod body_deadline;
 mod config;
 mod hooks;
+mod listener;
 pub mod mcp;
 mod metrics;
 mod server;
 mod state;
 mod users;
 
-pub use config::{AdminConfig, GatewayConfig, McpConfig};
+pub use config::{AdminConfig, GatewayConfig, HttpConfig, McpConfig};
 pub use hooks::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
 pub use metrics::{CallOutcome, GatewayMetrics};
 pub use server::{Gateway, GatewayBuilder, GatewayError, shutdown_signal};

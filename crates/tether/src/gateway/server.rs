@@ -5,18 +5,18 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::serve::ListenerExt;
+use axum::middleware::from_fn_with_state;
 use tether_core::{ReconnectionManager, ServerName};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
-use super::config::{GatewayConfig, McpConfig};
+use super::config::{GatewayConfig, HttpConfig, McpConfig};
 use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
 use super::mcp::{SessionOwners, ToolFilter, ToolNaming, ToolPolicy};
 use super::state::{AppState, Parts};
 use super::users::UserRegistry;
-use super::{api, mcp};
+use super::{api, body_deadline, listener, mcp};
 
 /// The gateway cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +33,7 @@ pub struct GatewayBuilder {
     manager: ReconnectionManager,
     host_auth: HostAuth,
     mcp: McpConfig,
+    http: HttpConfig,
     tools: BTreeMap<ServerName, ToolFilter>,
     admin: AdminCredentials,
     max_tracked_users: usize,
@@ -44,6 +45,12 @@ pub struct GatewayBuilder {
 impl GatewayBuilder {
     pub fn mcp(mut self, config: McpConfig) -> Self {
         self.mcp = config;
+        self
+    }
+
+    /// The listener's bounds (`[gateway.http]`).
+    pub fn http(mut self, config: HttpConfig) -> Self {
+        self.http = config;
         self
     }
 
@@ -117,6 +124,7 @@ impl GatewayBuilder {
             app,
             router,
             mcp_cancel,
+            http: self.http,
         })
     }
 }
@@ -127,6 +135,7 @@ pub struct Gateway {
     app: AppState,
     router: Router,
     mcp_cancel: CancellationToken,
+    http: HttpConfig,
 }
 
 impl Gateway {
@@ -135,6 +144,7 @@ impl Gateway {
             manager,
             host_auth,
             mcp: McpConfig::default(),
+            http: HttpConfig::default(),
             tools: BTreeMap::new(),
             admin: AdminCredentials::default(),
             max_tracked_users: 100_000,
@@ -163,6 +173,7 @@ impl Gateway {
         let admin = AdminCredentials::from_config(&config.admin)?;
         Ok(Self::builder(manager, host_auth)
             .mcp(config.mcp.clone())
+            .http(config.http.clone())
             .tool_filters(config.tools.clone())
             .admin(admin)
             .max_tracked_users(config.max_tracked_users))
@@ -199,18 +210,14 @@ impl Gateway {
             app.begin_shutdown();
             cancel.cancel();
         };
-        // Without TCP_NODELAY a response written in two parts waits ~40 ms for the client's
-        // delayed ACK (Nagle): every tool call through the gateway paid it.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(signal)
-            .await;
+        // Outermost: the deadline counts from the headers, whatever route reads the body.
+        let router = self.router.layer(from_fn_with_state(
+            self.http.body_read_timeout,
+            body_deadline::body_deadline,
+        ));
+        listener::serve(listener, router, &self.http, signal).await;
         self.app.manager().shutdown().await;
-        served
+        Ok(())
     }
 }
 

@@ -2,12 +2,13 @@
 //! user removes a server, and readiness of the stores.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tether::gateway::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
-use tether_core::{Clock, PairKey, ServerName, SharedState, SystemClock, ToolCache, UserId};
+use tether_core::{PairKey, ServerName, ToolCache, UserId};
 use tether_oauth::McpAuthorizer;
-use tether_store::shared::FallbackState;
+use tether_store::shared::{FallbackState, RedisState};
 use tether_store::sql::SqlStore;
 
 #[derive(Debug)]
@@ -44,12 +45,25 @@ impl ReadinessCheck for StorageReady {
     }
 }
 
-/// The shared state answers (for Redis: through its fallback, so a Redis outage leaves the
-/// replica ready but says "degraded").
+/// Whether Redis answers a PING (never a count: probes are unauthenticated and may come at any
+/// rate). A Redis outage leaves the replica ready, since it runs on its own state meanwhile, but
+/// the detail says "degraded". In-process state always answers.
 #[derive(Debug)]
 pub struct SharedStateReady {
-    pub state: Arc<dyn SharedState>,
-    pub fallback: Option<Arc<FallbackState>>,
+    redis: Option<Arc<RedisState>>,
+    fallback: Option<Arc<FallbackState>>,
+    /// The last PING failed.
+    unreachable: AtomicBool,
+}
+
+impl SharedStateReady {
+    pub fn new(redis: Option<Arc<RedisState>>, fallback: Option<Arc<FallbackState>>) -> Self {
+        Self {
+            redis,
+            fallback,
+            unreachable: AtomicBool::new(false),
+        }
+    }
 }
 
 #[async_trait]
@@ -59,23 +73,25 @@ impl ReadinessCheck for SharedStateReady {
     }
 
     async fn check(&self) -> Result<(), HookError> {
-        self.state
-            .tracker_stats(SystemClock.now())
-            .await
-            .map(|_| ())
-            .map_err(|e| HookError(e.to_string()))
+        if let Some(redis) = &self.redis {
+            let answered = redis.ping().await.is_ok();
+            self.unreachable.store(!answered, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn detail(&self) -> Option<String> {
         let fallback = self.fallback.as_ref()?;
-        Some(if fallback.is_degraded() {
-            format!(
-                "degraded: Redis is unreachable, this replica runs on its own state (fallbacks so far: {})",
-                fallback.fallbacks()
-            )
-        } else {
-            "shared (Redis)".to_owned()
-        })
+        Some(
+            if fallback.is_degraded() || self.unreachable.load(Ordering::Relaxed) {
+                format!(
+                    "degraded: Redis is unreachable, this replica runs on its own state (fallbacks so far: {})",
+                    fallback.fallbacks()
+                )
+            } else {
+                "shared (Redis)".to_owned()
+            },
+        )
     }
 }
 

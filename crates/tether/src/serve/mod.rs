@@ -94,6 +94,8 @@ struct Shared {
     state: Arc<dyn SharedState>,
     /// Set with Redis: the core's state degrades to in-process state while Redis is down.
     fallback: Option<Arc<FallbackState>>,
+    /// Set with Redis, for readiness probes.
+    redis: Option<Arc<RedisState>>,
     flows: Arc<dyn FlowStore>,
     locks: Arc<dyn RefreshLock>,
 }
@@ -104,6 +106,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
         return Ok(Shared {
             state: Arc::new(InProcessState::new()),
             fallback: None,
+            redis: None,
             flows: Arc::new(MemoryFlowStore::new()),
             locks: Arc::new(MemoryRefreshLock::new()),
         });
@@ -116,10 +119,12 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
         // could not complete elsewhere, and a local lease could double-spend a refresh token.
         let flows = Arc::new(redis.flow_store(keyring));
         let locks = Arc::new(redis.refresh_lock());
-        let fallback = Arc::new(FallbackState::new(Arc::new(redis)));
+        let redis = Arc::new(redis);
+        let fallback = Arc::new(FallbackState::new(redis.clone()));
         return Ok(Shared {
             state: fallback.clone(),
             fallback: Some(fallback),
+            redis: Some(redis),
             flows,
             locks,
         });
@@ -155,6 +160,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let Shared {
         state: shared,
         fallback,
+        redis,
         flows: flow_store,
         locks,
     } = shared(&config, flow_keys).await?;
@@ -205,7 +211,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Arc::new(store.clone()),
     )
     .tool_cache(Arc::new(store.clone()))
-    .shared_state(shared.clone())
+    .shared_state(shared)
     .authorization_links(flows.clone())
     .clock(Arc::new(SystemClock))
     .build()?;
@@ -221,6 +227,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         host_auth(&config, &gateway_config, args.dev)?,
     )
     .mcp(gateway_config.mcp.clone())
+    .http(gateway_config.http.clone())
     .tool_filters(filters)
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
@@ -229,10 +236,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
     }))
     .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
-    .readiness_check(Arc::new(hooks::SharedStateReady {
-        state: shared,
-        fallback: fallback.clone(),
-    }))
+    .readiness_check(Arc::new(hooks::SharedStateReady::new(
+        redis,
+        fallback.clone(),
+    )))
     .metrics_source(Arc::new(hooks::OAuthAndStateMetrics {
         authorizer: authorizer.clone(),
         fallback,

@@ -314,6 +314,21 @@ impl GatewayProcess {
             .expect("waiting for the gateway");
     }
 
+    /// Sends SIGTERM (an orderly stop) and waits at most `bound` for the process to exit.
+    /// Returns how long it took, or `None` when it was still running (it is then killed).
+    pub async fn terminate_within(mut self, bound: Duration) -> Option<Duration> {
+        let pid = self.child.id().expect("the gateway is running");
+        let started = Instant::now();
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM {pid}");
+        let exited = tokio::time::timeout(bound, self.child.wait()).await.is_ok();
+        exited.then(|| started.elapsed())
+    }
+
     /// `GET /v1/me/servers` as `token`.
     pub async fn servers(&self, token: &str) -> Vec<Value> {
         let response = self

@@ -2,16 +2,19 @@
 //!
 //! Keys are fetched again when the cache is older than its TTL, or when a token names a key id
 //! the cache does not hold (key rotation) — but never more often than the minimum refresh
-//! interval, so made-up key ids cannot turn Tether into a load generator against the host. One
-//! fetch at a time: concurrent requests wait for it instead of fetching too. When a fetch fails
-//! the keys already held keep being used.
+//! interval (counted from the start and from the end of the last fetch), so made-up key ids
+//! cannot turn Tether into a load generator against the host: an unknown id within the interval
+//! is refused at once. One fetch at a time: requests that need it wait for the one in flight
+//! instead of fetching too, while tokens of keys already held are checked without waiting (the
+//! cache is never locked across the network). When a fetch fails the keys already held keep
+//! being used.
 
 use std::fmt;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
-use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::error::{AuthConfigError, AuthError};
@@ -41,7 +44,10 @@ pub(crate) struct JwksCache {
     client: reqwest::Client,
     ttl: Duration,
     min_refresh: Duration,
+    /// Never held across an await.
     state: Mutex<CacheState>,
+    /// Held for the duration of a fetch: makes it single-flight.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for JwksCache {
@@ -74,7 +80,19 @@ impl JwksCache {
             ttl,
             min_refresh,
             state: Mutex::new(CacheState::default()),
+            fetching: tokio::sync::Mutex::new(()),
         })
+    }
+
+    fn state(&self) -> MutexGuard<'_, CacheState> {
+        // Plain field updates only: consistent even after a panic elsewhere.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn may_fetch(&self, state: &CacheState, now: Instant) -> bool {
+        state
+            .last_attempt
+            .is_none_or(|at| now.duration_since(at) >= self.min_refresh)
     }
 
     /// The key for a token with this header's `kid` and `alg`.
@@ -83,35 +101,73 @@ impl JwksCache {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, AuthError> {
-        // Held across the fetch on purpose: that makes the fetch single-flight.
-        let mut state = self.state.lock().await;
-        let now = Instant::now();
-        let fresh = state
-            .fetched_at
-            .is_some_and(|at| now.duration_since(at) < self.ttl);
-        let found = select(&state.keys, kid, alg);
-        if fresh && let Some(key) = found {
-            return Ok(key);
-        }
-        let may_fetch = state
-            .last_attempt
-            .is_none_or(|at| now.duration_since(at) >= self.min_refresh);
-        if may_fetch {
-            state.last_attempt = Some(now);
-            match self.fetch().await {
-                Ok(keys) => {
-                    state.keys = keys;
-                    state.fetched_at = Some(now);
+        let (found, fresh, may_fetch) = {
+            let state = self.state();
+            let now = Instant::now();
+            let fresh = state
+                .fetched_at
+                .is_some_and(|at| now.duration_since(at) < self.ttl);
+            (
+                select(&state.keys, kid, alg),
+                fresh,
+                self.may_fetch(&state, now),
+            )
+        };
+        match found {
+            Some(key) if fresh => return Ok(key),
+            // A known key past its TTL: one request refreshes the set, the others go on
+            // with the key they have rather than wait.
+            Some(key) => {
+                if !may_fetch {
+                    return Ok(key);
                 }
-                Err(reason) => {
-                    tracing::warn!(url = %self.url, reason, "could not fetch the host's JWKS");
-                    if state.keys.is_empty() {
-                        return Err(AuthError::KeysUnavailable);
-                    }
+                let Ok(_fetching) = self.fetching.try_lock() else {
+                    return Ok(key);
+                };
+                self.refresh().await;
+            }
+            None => {
+                // Waiting is right when a fetch is in flight: it may bring this very key.
+                let in_flight = self.fetching.try_lock().is_err();
+                if !may_fetch && !in_flight {
+                    return self.held(kid, alg);
+                }
+                let _fetching = self.fetching.lock().await;
+                if self.may_fetch(&self.state(), Instant::now()) {
+                    self.refresh().await;
                 }
             }
         }
+        self.held(kid, alg)
+    }
+
+    /// The key from the keys held now: refused when they do not have it, unavailable when
+    /// there are none (the host's key server never answered).
+    fn held(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
+        let state = self.state();
+        if state.keys.is_empty() {
+            return Err(AuthError::KeysUnavailable);
+        }
         select(&state.keys, kid, alg).ok_or(AuthError::Invalid)
+    }
+
+    /// Fetches the key set (the caller holds `fetching`) and keeps it when it is usable.
+    async fn refresh(&self) {
+        self.state().last_attempt = Some(Instant::now());
+        let fetched = self.fetch().await;
+        let mut state = self.state();
+        let now = Instant::now();
+        // A slow fetch must not leave the interval already run out: count it from the end too.
+        state.last_attempt = Some(now);
+        match fetched {
+            Ok(keys) => {
+                state.keys = keys;
+                state.fetched_at = Some(now);
+            }
+            Err(reason) => {
+                tracing::warn!(url = %self.url, reason, "could not fetch the host's JWKS");
+            }
+        }
     }
 
     async fn fetch(&self) -> Result<Vec<CachedKey>, &'static str> {

@@ -4,9 +4,17 @@
 //! rmcp creates a session on `initialize` and afterwards trusts whoever presents its id. The
 //! id travels in a header that proxies and logs may see, so a valid JWT of user B with user A's
 //! session id must not reach A's session: every request carrying a session id is checked
-//! against the owner recorded when the session was created. Unknown ids are left to rmcp
-//! (which answers 404); refused ones get the same 404, so an id's existence is not disclosed to
-//! other users.
+//! against the owner recorded when the session was created. Ids without an owner record are
+//! answered 404 here and never reach rmcp; refused ones get the same 404, so an id's existence
+//! is not disclosed to other users.
+//!
+//! The record is kept until the session is really gone: a DELETE by its owner, or rmcp no
+//! longer holding it (idle expiry, shutdown). A 404 from rmcp alone proves nothing: on the
+//! 2026-07-28 stateless path a METHOD_NOT_FOUND is a 404 too, while the session lives on.
+//!
+//! Each session costs a worker task in rmcp, so a user holds at most
+//! `max_sessions_per_user`; past it, a request that would open one gets 429 with
+//! `Retry-After`. Before refusing, the user's sessions rmcp already ended are let go.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,7 +22,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -32,6 +40,10 @@ pub const SESSION_HEADER: &str = "mcp-session-id";
 /// whenever it doubles), so sessions rmcp expired on its own do not accumulate.
 const PRUNE_FLOOR: usize = 1024;
 
+/// The longest `Retry-After` suggested when a user is at the session cap: a slot frees when one
+/// of their sessions is deleted or idles out, which the gateway cannot predict.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
 /// Who owns a session, and when a request of it last went through rmcp (whose session worker
 /// ends the session after the idle timeout without one).
 #[derive(Debug)]
@@ -43,7 +55,7 @@ struct Owner {
 /// What a presented session id means for the request carrying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Presented {
-    /// Not recorded here (rmcp decides: it answers 404 for ids it does not know either).
+    /// Not recorded here: expired, deleted or never issued to anyone.
     Unknown,
     /// Another user's session.
     Foreign,
@@ -53,9 +65,45 @@ enum Presented {
     DirectAllowed,
 }
 
+#[derive(Debug, Default)]
+struct Owners {
+    by_session: HashMap<String, Owner>,
+    /// Sessions per user, kept with `by_session` (the session cap is checked on every open).
+    per_user: HashMap<UserId, usize>,
+}
+
+impl Owners {
+    fn insert(&mut self, session: String, owner: Owner) {
+        let user = owner.user.clone();
+        if let Some(previous) = self.by_session.insert(session, owner) {
+            self.uncount(&previous.user);
+        }
+        *self.per_user.entry(user).or_default() += 1;
+    }
+
+    fn remove(&mut self, session: &str) {
+        if let Some(owner) = self.by_session.remove(session) {
+            self.uncount(&owner.user);
+        }
+    }
+
+    fn uncount(&mut self, user: &UserId) {
+        if let Some(count) = self.per_user.get_mut(user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_user.remove(user);
+            }
+        }
+    }
+
+    fn count(&self, user: &UserId) -> usize {
+        self.per_user.get(user).copied().unwrap_or(0)
+    }
+}
+
 #[derive(Debug)]
 pub struct SessionOwners {
-    owners: Mutex<HashMap<String, Owner>>,
+    owners: Mutex<Owners>,
     sessions: Arc<LocalSessionManager>,
     prune_at: AtomicUsize,
 }
@@ -63,26 +111,29 @@ pub struct SessionOwners {
 impl SessionOwners {
     pub(crate) fn new(sessions: Arc<LocalSessionManager>) -> Self {
         Self {
-            owners: Mutex::new(HashMap::new()),
+            owners: Mutex::new(Owners::default()),
             sessions,
             prune_at: AtomicUsize::new(PRUNE_FLOOR),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Owner>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Owners> {
         // Single map operations only: consistent even after a panic elsewhere.
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn owner(&self, session: &str) -> Option<UserId> {
-        self.lock().get(session).map(|owner| owner.user.clone())
+        self.lock()
+            .by_session
+            .get(session)
+            .map(|owner| owner.user.clone())
     }
 
     /// Classifies a session id presented by `user`. `idle_timeout` is rmcp's: a request is sent
     /// through rmcp whenever the last one it saw is half that old.
     fn presented(&self, session: &str, user: &UserId, idle_timeout: Duration) -> Presented {
         let mut owners = self.lock();
-        let Some(owner) = owners.get_mut(session) else {
+        let Some(owner) = owners.by_session.get_mut(session) else {
             return Presented::Unknown;
         };
         if &owner.user != user {
@@ -104,7 +155,34 @@ impl SessionOwners {
 
     /// Open MCP sessions known to the gateway.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().by_session.len()
+    }
+
+    /// Whether `user` may open one more session under `cap`. At the cap, the user's sessions
+    /// rmcp has ended on its own (idle, closed stream) are let go first.
+    async fn has_room(&self, user: &UserId, cap: usize) -> bool {
+        let theirs: Vec<String> = {
+            let owners = self.lock();
+            if owners.count(user) < cap {
+                return true;
+            }
+            owners
+                .by_session
+                .iter()
+                .filter(|(_, owner)| &owner.user == user)
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        let live = self.sessions.sessions.read().await;
+        let ended: Vec<&String> = theirs
+            .iter()
+            .filter(|id| !live.contains_key(id.as_str()))
+            .collect();
+        let mut owners = self.lock();
+        for id in ended {
+            owners.remove(id);
+        }
+        owners.count(user) < cap
     }
 
     pub fn is_empty(&self) -> bool {
@@ -121,7 +199,7 @@ impl SessionOwners {
                     through_rmcp: Instant::now(),
                 },
             );
-            owners.len()
+            owners.by_session.len()
         };
         if len >= self.prune_at.load(Ordering::Relaxed) {
             self.prune().await;
@@ -143,8 +221,16 @@ impl SessionOwners {
             .collect();
         let remaining = {
             let mut owners = self.lock();
-            owners.retain(|id, _| live.contains(id));
-            owners.len()
+            let ended: Vec<String> = owners
+                .by_session
+                .keys()
+                .filter(|id| !live.contains(*id))
+                .cloned()
+                .collect();
+            for id in &ended {
+                owners.remove(id);
+            }
+            owners.by_session.len()
         };
         self.prune_at
             .store((remaining * 2).max(PRUNE_FLOOR), Ordering::Relaxed);
@@ -180,17 +266,21 @@ pub async fn guard_sessions(
         match owners.presented(id, &user, app.mcp_config().session_idle_timeout) {
             Presented::Foreign => {
                 tracing::warn!(%user, "MCP session id presented by a user who does not own it");
-                return jsonrpc_error_response(
-                    StatusCode::NOT_FOUND,
-                    None,
-                    rmcp::model::ErrorCode::INVALID_REQUEST,
-                    "session not found",
-                );
+                return session_not_found();
             }
+            Presented::Unknown => return session_not_found(),
             Presented::DirectAllowed => {
                 request.extensions_mut().insert(DirectAllowed);
             }
-            Presented::Unknown | Presented::ThroughRmcp => {}
+            Presented::ThroughRmcp => {}
+        }
+    }
+    // A POST without a session id is what opens one (`initialize`).
+    if session.is_none() && request.method() == Method::POST {
+        let cap = app.mcp_config().max_sessions_per_user;
+        if !owners.has_room(&user, cap).await {
+            tracing::info!(%user, cap, "MCP session refused: the user holds the most allowed");
+            return too_many_sessions(app.mcp_config().session_idle_timeout, cap);
         }
     }
     let is_delete = request.method() == Method::DELETE;
@@ -206,12 +296,37 @@ pub async fn guard_sessions(
             }
         }
         Some(id) => {
-            let ended = (is_delete && response.status().is_success())
-                || response.status() == StatusCode::NOT_FOUND;
-            if ended {
+            let deleted = is_delete && response.status().is_success();
+            if deleted || (response.status() == StatusCode::NOT_FOUND && !owners.is_live(&id).await)
+            {
                 owners.forget(&id);
             }
         }
     }
     response
+}
+
+fn too_many_sessions(idle_timeout: Duration, cap: usize) -> Response {
+    let mut response = jsonrpc_error_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        None,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        &format!(
+            "this user already holds {cap} open MCP sessions: close one (DELETE /mcp) or retry later"
+        ),
+    );
+    let retry_after = idle_timeout.min(MAX_RETRY_AFTER).as_secs().max(1);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+    response
+}
+
+fn session_not_found() -> Response {
+    jsonrpc_error_response(
+        StatusCode::NOT_FOUND,
+        None,
+        rmcp::model::ErrorCode::INVALID_REQUEST,
+        "session not found",
+    )
 }

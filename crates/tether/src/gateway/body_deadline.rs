@@ -1,0 +1,91 @@
+//! A deadline on reading a request body: a client that sends its headers and then trickles the
+//! body (or stops) gets 408 and its connection closed once the deadline passes, instead of
+//! holding a connection and a handler for as long as it likes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Frame, SizeHint};
+use tokio::time::Sleep;
+
+/// The body ran past its deadline.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimedOut;
+
+/// A request body that fails with [`BodyTimedOut`] once its deadline passes, and says so in
+/// `expired` so the middleware can answer 408 whatever the handler made of the error.
+struct DeadlineBody {
+    inner: Body,
+    deadline: Pin<Box<Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Middleware over every route: the body must be read within `timeout` of the headers.
+pub(crate) async fn body_deadline(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if request.body().is_end_stream() {
+        return next.run(request).await;
+    }
+    let expired = Arc::new(AtomicBool::new(false));
+    let (parts, inner) = request.into_parts();
+    let body = Body::new(DeadlineBody {
+        inner,
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        expired: expired.clone(),
+    });
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if expired.load(Ordering::Relaxed) {
+        tracing::debug!("request body timed out");
+        return (
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            axum::Json(serde_json::json!({
+                "error": "request_timeout",
+                "message": "the request body did not arrive in time",
+            })),
+        )
+            .into_response();
+    }
+    response
+}
