@@ -87,8 +87,10 @@ async fn slowloris_sockets_are_cut_off_while_others_are_served_and_shutdown_stay
             .await
             .expect("/v1/me/servers answers");
         assert_eq!(servers.status(), 200);
+        // Generous for a loaded CI machine; a client queued behind the crowd would wait for
+        // the header timeout at least.
         assert!(
-            started.elapsed() < Duration::from_secs(1),
+            started.elapsed() < HEADER_TIMEOUT,
             "{:?}",
             started.elapsed()
         );
