@@ -259,3 +259,30 @@ async fn a_delete_during_a_refresh_in_flight_wins() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(stored(&authorizer).await, None, "the tokens stay deleted");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_waits_for_a_refresh_in_flight_to_store_its_tokens() {
+    let (peer, _rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let before = stored(&authorizer).await.expect("tokens");
+    peer.set_token_mode(0, Duration::from_secs(2)).await;
+    let caller = tokio::spawn({
+        let authorizer = authorizer.clone();
+        async move {
+            authorizer
+                .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Shutdown: the caller's connection is gone, the refresh must still land.
+    caller.abort();
+    assert!(
+        authorizer.drain(Duration::from_secs(10)).await,
+        "drained in time"
+    );
+    let after = stored(&authorizer).await.expect("tokens");
+    assert_ne!(
+        after.refresh_token, before.refresh_token,
+        "the rotation is stored"
+    );
+}
