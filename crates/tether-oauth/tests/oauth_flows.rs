@@ -453,6 +453,15 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
         .await
         .expect("vault")
         .expect("tokens");
+    // Expired: a token still valid would be handed out despite the failed refresh.
+    let mut before = before;
+    before.expires_at = Some(before.obtained_at);
+    authorizer
+        .stores()
+        .vault
+        .put(&pair, before.clone())
+        .await
+        .expect("vault");
     drop(peer);
     // The node process needs a moment to go away; bounded.
     let mut error = None;

@@ -152,6 +152,14 @@ both_backends!(
     a_rejected_refresh_token_is_removed_only_if_still_current
 );
 both_backends!(
+    reject_race,
+    removing_a_rejected_refresh_token_never_clears_a_successor_saved_meanwhile
+);
+both_backends!(
+    replace,
+    a_refresh_save_replaces_only_the_record_it_refreshed
+);
+both_backends!(
     rotate,
     keys_rotate_and_a_wrong_key_is_a_clear_error_that_loses_nothing
 );
@@ -406,4 +414,88 @@ async fn bad_storage_urls_are_refused_clearly() {
         assert!(err.contains(needle), "{url}: {err}");
     }
     let _ = Path::new("unused");
+}
+
+async fn a_refresh_save_replaces_only_the_record_it_refreshed(dir: &Fixture) {
+    let store = open(dir, KEY1).await;
+    let pair = PairKey::new("alice", "github");
+    let first = record("a1", Some("r1"));
+    TokenVault::put(&store, &pair, first.clone())
+        .await
+        .expect("saved");
+    let mut refreshed = record("a2", Some("r2"));
+    refreshed.obtained_at = Timestamp::from_millis(1_800_000_060_000);
+
+    let stale = Timestamp::from_millis(1_700_000_000_000);
+    assert!(
+        !TokenVault::replace(&store, &pair, stale, refreshed.clone())
+            .await
+            .expect("ok"),
+        "not over a record it did not refresh"
+    );
+    assert_eq!(
+        TokenVault::get(&store, &pair).await.expect("read"),
+        Some(first.clone())
+    );
+    assert!(
+        TokenVault::replace(&store, &pair, first.obtained_at, refreshed.clone())
+            .await
+            .expect("ok")
+    );
+    assert_eq!(
+        TokenVault::get(&store, &pair).await.expect("read"),
+        Some(refreshed.clone())
+    );
+
+    // Deleted (the user disconnected) while a second refresh was in flight: the delete wins.
+    TokenVault::delete(&store, &pair).await.expect("deleted");
+    let mut late = record("a3", Some("r3"));
+    late.obtained_at = Timestamp::from_millis(1_800_000_120_000);
+    assert!(
+        !TokenVault::replace(&store, &pair, refreshed.obtained_at, late)
+            .await
+            .expect("ok")
+    );
+    assert!(
+        TokenVault::get(&store, &pair)
+            .await
+            .expect("read")
+            .is_none()
+    );
+}
+
+/// A refresh token rejected at the AS is removed while another replica saves its successor:
+/// whatever the interleaving, the successor survives. 200 rounds (bounded) to meet the race.
+async fn removing_a_rejected_refresh_token_never_clears_a_successor_saved_meanwhile(dir: &Fixture) {
+    let store = std::sync::Arc::new(open(dir, KEY1).await);
+    let pair = PairKey::new("alice", "github");
+    for round in 0..200 {
+        let old = format!("r{round}-old");
+        let new = format!("r{round}-new");
+        TokenVault::put(&*store, &pair, record("a", Some(&old)))
+            .await
+            .expect("saved");
+        let remove = {
+            let (store, pair) = (store.clone(), pair.clone());
+            tokio::spawn(async move {
+                store
+                    .remove_refresh_token(&pair, &Secret::new(old))
+                    .await
+                    .expect("remove")
+            })
+        };
+        TokenVault::put(&*store, &pair, record("a", Some(&new)))
+            .await
+            .expect("saved");
+        remove.await.expect("joined");
+        let left = TokenVault::get(&*store, &pair)
+            .await
+            .expect("read")
+            .expect("present");
+        assert_eq!(
+            left.refresh_token,
+            Some(Secret::new(new)),
+            "round {round}: the successor was cleared"
+        );
+    }
 }

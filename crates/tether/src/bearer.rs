@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tether_core::{ConnectError, ServerName, StoreError, TransportFailure, UserId};
+use tether_core::{ConnectError, ServerName, UserId};
 use tether_mcp::{Bearer, BearerSource};
 use tether_oauth::{McpAuthorizer, OAuthError};
 
@@ -41,10 +41,10 @@ fn to_connect_error(error: OAuthError) -> ConnectError {
                 authorization_url: None,
             }
         }
-        OAuthError::Store(e @ StoreError::Unavailable(_)) => {
-            ConnectError::Unavailable(e.to_string())
-        }
-        e if e.is_transient() => ConnectError::transport(TransportFailure::Network, e.to_string()),
+        // The authorization server's or Tether's own trouble, not the MCP server's: `Unavailable`
+        // is charged to no breaker and starts no cooldown (tether-core `Blame::Nobody`), and
+        // tether-oauth backs off from the failing authorization server by itself.
+        e if e.is_transient() => ConnectError::Unavailable(e.to_string()),
         e => ConnectError::Protocol(e.to_string()),
     }
 }
@@ -82,6 +82,27 @@ impl BearerSource for AuthorizerBearer {
         {
             Ok(token) => Ok(Some(Bearer::new(token.expose()))),
             Err(error) => Err(to_connect_error(error)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tether_core::{Blame, StoreError};
+
+    use super::*;
+
+    /// Five transport failures open an origin's breaker for every user: a slow or failing
+    /// authorization server (or Tether's own store) must not count as the MCP server's outage.
+    #[test]
+    fn transient_oauth_failures_are_not_blamed_on_the_mcp_origin() {
+        for error in [
+            OAuthError::Transient("token endpoint answered 503".into()),
+            OAuthError::Store(StoreError::Unavailable("database away".into())),
+        ] {
+            let mapped = to_connect_error(error);
+            assert_eq!(mapped.blame(), Blame::Nobody, "{mapped:?}");
+            assert!(matches!(mapped, ConnectError::Unavailable(_)), "{mapped:?}");
         }
     }
 }

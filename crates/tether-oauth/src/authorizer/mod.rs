@@ -5,6 +5,7 @@
 //! pair: rmcp does discovery, registration, PKCE, the code exchange and the refresh; Tether's
 //! stores keep everything between operations (and between replicas).
 
+mod as_backoff;
 mod client_identity;
 mod discovery;
 mod flow;
@@ -54,6 +55,13 @@ pub struct AuthorizerConfig {
     pub max_scope_upgrades: u32,
     /// Sees every request actually sent (method, URL without query): for metrics and tests.
     pub request_observer: Option<RequestObserver>,
+    /// After a transient token-endpoint failure, that authorization server is not asked again
+    /// for a jittered delay starting at this and doubling per failure...
+    pub token_endpoint_backoff_min: Duration,
+    /// ...up to this.
+    pub token_endpoint_backoff_max: Duration,
+    /// On shutdown, how long [`McpAuthorizer::drain`] waits for refreshes in flight.
+    pub refresh_drain_timeout: Duration,
 }
 
 impl Default for AuthorizerConfig {
@@ -68,6 +76,9 @@ impl Default for AuthorizerConfig {
             refresh_ahead: crate::refresh_policy::MIN_REMAINING,
             max_scope_upgrades: 2,
             request_observer: None,
+            token_endpoint_backoff_min: Duration::from_secs(2),
+            token_endpoint_backoff_max: Duration::from_secs(120),
+            refresh_drain_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -83,6 +94,15 @@ impl fmt::Debug for AuthorizerConfig {
             .field("refresh_wait", &self.refresh_wait)
             .field("refresh_ahead", &self.refresh_ahead)
             .field("max_scope_upgrades", &self.max_scope_upgrades)
+            .field(
+                "token_endpoint_backoff_min",
+                &self.token_endpoint_backoff_min,
+            )
+            .field(
+                "token_endpoint_backoff_max",
+                &self.token_endpoint_backoff_max,
+            )
+            .field("refresh_drain_timeout", &self.refresh_drain_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -173,7 +193,11 @@ pub struct McpAuthorizer {
     registering: Mutex<HashMap<RegistrationKey, Arc<tokio::sync::Mutex<()>>>>,
     /// `insufficient_scope` re-authorizations per pair since its scopes last sufficed.
     scope_upgrades: Mutex<HashMap<PairKey, u32>>,
-    refreshes: RefreshCounters,
+    refreshes: Arc<RefreshCounters>,
+    token_endpoint_backoff: Arc<as_backoff::AsBackoff>,
+    /// Refreshes run in their own tasks once their request may be sent, so that a caller going
+    /// away cannot lose a rotated refresh token; shutdown waits for them ([`Self::drain`]).
+    in_flight: tokio_util::task::TaskTracker,
 }
 
 /// Token refreshes sent to authorization servers, by outcome (for metrics).
@@ -213,12 +237,17 @@ impl McpAuthorizer {
         )
         .map_err(|e| OAuthError::protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
+            registering: Mutex::new(HashMap::new()),
+            scope_upgrades: Mutex::new(HashMap::new()),
+            refreshes: Arc::default(),
+            token_endpoint_backoff: Arc::new(as_backoff::AsBackoff::new(
+                config.token_endpoint_backoff_min,
+                config.token_endpoint_backoff_max,
+            )),
+            in_flight: tokio_util::task::TaskTracker::new(),
             config,
             stores,
             http,
-            registering: Mutex::new(HashMap::new()),
-            scope_upgrades: Mutex::new(HashMap::new()),
-            refreshes: RefreshCounters::default(),
         })
     }
 
@@ -229,6 +258,26 @@ impl McpAuthorizer {
 
     pub fn stores(&self) -> &OAuthStores {
         &self.stores
+    }
+
+    pub fn config(&self) -> &AuthorizerConfig {
+        &self.config
+    }
+
+    /// Waits up to `timeout` for the refreshes in flight to finish (their rotated tokens
+    /// stored). Returns whether all finished; refreshes started later are waited for too.
+    pub async fn drain(&self, timeout: Duration) -> bool {
+        self.in_flight.close();
+        let drained = tokio::time::timeout(timeout, self.in_flight.wait())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!(
+                in_flight = self.in_flight.len(),
+                "shutdown: refreshes still in flight after the drain timeout"
+            );
+        }
+        drained
     }
 
     async fn manager(

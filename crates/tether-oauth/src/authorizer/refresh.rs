@@ -7,9 +7,15 @@ use tracing::{info, warn};
 
 use super::client_identity::configure_client;
 use super::discovery::metadata_from;
-use super::{McpAuthorizer, now, parse_url};
+use std::sync::Arc;
+
+use rmcp::transport::auth::AuthorizationManager;
+
+use super::as_backoff::AsBackoff;
+use super::{McpAuthorizer, OAuthStores, RefreshCounters, now, parse_url};
 use crate::classify::classify;
 use crate::error::OAuthError;
+use crate::http::{HttpClients, HttpFailure, Outcome};
 use crate::lease::Lease;
 use crate::refresh_policy::{is_expired, needs_refresh};
 use crate::rmcp_adapter::PairCredentialStore;
@@ -72,6 +78,21 @@ impl McpAuthorizer {
         if seen.refresh_token.is_none() {
             return without_refresh(seen);
         }
+        // A refresh that was only early must not fail a call its token can still serve.
+        let still_valid_or = |record: &crate::store::TokenRecord, error: OAuthError| {
+            if !rejected && !is_expired(record, now()) {
+                info!(%pair, %error, "refresh postponed; the current access token is still valid");
+                Ok(record.access_token.clone())
+            } else {
+                Err(error)
+            }
+        };
+        if self.token_endpoint_backoff.blocked(&seen.issuer) {
+            return still_valid_or(
+                &seen,
+                OAuthError::transient("the authorization server is backing off after a failure"),
+            );
+        }
         let Some(lease) = Lease::acquire(
             self.stores.locks.clone(),
             pair,
@@ -80,9 +101,10 @@ impl McpAuthorizer {
         )
         .await?
         else {
-            return Err(OAuthError::transient(
-                "another refresh of this pair is still running",
-            ));
+            return still_valid_or(
+                &seen,
+                OAuthError::transient("another refresh of this pair is still running"),
+            );
         };
         // Re-read under the lease: whoever held it before us may have refreshed already, and
         // refreshing again would spend the rotated refresh token a second time.
@@ -101,12 +123,39 @@ impl McpAuthorizer {
             lease.release().await?;
             return without_refresh(current);
         }
-        self.refresh_under_lease(pair, current, lease).await
+        let job = RefreshJob {
+            stores: self.stores.clone(),
+            http: self.http.clone(),
+            counters: self.refreshes.clone(),
+            backoff: self.token_endpoint_backoff.clone(),
+        };
+        // From here the token request may be sent: the refresh runs to the end in its own task
+        // (its rotated refresh token stored) even if this caller goes away meanwhile.
+        let task = self
+            .in_flight
+            .spawn(job.run(pair.clone(), current.clone(), lease));
+        let result = task.await.map_err(|e| {
+            OAuthError::transient(format!("the refresh task ended abnormally: {e}"))
+        })?;
+        match result {
+            Err(error) if error.is_transient() => still_valid_or(&current, error),
+            other => other,
+        }
     }
+}
 
-    async fn refresh_under_lease(
-        &self,
-        pair: &PairKey,
+/// What a refresh needs, owned, so that it can outlive the call that started it.
+struct RefreshJob {
+    stores: OAuthStores,
+    http: HttpClients,
+    counters: Arc<RefreshCounters>,
+    backoff: Arc<AsBackoff>,
+}
+
+impl RefreshJob {
+    async fn run(
+        self,
+        pair: PairKey,
         record: crate::store::TokenRecord,
         lease: Lease,
     ) -> Result<Secret, OAuthError> {
@@ -125,7 +174,12 @@ impl McpAuthorizer {
         };
         let resource = parse_url(&record.resource, "the resource indicator")?;
         let http = self.http.for_resource(&resource);
-        let mut manager = self.manager(&resource, &http).await?;
+        let mut manager =
+            AuthorizationManager::new_with_oauth_http_client(resource, Arc::new(http.clone()))
+                .await
+                .map_err(|e| classify(e, &http))?;
+        // The save is conditional on the record refreshed still being there: a delete (the
+        // user disconnected) while the request was in flight wins.
         let store = PairCredentialStore::new(
             self.stores.vault.clone(),
             self.stores.locks.clone(),
@@ -133,7 +187,8 @@ impl McpAuthorizer {
             record.issuer.clone(),
             record.resource.clone(),
         )
-        .with_lease(lease);
+        .with_lease(lease)
+        .replacing(record.obtained_at);
         let lease_slot = store.lease_handle();
         manager.set_credential_store(store);
         let redirect_uri = registration
@@ -155,23 +210,38 @@ impl McpAuthorizer {
         use std::sync::atomic::Ordering::Relaxed;
         match result {
             Ok(response) => {
-                self.refreshes.refreshed.fetch_add(1, Relaxed);
+                self.counters.refreshed.fetch_add(1, Relaxed);
+                self.backoff.succeeded(&record.issuer);
                 info!(%pair, "access token refreshed");
                 Ok(Secret::new(response.access_token().secret().clone()))
             }
             Err(error) => {
                 let error = classify(error, &http);
                 let counter = match &error {
-                    OAuthError::NeedsAuthorization(_) => &self.refreshes.rejected,
-                    e if e.is_transient() => &self.refreshes.transient,
-                    _ => &self.refreshes.failed,
+                    OAuthError::NeedsAuthorization(_) => &self.counters.rejected,
+                    e if e.is_transient() => &self.counters.transient,
+                    _ => &self.counters.failed,
                 };
                 counter.fetch_add(1, Relaxed);
-                warn!(%pair, %error, "refresh failed");
+                if token_endpoint_failed(&http.outcome()) {
+                    let delay = self.backoff.failed(&record.issuer);
+                    warn!(%pair, %error, ?delay, "refresh failed; backing off from the authorization server");
+                } else {
+                    warn!(%pair, %error, "refresh failed");
+                }
                 Err(error)
             }
         }
     }
+}
+
+/// Whether the authorization server itself failed (network, timeout, 5xx, 429), as opposed to
+/// refusing the grant or Tether's store failing after a good answer.
+fn token_endpoint_failed(outcome: &Outcome) -> bool {
+    matches!(outcome.failure, Some(HttpFailure::Transport(_)))
+        || outcome
+            .status
+            .is_some_and(|status| status >= 500 || status == 429 || status == 408)
 }
 
 pub(super) fn usable_or_reauthorize(

@@ -34,7 +34,14 @@ pub struct PairCredentialStore {
     lease: Arc<Mutex<Option<Lease>>>,
     lease_ttl: Duration,
     lease_wait: Duration,
+    /// `obtained_at` of the record being refreshed: the save replaces only that record.
+    replacing: Option<Timestamp>,
 }
+
+/// A refreshed token response is kept and its write retried this many times, pausing from
+/// [`SAVE_FIRST_PAUSE`] and doubling: the rotated refresh token in it is the only one left.
+const SAVE_ATTEMPTS: u32 = 6;
+const SAVE_FIRST_PAUSE: Duration = Duration::from_millis(100);
 
 fn store_error(error: StoreError) -> AuthError {
     AuthError::CredentialStoreError(error.to_string())
@@ -57,6 +64,16 @@ impl PairCredentialStore {
             lease: Arc::new(Mutex::new(None)),
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(35),
+            replacing: None,
+        }
+    }
+
+    /// Saves only over the record obtained at `obtained_at` ([`TokenVault::replace`]), so that
+    /// a delete while the refresh was in flight wins.
+    pub fn replacing(self, obtained_at: Timestamp) -> Self {
+        Self {
+            replacing: Some(obtained_at),
+            ..self
         }
     }
 
@@ -132,13 +149,18 @@ impl CredentialStore for PairCredentialStore {
             return self.clear().await;
         };
         if let Some(lease) = self.lease.lock().await.as_ref()
-            && !lease.still_held().await.map_err(store_error)?
+            && !lease.still_held().await.unwrap_or(true)
         {
-            // Someone may have refreshed after our lease ran out; their tokens win.
-            warn!(pair = %self.pair, "refresh lease expired before saving; result discarded");
-            return Err(AuthError::CredentialStoreError(
-                "refresh lease expired before the refreshed tokens could be saved".into(),
-            ));
+            if self.replacing.is_none() {
+                // Someone may have refreshed after our lease ran out; their tokens win.
+                warn!(pair = %self.pair, "refresh lease expired before saving; result discarded");
+                return Err(AuthError::CredentialStoreError(
+                    "refresh lease expired before the refreshed tokens could be saved".into(),
+                ));
+            }
+            // The conditional save below still refuses to overwrite a newer refresh; otherwise
+            // this response holds the only valid refresh token and must not be thrown away.
+            warn!(pair = %self.pair, "refresh lease expired before saving; saving conditionally");
         }
         let obtained_at = Timestamp::from_system_time(SystemTime::now());
         let record = TokenRecord {
@@ -153,10 +175,41 @@ impl CredentialStore for PairCredentialStore {
             client_id: credentials.client_id.clone(),
             resource: self.resource.clone(),
         };
-        self.vault
-            .put(&self.pair, record)
-            .await
-            .map_err(store_error)
+        let mut pause = SAVE_FIRST_PAUSE;
+        for attempt in 1..=SAVE_ATTEMPTS {
+            let saved = match self.replacing {
+                Some(replaced) => {
+                    self.vault
+                        .replace(&self.pair, replaced, record.clone())
+                        .await
+                }
+                None => self
+                    .vault
+                    .put(&self.pair, record.clone())
+                    .await
+                    .map(|()| true),
+            };
+            match saved {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    info!(pair = %self.pair, "tokens deleted or replaced during the refresh; its result is dropped");
+                    return Err(AuthError::CredentialStoreError(
+                        "the tokens were deleted or replaced while the refresh was in flight"
+                            .into(),
+                    ));
+                }
+                Err(error) if attempt < SAVE_ATTEMPTS => {
+                    warn!(pair = %self.pair, attempt, %error, "saving tokens failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                Err(error) => {
+                    warn!(pair = %self.pair, %error, "saving tokens failed; giving up");
+                    return Err(store_error(error));
+                }
+            }
+        }
+        Err(AuthError::CredentialStoreError("tokens not saved".into()))
     }
 
     async fn clear(&self) -> Result<(), AuthError> {

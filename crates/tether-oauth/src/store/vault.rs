@@ -49,6 +49,25 @@ pub trait TokenVault: Send + Sync + fmt::Debug + 'static {
     async fn put(&self, pair: &PairKey, record: TokenRecord) -> Result<(), StoreError>;
     async fn delete(&self, pair: &PairKey) -> Result<(), StoreError>;
 
+    /// Saves `record` only if the pair's stored record is still the one obtained at
+    /// `replaced`: a refresh's result must not resurrect tokens deleted (user disconnected) or
+    /// overwrite newer ones while its request was in flight. Returns whether it was saved.
+    /// Backends should make this atomic; the default is not.
+    async fn replace(
+        &self,
+        pair: &PairKey,
+        replaced: Timestamp,
+        record: TokenRecord,
+    ) -> Result<bool, StoreError> {
+        match self.get(pair).await? {
+            Some(current) if current.obtained_at == replaced => {
+                self.put(pair, record).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Drops the refresh token if it is still `rejected`: the authorization server refused it,
     /// but a concurrent refresh may already have stored its successor, which must survive.
     /// Returns whether it was removed. Backends should make this atomic; the default is not.
@@ -95,6 +114,22 @@ impl TokenVault for MemoryTokenVault {
     async fn delete(&self, pair: &PairKey) -> Result<(), StoreError> {
         self.records.lock().await.remove(pair);
         Ok(())
+    }
+
+    async fn replace(
+        &self,
+        pair: &PairKey,
+        replaced: Timestamp,
+        record: TokenRecord,
+    ) -> Result<bool, StoreError> {
+        let mut records = self.records.lock().await;
+        match records.get_mut(pair) {
+            Some(current) if current.obtained_at == replaced => {
+                *current = record;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn remove_refresh_token(

@@ -21,6 +21,7 @@ const ttl = Number(process.env.ACCESS_TOKEN_TTL ?? 300);
 const resourceScopes = process.env.RESOURCE_SCOPES ?? 'mcp:tools mcp:admin';
 const staticRedirect = process.env.STATIC_REDIRECT_URI ?? 'http://127.0.0.1:9/callback';
 
+const tokenMode = { status: 0, delayMs: 0 };
 const stats = {
   registrations: 0,
   grants: {},
@@ -191,9 +192,29 @@ server.listen(port, '127.0.0.1', () => {
       });
       return;
     }
+    if (req.method === 'POST' && req.url.startsWith('/__test/token-mode')) {
+      // Test knob: the token endpoint answers `status` without processing, or answers only
+      // `delay_ms` after it processed the request (a rotation done, its answer late).
+      const query = new URL(req.url, issuer).searchParams;
+      tokenMode.status = Number(query.get('status') ?? 0);
+      tokenMode.delayMs = Number(query.get('delay_ms') ?? 0);
+      res.end('{}');
+      return;
+    }
     if (req.method === 'POST' && req.url === '/token') {
       // Which client authentication arrived: the header, or (by elimination) the body.
       stats.tokenRequests.push({ basicAuth: Boolean(req.headers.authorization) });
+      if (tokenMode.status) {
+        res.statusCode = tokenMode.status;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ error: 'temporarily_unavailable' }));
+        return;
+      }
+      if (tokenMode.delayMs) {
+        const end = res.end.bind(res);
+        const delay = tokenMode.delayMs;
+        res.end = (...args) => { setTimeout(() => end(...args), delay); return res; };
+      }
     }
     callback(req, res);
   });

@@ -96,6 +96,38 @@ impl OidcPeer {
             .unwrap_or(0)
     }
 
+    /// From now on the token endpoint answers `status` (0: normally) without processing the
+    /// request, or answers `delay` after processing it.
+    pub async fn set_token_mode(&self, status: u16, delay: Duration) {
+        reqwest::Client::new()
+            .post(format!(
+                "{}/__test/token-mode?status={status}&delay_ms={}",
+                self.issuer,
+                delay.as_millis()
+            ))
+            .send()
+            .await
+            .expect("token mode request")
+            .error_for_status()
+            .expect("token mode set");
+    }
+
+    /// Refresh-token reuses the AS detected (`invalid_grant` answers) and grants it revoked.
+    pub async fn refresh_failures(&self) -> (u64, u64) {
+        let stats = self.stats().await;
+        let invalid = stats["grantErrors"]
+            .as_object()
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter(|(key, _)| key.starts_with("refresh_token:"))
+                    .filter_map(|(_, count)| count.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+        (invalid, stats["grantsRevoked"].as_u64().unwrap_or(0))
+    }
+
     /// A raw token request (`grant_type=refresh_token`) as a public client; returns the status
     /// and the body's `error`.
     pub async fn refresh_raw(

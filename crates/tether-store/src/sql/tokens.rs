@@ -2,7 +2,7 @@
 //! answered from the plain columns alone (presence and expiry), without opening any secret.
 
 use async_trait::async_trait;
-use tether_core::{AccessTokenStatus, PairKey, StoreError, TokenStatus, TokenStore};
+use tether_core::{AccessTokenStatus, PairKey, StoreError, Timestamp, TokenStatus, TokenStore};
 use tether_oauth::Secret;
 use tether_oauth::store::{TokenRecord, TokenVault};
 
@@ -32,6 +32,13 @@ type Row = (
     String,
     String,
 );
+
+/// A record's columns that are sealed or encoded before they are written.
+struct SealedRow {
+    access: Sealed,
+    refresh: Option<Sealed>,
+    scopes: String,
+}
 
 const SELECT: &str = "SELECT access_key_id, access_token, expires_at, scopes, refresh_key_id, \
      refresh_token, obtained_at, issuer, client_id, resource FROM tokens WHERE user_id = ? AND server = ?";
@@ -83,6 +90,24 @@ impl SqlStore {
         })
     }
 
+    fn seal_record(&self, pair: &PairKey, record: &TokenRecord) -> Result<SealedRow, StoreError> {
+        let seal = |kind: &str, secret: &Secret| {
+            self.keys
+                .seal(binding(pair, kind), secret.expose().as_bytes())
+                .map_err(|e| crypto_error(&format!("seal {kind} of {pair}"), &e))
+        };
+        Ok(SealedRow {
+            access: seal(ACCESS, &record.access_token)?,
+            refresh: record
+                .refresh_token
+                .as_ref()
+                .map(|r| seal(REFRESH, r))
+                .transpose()?,
+            scopes: serde_json::to_string(&record.scopes)
+                .map_err(|_| StoreError::Corrupt("scopes do not serialize".to_owned()))?,
+        })
+    }
+
     async fn fetch(
         &self,
         pair: &PairKey,
@@ -107,19 +132,7 @@ impl TokenVault for SqlStore {
     }
 
     async fn put(&self, pair: &PairKey, record: TokenRecord) -> Result<(), StoreError> {
-        let seal = |kind: &str, secret: &Secret| {
-            self.keys
-                .seal(binding(pair, kind), secret.expose().as_bytes())
-                .map_err(|e| crypto_error(&format!("seal {kind} of {pair}"), &e))
-        };
-        let access = seal(ACCESS, &record.access_token)?;
-        let refresh = record
-            .refresh_token
-            .as_ref()
-            .map(|r| seal(REFRESH, r))
-            .transpose()?;
-        let scopes = serde_json::to_string(&record.scopes)
-            .map_err(|_| StoreError::Corrupt("scopes do not serialize".to_owned()))?;
+        let row = self.seal_record(pair, &record)?;
         // One statement: the access and refresh tokens are replaced together or not at all, so
         // a rotated refresh token is never lost while its access token is kept (or vice versa).
         sqlx::query(
@@ -134,12 +147,12 @@ impl TokenVault for SqlStore {
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
-        .bind(access.key_id)
-        .bind(access.bytes)
+        .bind(row.access.key_id)
+        .bind(row.access.bytes)
         .bind(record.expires_at.map(ms))
-        .bind(scopes)
-        .bind(refresh.as_ref().map(|r| r.key_id.clone()))
-        .bind(refresh.map(|r| r.bytes))
+        .bind(row.scopes)
+        .bind(row.refresh.as_ref().map(|r| r.key_id.clone()))
+        .bind(row.refresh.map(|r| r.bytes))
         .bind(ms(record.obtained_at))
         .bind(record.issuer)
         .bind(record.client_id)
@@ -148,6 +161,39 @@ impl TokenVault for SqlStore {
         .await
         .map_err(|e| db_error("save tokens", &e))?;
         Ok(())
+    }
+
+    async fn replace(
+        &self,
+        pair: &PairKey,
+        replaced: Timestamp,
+        record: TokenRecord,
+    ) -> Result<bool, StoreError> {
+        let row = self.seal_record(pair, &record)?;
+        // The condition and the write in one statement: a delete or another save in between
+        // makes it match nothing.
+        let done = sqlx::query(&self.sql(
+            "UPDATE tokens SET access_key_id = ?, access_token = ?, expires_at = ?, \
+             scopes = ?, refresh_key_id = ?, refresh_token = ?, obtained_at = ?, issuer = ?, \
+             client_id = ?, resource = ? WHERE user_id = ? AND server = ? AND obtained_at = ?",
+        ))
+        .bind(row.access.key_id)
+        .bind(row.access.bytes)
+        .bind(record.expires_at.map(ms))
+        .bind(row.scopes)
+        .bind(row.refresh.as_ref().map(|r| r.key_id.clone()))
+        .bind(row.refresh.map(|r| r.bytes))
+        .bind(ms(record.obtained_at))
+        .bind(record.issuer)
+        .bind(record.client_id)
+        .bind(record.resource)
+        .bind(pair.user.as_str())
+        .bind(pair.server.as_str())
+        .bind(ms(replaced))
+        .execute(&self.pool)
+        .await
+        .map_err(|e| db_error("replace tokens", &e))?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn delete(&self, pair: &PairKey) -> Result<(), StoreError> {
@@ -165,24 +211,28 @@ impl TokenVault for SqlStore {
         pair: &PairKey,
         rejected: &Secret,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| db_error("begin", &e))?;
-        let Some(row) = self.fetch(pair, &mut *tx).await? else {
+        // No transaction: the update below is its own compare-and-swap (and on SQLite, a read
+        // transaction upgraded to a write fails while another connection writes).
+        let Some(row) = self.fetch(pair, &self.pool).await? else {
             return Ok(false);
         };
+        let sealed_refresh = row.5.clone();
         let record = self.decode(pair, row)?;
         if record.refresh_token.as_ref() != Some(rejected) {
             return Ok(false);
         }
-        sqlx::query(
-            &self.sql("UPDATE tokens SET refresh_key_id = NULL, refresh_token = NULL WHERE user_id = ? AND server = ?"),
+        // Compared on the sealed bytes read above (fresh randomness per seal): a successor
+        // saved since, by another connection, does not match and survives.
+        let done = sqlx::query(
+            &self.sql("UPDATE tokens SET refresh_key_id = NULL, refresh_token = NULL WHERE user_id = ? AND server = ? AND refresh_token = ?"),
         )
         .bind(pair.user.as_str())
         .bind(pair.server.as_str())
-        .execute(&mut *tx)
+        .bind(sealed_refresh)
+        .execute(&self.pool)
         .await
         .map_err(|e| db_error("remove refresh token", &e))?;
-        tx.commit().await.map_err(|e| db_error("commit", &e))?;
-        Ok(true)
+        Ok(done.rows_affected() == 1)
     }
 }
 

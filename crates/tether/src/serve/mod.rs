@@ -270,6 +270,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     // One line on stdout for scripts and tests that start Tether on port 0.
     println!("tether listening on http://{bound}");
     gateway.serve(listener, shutdown_signal()).await?;
+    // A refresh cut off here would lose its rotated refresh token: let those in flight finish.
+    authorizer
+        .drain(authorizer.config().refresh_drain_timeout)
+        .await;
     store.close().await;
     Ok(())
 }
