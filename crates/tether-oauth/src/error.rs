@@ -45,6 +45,24 @@ impl OAuthError {
         Self::Protocol(redact(message.as_ref()))
     }
 
+    /// The same error with every occurrence of `secrets` in its text replaced. An authorization
+    /// server may quote what it was sent (a refresh token or code in `error_description`), and
+    /// the pattern-based [`redact`] cannot recognise an opaque token.
+    pub(crate) fn without_secrets(self, secrets: &[&str]) -> Self {
+        let scrub = |mut text: String| {
+            for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                text = text.replace(secret, "[redacted]");
+            }
+            text
+        };
+        match self {
+            Self::NeedsAuthorization(text) => Self::NeedsAuthorization(scrub(text)),
+            Self::Transient(text) => Self::Transient(scrub(text)),
+            Self::Protocol(text) => Self::Protocol(scrub(text)),
+            other @ (Self::Refused(_) | Self::UnknownState | Self::Store(_)) => other,
+        }
+    }
+
     /// Whether retrying later (with backoff) may succeed.
     pub fn is_transient(&self) -> bool {
         matches!(

@@ -168,7 +168,12 @@ impl McpAuthorizer {
         let response = manager
             .exchange_code_for_token_with_issuer(code, state, issuer)
             .await
-            .map_err(|e| classify(e, &http))?;
+            .map_err(|e| {
+                // The answer may quote the code, the verifier or the client secret back.
+                let secret = registration.client_secret.as_ref().map(Secret::expose);
+                let sent = [Some(code), Some(flow.pkce_verifier.expose()), secret];
+                classify(e, &http).without_secrets(&sent.into_iter().flatten().collect::<Vec<_>>())
+            })?;
         let granted: Vec<String> = response
             .scopes()
             .map(|s| s.iter().map(|s| s.to_string()).collect())

@@ -216,7 +216,8 @@ impl RefreshJob {
                 Ok(Secret::new(response.access_token().secret().clone()))
             }
             Err(error) => {
-                let error = classify(error, &http);
+                let error = classify(error, &http)
+                    .without_secrets(&sent_secrets(&record, registration.client_secret.as_ref()));
                 let counter = match &error {
                     OAuthError::NeedsAuthorization(_) => &self.counters.rejected,
                     e if e.is_transient() => &self.counters.transient,
@@ -233,6 +234,22 @@ impl RefreshJob {
             }
         }
     }
+}
+
+/// What the token request carried that an answer might quote back.
+fn sent_secrets<'a>(
+    record: &'a crate::store::TokenRecord,
+    client_secret: Option<&'a Secret>,
+) -> Vec<&'a str> {
+    [
+        record.refresh_token.as_ref(),
+        Some(&record.access_token),
+        client_secret,
+    ]
+    .into_iter()
+    .flatten()
+    .map(Secret::expose)
+    .collect()
 }
 
 /// Whether the authorization server itself failed (network, timeout, 5xx, 429), as opposed to

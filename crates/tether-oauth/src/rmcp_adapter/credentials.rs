@@ -148,6 +148,19 @@ impl CredentialStore for PairCredentialStore {
         let Some(response) = credentials.token_response.as_ref() else {
             return self.clear().await;
         };
+        // An empty token is no token: storing it would replace usable credentials with ones
+        // that fail at the next request (and an empty refresh token loses the grant).
+        let empty = |secret: &str| secret.trim().is_empty();
+        if empty(response.access_token().secret())
+            || response
+                .refresh_token()
+                .is_some_and(|token| empty(token.secret()))
+        {
+            warn!(pair = %self.pair, "the authorization server answered with an empty token; nothing saved");
+            return Err(AuthError::InternalError(
+                "the authorization server answered with an empty token".into(),
+            ));
+        }
         if let Some(lease) = self.lease.lock().await.as_ref()
             && !lease.still_held().await.unwrap_or(true)
         {
