@@ -92,6 +92,9 @@ impl Inner {
             () = self.shutdown.cancelled() => AttemptOutcome::Cancelled,
         };
         self.log_store(self.tracker.clear_active(&pair).await, &pair);
+        if outcome == AttemptOutcome::Connected {
+            self.ensure_idle_sweeper();
+        }
         self.count(&outcome);
         outcome
     }

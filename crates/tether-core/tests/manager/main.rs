@@ -4,6 +4,7 @@ mod breakers;
 mod coalescing;
 mod cooldown;
 mod eligibility;
+mod idle;
 mod outage;
 mod rate_limit;
 mod recovery;
