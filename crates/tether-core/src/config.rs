@@ -46,6 +46,10 @@ pub struct ReconnectConfig {
     /// Attempts of the in-session reconnect loop (after a live session broke) before the pair is
     /// recorded as failed and left to the cooldown.
     pub in_session_attempts: u32,
+    /// A live upstream session (a stdio child included) unused for this long is closed; the
+    /// next call reconnects on demand.
+    #[serde(with = "humantime_serde")]
+    pub idle_session_timeout: Duration,
 }
 
 impl Default for ReconnectConfig {
@@ -62,6 +66,7 @@ impl Default for ReconnectConfig {
             rate_limited_retries: 3,
             max_retry_after: Duration::from_secs(300),
             in_session_attempts: 3,
+            idle_session_timeout: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -120,9 +120,9 @@ impl CircuitBreakers {
     /// Counts the failure against the breaker `blame` names and hands back the other's probe.
     /// Returns until when the blamed breaker is open, if this failure opened it.
     pub async fn failure(&self, pass: &BreakerPass, blame: Blame) -> Option<Timestamp> {
-        let (blamed, other, other_probe) = match blame {
-            Blame::Origin => (&pass.origin, &pass.pair, pass.pair_probe),
-            Blame::Pair => (&pass.pair, &pass.origin, pass.origin_probe),
+        let (blamed, probe, other, other_probe) = match blame {
+            Blame::Origin => (&pass.origin, pass.origin_probe, &pass.pair, pass.pair_probe),
+            Blame::Pair => (&pass.pair, pass.pair_probe, &pass.origin, pass.origin_probe),
             Blame::Nobody => {
                 self.abandon(pass).await;
                 return None;
@@ -131,13 +131,37 @@ impl CircuitBreakers {
         if other_probe {
             self.apply(other, BreakerEvent::Abandon).await;
         }
-        match self.apply(blamed, BreakerEvent::Failure).await {
+        let event = if probe {
+            BreakerEvent::ProbeFailure
+        } else {
+            BreakerEvent::Failure
+        };
+        match self.apply(blamed, event).await {
             Some(BreakerVerdict::Opened { until }) => {
                 self.opens.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(breaker = %blamed, %until, "circuit breaker opened");
                 Some(until)
             }
             _ => None,
+        }
+    }
+
+    /// Whether the origin's breaker opened after this attempt was admitted, so that an attempt
+    /// that waited in the admission queue does not knock on an origin known to be down. The
+    /// probe itself is never held back.
+    pub async fn origin_opened_since(&self, pass: &BreakerPass) -> Option<Timestamp> {
+        if pass.origin_probe {
+            return None;
+        }
+        match self.shared.breaker(&pass.origin).await {
+            Ok(record) => match record.phase(self.clock.now()) {
+                BreakerPhase::Open { until } => Some(until),
+                BreakerPhase::HalfOpen | BreakerPhase::Closed => None,
+            },
+            Err(error) => {
+                tracing::warn!(breaker = %pass.origin, %error, "breaker state unavailable");
+                None
+            }
         }
     }
 

@@ -27,7 +27,10 @@ pub enum BreakerEvent {
     /// May an attempt go ahead?
     Admit,
     Success,
+    /// An attempt admitted while the breaker was closed failed.
     Failure,
+    /// The half-open probe failed.
+    ProbeFailure,
     /// A probe admitted here did not run (another gate refused it): let someone else probe.
     Abandon,
 }
@@ -79,7 +82,8 @@ impl BreakerRecord {
         match event {
             BreakerEvent::Admit => self.admit(now, config),
             BreakerEvent::Success => (Self::default(), BreakerVerdict::Recorded),
-            BreakerEvent::Failure => self.fail(now, config),
+            BreakerEvent::Failure => self.fail(now, config, false),
+            BreakerEvent::ProbeFailure => self.fail(now, config, true),
             BreakerEvent::Abandon => (
                 Self {
                     probe_until: None,
@@ -107,12 +111,22 @@ impl BreakerRecord {
         }
     }
 
-    fn fail(self, now: Timestamp, config: &BreakerConfig) -> (Self, BreakerVerdict) {
+    fn fail(self, now: Timestamp, config: &BreakerConfig, probe: bool) -> (Self, BreakerVerdict) {
         let consecutive_failures = self.consecutive_failures.saturating_add(1);
-        // A failure while open or half-open (the probe, or a straggler that started before the
-        // breaker opened) re-opens it for longer; when closed, only the threshold opens it.
-        let reopen = self.open_until.is_some();
-        if reopen || consecutive_failures >= config.failure_threshold {
+        // Only the probe's failure re-opens an open or half-open breaker for longer. Stragglers
+        // that were admitted before it opened report the same outage again: were they to
+        // re-open it, one short outage seen by many users would escalate the open period to
+        // its cap and hold every user back for minutes after the origin is back.
+        if self.open_until.is_some() && !probe {
+            return (
+                Self {
+                    consecutive_failures,
+                    ..self
+                },
+                BreakerVerdict::Recorded,
+            );
+        }
+        if probe || consecutive_failures >= config.failure_threshold {
             let until = now + open_period(self.opens, config);
             let next = Self {
                 consecutive_failures,
@@ -206,6 +220,25 @@ mod tests {
             r.apply(BreakerEvent::Admit, t(32), &cfg()).1,
             BreakerVerdict::Probe
         );
+    }
+
+    #[test]
+    fn stragglers_failing_while_open_do_not_extend_it_but_a_failed_probe_does() {
+        let (mut r, _) = BreakerRecord::default().apply(BreakerEvent::Failure, t(0), &cfg());
+        for _ in 0..4 {
+            r = r.apply(BreakerEvent::Failure, t(1), &cfg()).0;
+        }
+        assert_eq!(r.phase(t(2)), BreakerPhase::Open { until: t(31) });
+        for s in 2..40 {
+            let (next, v) = r.apply(BreakerEvent::Failure, t(s), &cfg());
+            assert_eq!(v, BreakerVerdict::Recorded, "straggler at {s} s");
+            r = next;
+        }
+        assert_eq!(r.opens, 1);
+        let (r, v) = r.apply(BreakerEvent::Admit, t(40), &cfg());
+        assert_eq!(v, BreakerVerdict::Probe);
+        let (_, v) = r.apply(BreakerEvent::ProbeFailure, t(41), &cfg());
+        assert_eq!(v, BreakerVerdict::Opened { until: t(101) });
     }
 
     #[test]

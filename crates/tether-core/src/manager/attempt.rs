@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::Inner;
 use crate::config::ServerConfig;
 use crate::connector::{
-    AuthorizationMode, ConnectError, ConnectRequest, Session, TransportFailure,
+    AuthorizationMode, Blame, ConnectError, ConnectRequest, Session, TransportFailure,
 };
 use crate::ids::PairKey;
 use crate::redact::redact;
@@ -92,6 +92,9 @@ impl Inner {
             () = self.shutdown.cancelled() => AttemptOutcome::Cancelled,
         };
         self.log_store(self.tracker.clear_active(&pair).await, &pair);
+        if outcome == AttemptOutcome::Connected {
+            self.ensure_idle_sweeper();
+        }
         self.count(&outcome);
         outcome
     }
@@ -128,6 +131,16 @@ impl Inner {
                     return self.failed(pair, &error, None, kind).await;
                 }
             };
+            if let Some(until) = self.breakers.origin_opened_since(&pass).await {
+                permit.release().await;
+                self.breakers.abandon(&pass).await;
+                self.sessions.set_state(
+                    pair,
+                    ConnectionState::CircuitOpen { until },
+                    self.clock.now(),
+                );
+                return AttemptOutcome::CircuitOpen { until };
+            }
             let result = self.connect_and_list(pair, server, timeout).await;
             permit.release().await;
             match result {
@@ -237,8 +250,16 @@ impl Inner {
         // Tether's own outage (its token store) is no fault of the pair: no cooldown that would
         // outlast the outage, only the active mark goes.
         let own_outage = matches!(error, ConnectError::Unavailable(_));
-        let record = !matches!(kind, AttemptKind::Recovery { last: false }) && !own_outage;
+        // An origin-wide transport failure is the origin breaker's business: it holds every
+        // pair back while the origin is down and lets them all through once a probe succeeds.
+        // A per-pair cooldown on top would outlast the outage by minutes.
+        let origin_outage = error.blame() == Blame::Origin;
+        let record =
+            !matches!(kind, AttemptKind::Recovery { last: false }) && !own_outage && !origin_outage;
         if own_outage {
+            self.log_store(self.tracker.clear_active(pair).await, pair);
+        }
+        if origin_outage && !own_outage {
             self.log_store(self.tracker.clear_active(pair).await, pair);
         }
         let retry_at = if record {

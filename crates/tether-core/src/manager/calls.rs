@@ -77,6 +77,7 @@ impl Inner {
         arguments: Option<Map<String, Value>>,
     ) -> ToolResult {
         if let Some(session) = self.sessions.open_session(pair) {
+            self.sessions.touch(pair, self.clock.now());
             return match session.call_tool(tool, arguments.clone()).await {
                 Ok(result) => result,
                 Err(error) => {

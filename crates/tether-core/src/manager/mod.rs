@@ -5,6 +5,7 @@
 mod attempt;
 mod calls;
 mod eligibility;
+mod idle;
 mod recovery;
 mod sessions;
 mod tool_lists;
@@ -127,6 +128,7 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     shutdown: CancellationToken,
     counters: AttemptCounters,
+    idle_sweeper: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -251,6 +253,7 @@ impl ManagerBuilder {
             tasks: TaskTracker::new(),
             shutdown: CancellationToken::new(),
             counters: AttemptCounters::default(),
+            idle_sweeper: std::sync::atomic::AtomicBool::new(false),
             config,
         };
         Ok(ReconnectionManager {

@@ -19,6 +19,8 @@ struct PairSlot {
     state: ConnectionState,
     since: Timestamp,
     tools: ToolList,
+    /// When the session last carried a call (or was opened), for closing idle sessions.
+    last_used: Timestamp,
 }
 
 /// A copy of a slot's public part.
@@ -99,6 +101,7 @@ impl SessionTable {
                         state,
                         since: now,
                         tools: ToolList::from(Vec::new()),
+                        last_used: now,
                     },
                 );
             }
@@ -121,6 +124,7 @@ impl SessionTable {
                 state: ConnectionState::Connected,
                 since: now,
                 tools,
+                last_used: now,
             },
         );
         previous.and_then(|p| p.session)
@@ -140,6 +144,44 @@ impl SessionTable {
         }
         slot.state = state;
         slot.session.take()
+    }
+
+    /// The pair's session carried a call now.
+    pub fn touch(&self, pair: &PairKey, now: Timestamp) {
+        if let Some(slot) = self.slots().get_mut(pair) {
+            slot.last_used = now;
+        }
+    }
+
+    /// Takes out (for closing) every live session unused since `now - timeout`; their pairs
+    /// become disconnected, so that the next call connects on demand.
+    pub fn take_idle(
+        &self,
+        now: Timestamp,
+        timeout: std::time::Duration,
+    ) -> Vec<(PairKey, Arc<dyn Session>)> {
+        let mut slots = self.slots();
+        let mut idle = Vec::new();
+        for (pair, slot) in slots.iter_mut() {
+            if slot.session.is_none() || slot.last_used + timeout > now {
+                continue;
+            }
+            if let Some(session) = slot.session.take() {
+                slot.state = ConnectionState::Disconnected;
+                slot.since = now;
+                idle.push((pair.clone(), session));
+            }
+        }
+        idle
+    }
+
+    /// The earliest moment a live session may become idle.
+    pub fn next_idle_check(&self, timeout: std::time::Duration) -> Option<Timestamp> {
+        self.slots()
+            .values()
+            .filter(|s| s.session.is_some())
+            .map(|s| s.last_used + timeout)
+            .min()
     }
 
     pub fn connected_count(&self) -> usize {

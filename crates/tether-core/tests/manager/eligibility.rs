@@ -1,6 +1,8 @@
 use std::time::Duration;
 
-use tether_core::{AccessTokenStatus, CoreConfig, Eligibility, ServerConfig, TokenStatus};
+use tether_core::{
+    AccessTokenStatus, ConnectError, CoreConfig, Eligibility, ServerConfig, TokenStatus,
+};
 
 use crate::support::*;
 
@@ -99,7 +101,12 @@ async fn connected_reconnecting_cooling_and_non_oauth_servers_are_skipped() {
         Ok(Eligibility::AlreadyConnected)
     );
 
-    h.connector.script("u", "cooling", vec![Err(refused())]);
+    // The pair's own failure cools it down (an origin's transport failure is the breaker's).
+    h.connector.script(
+        "u",
+        "cooling",
+        vec![Err(ConnectError::Protocol("initialize failed".into()))],
+    );
     assert!(!h.manager.reconnect_server(&u, &server("cooling")).await);
     assert_eq!(
         h.manager.eligibility(&u, &server("cooling")).await,

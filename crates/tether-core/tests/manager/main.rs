@@ -4,6 +4,8 @@ mod breakers;
 mod coalescing;
 mod cooldown;
 mod eligibility;
+mod idle;
+mod outage;
 mod rate_limit;
 mod recovery;
 mod stagger;

@@ -83,7 +83,10 @@ async fn the_background_loop_gives_up_after_its_attempts_and_leaves_it_to_the_co
     h.tokens.valid_for_everyone();
     let (u, s) = (user("u"), server("s"));
     assert!(h.manager.reconnect_server(&u, &s).await);
-    h.connector.set_default("s", Err(refused()));
+    // The pair's own failure on every retry: the cooldown is the pair's to carry (an origin's
+    // transport failures are left to the origin breaker instead).
+    h.connector
+        .set_default("s", Err(ConnectError::Protocol("initialize failed".into())));
     h.connector.fail_calls(
         "u",
         "s",
