@@ -19,7 +19,10 @@ use tether_store::shared::{RedisState, RedisStateConfig};
 struct CountingConnector {
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
     calls: Mutex<usize>,
+    /// Connections refused: a transport failure of the origin.
     refuse: Mutex<bool>,
+    /// Sessions refused for the pair itself (a protocol error), which cools the pair down.
+    reject: Mutex<bool>,
 }
 
 impl CountingConnector {
@@ -67,6 +70,9 @@ impl Connector for CountingConnector {
         tokio::time::sleep(Duration::from_millis(20)).await;
         if let Some((now, _)) = self.in_flight.lock().expect("lock").get_mut(&origin) {
             *now -= 1;
+        }
+        if *self.reject.lock().expect("lock") {
+            return Err(ConnectError::Protocol("refused for this user".to_owned()));
         }
         if *self.refuse.lock().expect("lock") {
             return Err(ConnectError::transport(
@@ -182,14 +188,17 @@ async fn tracker_and_breaker_state_set_by_one_replica_is_seen_by_the_other() {
     );
     assert!(running.await.expect("join"));
 
-    // A failure recorded on replica one puts the pair in cooldown on replica two.
-    *connector.refuse.lock().expect("lock") = true;
+    // A failure of the pair itself recorded on replica one puts the pair in cooldown on
+    // replica two (an origin's transport failures charge no cooldown: its breaker owns them).
+    *connector.reject.lock().expect("lock") = true;
     let bob = UserId::new("bob");
     assert!(!one.reconnect_server(&bob, &a).await);
     assert!(matches!(
         two.eligibility(&bob, &a).await,
         Ok(Eligibility::InCooldown { .. })
     ));
+    *connector.reject.lock().expect("lock") = false;
+    *connector.refuse.lock().expect("lock") = true;
 
     // Transport failures through replica one open the origin's breaker for replica two too.
     for i in 0..5 {

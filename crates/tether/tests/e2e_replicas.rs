@@ -271,9 +271,31 @@ async fn dead_upstream() -> (String, Arc<AtomicU64>, tokio::task::JoinHandle<()>
     (format!("http://{addr}/mcp"), count, task)
 }
 
+/// An upstream that answers every request with HTTP 400: a failure of the pair itself (not of
+/// the origin's transport), which earns the pair a cooldown.
+async fn refusing_upstream() -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buffer = [0u8; 4096];
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buffer)).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}/mcp"), task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tracker_and_breaker_states_written_by_one_replica_rule_the_other() {
     let (url, attempts, counter) = dead_upstream().await;
+    let (refusing_url, refusing) = refusing_upstream().await;
     let deployment = Deployment::new("breaker", SHARED_REDIS).await;
     let ports = Ports::new().await;
     let rest = format!(
@@ -290,6 +312,10 @@ open_cap = "5m"
 [[servers]]
 name = "dead"
 url = "{url}"
+
+[[servers]]
+name = "refusing"
+url = "{refusing_url}"
 "#
     );
     let replicas = Pair::start("breaker", &deployment, &ports, &rest, &[]).await;
@@ -297,12 +323,13 @@ url = "{url}"
     let alice = jwt("alice");
     let bob = jwt("bob");
 
-    // Replica 1 fails to connect alice: the tracker's failure entry is shared.
-    let (status, body) = one.post(&alice, "/v1/me/servers/dead/reconnect").await;
+    // Replica 1 fails to connect alice to a server that refuses her (the pair's own failure,
+    // which cools down): the tracker's failure entry is shared.
+    let (status, body) = one.post(&alice, "/v1/me/servers/refusing/reconnect").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["connected"], false, "{body}");
-    let row_one = one.row(&alice, "dead").await;
-    let row_two = two.row(&alice, "dead").await;
+    let row_one = one.row(&alice, "refusing").await;
+    let row_two = two.row(&alice, "refusing").await;
     println!("after one failure: replica 1 {row_one}; replica 2 {row_two}");
     assert_eq!(row_one["state"], "failed", "{row_one}");
     assert_eq!(
@@ -311,18 +338,26 @@ url = "{url}"
     );
     assert_eq!(row_two["retry_at"], row_one["retry_at"]);
     assert_eq!(row_two["last_error"], row_one["last_error"]);
-    // The login hook on replica 2 respects that cooldown: nothing scheduled, no connection.
-    let seen = attempts.load(Ordering::SeqCst);
+    // The login hook on replica 2 respects that cooldown: the cooling pair is not scheduled
+    // (the never-tried one is).
     let (status, body) = two.post(&alice, "/v1/me/reconnect").await;
     assert_eq!(status, 202, "{body}");
     assert_eq!(
         body["scheduled"],
-        serde_json::json!([]),
+        serde_json::json!(["dead"]),
         "in cooldown on the other replica: {body}"
     );
+    // That scheduled attempt is the origin's first transport failure.
+    two.wait_state(&alice, "dead", "failed", Duration::from_secs(30))
+        .await;
+    let seen = attempts.load(Ordering::SeqCst);
+    assert!(
+        seen >= 1,
+        "the login hook's attempt reached the dead upstream"
+    );
 
-    // A second failure on replica 1 opens the breaker; replica 2 then refuses to connect
-    // anyone to that upstream without touching it.
+    // A second failure on replica 1 opens the origin's breaker; replica 2 then refuses to
+    // connect anyone to that upstream without touching it.
     let (_, body) = one.post(&alice, "/v1/me/servers/dead/reconnect").await;
     assert_eq!(body["connected"], false, "{body}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -343,6 +378,7 @@ url = "{url}"
         "replica 2 connected to an upstream whose breaker replica 1 opened"
     );
     counter.abort();
+    refusing.abort();
     replicas.one.kill().await;
     replicas.two.kill().await;
 }
@@ -375,7 +411,9 @@ async fn redis_stopped_mid_run_degrades_both_replicas_and_they_share_again_when_
     let upstream = tether_testkit::serve_streamable_http(tools.clone(), "127.0.0.1:0")
         .await
         .expect("the upstream starts");
-    let (dead_url, _attempts, counter) = dead_upstream().await;
+    // Refused for the pair itself, so its failure is a shared cooldown entry (an origin's
+    // transport failure leaves none: its breaker owns it).
+    let (dead_url, counter) = refusing_upstream().await;
     let deployment = Deployment::new("redis", &redis.url()).await;
     let ports = Ports::new().await;
     let rest = format!(
