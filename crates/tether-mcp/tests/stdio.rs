@@ -105,3 +105,48 @@ async fn a_process_that_exits_at_once_fails_the_connect() {
         "{err:?}"
     );
 }
+
+/// Live processes whose command line carries `marker` (zombies, already dead, are left out).
+fn processes_with(marker: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+            !zombie && String::from_utf8_lossy(&cmdline).contains(marker)
+        })
+        .collect()
+}
+
+/// The core closes idle upstream sessions (`reconnect.idle_session_timeout`); for a stdio
+/// server that must end its child, or one process per (user, server) would live forever.
+#[tokio::test]
+async fn closing_a_stdio_session_ends_its_child_process() {
+    let marker = format!("--tether-test-marker-{}", std::process::id());
+    let connector = McpConnector::default();
+    let config = TransportConfig::Stdio {
+        command: stdio_server().to_string_lossy().into_owned(),
+        args: vec![marker.clone()],
+    };
+    let session = connector.connect(request(config)).await.expect("connects");
+    session.list_tools().await.expect("lists");
+    let children = processes_with(&marker);
+    assert_eq!(children.len(), 1, "one child for the session: {children:?}");
+
+    session.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !processes_with(&marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child {children:?} outlived its closed session by 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
