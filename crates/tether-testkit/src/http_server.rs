@@ -1,6 +1,8 @@
 //! An rmcp Streamable HTTP server on loopback, stoppable.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -45,7 +47,7 @@ pub async fn serve_streamable_http<S>(handler: S, addr: &str) -> std::io::Result
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
-    serve_with(handler, addr, Router::new()).await
+    serve_with(handler, addr, Router::new(), None).await
 }
 
 /// [`DemoTools`] like [`serve_streamable_http`], plus its counters as JSON at `GET /stats`
@@ -59,10 +61,63 @@ pub async fn serve_demo_with_stats(tools: DemoTools, addr: &str) -> std::io::Res
             async move { axum::Json(counters.stats()) }
         }),
     );
-    serve_with(tools, addr, stats).await
+    serve_with(tools, addr, stats, None).await
 }
 
-async fn serve_with<S>(handler: S, addr: &str, extra: Router) -> std::io::Result<RunningServer>
+/// A switch that makes a server answer every request with `503 Service Unavailable` and
+/// `Retry-After: 1` (an outage), counting the requests it refused.
+#[derive(Debug, Clone, Default)]
+pub struct Outage {
+    down: Arc<AtomicBool>,
+    refused: Arc<AtomicU64>,
+}
+
+impl Outage {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Requests answered 503 so far.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+/// [`DemoTools`] like [`serve_streamable_http`], behind an [`Outage`] switch.
+pub async fn serve_demo_with_outage(
+    tools: DemoTools,
+    addr: &str,
+) -> std::io::Result<(RunningServer, Outage)> {
+    let outage = Outage::default();
+    let server = serve_with(tools, addr, Router::new(), Some(outage.clone())).await?;
+    Ok((server, outage))
+}
+
+/// The outage switch's middleware: 503 + `Retry-After: 1` while down.
+async fn outage_gate(
+    axum::extract::State(outage): axum::extract::State<Outage>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if outage.down.load(Ordering::SeqCst) {
+        outage.refused.fetch_add(1, Ordering::SeqCst);
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "1")],
+            "down for maintenance",
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+async fn serve_with<S>(
+    handler: S,
+    addr: &str,
+    extra: Router,
+    outage: Option<Outage>,
+) -> std::io::Result<RunningServer>
 where
     S: ServerHandler + Clone + Send + Sync + 'static,
 {
@@ -78,6 +133,10 @@ where
         .nest_service("/mcp", service)
         .route("/healthz", get(|| async { "ok" }))
         .merge(extra);
+    let router = match outage {
+        Some(outage) => router.layer(axum::middleware::from_fn_with_state(outage, outage_gate)),
+        None => router,
+    };
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY a response written in two parts (headers, then the SSE event) waits

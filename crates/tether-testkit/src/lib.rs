@@ -22,6 +22,8 @@ mod protected;
 pub mod services;
 
 pub use demo_tools::DemoTools;
-pub use http_server::{RunningServer, serve_demo_with_stats, serve_streamable_http};
+pub use http_server::{
+    Outage, RunningServer, serve_demo_with_outage, serve_demo_with_stats, serve_streamable_http,
+};
 pub use oidc::{OidcOptions, OidcPeer};
 pub use protected::{ProtectedServer, ProtectionConfig, WELL_KNOWN_METADATA_PATH, serve_protected};
