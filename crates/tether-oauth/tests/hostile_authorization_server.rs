@@ -13,7 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use proptest::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use tether_core::{PairKey, ServerName, Timestamp, UserId};
 use tether_oauth::store::{
     ClientSource, Endpoints, RegistrationRecord, TokenEndpointAuthMethod, TokenRecord,
@@ -21,6 +21,7 @@ use tether_oauth::store::{
 use tether_oauth::{
     AuthorizerConfig, McpAuthorizer, OAuthError, OAuthStores, Secret, StartOptions,
 };
+use tether_testkit::json_strategies::{member, object};
 use tokio::runtime::Runtime;
 
 const REFRESH_TOKEN: &str = "rt-stored-7f3a9c";
@@ -133,41 +134,6 @@ impl Hostile {
             .map(|hosts| hosts.iter().any(|h| h == "169.254.169.254"))
             .unwrap_or(false)
     }
-}
-
-fn any_json() -> impl Strategy<Value = Value> {
-    let scalar = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        ".{0,16}".prop_map(Value::from),
-    ];
-    scalar.prop_recursive(2, 12, 3, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..3).prop_map(Value::from),
-            prop::collection::btree_map("[a-z_]{1,8}", inner, 0..3)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-/// A member that is absent, one of the plausible values, or anything.
-fn member(good: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![
-        1 => Just(None),
-        4 => prop::sample::select(good).prop_map(Some),
-        1 => any_json().prop_map(Some),
-    ]
-}
-
-fn object(members: Vec<(&'static str, Option<Value>)>) -> Value {
-    let mut object = Map::new();
-    for (key, value) in members {
-        if let Some(value) = value {
-            object.insert(key.to_owned(), value);
-        }
-    }
-    Value::Object(object)
 }
 
 /// A body: the object, cut short, or not JSON.

@@ -17,6 +17,7 @@
 
 mod demo_tools;
 mod http_server;
+pub mod json_strategies;
 pub mod oidc;
 mod protected;
 pub mod services;

@@ -10,36 +10,12 @@ use std::time::Duration;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestRunner};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+use tether_testkit::json_strategies::{any_json, body_of, member, object};
 
 use support::{TestGateway, first_message, initialize_body, jwt, mcp_post};
 
 const CASES: usize = 300;
-
-fn value() -> impl Strategy<Value = Value> {
-    let scalar = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::from),
-        any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_map(|f| json!(f)),
-        ".{0,12}".prop_map(Value::from),
-    ];
-    scalar.prop_recursive(3, 24, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-            prop::collection::btree_map("[a-zA-Z_/]{1,8}", inner, 0..4)
-                .prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-}
-
-fn member(good: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
-    prop_oneof![
-        1 => Just(None),
-        3 => prop::sample::select(good).prop_map(Some),
-        1 => value().prop_map(Some),
-    ]
-}
 
 fn message() -> impl Strategy<Value = Value> {
     (
@@ -69,33 +45,19 @@ fn message() -> impl Strategy<Value = Value> {
         ]),
     )
         .prop_map(|(jsonrpc, id, method, params)| {
-            let mut object = Map::new();
-            for (key, value) in [
+            object(vec![
                 ("jsonrpc", jsonrpc),
                 ("id", id),
                 ("method", method),
                 ("params", params),
-            ] {
-                if let Some(value) = value {
-                    object.insert(key.to_owned(), value);
-                }
-            }
-            Value::Object(object)
+            ])
         })
 }
 
 fn body() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        5 => message().prop_map(|m| m.to_string().into_bytes()),
-        2 => prop::collection::vec(message(), 0..4)
-            .prop_map(|batch| Value::from(batch).to_string().into_bytes()),
-        1 => (message(), any::<prop::sample::Index>()).prop_map(|(m, cut)| {
-            let text = m.to_string().into_bytes();
-            let at = cut.index(text.len().max(1));
-            text[..at].to_vec()
-        }),
-        1 => prop::collection::vec(any::<u8>(), 0..64),
-        1 => value().prop_map(|v| v.to_string().into_bytes()),
+        9 => body_of(message),
+        1 => any_json().prop_map(|v| v.to_string().into_bytes()),
     ]
 }
 

@@ -246,38 +246,10 @@ mod tests {
     mod props {
         use proptest::prelude::*;
         use rmcp::model::{ClientJsonRpcMessage, ClientRequest, GetMeta, JsonRpcMessage};
-        use serde_json::{Map, Value, json};
+        use serde_json::{Value, json};
+        use tether_testkit::json_strategies::{any_json, body_of, member, object};
 
         use super::plain_call;
-
-        fn scalar() -> impl Strategy<Value = Value> {
-            prop_oneof![
-                Just(Value::Null),
-                any::<bool>().prop_map(Value::from),
-                any::<i64>().prop_map(Value::from),
-                any::<f64>().prop_map(|f| json!(f)),
-                ".{0,12}".prop_map(Value::from),
-            ]
-        }
-
-        fn value() -> impl Strategy<Value = Value> {
-            scalar().prop_recursive(3, 24, 4, |inner| {
-                prop_oneof![
-                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
-                    prop::collection::btree_map("[a-z_]{1,6}", inner, 0..4)
-                        .prop_map(|m| Value::Object(m.into_iter().collect())),
-                ]
-            })
-        }
-
-        /// A member that is absent, well-formed, or of another shape.
-        fn member(good: Vec<Value>) -> impl Strategy<Value = Option<Value>> {
-            prop_oneof![
-                1 => Just(None),
-                4 => prop::sample::select(good).prop_map(Some),
-                1 => value().prop_map(Some),
-            ]
-        }
 
         fn params() -> impl Strategy<Value = Option<Value>> {
             let meta = member(vec![
@@ -292,29 +264,24 @@ mod tests {
                 meta,
                 member(vec![json!("state")]),
                 member(vec![json!({})]),
-                prop::option::of(("[a-z]{1,5}", value())),
+                prop::option::of(("[a-z]{1,5}", any_json())),
                 any::<bool>(),
             )
                 .prop_map(|(name, arguments, meta, state, inputs, extra, present)| {
                     if !present {
                         return None;
                     }
-                    let mut object = Map::new();
-                    for (key, value) in [
+                    let mut params = object(vec![
                         ("name", name),
                         ("arguments", arguments),
                         ("_meta", meta),
                         ("requestState", state),
                         ("inputResponses", inputs),
-                    ] {
-                        if let Some(value) = value {
-                            object.insert(key.to_owned(), value);
-                        }
+                    ]);
+                    if let (Some((key, value)), Some(map)) = (extra, params.as_object_mut()) {
+                        map.insert(key, value);
                     }
-                    if let Some((key, value)) = extra {
-                        object.insert(key, value);
-                    }
-                    Some(Value::Object(object))
+                    Some(params)
                 })
         }
 
@@ -332,33 +299,17 @@ mod tests {
                 params(),
             )
                 .prop_map(|(jsonrpc, id, method, params)| {
-                    let mut object = Map::new();
-                    for (key, value) in [
+                    object(vec![
                         ("jsonrpc", jsonrpc),
                         ("id", id),
                         ("method", method),
                         ("params", params),
-                    ] {
-                        if let Some(value) = value {
-                            object.insert(key.to_owned(), value);
-                        }
-                    }
-                    Value::Object(object)
+                    ])
                 })
         }
 
         fn body() -> impl Strategy<Value = Vec<u8>> {
-            prop_oneof![
-                4 => message().prop_map(|m| m.to_string().into_bytes()),
-                1 => prop::collection::vec(message(), 1..3)
-                    .prop_map(|batch| Value::from(batch).to_string().into_bytes()),
-                1 => (message(), any::<prop::sample::Index>()).prop_map(|(m, cut)| {
-                    let text = m.to_string().into_bytes();
-                    let at = cut.index(text.len().max(1));
-                    text[..at].to_vec()
-                }),
-                1 => prop::collection::vec(any::<u8>(), 0..64),
-            ]
+            body_of(message)
         }
 
         proptest! {
