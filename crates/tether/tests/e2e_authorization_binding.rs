@@ -10,12 +10,11 @@
 mod support;
 
 use serde_json::{Value, json};
-use tether_testkit::oidc;
 
 use support::gateway_process::{
-    CLIENT_SECRET_ENV, GatewayProcess, Launch, OAuthPeers, TempDir, add_args,
-    authorize_through_gateway, browser_authorizes, browser_get, call, client_secret_env,
-    completion_code, config_text, free_port, oauth_peers, result_text,
+    GatewayProcess, Launch, OAuthPeers, TempDir, add_args, authorize_through_gateway,
+    browser_authorizes, browser_get, call, client_secret_env, completion_code, config_text,
+    free_port, oauth_peers, oauth_server, result_text,
 };
 use support::{jwt, mcp_client};
 
@@ -24,20 +23,7 @@ async fn gateway_with_alpha(label: &str) -> (TempDir, OAuthPeers, GatewayProcess
     let port = free_port().await;
     let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
     let peers = oauth_peers(&redirect_uri, 300).await;
-    let config = config_text(
-        &dir.path,
-        &format!(
-            r#"[[servers]]
-name = "alpha"
-url = "{}"
-oauth = true
-client_id = "{}"
-client_secret_env = "{CLIENT_SECRET_ENV}"
-"#,
-            peers.server.url,
-            oidc::BASIC_CLIENT_ID
-        ),
-    );
+    let config = config_text(&dir.path, &oauth_server("alpha", &peers.server.url));
     let mut launch = Launch::new(&dir.path);
     launch.listen = format!("127.0.0.1:{port}");
     launch.env.push(client_secret_env());
