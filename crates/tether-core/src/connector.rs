@@ -66,10 +66,13 @@ pub enum ConnectError {
         /// Where the user can authorize, when the connector already knows it.
         authorization_url: Option<String>,
     },
-    #[error("{kind}{}", detail_suffix(.detail))]
+    #[error("{kind}{}{}", detail_suffix(.detail), retry_suffix(.retry_after))]
     Transport {
         kind: TransportFailure,
         detail: String,
+        /// The server's `Retry-After` with a 5xx: the origin breaker waits that long (not its
+        /// own open period) before its half-open probe.
+        retry_after: Option<Duration>,
     },
     #[error("rate limited by the server{}", retry_suffix(.retry_after))]
     RateLimited { retry_after: Option<Duration> },
@@ -113,6 +116,25 @@ impl ConnectError {
         Self::Transport {
             kind,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same error, carrying the server's `Retry-After` when it is a transport failure or
+    /// a rate limit.
+    #[must_use]
+    pub fn with_retry_after(mut self, value: Option<Duration>) -> Self {
+        if let Self::Transport { retry_after, .. } | Self::RateLimited { retry_after } = &mut self {
+            *retry_after = value;
+        }
+        self
+    }
+
+    /// How long the server asked to be left alone, when it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Transport { retry_after, .. } | Self::RateLimited { retry_after } => *retry_after,
+            _ => None,
         }
     }
 

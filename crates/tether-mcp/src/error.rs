@@ -208,7 +208,8 @@ pub(crate) fn from_status(status: u16, retry_after: Option<&str>) -> ConnectErro
         429 => ConnectError::RateLimited {
             retry_after: retry_after.and_then(parse_retry_after),
         },
-        500..=599 => ConnectError::transport(TransportFailure::ServerError(status), ""),
+        500..=599 => ConnectError::transport(TransportFailure::ServerError(status), "")
+            .with_retry_after(retry_after.and_then(parse_retry_after)),
         401 | 403 => ConnectError::NeedsAuthorization {
             authorization_url: None,
         },
@@ -319,6 +320,15 @@ mod tests {
             from_status(503, None),
             ConnectError::transport(TransportFailure::ServerError(503), "")
         );
+        let unavailable = from_status(503, Some("2"));
+        assert_eq!(unavailable.retry_after(), Some(Duration::from_secs(2)));
+        assert!(matches!(
+            unavailable,
+            ConnectError::Transport {
+                kind: TransportFailure::ServerError(503),
+                ..
+            }
+        ));
         assert_eq!(
             from_status(429, Some(" 7 ")),
             ConnectError::RateLimited {

@@ -152,7 +152,12 @@ async fn breakers_transition_and_vanish_when_pristine(state: Arc<dyn SharedState
     for _ in 0..4 {
         assert_eq!(
             state
-                .breaker_apply(&key, BreakerEvent::Failure, &config, t)
+                .breaker_apply(
+                    &key,
+                    BreakerEvent::Failure { retry_after: None },
+                    &config,
+                    t
+                )
                 .await
                 .expect("ok"),
             BreakerVerdict::Recorded
@@ -161,7 +166,12 @@ async fn breakers_transition_and_vanish_when_pristine(state: Arc<dyn SharedState
     let until = t + config.open_base;
     assert_eq!(
         state
-            .breaker_apply(&key, BreakerEvent::Failure, &config, t)
+            .breaker_apply(
+                &key,
+                BreakerEvent::Failure { retry_after: None },
+                &config,
+                t
+            )
             .await
             .expect("ok"),
         BreakerVerdict::Opened { until }
@@ -193,7 +203,12 @@ async fn breakers_transition_and_vanish_when_pristine(state: Arc<dyn SharedState
         .expect("ok");
     assert!(state.breaker(&key).await.expect("ok").is_pristine());
     state
-        .breaker_apply(&key, BreakerEvent::Failure, &config, until)
+        .breaker_apply(
+            &key,
+            BreakerEvent::Failure { retry_after: None },
+            &config,
+            until,
+        )
         .await
         .expect("ok");
     state.breaker_reset(&key).await.expect("ok");
@@ -211,7 +226,12 @@ async fn concurrent_breaker_updates_are_never_lost(state: Arc<dyn SharedState>) 
         let (state, key, config) = (state.clone(), key.clone(), config.clone());
         tokio::spawn(async move {
             state
-                .breaker_apply(&key, BreakerEvent::Failure, &config, t)
+                .breaker_apply(
+                    &key,
+                    BreakerEvent::Failure { retry_after: None },
+                    &config,
+                    t,
+                )
                 .await
         })
     }))

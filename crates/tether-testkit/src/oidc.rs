@@ -162,6 +162,26 @@ impl OidcPeer {
     }
 
     /// Successful token requests of `grant_type` so far.
+    /// From now on the token endpoint answers `status` (0: normally) without processing the
+    /// request, or answers `delay` after processing it (a slow authorization server).
+    pub async fn set_token_mode(&self, status: u16, delay: Duration) -> anyhow::Result<()> {
+        reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(10))
+            .build()?
+            .post(format!(
+                "{}/__test/token-mode?status={status}&delay_ms={}",
+                self.issuer,
+                delay.as_millis()
+            ))
+            .send()
+            .await
+            .context("token mode request")?
+            .error_for_status()
+            .context("token mode refused")?;
+        Ok(())
+    }
+
     pub async fn grant_count(&self, grant_type: &str) -> anyhow::Result<u64> {
         Ok(self.stats().await?["grants"][grant_type]
             .as_u64()

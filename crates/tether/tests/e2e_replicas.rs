@@ -20,18 +20,18 @@
 mod support;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use serde_json::Value;
 use tether_testkit::services::{PrivatePostgres, PrivateRedis};
 use tether_testkit::{DemoTools, OidcPeer};
-use tokio::net::TcpListener;
 
+use support::faulty::{dead_upstream, refusing_upstream};
 use support::gateway_process::{
-    GatewayProcess, add_args, call, client_secret_env, count_and_close, follow_authorization_to,
-    metric_sum, oauth_peers, oauth_server, result_text, tool_names, wait_expired, wait_for,
+    GatewayProcess, add_args, call, client_secret_env, follow_authorization_to, metric_sum,
+    oauth_peers, oauth_server, result_text, tool_names, wait_expired, wait_for,
 };
 use support::replicas::{Deployment, Pair, Ports};
 use support::{jwt, mcp_client};
@@ -261,35 +261,6 @@ url = "{}"
     replicas.one.kill().await;
     replicas.two.kill().await;
     upstream.stop().await;
-}
-
-/// Accepts connections and closes them at once, counting them: a dead upstream, watched.
-async fn dead_upstream() -> (String, Arc<AtomicU64>, tokio::task::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-    let addr = listener.local_addr().expect("address");
-    let (count, task) = count_and_close(listener);
-    (format!("http://{addr}/mcp"), count, task)
-}
-
-/// An upstream that answers every request with HTTP 400: a failure of the pair itself (not of
-/// the origin's transport), which earns the pair a cooldown.
-async fn refusing_upstream() -> (String, tokio::task::JoinHandle<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("binds");
-    let addr = listener.local_addr().expect("address");
-    let task = tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buffer = [0u8; 4096];
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), socket.read(&mut buffer)).await;
-                let _ = socket
-                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                    .await;
-            });
-        }
-    });
-    (format!("http://{addr}/mcp"), task)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -608,6 +579,91 @@ async fn postgres_restarted_gives_clear_errors_loses_no_token_and_recovers_witho
         .expect("readyz");
     assert_eq!(ready.status(), 200);
     let _ = client.cancel().await;
+    replicas.one.kill().await;
+    replicas.two.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_on_one_replica_wins_over_a_refresh_in_flight_on_the_other() {
+    const TTL: Duration = Duration::from_secs(4);
+    /// How long the authorization server holds its refresh answer.
+    const SLOW: Duration = Duration::from_secs(3);
+    let ports = Ports::new().await;
+    let peers = oauth_peers(&ports.redirect_uri(), TTL.as_secs()).await;
+    let (peer, alpha) = (&peers.peer, &peers.server);
+    let mut deployment = Deployment::new("delete-race", SHARED_REDIS).await;
+    deployment.oauth_extra = "refresh_ahead = \"0s\"".to_owned();
+    let replicas = start_with_alpha("delete-race", &deployment, &ports, &alpha.url).await;
+    let (one, two) = (&replicas.one, &replicas.two);
+    let alice = jwt("alice");
+    let (status, page) = authorize_across(one, one, &ports.redirect_uri(), &alice, "alpha").await;
+    assert_eq!(status, 200, "{page}\n{}", replicas.logs());
+    let client_one = Arc::new(mcp_client(&one.base, &alice).await);
+    assert_eq!(
+        result_text(&call(&client_one, "alpha__add", add_args(1, 1)).await),
+        "2"
+    );
+
+    // The access token expires; a call on replica 1 refreshes, and the authorization server
+    // (which rotates refresh tokens) takes its time to answer.
+    wait_expired(peer, alpha, TTL).await;
+    let refreshes_before = peer.grant_count("refresh_token").await.expect("stats");
+    peer.set_token_mode(0, SLOW).await.expect("token mode");
+    let requests_before = token_requests(peer).await;
+    let calling = tokio::spawn({
+        let client = client_one.clone();
+        async move { call(&client, "alpha__add", add_args(2, 2)).await }
+    });
+    wait_for(
+        "replica 1's refresh at the token endpoint",
+        Duration::from_secs(10),
+        || async { (token_requests(peer).await > requests_before).then_some(()) },
+    )
+    .await;
+
+    // Meanwhile alice removes the server on replica 2.
+    let response = two
+        .http
+        .delete(two.url("/v1/me/servers/alpha"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("DELETE answers");
+    assert_eq!(response.status().as_u16(), 204);
+    let _ = tokio::time::timeout(Duration::from_secs(30), calling)
+        .await
+        .expect("the call on replica 1 ends");
+    peer.set_token_mode(0, Duration::ZERO)
+        .await
+        .expect("token mode");
+    assert_eq!(
+        peer.grant_count("refresh_token").await.expect("stats"),
+        refreshes_before + 1,
+        "the refresh reached the authorization server and was answered"
+    );
+    // Bounded: a late save of the rotated tokens would land within a second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // The rotated tokens were not put back: replica 2 cannot connect alice, and replica 1's
+    // live session, whose requests take their token from the store, cannot call for her.
+    let (status, body) = two.post(&alice, "/v1/me/servers/alpha/reconnect").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (&body["connected"], &body["state"]),
+        (&Value::Bool(false), &Value::from("needs_authorization")),
+        "{body}\n{}",
+        replicas.logs()
+    );
+    let result = call(&client_one, "alpha__add", add_args(3, 4)).await;
+    assert_eq!(result["isError"], true, "{result}\n{}", replicas.logs());
+    assert!(
+        result_text(&result).contains("authoriz"),
+        "{result}\n{}",
+        replicas.logs()
+    );
+    if let Ok(client) = Arc::try_unwrap(client_one) {
+        let _ = client.cancel().await;
+    }
     replicas.one.kill().await;
     replicas.two.kill().await;
 }

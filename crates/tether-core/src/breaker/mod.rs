@@ -6,8 +6,14 @@ mod record;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-pub use record::{BreakerEvent, BreakerPhase, BreakerRecord, BreakerVerdict, open_period};
+use tokio::sync::Notify;
+use tokio::sync::futures::Notified;
+
+pub use record::{
+    BreakerEvent, BreakerPhase, BreakerRecord, BreakerVerdict, MIN_OPEN_PERIOD, open_period,
+};
 
 use crate::config::BreakerConfig;
 use crate::connector::Blame;
@@ -39,6 +45,10 @@ pub struct CircuitBreakers {
     clock: Arc<dyn Clock>,
     config: BreakerConfig,
     opens: AtomicU64,
+    /// Woken when an origin's half-open probe ends here (success, failure, handed back), so
+    /// that pairs held back by the origin look again at once instead of sleeping out a probe
+    /// timeout. Replicas that did not run the probe still wake at the breaker's deadline.
+    probe_ended: Notify,
 }
 
 impl CircuitBreakers {
@@ -48,6 +58,7 @@ impl CircuitBreakers {
             clock,
             config,
             opens: AtomicU64::new(0),
+            probe_ended: Notify::new(),
         }
     }
 
@@ -115,11 +126,52 @@ impl CircuitBreakers {
     pub async fn success(&self, pass: &BreakerPass) {
         self.apply(&pass.origin, BreakerEvent::Success).await;
         self.apply(&pass.pair, BreakerEvent::Success).await;
+        if pass.origin_probe {
+            tracing::info!(breaker = %pass.origin, "origin probe succeeded; circuit closed");
+            self.probe_ended.notify_waiters();
+        }
+    }
+
+    /// Resolves when an origin probe run by this process ends. Create it before reading the
+    /// breaker so that an end in between is not missed.
+    pub fn probe_ended(&self) -> Notified<'_> {
+        self.probe_ended.notified()
+    }
+
+    /// Until when the breakers would refuse an attempt of the pair now: the later deadline of an
+    /// open breaker or of a running half-open probe; `None` when an attempt would go through.
+    pub async fn holds_back(&self, origin: &Origin, pair: &PairKey) -> Option<Timestamp> {
+        let now = self.clock.now();
+        let mut until = None;
+        for key in [
+            BreakerKey::Origin(origin.clone()),
+            BreakerKey::Pair(pair.clone()),
+        ] {
+            let record = match self.shared.breaker(&key).await {
+                Ok(record) => record,
+                Err(error) => {
+                    tracing::warn!(breaker = %key, %error, "breaker state unavailable");
+                    continue;
+                }
+            };
+            let held = match record.phase(now) {
+                BreakerPhase::Closed => None,
+                BreakerPhase::Open { until } => Some(until),
+                BreakerPhase::HalfOpen => record.probe_until.filter(|t| now < *t),
+            };
+            until = until.max(held);
+        }
+        until
     }
 
     /// Counts the failure against the breaker `blame` names and hands back the other's probe.
     /// Returns until when the blamed breaker is open, if this failure opened it.
-    pub async fn failure(&self, pass: &BreakerPass, blame: Blame) -> Option<Timestamp> {
+    pub async fn failure(
+        &self,
+        pass: &BreakerPass,
+        blame: Blame,
+        retry_after: Option<Duration>,
+    ) -> Option<Timestamp> {
         let (blamed, probe, other, other_probe) = match blame {
             Blame::Origin => (&pass.origin, pass.origin_probe, &pass.pair, pass.pair_probe),
             Blame::Pair => (&pass.pair, pass.pair_probe, &pass.origin, pass.origin_probe),
@@ -131,19 +183,24 @@ impl CircuitBreakers {
         if other_probe {
             self.apply(other, BreakerEvent::Abandon).await;
         }
+        let ends_origin_probe = pass.origin_probe;
         let event = if probe {
-            BreakerEvent::ProbeFailure
+            BreakerEvent::ProbeFailure { retry_after }
         } else {
-            BreakerEvent::Failure
+            BreakerEvent::Failure { retry_after }
         };
-        match self.apply(blamed, event).await {
+        let opened = match self.apply(blamed, event).await {
             Some(BreakerVerdict::Opened { until }) => {
                 self.opens.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(breaker = %blamed, %until, "circuit breaker opened");
                 Some(until)
             }
             _ => None,
+        };
+        if ends_origin_probe {
+            self.probe_ended.notify_waiters();
         }
+        opened
     }
 
     /// Whether the origin's breaker opened after this attempt was admitted, so that an attempt
@@ -169,6 +226,7 @@ impl CircuitBreakers {
     pub async fn abandon(&self, pass: &BreakerPass) {
         if pass.origin_probe {
             self.apply(&pass.origin, BreakerEvent::Abandon).await;
+            self.probe_ended.notify_waiters();
         }
         if pass.pair_probe {
             self.apply(&pass.pair, BreakerEvent::Abandon).await;

@@ -27,10 +27,15 @@ pub enum BreakerEvent {
     /// May an attempt go ahead?
     Admit,
     Success,
-    /// An attempt admitted while the breaker was closed failed.
-    Failure,
+    /// An attempt admitted while the breaker was closed failed; `retry_after` is the server's
+    /// own word on when to come back, if it gave one.
+    Failure {
+        retry_after: Option<Duration>,
+    },
     /// The half-open probe failed.
-    ProbeFailure,
+    ProbeFailure {
+        retry_after: Option<Duration>,
+    },
     /// A probe admitted here did not run (another gate refused it): let someone else probe.
     Abandon,
 }
@@ -82,8 +87,8 @@ impl BreakerRecord {
         match event {
             BreakerEvent::Admit => self.admit(now, config),
             BreakerEvent::Success => (Self::default(), BreakerVerdict::Recorded),
-            BreakerEvent::Failure => self.fail(now, config, false),
-            BreakerEvent::ProbeFailure => self.fail(now, config, true),
+            BreakerEvent::Failure { retry_after } => self.fail(now, config, false, retry_after),
+            BreakerEvent::ProbeFailure { retry_after } => self.fail(now, config, true, retry_after),
             BreakerEvent::Abandon => (
                 Self {
                     probe_until: None,
@@ -111,7 +116,13 @@ impl BreakerRecord {
         }
     }
 
-    fn fail(self, now: Timestamp, config: &BreakerConfig, probe: bool) -> (Self, BreakerVerdict) {
+    fn fail(
+        self,
+        now: Timestamp,
+        config: &BreakerConfig,
+        probe: bool,
+        retry_after: Option<Duration>,
+    ) -> (Self, BreakerVerdict) {
         let consecutive_failures = self.consecutive_failures.saturating_add(1);
         // Only the probe's failure re-opens an open or half-open breaker for longer. Stragglers
         // that were admitted before it opened report the same outage again: were they to
@@ -127,7 +138,14 @@ impl BreakerRecord {
             );
         }
         if probe || consecutive_failures >= config.failure_threshold {
-            let until = now + open_period(self.opens, config);
+            // A server that says when it will be back is believed (within the cap): after a
+            // short outage its `Retry-After: 1` brings the probe a second later, not after the
+            // breaker's own 30 s guess. One probe per period is all the origin sees.
+            let period = match retry_after {
+                Some(asked) => asked.clamp(MIN_OPEN_PERIOD, config.open_cap),
+                None => open_period(self.opens, config),
+            };
+            let until = now + period;
             let next = Self {
                 consecutive_failures,
                 opens: self.opens.saturating_add(1),
@@ -146,6 +164,9 @@ impl BreakerRecord {
         }
     }
 }
+
+/// The shortest open period, whatever `Retry-After` says: `0` must not make the breaker useless.
+pub const MIN_OPEN_PERIOD: Duration = Duration::from_secs(1);
 
 /// The open period after `opens` earlier opens: base × 2^opens, capped.
 pub fn open_period(opens: u32, config: &BreakerConfig) -> Duration {
@@ -172,11 +193,11 @@ mod tests {
     fn opens_after_threshold_consecutive_failures() {
         let mut r = BreakerRecord::default();
         for i in 1..5 {
-            let (next, v) = r.apply(BreakerEvent::Failure, t(i), &cfg());
+            let (next, v) = r.apply(BreakerEvent::Failure { retry_after: None }, t(i), &cfg());
             assert_eq!(v, BreakerVerdict::Recorded);
             r = next;
         }
-        let (r, v) = r.apply(BreakerEvent::Failure, t(5), &cfg());
+        let (r, v) = r.apply(BreakerEvent::Failure { retry_after: None }, t(5), &cfg());
         assert_eq!(v, BreakerVerdict::Opened { until: t(35) });
         assert_eq!(r.phase(t(20)), BreakerPhase::Open { until: t(35) });
     }
@@ -185,11 +206,13 @@ mod tests {
     fn a_success_in_between_resets_the_count() {
         let mut r = BreakerRecord::default();
         for _ in 0..4 {
-            r = r.apply(BreakerEvent::Failure, t(1), &cfg()).0;
+            r = r
+                .apply(BreakerEvent::Failure { retry_after: None }, t(1), &cfg())
+                .0;
         }
         r = r.apply(BreakerEvent::Success, t(2), &cfg()).0;
         assert!(r.is_pristine());
-        let (_, v) = r.apply(BreakerEvent::Failure, t(3), &cfg());
+        let (_, v) = r.apply(BreakerEvent::Failure { retry_after: None }, t(3), &cfg());
         assert_eq!(v, BreakerVerdict::Recorded);
     }
 
@@ -224,21 +247,91 @@ mod tests {
 
     #[test]
     fn stragglers_failing_while_open_do_not_extend_it_but_a_failed_probe_does() {
-        let (mut r, _) = BreakerRecord::default().apply(BreakerEvent::Failure, t(0), &cfg());
+        let (mut r, _) = BreakerRecord::default().apply(
+            BreakerEvent::Failure { retry_after: None },
+            t(0),
+            &cfg(),
+        );
         for _ in 0..4 {
-            r = r.apply(BreakerEvent::Failure, t(1), &cfg()).0;
+            r = r
+                .apply(BreakerEvent::Failure { retry_after: None }, t(1), &cfg())
+                .0;
         }
         assert_eq!(r.phase(t(2)), BreakerPhase::Open { until: t(31) });
         for s in 2..40 {
-            let (next, v) = r.apply(BreakerEvent::Failure, t(s), &cfg());
+            let (next, v) = r.apply(BreakerEvent::Failure { retry_after: None }, t(s), &cfg());
             assert_eq!(v, BreakerVerdict::Recorded, "straggler at {s} s");
             r = next;
         }
         assert_eq!(r.opens, 1);
         let (r, v) = r.apply(BreakerEvent::Admit, t(40), &cfg());
         assert_eq!(v, BreakerVerdict::Probe);
-        let (_, v) = r.apply(BreakerEvent::ProbeFailure, t(41), &cfg());
+        let (_, v) = r.apply(
+            BreakerEvent::ProbeFailure { retry_after: None },
+            t(41),
+            &cfg(),
+        );
         assert_eq!(v, BreakerVerdict::Opened { until: t(101) });
+    }
+
+    #[test]
+    fn a_retry_after_sets_the_open_period_within_bounds() {
+        let secs = |d: u64| Some(Duration::from_secs(d));
+        let mut r = BreakerRecord::default();
+        for _ in 0..4 {
+            r = r
+                .apply(
+                    BreakerEvent::Failure {
+                        retry_after: secs(1),
+                    },
+                    t(0),
+                    &cfg(),
+                )
+                .0;
+        }
+        let (r, v) = r.apply(
+            BreakerEvent::Failure {
+                retry_after: secs(1),
+            },
+            t(1),
+            &cfg(),
+        );
+        assert_eq!(v, BreakerVerdict::Opened { until: t(2) });
+        let (r, v) = r.apply(BreakerEvent::Admit, t(2), &cfg());
+        assert_eq!(v, BreakerVerdict::Probe);
+        // The probe fails and the server still says 1 s: not doubled, the server knows best.
+        let (r, v) = r.apply(
+            BreakerEvent::ProbeFailure {
+                retry_after: secs(1),
+            },
+            t(3),
+            &cfg(),
+        );
+        assert_eq!(v, BreakerVerdict::Opened { until: t(4) });
+        // Zero is raised to the floor, a day is cut to the cap.
+        let (_, v) = r.apply(
+            BreakerEvent::ProbeFailure {
+                retry_after: secs(0),
+            },
+            t(4),
+            &cfg(),
+        );
+        assert_eq!(v, BreakerVerdict::Opened { until: t(5) });
+        let (_, v) = r.apply(
+            BreakerEvent::ProbeFailure {
+                retry_after: secs(86_400),
+            },
+            t(4),
+            &cfg(),
+        );
+        assert_eq!(v, BreakerVerdict::Opened { until: t(304) });
+        // Without one, the exponential period resumes from the opens counted so far.
+        let (_, v) = r.apply(
+            BreakerEvent::ProbeFailure { retry_after: None },
+            t(4),
+            &cfg(),
+        );
+        assert_eq!(v, BreakerVerdict::Opened { until: t(124) });
     }
 
     #[test]

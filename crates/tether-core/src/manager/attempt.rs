@@ -171,7 +171,10 @@ impl Inner {
                     tokio::time::sleep(delay).await;
                 }
                 Err(error) => {
-                    let opened = self.breakers.failure(&pass, error.blame()).await;
+                    let opened = self
+                        .breakers
+                        .failure(&pass, error.blame(), error.retry_after())
+                        .await;
                     return self.failed(pair, &error, opened, kind).await;
                 }
             }

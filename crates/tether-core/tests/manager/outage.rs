@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use tether_core::{ConnectError, CoreConfig, Eligibility, TransportFailure};
+use tether_core::{ConnectError, ConnectionState, CoreConfig, Eligibility, TransportFailure};
 use tokio::time::Instant;
 
 use crate::support::*;
@@ -124,4 +124,72 @@ async fn a_pairs_own_authorization_failure_still_cools_down_while_the_origin_is_
         })
     );
     assert!(h.manager.reconnect_server(&user("bob"), &server("s")).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn pairs_held_back_by_the_origin_are_released_as_soon_as_its_probe_succeeds() {
+    let mut config = CoreConfig::default();
+    // Long enough that the background loops, not the users' calls, bring the pairs back.
+    config.reconnect.in_session_attempts = 30;
+    let limit = config.limits.max_in_flight as usize;
+    let h = harness(config, vec![http_server("s", &format!("{ORIGIN}/mcp"))]);
+    h.tokens.valid_for_everyone();
+    h.connector.set_latency(Duration::from_millis(50));
+    let users: Vec<String> = (0..40).map(|i| format!("user{i}")).collect();
+    for u in &users {
+        assert!(h.manager.reconnect_server(&user(u), &server("s")).await);
+    }
+    let connected_before = h.connector.calls().len();
+
+    // The origin goes down and says to come back in a second; every live session breaks.
+    let down = || unavailable().with_retry_after(Some(Duration::from_secs(1)));
+    h.connector.set_default("s", Err(down()));
+    for u in &users {
+        h.connector.fail_calls(u, "s", vec![down()]);
+    }
+    assert!(round(&h, &users).await.iter().all(|ok| !ok));
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let while_down = h.connector.calls().len() - connected_before;
+
+    // Back: nobody calls; the loops held back by the breaker must notice on their own.
+    h.connector.set_default("s", Ok(()));
+    let recovered_at = Instant::now();
+    let mut back_after = None;
+    for _ in 0..100 {
+        let mut all = true;
+        for u in &users {
+            all &= h.manager.state(&user(u), &server("s")).await == ConnectionState::Connected;
+        }
+        if all {
+            back_after = Some(recovered_at.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let Some(back_after) = back_after else {
+        let mut states = Vec::new();
+        for u in &users {
+            let state = h.manager.state(&user(u), &server("s")).await;
+            if state != ConnectionState::Connected {
+                states.push((u.clone(), state));
+            }
+        }
+        panic!(
+            "not every pair reconnected within 10 s of recovery: {states:?}; {while_down} attempts while down"
+        );
+    };
+    // One open period (the server's 1 s) until the probe, then one backoff base of stagger.
+    assert!(
+        back_after <= Duration::from_secs(3),
+        "every pair back only {back_after:?} after recovery"
+    );
+    let max = h.connector.max_in_flight(ORIGIN);
+    assert!(max <= limit, "{max} attempts in flight at the origin");
+    // While down: the attempts that raced the breaker's opening, then one probe a second.
+    assert!(
+        while_down <= users.len(),
+        "{while_down} connection attempts while down for 40 pairs"
+    );
+    assert_eq!(h.manager.stats().await.tracker.failed, 0);
+    h.manager.shutdown().await;
 }

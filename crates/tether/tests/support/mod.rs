@@ -3,7 +3,9 @@
 //! client. Each test file uses a subset, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod faulty;
 pub mod gateway_process;
+pub mod redis_stats;
 pub mod replicas;
 pub mod upstream;
 
