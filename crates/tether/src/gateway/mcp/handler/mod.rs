@@ -8,18 +8,19 @@
 use std::sync::{Arc, OnceLock};
 
 use axum::http::request::Parts;
-use futures::future::join_all;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use serde_json::Value;
-use tether_core::{ConnectionState, ListedTool, ServerName, ToolResult, UserId};
+use tether_core::UserId;
 
 use crate::gateway::state::AppState;
+
+mod tools;
+
+use tools::to_rmcp_result;
 
 #[derive(Debug, Clone)]
 pub(crate) struct AggregatedServer {
@@ -52,50 +53,6 @@ impl AggregatedServer {
             return Err(McpError::invalid_request("session not found", None));
         }
         Ok(user)
-    }
-
-    /// The user's tools, after connecting (once, concurrently, through the core's limits) the
-    /// servers that have never been connected for the user: with neither a live session nor a
-    /// cached list they would otherwise be missing from the model's view altogether. Servers in
-    /// any other state (failed, circuit open, needs authorization) are not retried here.
-    async fn tools_of(&self, user: &UserId) -> Vec<ListedTool> {
-        let manager = self.app.manager();
-        let listed = manager.list_tools(user).await;
-        let mut never_connected: Vec<ServerName> = Vec::new();
-        for server in manager.servers() {
-            if listed.iter().any(|t| t.server == server.name) {
-                continue;
-            }
-            if manager.state(user, &server.name).await == ConnectionState::Disconnected {
-                never_connected.push(server.name.clone());
-            }
-        }
-        if never_connected.is_empty() {
-            return listed;
-        }
-        join_all(
-            never_connected
-                .iter()
-                .map(|server| manager.reconnect_server_outcome(user, server)),
-        )
-        .await;
-        manager.list_tools(user).await
-    }
-
-    fn to_rmcp_tool(&self, listed: &ListedTool) -> Option<Tool> {
-        let mut json = serde_json::to_value(&listed.tool).ok()?;
-        let name = self.app.naming().join(&listed.server, &listed.tool.name);
-        if let Some(object) = json.as_object_mut() {
-            object.insert("name".to_owned(), Value::String(name));
-        }
-        match serde_json::from_value(json) {
-            Ok(tool) => Some(tool),
-            Err(error) => {
-                // Skip one odd tool rather than failing the whole list.
-                tracing::warn!(server = %listed.server, error = ?error.classify(), "tool not listable");
-                None
-            }
-        }
     }
 }
 
@@ -157,26 +114,4 @@ impl ServerHandler for AggregatedServer {
         })?;
         Ok(CallToolResponse::Complete(converted))
     }
-}
-
-/// The core's result as rmcp's, moving its JSON values rather than serializing the whole result
-/// into a fresh tree first (what `to_value(&result)` would do): the content blocks are already
-/// `Value`s, and they can be large.
-fn to_rmcp_result(result: ToolResult) -> Result<CallToolResult, serde_json::Error> {
-    let ToolResult {
-        content,
-        structured_content,
-        is_error,
-        extra,
-    } = result;
-    // The core's own fields win over same-named leftovers, as in its serialized form.
-    let mut object = extra;
-    object.insert("content".to_owned(), Value::Array(content));
-    if let Some(structured) = structured_content {
-        object.insert("structuredContent".to_owned(), structured);
-    }
-    if is_error {
-        object.insert("isError".to_owned(), Value::Bool(true));
-    }
-    serde_json::from_value(Value::Object(object))
 }
