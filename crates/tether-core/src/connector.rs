@@ -78,6 +78,10 @@ pub enum ConnectError {
     RateLimited { retry_after: Option<Duration> },
     #[error("the server lost the session")]
     SessionLost,
+    /// The server answered the request with a JSON-RPC error: the session is fine, this one
+    /// request was refused. The code and (clipped) message go back to the agent as they are.
+    #[error("the server answered with error {code}: {message}")]
+    Refused { code: i32, message: String },
     #[error("protocol error: {0}")]
     Protocol(String),
     /// Something of Tether's own failed before the upstream was asked (its token store is
@@ -99,6 +103,9 @@ fn retry_suffix(retry_after: &Option<Duration>) -> String {
         format!(" (retry after {})", humantime::format_duration(d))
     })
 }
+
+/// JSON-RPC's "method not found".
+pub const METHOD_NOT_FOUND: i32 = -32601;
 
 /// Whose breaker a failure is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,7 +148,10 @@ impl ConnectError {
     pub fn blame(&self) -> Blame {
         match self {
             Self::Transport { .. } => Blame::Origin,
-            Self::NeedsAuthorization { .. } | Self::SessionLost | Self::Protocol(_) => Blame::Pair,
+            Self::NeedsAuthorization { .. }
+            | Self::SessionLost
+            | Self::Protocol(_)
+            | Self::Refused { .. } => Blame::Pair,
             Self::RateLimited { .. } | Self::Unavailable(_) => Blame::Nobody,
         }
     }
@@ -158,6 +168,23 @@ pub trait Session: Send + Sync + fmt::Debug + 'static {
         name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<ToolResult, ConnectError>;
+
+    /// Another request of the MCP surface (resources, prompts, completion, logging), as JSON:
+    /// the method and its params go upstream unchanged and the result comes back unchanged.
+    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
+        let _ = params;
+        Err(ConnectError::Refused {
+            code: METHOD_NOT_FOUND,
+            message: format!("{method} is not supported by this session"),
+        })
+    }
+
+    /// Whether the server declared `capability` (`resources`, `prompts`, `completions`,
+    /// `logging`) when the session was opened.
+    fn offers(&self, capability: &str) -> bool {
+        let _ = capability;
+        false
+    }
 
     /// Whether the session can still carry requests, as far as the transport knows.
     fn is_open(&self) -> bool;

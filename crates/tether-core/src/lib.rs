@@ -32,14 +32,15 @@ pub mod tracker;
 
 pub use config::{CoreConfig, ServerConfig, TransportConfig};
 pub use connector::{
-    AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, Session, TransportFailure,
+    AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, METHOD_NOT_FOUND, Session,
+    TransportFailure,
 };
 pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;
 pub use manager::{
     AttemptOutcome, Eligibility, ListedTool, ManagerBuilder, ManagerStats, ReconnectionManager,
-    UnknownServer,
+    RequestError, UnknownServer,
 };
 pub use shared::{InProcessState, SharedState};
 pub use state::{ConnectionState, ServerStatus};

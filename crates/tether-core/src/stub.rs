@@ -27,29 +27,35 @@ pub fn unavailable_message(
 ) -> String {
     let head =
         format!("The tool \"{tool}\" of the \"{server}\" server is temporarily unavailable:");
+    format!("{head} {}", unavailable_reason(server, state, now))
+}
+
+/// Why the pair is unavailable and when to retry, as a sentence or two (the tail of every
+/// stub text, and of the errors other MCP requests get while the server is down).
+pub fn unavailable_reason(server: &ServerName, state: &ConnectionState, now: Timestamp) -> String {
     match state {
         ConnectionState::Connecting => {
-            format!("{head} Tether is connecting to the server. Retry in a few seconds.")
+            "Tether is connecting to the server. Retry in a few seconds.".to_owned()
         }
         ConnectionState::Reconnecting { retry_at } => match retry_at {
             Some(at) if *at > now => format!(
-                "{head} Tether is reconnecting to the server. Retry after {at} (in about {}).",
+                "Tether is reconnecting to the server. Retry after {at} (in about {}).",
                 in_about(now, *at)
             ),
-            _ => format!("{head} Tether is reconnecting to the server. Retry in a few seconds."),
+            _ => "Tether is reconnecting to the server. Retry in a few seconds.".to_owned(),
         },
         ConnectionState::CircuitOpen { until } => format!(
-            "{head} the server has been failing, so Tether paused connection attempts until {until} \
+            "the server has been failing, so Tether paused connection attempts until {until} \
              (in about {}) to let it recover. Retry after that time.",
             in_about(now, *until)
         ),
         ConnectionState::NeedsAuthorization { authorization_url } => match authorization_url {
             Some(url) => format!(
-                "{head} the user must authorize access to \"{server}\" again. Ask the user to open \
+                "the user must authorize access to \"{server}\" again. Ask the user to open \
                  this link and approve access, then retry: {url}"
             ),
             None => format!(
-                "{head} the user must authorize access to \"{server}\" again. Ask the user to \
+                "the user must authorize access to \"{server}\" again. Ask the user to \
                  reconnect \"{server}\" in the application's settings, then retry."
             ),
         },
@@ -57,17 +63,16 @@ pub fn unavailable_message(
             retry_at,
             last_error,
         } => format!(
-            "{head} the last connection attempt failed ({}). The next automatic attempt is after \
+            "the last connection attempt failed ({}). The next automatic attempt is after \
              {retry_at} (in about {}).",
             redact(last_error),
             in_about(now, *retry_at)
         ),
-        ConnectionState::Disconnected => format!(
-            "{head} the server is not connected. Retry in a few seconds or ask the user to \
-             reconnect it."
-        ),
+        ConnectionState::Disconnected => "the server is not connected. Retry in a few seconds or \
+                                          ask the user to reconnect it."
+            .to_owned(),
         ConnectionState::Connected => {
-            format!("{head} the server did not answer. Retry in a few seconds.")
+            "the server did not answer. Retry in a few seconds.".to_owned()
         }
     }
 }

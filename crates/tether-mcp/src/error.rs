@@ -87,11 +87,10 @@ pub(crate) fn refused_initialize(data: &ErrorData) -> ConnectError {
 /// The server answered a request on an open session with a JSON-RPC error: the request
 /// failed, the session goes on.
 pub(crate) fn from_jsonrpc(data: &ErrorData) -> ConnectError {
-    ConnectError::Protocol(format!(
-        "the server answered with error {}: {}",
-        data.code.0,
-        clip(&data.message)
-    ))
+    ConnectError::Refused {
+        code: data.code.0,
+        message: clip(&data.message),
+    }
 }
 
 /// A failure of the HTTP exchange that carries `initialize` or `notifications/initialized`.

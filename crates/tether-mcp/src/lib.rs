@@ -43,6 +43,7 @@ mod connector;
 mod convert;
 mod error;
 mod legacy_sse;
+mod offers;
 mod resume;
 mod session;
 mod sse_limit;

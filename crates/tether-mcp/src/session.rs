@@ -6,7 +6,9 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rmcp::model::{CallToolRequestParams, ClientConfig, PaginatedRequestParams};
+use rmcp::model::{
+    CallToolRequestParams, ClientConfig, ClientRequest, CustomRequest, PaginatedRequestParams,
+};
 use rmcp::service::RunningService;
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::{Map, Value};
@@ -16,6 +18,7 @@ use tracing::debug;
 use crate::connector::with_timeout;
 use crate::convert::via_json;
 use crate::error;
+use crate::offers::Offers;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TransportKind {
@@ -39,6 +42,7 @@ pub struct McpSession {
     server: ServerName,
     kind: TransportKind,
     peer: Peer<RoleClient>,
+    offers: Offers,
     /// Taken by [`Session::close`]; dropping it instead also cancels the service.
     running: Mutex<Option<RunningService<RoleClient, ClientConfig>>>,
     closed: AtomicBool,
@@ -64,9 +68,15 @@ impl McpSession {
         call_timeout: Duration,
         close_timeout: Duration,
     ) -> Self {
+        let offers = running
+            .peer()
+            .peer_info()
+            .map(|info| Offers::from_capabilities(&info.capabilities))
+            .unwrap_or_default();
         Self {
             server,
             kind,
+            offers,
             peer: running.peer().clone(),
             running: Mutex::new(Some(running)),
             closed: AtomicBool::new(false),
@@ -135,6 +145,24 @@ impl Session for McpSession {
         )
         .await?;
         via_json(&result, "tool result")
+    }
+
+    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
+        self.check_open()?;
+        let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
+        let result = with_timeout(
+            self.call_timeout,
+            "the request timed out",
+            self.peer.send_request(request),
+            |e| self.request_failed(&e),
+        )
+        .await?;
+        serde_json::to_value(&result)
+            .map_err(|_| ConnectError::Protocol(format!("the {method} result could not be read")))
+    }
+
+    fn offers(&self, capability: &str) -> bool {
+        self.offers.has(capability)
     }
 
     fn is_open(&self) -> bool {

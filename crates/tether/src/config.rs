@@ -11,9 +11,9 @@ use std::time::Duration;
 use anyhow::Context;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use tether::gateway::GatewayConfig;
-use tether::gateway::mcp::ToolFilter;
+use tether::gateway::mcp::{ToolFilter, check_prefixes};
 use tether_core::config::{AdmissionConfig, BackoffConfig, BreakerConfig, ReconnectConfig};
-use tether_core::{CoreConfig, ServerConfig};
+use tether_core::{CoreConfig, ServerConfig, ServerName};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -154,6 +154,9 @@ pub struct ServerEntry {
     pub server: ServerConfig,
     pub client: ServerOAuthClient,
     pub tools: ToolFilter,
+    /// What the server's tool and prompt names start with on `/mcp` (and whether its resource
+    /// URIs are wrapped); `None`: the server's name and `gateway.mcp.tool_separator`.
+    pub prefix: Option<String>,
 }
 
 const CLIENT_KEYS: [&str; 4] = [
@@ -176,6 +179,11 @@ impl<'de> Deserialize<'de> for ServerEntry {
         let mut table = toml::Table::deserialize(d)?;
         let client = split_off(&mut table, &CLIENT_KEYS);
         let filter = split_off(&mut table, &FILTER_KEYS);
+        let prefix = match table.remove("prefix") {
+            None => None,
+            Some(toml::Value::String(prefix)) => Some(prefix),
+            Some(_) => return Err(D::Error::custom("prefix must be a string")),
+        };
         let server =
             ServerConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
         let client =
@@ -186,6 +194,7 @@ impl<'de> Deserialize<'de> for ServerEntry {
             server,
             client,
             tools,
+            prefix,
         })
     }
 }
@@ -199,6 +208,9 @@ impl Serialize for ServerEntry {
             toml::Table::try_from(&self.tools).map_err(S::Error::custom)?,
         ] {
             table.extend(part);
+        }
+        if let Some(prefix) = &self.prefix {
+            table.insert("prefix".to_owned(), toml::Value::String(prefix.clone()));
         }
         table.serialize(s)
     }
@@ -220,6 +232,23 @@ impl TetherConfig {
                 "server {name}: client_secret_env needs client_id"
             );
         }
+        let separator = config
+            .gateway
+            .as_ref()
+            .map_or_else(|| "__".to_owned(), |g| g.mcp.tool_separator.clone());
+        let prefixes: Vec<(ServerName, String)> = config
+            .servers
+            .iter()
+            .map(|entry| {
+                let name = entry.server.name.clone();
+                let prefix = entry
+                    .prefix
+                    .clone()
+                    .unwrap_or_else(|| format!("{name}{separator}"));
+                (name, prefix)
+            })
+            .collect();
+        check_prefixes(&prefixes).map_err(anyhow::Error::msg)?;
         let uses_oauth = config.servers.iter().any(|entry| entry.server.oauth);
         anyhow::ensure!(
             !uses_oauth || config.oauth.return_url.is_some() || config.oauth.unverified_callback,

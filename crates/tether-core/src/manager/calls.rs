@@ -157,9 +157,10 @@ impl Inner {
         tool: &str,
         error: ConnectError,
     ) -> ToolResult {
-        let now = self.clock.now();
         match error {
-            ConnectError::RateLimited { .. } | ConnectError::Protocol(_) => {
+            ConnectError::RateLimited { .. }
+            | ConnectError::Protocol(_)
+            | ConnectError::Refused { .. } => {
                 // The session is fine; the upstream refused this one call.
                 ToolResult::error_text(format!(
                     "The \"{}\" server refused the call to \"{tool}\": {}",
@@ -175,8 +176,28 @@ impl Inner {
                     redact(&error.to_string())
                 ))
             }
+            ConnectError::NeedsAuthorization { .. }
+            | ConnectError::Transport { .. }
+            | ConnectError::SessionLost => {
+                self.session_failed(pair, server, session, error).await;
+                self.stub(pair, tool).await
+            }
+        }
+    }
+
+    /// The session can no longer serve the pair: it needs a new authorization (the connector
+    /// already tried its one refresh, the user must act), or its transport failed and the
+    /// reconnect loop takes over. Other errors leave the session as it is.
+    pub(crate) async fn session_failed(
+        self: &Arc<Self>,
+        pair: &PairKey,
+        server: &Arc<ServerConfig>,
+        session: Arc<dyn Session>,
+        error: ConnectError,
+    ) {
+        let now = self.clock.now();
+        match error {
             ConnectError::NeedsAuthorization { authorization_url } => {
-                // The connector already tried its one refresh: the user must act.
                 let state = ConnectionState::NeedsAuthorization { authorization_url };
                 if let Some(old) = self.sessions.detach(pair, state, now) {
                     old.close().await;
@@ -187,7 +208,6 @@ impl Inner {
                         .await,
                     pair,
                 );
-                self.stub(pair, tool).await
             }
             ConnectError::Transport { .. } | ConnectError::SessionLost => {
                 let state = ConnectionState::Reconnecting { retry_at: None };
@@ -196,16 +216,19 @@ impl Inner {
                 }
                 drop(session);
                 self.start_recovery(pair, server);
-                // Let the loop publish its first retry time before the stub reads it.
+                // Let the loop publish its first retry time before a stub reads it.
                 tokio::task::yield_now().await;
-                self.stub(pair, tool).await
             }
+            ConnectError::RateLimited { .. }
+            | ConnectError::Protocol(_)
+            | ConnectError::Refused { .. }
+            | ConnectError::Unavailable(_) => {}
         }
     }
 
     /// A pair that is not connected is connected on the spot only when nothing says to wait:
     /// not needing authorization, not in its failed cooldown, not reconnecting elsewhere.
-    async fn may_connect_on_demand(&self, pair: &PairKey) -> bool {
+    pub(crate) async fn may_connect_on_demand(&self, pair: &PairKey) -> bool {
         if self.attempts.is_running(pair) {
             return true;
         }
@@ -222,6 +245,12 @@ impl Inner {
     }
 
     async fn stub(&self, pair: &PairKey, tool: &str) -> ToolResult {
+        let state = self.state_for_user(pair).await;
+        unavailable_result(&pair.server, tool, &state, self.clock.now())
+    }
+
+    /// The pair's state as the user is told it: with an authorization link where one is due.
+    pub(crate) async fn state_for_user(&self, pair: &PairKey) -> ConnectionState {
         let (mut state, _) = self.state_of(pair).await;
         if let ConnectionState::NeedsAuthorization {
             authorization_url: url @ None,
@@ -230,6 +259,6 @@ impl Inner {
         {
             *url = links.authorization_url(pair).await;
         }
-        unavailable_result(&pair.server, tool, &state, self.clock.now())
+        state
     }
 }

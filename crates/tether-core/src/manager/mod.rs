@@ -7,6 +7,7 @@ mod calls;
 mod eligibility;
 mod idle;
 mod recovery;
+mod requests;
 mod sessions;
 mod tool_lists;
 
@@ -22,6 +23,7 @@ use tokio_util::task::TaskTracker;
 pub use attempt::AttemptOutcome;
 pub use calls::ListedTool;
 pub use eligibility::Eligibility;
+pub use requests::RequestError;
 
 use self::attempt::AttemptKind;
 use self::sessions::SessionTable;
@@ -473,6 +475,27 @@ impl ReconnectionManager {
         let config = self.lookup(server)?;
         let pair = PairKey::new(user.clone(), server.clone());
         Ok(self.inner.call_tool(&pair, &config, tool, arguments).await)
+    }
+
+    /// Any other request of the MCP surface (resources, prompts, completion, logging) to one of
+    /// the user's servers, under the same rules as [`Self::call_tool`].
+    pub async fn request(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Result<Value, RequestError>, UnknownServer> {
+        let config = self.lookup(server)?;
+        let pair = PairKey::new(user.clone(), server.clone());
+        Ok(self.inner.request(&pair, &config, method, params).await)
+    }
+
+    /// Whether the user's open session with `server` declared `capability` (`resources`,
+    /// `prompts`, `completions`, `logging`); `None` when no session is open.
+    pub fn offers(&self, user: &UserId, server: &ServerName, capability: &str) -> Option<bool> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        self.inner.offers(&pair, capability)
     }
 
     pub async fn stats(&self) -> ManagerStats {

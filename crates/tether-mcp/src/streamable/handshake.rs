@@ -22,6 +22,7 @@ use super::session::StreamableSession;
 use crate::authorized::AuthorizedClient;
 use crate::connector::client_config;
 use crate::error;
+use crate::offers::Offers;
 use crate::resume::ResumePolicy;
 
 /// What a session needs besides its endpoint.
@@ -136,6 +137,7 @@ pub(crate) async fn open(
     Ok(Handshake::Open(StreamableSession::new(
         server,
         endpoint,
+        Offers::from_capabilities(&result.capabilities),
         settings.call_timeout,
         settings.close_timeout,
     )))

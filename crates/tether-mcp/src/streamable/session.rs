@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, ClientRequest, ListToolsRequest, ListToolsResult,
-    PaginatedRequestParams, RequestId,
+    CallToolRequest, CallToolRequestParams, ClientRequest, CustomRequest, ListToolsRequest,
+    ListToolsResult, PaginatedRequestParams, RequestId,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -20,11 +20,13 @@ use super::endpoint::Endpoint;
 use super::exchange::{self, AnswerError, ExchangeError};
 use crate::connector::with_timeout;
 use crate::error;
+use crate::offers::Offers;
 
 /// A live MCP session of one user with one Streamable HTTP server.
 pub(crate) struct StreamableSession {
     server: ServerName,
     endpoint: Endpoint,
+    offers: Offers,
     /// The next JSON-RPC request id (`initialize` had 0).
     next_id: AtomicI64,
     /// Set by [`Session::close`].
@@ -50,12 +52,14 @@ impl StreamableSession {
     pub(super) fn new(
         server: ServerName,
         endpoint: Endpoint,
+        offers: Offers,
         call_timeout: Duration,
         close_timeout: Duration,
     ) -> Self {
         Self {
             server,
             endpoint,
+            offers,
             next_id: AtomicI64::new(1),
             closed: AtomicBool::new(false),
             lost: AtomicBool::new(false),
@@ -150,6 +154,15 @@ impl Session for StreamableSession {
             self.send(request, "tools/call timed out", "tool result")
                 .await?,
         )
+    }
+
+    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
+        let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
+        self.send(request, "the request timed out", method).await
+    }
+
+    fn offers(&self, capability: &str) -> bool {
+        self.offers.has(capability)
     }
 
     fn is_open(&self) -> bool {

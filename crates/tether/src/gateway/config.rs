@@ -71,10 +71,12 @@ pub struct McpConfig {
     pub tool_separator: String,
     /// The largest accepted POST body; larger ones get 413.
     pub max_body_bytes: usize,
-    /// `Host` header values accepted on `/mcp` (DNS-rebinding protection). Empty: any host.
-    /// Every request carries the host's JWT, which a rebinding page cannot forge, so the check
-    /// is optional here (rmcp's loopback-only default would refuse every real deployment).
+    /// `Host` values accepted on `/mcp` (DNS-rebinding protection): names, or `name:port`.
+    /// Empty: the public URL's host and the loopback names.
     pub allowed_hosts: Vec<String>,
+    /// `Origin` values accepted on `/mcp` (`https://app.example.com`); requests without one
+    /// pass. Empty: the public URL's origin and loopback origins.
+    pub allowed_origins: Vec<String>,
     /// An MCP session without traffic for this long is closed.
     #[serde(with = "humantime_serde")]
     pub session_idle_timeout: Duration,
@@ -88,6 +90,7 @@ impl Default for McpConfig {
             tool_separator: "__".to_owned(),
             max_body_bytes: 4 * 1024 * 1024,
             allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
             session_idle_timeout: Duration::from_secs(300),
             max_sessions_per_user: 32,
         }

@@ -1,6 +1,6 @@
 //! Assembly of the gateway's router from its parts, and serving it with graceful shutdown.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
 use super::config::{GatewayConfig, HttpConfig, McpConfig};
 use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
-use super::mcp::{SessionOwners, ToolFilter, ToolNaming, ToolPolicy};
+use super::mcp::{HostGuard, SessionOwners, ToolFilter, ToolNaming, ToolPolicy, check_prefixes};
 use super::state::{AppState, Parts};
 use super::users::UserRegistry;
 use super::{api, body_deadline, listener, mcp};
@@ -35,6 +35,8 @@ pub struct GatewayBuilder {
     mcp: McpConfig,
     http: HttpConfig,
     tools: BTreeMap<ServerName, ToolFilter>,
+    prefixes: HashMap<ServerName, String>,
+    public_url: Option<String>,
     admin: AdminCredentials,
     max_tracked_users: usize,
     forgetter: Option<Arc<dyn PairForgetter>>,
@@ -51,6 +53,20 @@ impl GatewayBuilder {
     /// The listener's bounds (`[gateway.http]`).
     pub fn http(mut self, config: HttpConfig) -> Self {
         self.http = config;
+        self
+    }
+
+    /// How browsers and agents reach the gateway: its host and origin are accepted on `/mcp`
+    /// unless `gateway.mcp.allowed_hosts`/`allowed_origins` say otherwise.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Servers whose names on `/mcp` do not start with `{server}{separator}` (`prefix` in
+    /// `[[servers]]`; empty: the server's own names).
+    pub fn name_prefixes(mut self, prefixes: HashMap<ServerName, String>) -> Self {
+        self.prefixes = prefixes;
         self
     }
 
@@ -88,9 +104,17 @@ impl GatewayBuilder {
     }
 
     pub fn build(self) -> Result<Gateway, GatewayError> {
-        let naming = ToolNaming::new(self.mcp.tool_separator.clone()).ok_or_else(|| {
-            GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
-        })?;
+        let naming = ToolNaming::new(self.mcp.tool_separator.clone())
+            .ok_or_else(|| {
+                GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
+            })?
+            .with_prefixes(self.prefixes);
+        let effective: Vec<(ServerName, String)> = self
+            .manager
+            .servers()
+            .map(|server| (server.name.clone(), naming.prefix(&server.name)))
+            .collect();
+        check_prefixes(&effective).map_err(GatewayError::Invalid)?;
         if self.mcp.max_body_bytes == 0 {
             return Err(GatewayError::Invalid(
                 "mcp.max_body_bytes must be positive".to_owned(),
@@ -104,6 +128,11 @@ impl GatewayBuilder {
             }
         }
         let sessions = mcp::session_manager(&self.mcp);
+        let hosts = Arc::new(HostGuard::new(
+            &self.mcp.allowed_hosts,
+            &self.mcp.allowed_origins,
+            self.public_url.as_deref(),
+        ));
         let app = AppState::new(Parts {
             manager: self.manager,
             host_auth: self.host_auth,
@@ -118,8 +147,12 @@ impl GatewayBuilder {
             metrics_sources: self.metrics_sources,
         });
         let mcp_cancel = CancellationToken::new();
-        let router =
-            api::router(app.clone()).merge(mcp::router(app.clone(), sessions, mcp_cancel.clone()));
+        let router = api::router(app.clone()).merge(mcp::router(
+            app.clone(),
+            sessions,
+            mcp_cancel.clone(),
+            hosts,
+        ));
         Ok(Gateway {
             app,
             router,
@@ -146,6 +179,8 @@ impl Gateway {
             mcp: McpConfig::default(),
             http: HttpConfig::default(),
             tools: BTreeMap::new(),
+            prefixes: HashMap::new(),
+            public_url: None,
             admin: AdminCredentials::default(),
             max_tracked_users: 100_000,
             forgetter: None,

@@ -227,8 +227,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         host_auth(&config, &gateway_config, args.dev)?,
     )
     .mcp(gateway_config.mcp.clone())
+    .public_url(public_url.clone())
     .http(gateway_config.http.clone())
     .tool_filters(filters)
+    .name_prefixes(
+        config
+            .servers
+            .iter()
+            .filter_map(|entry| Some((entry.server.name.clone(), entry.prefix.clone()?)))
+            .collect(),
+    )
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {

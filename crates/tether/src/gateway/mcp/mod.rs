@@ -12,6 +12,7 @@ mod filter;
 mod handler;
 mod jsonrpc;
 mod names;
+mod origin;
 mod sessions;
 
 use std::sync::Arc;
@@ -23,7 +24,8 @@ use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
 pub use filter::{ToolFilter, ToolPolicy};
-pub use names::ToolNaming;
+pub use names::{ToolNaming, check_prefixes};
+pub use origin::HostGuard;
 pub use sessions::{SESSION_HEADER, SessionOwners};
 
 use crate::gateway::auth::require_user;
@@ -43,26 +45,27 @@ pub(crate) fn router(
     app: AppState,
     sessions: Arc<LocalSessionManager>,
     cancel: CancellationToken,
+    hosts: Arc<HostGuard>,
 ) -> Router {
     let config = app.mcp_config();
     let mut server_config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(config.max_body_bytes)
         .with_cancellation_token(cancel);
-    server_config = if config.allowed_hosts.is_empty() {
-        server_config.disable_allowed_hosts()
-    } else {
-        server_config.with_allowed_hosts(config.allowed_hosts.clone())
-    };
+    // Hosts and origins are checked in front of every route (`origin::guard_origin`), the
+    // direct path included, which rmcp's own check would not see.
+    server_config = server_config.disable_allowed_hosts();
     let handler_app = app.clone();
     let service = StreamableHttpService::new(
         move || Ok(handler::AggregatedServer::new(handler_app.clone())),
         sessions,
         server_config,
     );
-    // Layers run outside in: authenticate, then check the session's owner, then the body.
+    // Layers run outside in: Host and Origin, authenticate, then check the session's owner,
+    // then the body.
     Router::new()
         .route_service("/mcp", service)
         .layer(from_fn_with_state(app.clone(), jsonrpc::check_body))
         .layer(from_fn_with_state(app.clone(), sessions::guard_sessions))
         .layer(from_fn_with_state(app, require_user))
+        .layer(from_fn_with_state(hosts, origin::guard_origin))
 }

@@ -1,43 +1,97 @@
-//! Aggregated tool names: `{server}{separator}{tool}`, and back.
+//! Aggregated names of tools and prompts: each server's prefix (by default its name and the
+//! separator, `github__search`; `prefix = ""` for names as the server gives them), and back.
+//!
+//! Routing must be unambiguous, so the prefixes are checked together at start-up
+//! ([`check_prefixes`]): no two equal, none the start of another, at most one empty. A name then
+//! belongs to the one server whose non-empty prefix starts it, or else to the unprefixed server;
+//! a tool of the unprefixed server whose own name starts with another server's prefix would be
+//! read as that server's, so it is not listed.
+
+use std::collections::HashMap;
 
 use tether_core::ServerName;
 
-/// Joins and splits aggregated tool names.
+/// Joins and splits aggregated names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolNaming {
     separator: String,
+    /// Servers whose prefix is not `{server}{separator}`.
+    prefixes: HashMap<ServerName, String>,
 }
 
 impl ToolNaming {
-    /// `None` for an empty separator, which would make names impossible to split.
+    /// `None` for an empty separator, which would make default names impossible to split.
     pub fn new(separator: impl Into<String>) -> Option<Self> {
         let separator = separator.into();
-        (!separator.is_empty()).then_some(Self { separator })
+        (!separator.is_empty()).then_some(Self {
+            separator,
+            prefixes: HashMap::new(),
+        })
     }
 
-    pub fn join(&self, server: &ServerName, tool: &str) -> String {
-        format!("{server}{}{tool}", self.separator)
+    /// These servers' own prefixes (the `prefix` of `[[servers]]`).
+    #[must_use]
+    pub fn with_prefixes(mut self, prefixes: HashMap<ServerName, String>) -> Self {
+        self.prefixes = prefixes;
+        self
     }
 
-    /// The server and upstream tool an aggregated name stands for. Server names may contain
-    /// the separator (`a` and `a__b` can both be configured), so the longest configured server
-    /// name that prefixes the name wins: that is the reading `join` produced for it unless two
-    /// servers' tools collide, which configuration cannot prevent but this makes deterministic.
+    /// The prefix of `server`'s names.
+    pub fn prefix(&self, server: &ServerName) -> String {
+        self.prefixes
+            .get(server)
+            .cloned()
+            .unwrap_or_else(|| format!("{server}{}", self.separator))
+    }
+
+    pub fn join(&self, server: &ServerName, name: &str) -> String {
+        match self.prefixes.get(server) {
+            Some(prefix) => format!("{prefix}{name}"),
+            None => format!("{server}{}{name}", self.separator),
+        }
+    }
+
+    /// The server and upstream name an aggregated name stands for: the server whose non-empty
+    /// prefix starts the name (the longest, should prefixes ever nest), else the server without
+    /// a prefix.
     pub fn split<'n, 's>(
         &self,
         name: &'n str,
         servers: impl IntoIterator<Item = &'s ServerName>,
     ) -> Option<(ServerName, &'n str)> {
-        servers
-            .into_iter()
-            .filter_map(|server| {
-                let tool = name
-                    .strip_prefix(server.as_str())?
-                    .strip_prefix(self.separator.as_str())?;
-                (!tool.is_empty()).then_some((server, tool))
-            })
-            .max_by_key(|(server, _)| server.as_str().len())
-            .map(|(server, tool)| (server.clone(), tool))
+        let mut unprefixed = None;
+        let mut best: Option<(&ServerName, &'n str, usize)> = None;
+        for server in servers {
+            let prefix = self.prefix(server);
+            if prefix.is_empty() {
+                unprefixed.get_or_insert(server);
+                continue;
+            }
+            if let Some(rest) = name.strip_prefix(prefix.as_str())
+                && !rest.is_empty()
+                && best.is_none_or(|(_, _, len)| prefix.len() > len)
+            {
+                best = Some((server, rest, prefix.len()));
+            }
+        }
+        match (best, unprefixed) {
+            (Some((server, rest, _)), _) => Some((server.clone(), rest)),
+            (None, Some(server)) if !name.is_empty() => Some((server.clone(), name)),
+            _ => None,
+        }
+    }
+
+    /// Whether `join(server, name)` splits back to the same server and name: false for a name of
+    /// the unprefixed server that another server's prefix claims.
+    pub fn round_trips<'s>(
+        &self,
+        server: &ServerName,
+        name: &str,
+        servers: impl IntoIterator<Item = &'s ServerName>,
+    ) -> bool {
+        let joined = self.join(server, name);
+        self.split(&joined, servers)
+            .is_some_and(|(s, n)| &s == server && n == name)
     }
 }
 
@@ -45,8 +99,31 @@ impl Default for ToolNaming {
     fn default() -> Self {
         Self {
             separator: "__".to_owned(),
+            prefixes: HashMap::new(),
         }
     }
+}
+
+/// Refuses prefixes that would let two servers' names collide: equal ones, one starting
+/// another (`a__` and `a__b__`: `a__b__c` is `b__c` of the first or `c` of the second), or two
+/// empty ones. `prefixes` are the servers' effective prefixes in configuration order.
+pub fn check_prefixes(prefixes: &[(ServerName, String)]) -> Result<(), String> {
+    for (i, (first, a)) in prefixes.iter().enumerate() {
+        for (second, b) in &prefixes[i + 1..] {
+            let clash = if a.is_empty() || b.is_empty() {
+                a.is_empty() && b.is_empty()
+            } else {
+                a.starts_with(b.as_str()) || b.starts_with(a.as_str())
+            };
+            if clash {
+                return Err(format!(
+                    "servers {first} (prefix {a:?}) and {second} (prefix {b:?}): their tool and \
+                     prompt names could collide; give one of them another prefix"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -79,5 +156,55 @@ mod tests {
         assert_eq!(naming.split("everything__", &servers), None);
         assert_eq!(naming.split("everything", &servers), None);
         assert!(ToolNaming::new("").is_none());
+    }
+
+    #[test]
+    fn an_own_prefix_and_an_empty_one_route_every_name_one_way() {
+        let servers = [
+            ServerName::new("github"),
+            ServerName::new("local"),
+            ServerName::new("linear"),
+        ];
+        let naming = ToolNaming::default().with_prefixes(HashMap::from([
+            (servers[0].clone(), "gh_".to_owned()),
+            (servers[1].clone(), String::new()),
+        ]));
+        assert_eq!(naming.join(&servers[0], "search"), "gh_search");
+        assert_eq!(naming.join(&servers[1], "search"), "search");
+        assert_eq!(naming.join(&servers[2], "search"), "linear__search");
+        assert_eq!(
+            naming.split("gh_search", &servers),
+            Some((servers[0].clone(), "search"))
+        );
+        assert_eq!(
+            naming.split("linear__search", &servers),
+            Some((servers[2].clone(), "search"))
+        );
+        assert_eq!(
+            naming.split("search", &servers),
+            Some((servers[1].clone(), "search"))
+        );
+        assert_eq!(naming.split("", &servers), None);
+        // The unprefixed server's "gh_x" would be read as github's "x": not listable.
+        assert!(!naming.round_trips(&servers[1], "gh_x", &servers));
+        assert!(naming.round_trips(&servers[1], "x", &servers));
+        assert!(naming.round_trips(&servers[0], "gh_x", &servers));
+    }
+
+    #[test]
+    fn colliding_prefixes_are_refused_naming_both_servers() {
+        let entry = |name: &str, prefix: &str| (ServerName::new(name), prefix.to_owned());
+        assert!(check_prefixes(&[entry("a", "a__"), entry("b", "b__"), entry("c", "")]).is_ok());
+        for (first, second) in [
+            (entry("a", "x_"), entry("b", "x_")),
+            (entry("a", "a__"), entry("ab", "a__b__")),
+            (entry("a", ""), entry("b", "")),
+        ] {
+            let error = check_prefixes(&[first.clone(), second.clone()]).expect_err("refused");
+            assert!(
+                error.contains(first.0.as_str()) && error.contains(second.0.as_str()),
+                "{error}"
+            );
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The MCP server the host's agents talk to: one `tools/list` over all of the user's servers
-//! (stubs included) and `tools/call` routed to the right upstream through the core.
+//! (stubs included) and `tools/call` routed to the right upstream through the core; resources,
+//! templates, prompts, completion and logging federated the same way (one module each).
 //!
 //! The user is taken from each request (the JWT middleware put a `UserId` into the HTTP request
 //! extensions, which rmcp hands over as `http::request::Parts` in the request context), never
@@ -9,16 +10,28 @@ use std::sync::{Arc, OnceLock};
 
 use axum::http::request::Parts;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult,
+    GetPromptRequestParams, GetPromptResponse, Implementation, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ServerCapabilities, ServerConfig,
 };
+// Logging is deprecated by SEP-2577 (2026-07-28) but still spoken by earlier revisions.
+#[allow(deprecated)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use tether_core::UserId;
 
 use crate::gateway::state::AppState;
 
+mod completion;
+mod logging;
+mod prompts;
+mod resources;
+mod surface;
 mod tools;
+mod uris;
 
 use tools::to_rmcp_result;
 
@@ -57,13 +70,27 @@ impl AggregatedServer {
 }
 
 impl ServerHandler for AggregatedServer {
+    #[allow(
+        deprecated,
+        reason = "logging is still offered to agents of earlier revisions"
+    )]
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("tether", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
-                "Tools of your connected MCP servers, named {server}{separator}{tool}. A tool \
-                 whose server is unavailable answers with an error saying why and when to retry.",
-            )
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .enable_completions()
+                .enable_logging()
+                .build(),
+        )
+        .with_server_info(Implementation::new("tether", env!("CARGO_PKG_VERSION")))
+        .with_instructions(
+            "Tools, prompts and resources of your connected MCP servers. Tools and prompts \
+                 are named {server}{separator}{name} unless a server is configured with another \
+                 prefix; resource URIs are tether://{server}/{the server's URI}. A tool whose \
+                 server is unavailable answers with an error saying why and when to retry.",
+        )
     }
 
     async fn initialize(
@@ -114,4 +141,76 @@ impl ServerHandler for AggregatedServer {
         })?;
         Ok(CallToolResponse::Complete(converted))
     }
+
+    async fn list_resources(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let user = self.user(&context)?;
+        self.resources(&user, cursor(request.as_ref())).await
+    }
+
+    async fn list_resource_templates(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let user = self.user(&context)?;
+        self.resource_templates(&user, cursor(request.as_ref()))
+            .await
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let user = self.user(&context)?;
+        Ok(self.read(&user, request).await?.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let user = self.user(&context)?;
+        self.prompts(&user, cursor(request.as_ref())).await
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let user = self.user(&context)?;
+        Ok(self.prompt(&user, request).await?.into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let user = self.user(&context)?;
+        self.completion(&user, request).await
+    }
+
+    #[allow(
+        deprecated,
+        reason = "logging is still offered to agents of earlier revisions"
+    )]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.user(&context)?;
+        self.set_upstream_level(&user, request).await
+    }
+}
+
+fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {
+    request.and_then(|r| r.cursor.as_deref())
 }

@@ -37,7 +37,32 @@ impl AggregatedServer {
         manager.list_tools(user).await
     }
 
+    /// Connects (once, concurrently, through the core's limits) the user's servers that have
+    /// no session and are in no state that says to wait: resources and prompts are listed from
+    /// live sessions only.
+    pub(super) async fn connect_never_connected(&self, user: &UserId) {
+        let manager = self.app.manager();
+        let mut idle: Vec<ServerName> = Vec::new();
+        for server in manager.servers() {
+            if manager.state(user, &server.name).await == ConnectionState::Disconnected {
+                idle.push(server.name.clone());
+            }
+        }
+        join_all(
+            idle.iter()
+                .map(|server| manager.reconnect_server_outcome(user, server)),
+        )
+        .await;
+    }
+
     pub(super) fn to_rmcp_tool(&self, listed: &ListedTool) -> Option<Tool> {
+        let naming = self.app.naming();
+        let servers = self.app.manager().servers().map(|s| &s.name);
+        if !naming.round_trips(&listed.server, &listed.tool.name, servers) {
+            // The unprefixed server's tool would be read as another server's.
+            tracing::debug!(server = %listed.server, tool = %listed.tool.name, "tool name claimed by another server's prefix; not listed");
+            return None;
+        }
         let mut json = serde_json::to_value(&listed.tool).ok()?;
         let name = self.app.naming().join(&listed.server, &listed.tool.name);
         if let Some(object) = json.as_object_mut() {

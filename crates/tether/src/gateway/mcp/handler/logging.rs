@@ -1,0 +1,44 @@
+//! `logging/setLevel`: passed to the user's open upstream sessions that offer logging. Upstream
+//! sessions belong to the (user, server) pair, so the level holds for all of the user's agent
+//! sessions; Tether's own log level is its operator's, never an agent's.
+//!
+//! SEP-2577 deprecates logging in the 2026-07-28 revision; agents and servers of the earlier
+//! revisions still use it, so it is federated (rmcp marks its types deprecated).
+#![allow(deprecated)]
+
+use futures::future::join_all;
+use rmcp::ErrorData as McpError;
+use rmcp::model::SetLevelRequestParams;
+use tether_core::UserId;
+
+use super::AggregatedServer;
+use super::resources::to_params;
+
+impl AggregatedServer {
+    pub(super) async fn set_upstream_level(
+        &self,
+        user: &UserId,
+        request: SetLevelRequestParams,
+    ) -> Result<(), McpError> {
+        let params = to_params(&request)?;
+        let manager = self.app.manager();
+        let servers: Vec<_> = manager
+            .servers()
+            .filter(|s| manager.offers(user, &s.name, "logging") == Some(true))
+            .map(|s| s.name.clone())
+            .collect();
+        let answers = join_all(
+            servers
+                .iter()
+                .map(|server| self.ask(user, server, "logging/setLevel", params.clone())),
+        )
+        .await;
+        for (server, answer) in servers.iter().zip(answers) {
+            if let Err(error) = answer {
+                // One server's refusal does not undo the others'.
+                tracing::debug!(%user, %server, error = %error.message, "setLevel not applied");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! `prompts/list` and `prompts/get`: prompts named like tools (the server's prefix and the
+//! prompt's own name); arguments, embedded resources and images pass through unchanged.
+
+use rmcp::ErrorData as McpError;
+use rmcp::model::{GetPromptRequestParams, GetPromptResult, ListPromptsResult};
+use serde_json::{Map, Value};
+use tether_core::UserId;
+
+use super::AggregatedServer;
+use super::resources::{from_json, to_params};
+
+impl AggregatedServer {
+    pub(super) async fn prompts(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let page = self
+            .list_page(user, "prompts/list", "prompts", "prompts", cursor)
+            .await?;
+        let naming = self.app.naming();
+        let manager = self.app.manager();
+        let mut object = Map::new();
+        let mut list = Vec::new();
+        if let Some(page) = page {
+            for mut prompt in page.items {
+                let Some(name) = prompt.get("name").and_then(Value::as_str) else {
+                    continue;
+                };
+                if !naming.round_trips(&page.server, name, manager.servers().map(|s| &s.name)) {
+                    tracing::debug!(server = %page.server, name, "prompt name claimed by another server's prefix; not listed");
+                    continue;
+                }
+                let joined = naming.join(&page.server, name);
+                prompt["name"] = Value::String(joined);
+                list.push(prompt);
+            }
+            if let Some(next) = page.next {
+                object.insert("nextCursor".to_owned(), Value::String(next.encode()));
+            }
+        }
+        object.insert("prompts".to_owned(), Value::Array(list));
+        from_json(Value::Object(object))
+    }
+
+    pub(super) async fn prompt(
+        &self,
+        user: &UserId,
+        request: GetPromptRequestParams,
+    ) -> Result<GetPromptResult, McpError> {
+        let (server, name) = self.split_prompt(&request.name)?;
+        let mut params = to_params(&request)?;
+        params.insert("name".to_owned(), Value::String(name));
+        from_json(self.ask(user, &server, "prompts/get", params).await?)
+    }
+
+    /// The server and upstream name of an aggregated prompt name.
+    pub(super) fn split_prompt(
+        &self,
+        name: &str,
+    ) -> Result<(tether_core::ServerName, String), McpError> {
+        self.app
+            .naming()
+            .split(name, self.app.manager().servers().map(|s| &s.name))
+            .map(|(server, prompt)| (server, prompt.to_owned()))
+            .ok_or_else(|| {
+                let quoted: String = name.chars().take(128).collect();
+                McpError::invalid_params(format!("unknown prompt {quoted:?}"), None)
+            })
+    }
+}

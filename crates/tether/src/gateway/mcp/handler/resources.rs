@@ -1,0 +1,112 @@
+//! `resources/list`, `resources/templates/list` and `resources/read` over the user's servers
+//! (URIs as [`uris`](super::uris) forms them).
+
+use rmcp::ErrorData as McpError;
+use rmcp::model::{
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams, ReadResourceResult,
+};
+use serde_json::{Map, Value};
+use tether_core::{ServerName, UserId};
+
+use super::AggregatedServer;
+use super::surface::Page;
+
+impl AggregatedServer {
+    pub(super) async fn resources(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let page = self
+            .list_page(user, "resources/list", "resources", "resources", cursor)
+            .await?;
+        from_json(self.rewrite_page(page, "resources", "uri"))
+    }
+
+    pub(super) async fn resource_templates(
+        &self,
+        user: &UserId,
+        cursor: Option<&str>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let page = self
+            .list_page(
+                user,
+                "resources/templates/list",
+                "resources",
+                "resourceTemplates",
+                cursor,
+            )
+            .await?;
+        from_json(self.rewrite_page(page, "resourceTemplates", "uriTemplate"))
+    }
+
+    pub(super) async fn read(
+        &self,
+        user: &UserId,
+        request: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResult, McpError> {
+        let (server, uri) = self
+            .route_uri(&request.uri)
+            .ok_or_else(|| unknown_resource(&request.uri))?;
+        let mut params = to_params(&request)?;
+        params.insert("uri".to_owned(), Value::String(uri));
+        let mut result = self.ask(user, &server, "resources/read", params).await?;
+        if let Some(Value::Array(contents)) = result.get_mut("contents") {
+            for content in contents {
+                self.wrap_member(&server, content, "uri");
+            }
+        }
+        from_json(result)
+    }
+
+    /// A page of items whose `member` is a URI (or template): wrapped for their server.
+    fn rewrite_page(&self, page: Option<Page>, items: &str, member: &str) -> Value {
+        let mut object = Map::new();
+        let mut list = Vec::new();
+        if let Some(page) = page {
+            for mut item in page.items {
+                self.wrap_member(&page.server, &mut item, member);
+                list.push(item);
+            }
+            if let Some(next) = page.next {
+                object.insert("nextCursor".to_owned(), Value::String(next.encode()));
+            }
+        }
+        object.insert(items.to_owned(), Value::Array(list));
+        Value::Object(object)
+    }
+
+    fn wrap_member(&self, server: &ServerName, item: &mut Value, member: &str) {
+        if let Some(Value::String(uri)) = item.get_mut(member) {
+            *uri = self.wrap_uri(server, uri);
+        }
+    }
+}
+
+fn unknown_resource(uri: &str) -> McpError {
+    let quoted: String = uri.chars().take(256).collect();
+    // -32002: the specification's "resource not found".
+    McpError::new(
+        rmcp::model::ErrorCode(-32002),
+        format!("resource not found: {quoted:?}"),
+        None,
+    )
+}
+
+/// A request's params as the JSON object sent upstream.
+pub(super) fn to_params<T: serde::Serialize>(request: &T) -> Result<Map<String, Value>, McpError> {
+    match serde_json::to_value(request) {
+        Ok(Value::Object(params)) => Ok(params),
+        _ => Err(McpError::internal_error(
+            "the request could not be forwarded",
+            None,
+        )),
+    }
+}
+
+/// An upstream result in rmcp's type; one that does not fit is the upstream's fault.
+pub(super) fn from_json<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, McpError> {
+    serde_json::from_value(value).map_err(|_| {
+        McpError::internal_error("the server's answer is not a valid MCP result", None)
+    })
+}
