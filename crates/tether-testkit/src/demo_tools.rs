@@ -1,13 +1,23 @@
-//! Two small tools, and counters a test can read.
+//! Two small tools, a few resources (text, a binary blob of any size, a template), one prompt
+//! with completion, logging, and counters a test can read.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use base64::Engine;
 use rmcp::ServerHandler;
+#[allow(
+    deprecated,
+    reason = "agents of earlier revisions still set a log level"
+)]
+use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ErrorData, InitializeRequestParams,
-    InitializeResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
+    ErrorData, GetPromptRequestParams, GetPromptResponse, GetPromptResult, InitializeRequestParams,
+    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Reference, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -21,6 +31,16 @@ pub struct DemoTools {
     peak_initializing: Arc<AtomicU64>,
     /// How long each `initialize` takes (a slow upstream handshake); zero by default.
     init_delay: Duration,
+    /// The last level `logging/setLevel` asked for.
+    log_level: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+/// The largest blob `blob://bytes/{n}` serves.
+const MAX_BLOB: usize = 8 * 1024 * 1024;
+
+/// `n` bytes of a fixed pattern, so a reader can check every byte.
+pub fn blob_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
 }
 
 /// Counts one `initialize` in flight until dropped (also when the request is cancelled).
@@ -63,6 +83,14 @@ impl DemoTools {
         self.peak_initializing.load(Ordering::SeqCst)
     }
 
+    /// The last level an agent set with `logging/setLevel`.
+    pub fn log_level(&self) -> Option<String> {
+        self.log_level
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// The counters as JSON (the `tether-testkit-mcp` binary serves this at `GET /stats`).
     pub fn stats(&self) -> Value {
         json!({
@@ -71,13 +99,25 @@ impl DemoTools {
             "initializing": self.initializing(),
             "peak_initializing": self.peak_initializing(),
             "init_delay_ms": u64::try_from(self.init_delay.as_millis()).unwrap_or(u64::MAX),
+            "log_level": self.log_level(),
         })
     }
 }
 
 impl ServerHandler for DemoTools {
     fn get_info(&self) -> ServerConfig {
-        InitializeResult::new(ServerCapabilities::builder().enable_tools().build())
+        #[allow(
+            deprecated,
+            reason = "agents of earlier revisions still set a log level"
+        )]
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_completions()
+            .enable_logging()
+            .build();
+        InitializeResult::new(capabilities)
     }
 
     async fn initialize(
@@ -117,6 +157,130 @@ impl ServerHandler for DemoTools {
                 "annotations": {"readOnlyHint": true}
             }
         ]}))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        from_json(json!({"resources": [
+            {"uri": "notes://readme", "name": "readme", "mimeType": "text/plain"},
+            {"uri": "blob://bytes/1048576", "name": "one-mebibyte", "mimeType": "application/octet-stream"}
+        ]}))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        from_json(json!({"resourceTemplates": [
+            {"uriTemplate": "notes://{name}", "name": "note", "mimeType": "text/plain"},
+            {"uriTemplate": "blob://bytes/{n}", "name": "bytes", "mimeType": "application/octet-stream"}
+        ]}))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri;
+        let contents = if let Some(name) = uri.strip_prefix("notes://") {
+            json!([{"uri": uri, "mimeType": "text/plain", "text": format!("the note called {name}")}])
+        } else if let Some(n) = uri.strip_prefix("blob://bytes/") {
+            let n: usize = n
+                .parse()
+                .ok()
+                .filter(|n| *n <= MAX_BLOB)
+                .ok_or_else(|| ErrorData::invalid_params("bad size", None))?;
+            let blob = base64::engine::general_purpose::STANDARD.encode(blob_bytes(n));
+            json!([{"uri": uri, "mimeType": "application/octet-stream", "blob": blob}])
+        } else {
+            return Err(ErrorData::resource_not_found("no such resource", None));
+        };
+        Ok(from_json::<ReadResourceResult>(json!({ "contents": contents }))?.into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        from_json(json!({"prompts": [{
+            "name": "greet",
+            "description": "Greets someone, with the readme attached",
+            "arguments": [{"name": "name", "required": true}]
+        }]}))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "greet" {
+            return Err(ErrorData::invalid_params("unknown prompt", None));
+        }
+        let name = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("nobody");
+        Ok(from_json::<GetPromptResult>(json!({
+            "description": "A greeting",
+            "messages": [
+                {"role": "user", "content": {"type": "text", "text": format!("Say hello to {name}.")}},
+                {"role": "user", "content": {"type": "resource", "resource": {
+                    "uri": "notes://readme", "mimeType": "text/plain", "text": "the note called readme"
+                }}}
+            ]
+        }))?
+        .into())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let candidates: &[&str] = match &request.r#ref {
+            Reference::Prompt(prompt) if prompt.name == "greet" => &["alice", "alex", "bob"],
+            Reference::Resource(template) if template.uri == "notes://{name}" => {
+                &["readme", "roadmap"]
+            }
+            _ => &[],
+        };
+        let prefix = request.argument.value.as_str();
+        let values: Vec<&str> = candidates
+            .iter()
+            .copied()
+            .filter(|c| c.starts_with(prefix))
+            .collect();
+        from_json(
+            json!({"completion": {"values": values, "total": values.len(), "hasMore": false}}),
+        )
+    }
+
+    #[allow(
+        deprecated,
+        reason = "agents of earlier revisions still set a log level"
+    )]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        let level = serde_json::to_value(request.level)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned));
+        *self
+            .log_level
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = level;
+        Ok(())
     }
 
     async fn call_tool(

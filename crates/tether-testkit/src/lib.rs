@@ -22,7 +22,7 @@ pub mod oidc;
 mod protected;
 pub mod services;
 
-pub use demo_tools::DemoTools;
+pub use demo_tools::{DemoTools, blob_bytes};
 pub use http_server::{
     Outage, RunningServer, serve_demo_with_outage, serve_demo_with_stats, serve_streamable_http,
 };
