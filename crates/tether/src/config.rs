@@ -398,6 +398,36 @@ mod tests {
     }
 
     #[test]
+    fn server_prefixes_are_read_and_colliding_ones_refused_naming_both() {
+        let two = |a: &str, b: &str| {
+            format!(
+                "[[servers]]\nname = \"alpha\"\nurl = \"https://a.example/mcp\"\n{a}\n\
+                 [[servers]]\nname = \"beta\"\nurl = \"https://b.example/mcp\"\n{b}\n"
+            )
+        };
+        let config = TetherConfig::parse(&two("prefix = \"\"", "")).expect("one unprefixed");
+        assert_eq!(config.servers[0].prefix.as_deref(), Some(""));
+        assert_eq!(config.servers[1].prefix, None);
+        let round =
+            TetherConfig::parse(&toml::to_string(&config).expect("serializes")).expect("re-reads");
+        assert_eq!(round.servers[0].prefix.as_deref(), Some(""));
+        for (a, b) in [
+            ("prefix = \"\"", "prefix = \"\""),
+            ("prefix = \"x_\"", "prefix = \"x_\""),
+            ("", "prefix = \"alpha__more_\""),
+        ] {
+            let error = TetherConfig::parse(&two(a, b)).expect_err("collision");
+            let message = format!("{error:#}");
+            assert!(
+                message.contains("alpha") && message.contains("beta"),
+                "{message}"
+            );
+        }
+        let error = TetherConfig::parse(&two("prefix = 3", "")).expect_err("not a string");
+        assert!(format!("{error:#}").contains("prefix"), "{error:#}");
+    }
+
+    #[test]
     fn mistakes_are_reported_not_ignored() {
         for (text, needle) in [
             (
