@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 
 use crate::config::ServerConfig;
+use crate::downstream::CallContext;
 use crate::ids::UserId;
 use crate::tool::{Tool, ToolResult};
 
@@ -169,10 +170,29 @@ pub trait Session: Send + Sync + fmt::Debug + 'static {
         arguments: Option<Map<String, Value>>,
     ) -> Result<ToolResult, ConnectError>;
 
+    /// A `tools/call` that may need the agent while it runs: the context's `_meta` goes
+    /// upstream and the upstream's notifications and requests for it go to its downstream.
+    /// Sessions that cannot carry them make a plain call.
+    async fn call_tool_in(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+    ) -> Result<ToolResult, ConnectError> {
+        let _ = context;
+        self.call_tool(name, arguments).await
+    }
+
     /// Another request of the MCP surface (resources, prompts, completion, logging), as JSON:
-    /// the method and its params go upstream unchanged and the result comes back unchanged.
-    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
-        let _ = params;
+    /// the method and its params go upstream unchanged and the result comes back unchanged;
+    /// the context as for [`Session::call_tool_in`].
+    async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        context: &CallContext,
+    ) -> Result<Value, ConnectError> {
+        let _ = (params, context);
         Err(ConnectError::Refused {
             code: METHOD_NOT_FOUND,
             message: format!("{method} is not supported by this session"),

@@ -13,6 +13,7 @@ pub mod breaker;
 pub mod coalesce;
 pub mod config;
 pub mod connector;
+pub mod downstream;
 pub mod error;
 pub mod ids;
 pub mod limiter;
@@ -35,6 +36,7 @@ pub use connector::{
     AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, METHOD_NOT_FOUND, Session,
     TransportFailure,
 };
+pub use downstream::{CallContext, Downstream, PeerError};
 pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;

@@ -33,6 +33,7 @@ use crate::resume::ResumePolicy;
 use crate::session::{McpSession, TransportKind};
 use crate::stdio;
 use crate::streamable::{self, Handshake};
+use crate::upstream_client::UpstreamClient;
 
 /// Knobs of the connector; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,7 +286,7 @@ impl McpConnector {
                 &server.name,
             )
             .await?;
-            serve_client(client_config(), transport)
+            serve_client(UpstreamClient::new(), transport)
                 .await
                 .map_err(|e| error::from_initialize(&e))
         };
@@ -322,7 +323,7 @@ impl McpConnector {
         let running = with_timeout(
             request.timeout,
             "connecting timed out",
-            serve_client(client_config(), transport),
+            serve_client(UpstreamClient::new(), transport),
             |e| error::from_initialize(&e),
         )
         .await?;
@@ -335,7 +336,7 @@ impl McpConnector {
         &self,
         server: ServerName,
         kind: TransportKind,
-        running: RunningService<RoleClient, ClientConfig>,
+        running: RunningService<RoleClient, UpstreamClient>,
     ) -> Arc<dyn Session> {
         // The core keeps its own tool cache and must see every upstream failure; rmcp's cache
         // would answer `tools/list` from a stale copy when the server is down.
@@ -373,9 +374,18 @@ impl Connector for McpConnector {
 
 /// What Tether tells servers about itself in `initialize`. No client capabilities: Tether does
 /// not offer sampling, roots or elicitation to upstreams.
+/// Tether as a client: sampling, elicitation (form and URL) and roots are declared because
+/// Tether passes them to the agent waiting on the request (which refuses what it did not
+/// declare itself).
 pub(crate) fn client_config() -> ClientConfig {
+    let capabilities: ClientCapabilities = serde_json::from_value(serde_json::json!({
+        "sampling": {},
+        "elicitation": {"form": {}, "url": {}},
+        "roots": {}
+    }))
+    .unwrap_or_default();
     ClientConfig::new(
-        ClientCapabilities::default(),
+        capabilities,
         Implementation::new("tether", env!("CARGO_PKG_VERSION")),
     )
 }

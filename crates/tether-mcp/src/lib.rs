@@ -50,6 +50,7 @@ mod sse_limit;
 mod stdio;
 mod streamable;
 mod tool_pages;
+mod upstream_client;
 
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};

@@ -2,23 +2,24 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rmcp::model::{
-    CallToolRequestParams, ClientConfig, ClientRequest, CustomRequest, PaginatedRequestParams,
-};
+use rmcp::model::{CallToolRequestParams, ClientRequest, CustomRequest, PaginatedRequestParams};
 use rmcp::service::RunningService;
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::{Map, Value};
-use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult, TransportFailure};
+use tether_core::{
+    CallContext, ConnectError, ServerName, Session, Tool, ToolResult, TransportFailure,
+};
 use tracing::debug;
 
 use crate::connector::with_timeout;
 use crate::convert::via_json;
 use crate::error;
 use crate::offers::Offers;
+use crate::upstream_client::{UpstreamClient, Waiting};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TransportKind {
@@ -44,7 +45,8 @@ pub struct McpSession {
     peer: Peer<RoleClient>,
     offers: Offers,
     /// Taken by [`Session::close`]; dropping it instead also cancels the service.
-    running: Mutex<Option<RunningService<RoleClient, ClientConfig>>>,
+    running: Mutex<Option<RunningService<RoleClient, UpstreamClient>>>,
+    waiting: Arc<Waiting>,
     closed: AtomicBool,
     call_timeout: Duration,
     close_timeout: Duration,
@@ -64,7 +66,7 @@ impl McpSession {
     pub(crate) fn new(
         server: ServerName,
         kind: TransportKind,
-        running: RunningService<RoleClient, ClientConfig>,
+        running: RunningService<RoleClient, UpstreamClient>,
         call_timeout: Duration,
         close_timeout: Duration,
     ) -> Self {
@@ -73,10 +75,12 @@ impl McpSession {
             .peer_info()
             .map(|info| Offers::from_capabilities(&info.capabilities))
             .unwrap_or_default();
+        let waiting = running.service().waiting.clone();
         Self {
             server,
             kind,
             offers,
+            waiting,
             peer: running.peer().clone(),
             running: Mutex::new(Some(running)),
             closed: AtomicBool::new(false),
@@ -100,6 +104,25 @@ impl McpSession {
             }
             _ => error::from_service(e),
         }
+    }
+
+    /// One request by method name, its result as JSON.
+    async fn send_custom(
+        &self,
+        method: &str,
+        params: Option<Value>,
+    ) -> Result<Value, ConnectError> {
+        self.check_open()?;
+        let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
+        let result = with_timeout(
+            self.call_timeout,
+            "the request timed out",
+            self.peer.send_request(request),
+            |e| self.request_failed(&e),
+        )
+        .await?;
+        serde_json::to_value(&result)
+            .map_err(|_| ConnectError::Protocol(format!("the {method} result could not be read")))
     }
 
     fn check_open(&self) -> Result<(), ConnectError> {
@@ -147,18 +170,45 @@ impl Session for McpSession {
         via_json(&result, "tool result")
     }
 
-    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
-        self.check_open()?;
-        let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
-        let result = with_timeout(
-            self.call_timeout,
-            "the request timed out",
-            self.peer.send_request(request),
-            |e| self.request_failed(&e),
-        )
-        .await?;
-        serde_json::to_value(&result)
-            .map_err(|_| ConnectError::Protocol(format!("the {method} result could not be read")))
+    async fn call_tool_in(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+    ) -> Result<ToolResult, ConnectError> {
+        let Some(downstream) = &context.downstream else {
+            return self.call_tool(name, arguments).await;
+        };
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments);
+        }
+        let mut params = serde_json::to_value(&params).unwrap_or_default();
+        if let (Some(meta), Some(object)) = (&context.meta, params.as_object_mut()) {
+            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
+        }
+        let _waiting = self
+            .waiting
+            .register(context.progress_token().cloned(), downstream.clone());
+        let result = self.send_custom("tools/call", Some(params)).await?;
+        via_json(&result, "tool result")
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        context: &CallContext,
+    ) -> Result<Value, ConnectError> {
+        let mut params = params;
+        if let (Some(meta), Some(Value::Object(object))) = (&context.meta, params.as_mut()) {
+            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
+        }
+        let _waiting = context.downstream.as_ref().map(|downstream| {
+            self.waiting
+                .register(context.progress_token().cloned(), downstream.clone())
+        });
+        self.send_custom(method, params).await
     }
 
     fn offers(&self, capability: &str) -> bool {

@@ -9,6 +9,7 @@ use super::Inner;
 use super::attempt::{AttemptKind, AttemptOutcome};
 use crate::config::ServerConfig;
 use crate::connector::{ConnectError, Session};
+use crate::downstream::CallContext;
 use crate::ids::{PairKey, ServerName};
 use crate::redact::redact;
 use crate::state::ConnectionState;
@@ -75,20 +76,21 @@ impl Inner {
         server: &Arc<ServerConfig>,
         tool: &str,
         arguments: Option<Map<String, Value>>,
+        context: &CallContext,
     ) -> ToolResult {
         if let Some(session) = self.sessions.open_session(pair) {
             self.sessions.touch(pair, self.clock.now());
-            return match session.call_tool(tool, arguments.clone()).await {
+            return match session.call_tool_in(tool, arguments.clone(), context).await {
                 Ok(result) => result,
                 Err(error) => {
-                    self.after_call_failure(pair, server, session, tool, arguments, error)
+                    self.after_call_failure(pair, server, session, tool, arguments, context, error)
                         .await
                 }
             };
         }
         if self.may_connect_on_demand(pair).await
             && self.attempt(pair, server, AttemptKind::Scheduled).await == AttemptOutcome::Connected
-            && let Some(result) = self.call_once(pair, server, tool, arguments).await
+            && let Some(result) = self.call_once(pair, server, tool, arguments, context).await
         {
             return result;
         }
@@ -103,9 +105,10 @@ impl Inner {
         server: &Arc<ServerConfig>,
         tool: &str,
         arguments: Option<Map<String, Value>>,
+        context: &CallContext,
     ) -> Option<ToolResult> {
         let session = self.sessions.open_session(pair)?;
-        Some(match session.call_tool(tool, arguments).await {
+        Some(match session.call_tool_in(tool, arguments, context).await {
             Ok(result) => result,
             Err(error) => {
                 self.call_error_result(pair, server, session, tool, error)
@@ -116,6 +119,10 @@ impl Inner {
 
     /// A lost session is re-initialized and the call retried once; any other failure is
     /// answered at once and, for transport failures, the reconnect loop takes over.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call's parts, passed on as they are"
+    )]
     async fn after_call_failure(
         self: &Arc<Self>,
         pair: &PairKey,
@@ -123,6 +130,7 @@ impl Inner {
         session: Arc<dyn Session>,
         tool: &str,
         arguments: Option<Map<String, Value>>,
+        context: &CallContext,
         error: ConnectError,
     ) -> ToolResult {
         if error != ConnectError::SessionLost {
@@ -142,7 +150,7 @@ impl Inner {
             .attempt(pair, server, AttemptKind::Recovery { last: true })
             .await
             == AttemptOutcome::Connected
-            && let Some(result) = self.call_once(pair, server, tool, arguments).await
+            && let Some(result) = self.call_once(pair, server, tool, arguments, context).await
         {
             return result;
         }

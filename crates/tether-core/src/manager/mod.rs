@@ -33,6 +33,7 @@ use crate::breaker::CircuitBreakers;
 use crate::coalesce::Coalescer;
 use crate::config::{ConfigError, CoreConfig, ServerConfig};
 use crate::connector::Connector;
+use crate::downstream::CallContext;
 use crate::error::StoreError;
 use crate::ids::{PairKey, ServerName, UserId};
 use crate::limiter::OriginLimiter;
@@ -472,9 +473,26 @@ impl ReconnectionManager {
         tool: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<ToolResult, UnknownServer> {
+        self.call_tool_in(user, server, tool, arguments, &CallContext::default())
+            .await
+    }
+
+    /// [`Self::call_tool`] with the agent's `_meta` and its way back for the upstream's
+    /// notifications and requests while the call runs.
+    pub async fn call_tool_in(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+        tool: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+    ) -> Result<ToolResult, UnknownServer> {
         let config = self.lookup(server)?;
         let pair = PairKey::new(user.clone(), server.clone());
-        Ok(self.inner.call_tool(&pair, &config, tool, arguments).await)
+        Ok(self
+            .inner
+            .call_tool(&pair, &config, tool, arguments, context)
+            .await)
     }
 
     /// Any other request of the MCP surface (resources, prompts, completion, logging) to one of
@@ -485,10 +503,14 @@ impl ReconnectionManager {
         server: &ServerName,
         method: &str,
         params: Option<Value>,
+        context: &CallContext,
     ) -> Result<Result<Value, RequestError>, UnknownServer> {
         let config = self.lookup(server)?;
         let pair = PairKey::new(user.clone(), server.clone());
-        Ok(self.inner.request(&pair, &config, method, params).await)
+        Ok(self
+            .inner
+            .request(&pair, &config, method, params, context)
+            .await)
     }
 
     /// Whether the user's open session with `server` declared `capability` (`resources`,

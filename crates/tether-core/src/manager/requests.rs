@@ -12,6 +12,7 @@ use super::Inner;
 use super::attempt::{AttemptKind, AttemptOutcome};
 use crate::config::ServerConfig;
 use crate::connector::{ConnectError, Session};
+use crate::downstream::CallContext;
 use crate::ids::PairKey;
 use crate::redact::redact;
 use crate::state::ConnectionState;
@@ -35,12 +36,13 @@ impl Inner {
         server: &Arc<ServerConfig>,
         method: &str,
         params: Option<Value>,
+        context: &CallContext,
     ) -> Result<Value, RequestError> {
         let Some(session) = self.session_for_request(pair, server).await else {
             return Err(self.unavailable(pair).await);
         };
         self.sessions.touch(pair, self.clock.now());
-        match session.request(method, params.clone()).await {
+        match session.request(method, params.clone(), context).await {
             Ok(value) => Ok(value),
             Err(ConnectError::SessionLost) => {
                 let now = self.clock.now();
@@ -55,7 +57,7 @@ impl Inner {
                     == AttemptOutcome::Connected
                     && let Some(session) = self.sessions.open_session(pair)
                 {
-                    return match session.request(method, params).await {
+                    return match session.request(method, params, context).await {
                         Ok(value) => Ok(value),
                         Err(error) => Err(self.request_failed(pair, server, session, error).await),
                     };

@@ -1,10 +1,11 @@
 //! One JSON-RPC request and its answer over Streamable HTTP, inside the caller's future: the
 //! `POST`, then the answer as a JSON body or read from the response's event stream.
 //!
-//! On an event stream it does what rmcp's transport worker did for a request: it skips
-//! notifications and answers that are not ours, answers the server's own requests (a `ping`
-//! with an empty result, anything else with "method not found": Tether offers no client
-//! capabilities), and resumes a stream that broke off once the server has sent an event id
+//! On an event stream it does what rmcp's transport worker did for a request: it passes the
+//! request's progress and log notifications to the agent's [`Downstream`] (others are skipped),
+//! skips answers that are not ours, answers the server's own requests (a `ping` with an empty
+//! result; sampling, elicitation and roots with the agent's answer, or "method not found" when
+//! no agent waits on this request), and resumes a stream that broke off once the server has sent an event id
 //! (SEP-1699: `GET` + `Last-Event-ID`, after the server's `retry` when the stream ended
 //! cleanly, with the bounded [`ResumePolicy`](crate::resume::ResumePolicy)). A request whose
 //! caller gives up (its future is dropped, e.g. by a timeout) is cancelled with
@@ -18,7 +19,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, ClientResult, ErrorCode, ErrorData, RequestId, ServerJsonRpcMessage,
+    ClientRequest, ClientResult, CustomResult, ErrorCode, ErrorData, RequestId,
+    ServerJsonRpcMessage,
 };
 use rmcp::transport::common::client_side_sse::SseRetryPolicy;
 use rmcp::transport::streamable_http_client::{
@@ -28,7 +30,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sse_stream::Sse;
-use tether_core::{ConnectError, TransportFailure};
+use tether_core::{ConnectError, Downstream, PeerError, TransportFailure};
 use tracing::{debug, trace};
 
 use super::endpoint::{Endpoint, EventStream};
@@ -80,6 +82,8 @@ struct Incoming {
     #[serde(default)]
     method: Option<String>,
     #[serde(default)]
+    params: Option<Box<RawValue>>,
+    #[serde(default)]
     result: Option<Box<RawValue>>,
     #[serde(default)]
     error: Option<ErrorData>,
@@ -91,8 +95,12 @@ enum Routed {
     Request {
         id: RequestId,
         method: String,
+        params: Option<Box<RawValue>>,
     },
-    Notification,
+    Notification {
+        method: String,
+        params: Option<Box<RawValue>>,
+    },
     Answer {
         id: Option<RequestId>,
         answer: Answer,
@@ -107,11 +115,14 @@ impl Incoming {
             Self {
                 method: Some(method),
                 id: Some(id),
+                params,
                 ..
-            } => Routed::Request { id, method },
+            } => Routed::Request { id, method, params },
             Self {
-                method: Some(_), ..
-            } => Routed::Notification,
+                method: Some(method),
+                params,
+                ..
+            } => Routed::Notification { method, params },
             Self {
                 result: Some(result),
                 id: id @ Some(_),
@@ -134,13 +145,13 @@ impl Incoming {
 }
 
 /// Where in the session's life the request is sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Phase {
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Phase<'d> {
     /// `initialize`: server requests on its stream are skipped (rmcp's worker skips them too;
     /// the session does not exist yet), and it is never cancelled (the spec forbids it).
     Handshake,
-    /// A request on the open session.
-    Session,
+    /// A request on the open session, and the agent waiting on it, if any.
+    Session(Option<&'d dyn Downstream>),
 }
 
 /// Why no answer came. The texts are fixed phrases: no server data, no URL, no token.
@@ -211,6 +222,7 @@ pub(super) async fn request(
     endpoint: &Endpoint,
     id: RequestId,
     request: ClientRequest,
+    downstream: Option<&dyn Downstream>,
 ) -> Result<Answer, ExchangeError> {
     let mut guard = AbandonGuard {
         endpoint,
@@ -221,7 +233,7 @@ pub(super) async fn request(
             .post(ClientJsonRpcMessage::request(request, id.clone()))
             .await
             .map_err(ExchangeError::Send)?;
-        read_answer(endpoint, &id, response, Phase::Session).await
+        read_answer(endpoint, &id, response, Phase::Session(downstream)).await
     }
     .await;
     guard.id = None;
@@ -233,7 +245,7 @@ pub(super) async fn read_answer(
     endpoint: &Endpoint,
     id: &RequestId,
     response: StreamableHttpPostResponse,
-    phase: Phase,
+    phase: Phase<'_>,
 ) -> Result<Answer, ExchangeError> {
     match response {
         StreamableHttpPostResponse::Json(message, _) => {
@@ -320,7 +332,7 @@ async fn read_stream(
     endpoint: &Endpoint,
     id: &RequestId,
     mut stream: EventStream,
-    phase: Phase,
+    phase: Phase<'_>,
 ) -> Result<Answer, ExchangeError> {
     let mut resumption = Resumption::default();
     loop {
@@ -337,14 +349,19 @@ async fn read_stream(
                 Routed::Request {
                     id: request,
                     method,
-                } => {
-                    if phase == Phase::Session {
-                        answer_server_request(endpoint, request, &method).await;
-                    } else {
-                        debug!("skipped a server request during initialize");
+                    params,
+                } => match phase {
+                    Phase::Session(downstream) => {
+                        answer_server_request(endpoint, request, &method, params, downstream).await;
                     }
-                }
-                Routed::Notification => trace!("skipped a server notification"),
+                    Phase::Handshake => debug!("skipped a server request during initialize"),
+                },
+                Routed::Notification { method, params } => match phase {
+                    Phase::Session(Some(downstream)) if FORWARDED.contains(&method.as_str()) => {
+                        downstream.notify(&method, json_params(params)).await;
+                    }
+                    _ => trace!(method, "skipped a server notification"),
+                },
                 Routed::Answer { id: theirs, answer } if is_ours(id, theirs.as_ref()) => {
                     let _ = tokio::time::timeout(DRAIN, async {
                         while stream.next().await.is_some() {}
@@ -458,21 +475,42 @@ fn is_too_large(error: &SseError) -> bool {
     matches!(error, SseError::Body(e) if e.to_string().contains("exceeded the maximum size"))
 }
 
-/// Answers a request the server sent on a response stream. Tether advertises no client
-/// capabilities, so only `ping` is served. A failed answer is the server's problem: the
-/// request we wait for goes on.
-async fn answer_server_request(endpoint: &Endpoint, id: RequestId, method: &str) {
-    let reply = if method == "ping" {
-        ClientJsonRpcMessage::response(ClientResult::empty(()), id)
-    } else {
-        ClientJsonRpcMessage::error(
+/// Notifications on a request's stream that belong to the agent waiting on it.
+const FORWARDED: [&str; 2] = ["notifications/progress", "notifications/message"];
+
+fn json_params(params: Option<Box<RawValue>>) -> Option<serde_json::Value> {
+    params.and_then(|raw| serde_json::from_str(raw.get()).ok())
+}
+
+/// Answers a request the server sent on a response stream: `ping` here, anything else by the
+/// agent waiting on the request (which refuses what it did not declare). A failed answer is
+/// the server's problem: the request we wait for goes on.
+async fn answer_server_request(
+    endpoint: &Endpoint,
+    id: RequestId,
+    method: &str,
+    params: Option<Box<RawValue>>,
+    downstream: Option<&dyn Downstream>,
+) {
+    let reply = match (method, downstream) {
+        ("ping", _) => ClientJsonRpcMessage::response(ClientResult::empty(()), id),
+        (_, Some(downstream)) => match downstream.request(method, json_params(params)).await {
+            Ok(result) => {
+                ClientJsonRpcMessage::response(ClientResult::CustomResult(CustomResult(result)), id)
+            }
+            Err(PeerError { code, message }) => ClientJsonRpcMessage::error(
+                ErrorData::new(ErrorCode(code), message, None),
+                Some(id),
+            ),
+        },
+        (_, None) => ClientJsonRpcMessage::error(
             ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
-                "this client offers no sampling, roots or elicitation",
+                "no agent is waiting on this request to answer it",
                 None,
             ),
             Some(id),
-        )
+        ),
     };
     if let Err(e) = endpoint.post(reply).await {
         debug!(error = %error::from_http(&e), "answering a server request failed");

@@ -13,7 +13,7 @@ use rmcp::model::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tether_core::{ConnectError, ServerName, Session, Tool, ToolResult};
+use tether_core::{CallContext, ConnectError, Downstream, ServerName, Session, Tool, ToolResult};
 use tracing::{debug, info};
 
 use super::endpoint::Endpoint;
@@ -90,13 +90,14 @@ impl StreamableSession {
         request: ClientRequest,
         timed_out: &'static str,
         what: &str,
+        downstream: Option<&dyn Downstream>,
     ) -> Result<T, ConnectError> {
         self.check_open()?;
         let id = RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
         let answer = with_timeout(
             self.call_timeout,
             timed_out,
-            exchange::request(&self.endpoint, id, request),
+            exchange::request(&self.endpoint, id, request, downstream),
             |e| self.failed(e),
         )
         .await?;
@@ -134,7 +135,7 @@ impl Session for StreamableSession {
                 params,
                 extensions: Default::default(),
             });
-            self.send::<ListToolsResult>(request, "tools/list timed out", "tools/list result")
+            self.send::<ListToolsResult>(request, "tools/list timed out", "tools/list result", None)
                 .await
         })
         .await
@@ -151,14 +152,55 @@ impl Session for StreamableSession {
         }
         let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
         tool_result(
-            self.send(request, "tools/call timed out", "tool result")
+            self.send(request, "tools/call timed out", "tool result", None)
                 .await?,
         )
     }
 
-    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, ConnectError> {
+    async fn call_tool_in(
+        &self,
+        name: &str,
+        arguments: Option<Map<String, Value>>,
+        context: &CallContext,
+    ) -> Result<ToolResult, ConnectError> {
+        let mut params = CallToolRequestParams::new(name.to_owned());
+        if let Some(arguments) = arguments {
+            params = params.with_arguments(arguments);
+        }
+        let mut request = serde_json::to_value(&params).unwrap_or_default();
+        if let (Some(meta), Some(object)) = (&context.meta, request.as_object_mut()) {
+            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
+        }
+        let request = ClientRequest::CustomRequest(CustomRequest::new("tools/call", Some(request)));
+        tool_result(
+            self.send(
+                request,
+                "tools/call timed out",
+                "tool result",
+                context.downstream.as_deref(),
+            )
+            .await?,
+        )
+    }
+
+    async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        context: &CallContext,
+    ) -> Result<Value, ConnectError> {
+        let mut params = params;
+        if let (Some(meta), Some(Value::Object(object))) = (&context.meta, params.as_mut()) {
+            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
+        }
         let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
-        self.send(request, "the request timed out", method).await
+        self.send(
+            request,
+            "the request timed out",
+            method,
+            context.downstream.as_deref(),
+        )
+        .await
     }
 
     fn offers(&self, capability: &str) -> bool {

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use tether_core::{ToolResult, UserId};
+use tether_core::{CallContext, ToolResult, UserId};
 
 use crate::gateway::metrics::CallOutcome;
 use crate::gateway::state::AppState;
@@ -35,6 +35,7 @@ pub(crate) async fn call_tool(
     user: &UserId,
     name: &str,
     arguments: Option<Map<String, Value>>,
+    context: &CallContext,
 ) -> Result<ToolResult, UnknownTool> {
     let manager = app.manager();
     let (server, tool) = app
@@ -52,7 +53,7 @@ pub(crate) async fn call_tool(
     }
     let started = Instant::now();
     let result = manager
-        .call_tool(user, &server, tool, arguments)
+        .call_tool_in(user, &server, tool, arguments, context)
         .await
         .map_err(|_| UnknownTool::new(name))?;
     let outcome = if result.is_error {

@@ -25,7 +25,7 @@ use rmcp::model::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tether_core::{ToolResult, UserId};
+use tether_core::{CallContext, ToolResult, UserId};
 
 use super::call::call_tool;
 use crate::gateway::state::AppState;
@@ -108,16 +108,19 @@ struct ToolsCall {
 }
 
 /// The id and parameters, if `body` is a `tools/call` with nothing rmcp would look at: no
-/// per-request protocol metadata (the 2026 revision, validated against the headers) and no
-/// answers to an earlier "input required" result.
+/// per-request protocol metadata (the 2026 revision, validated against the headers), no
+/// answers to an earlier "input required" result, and no progress token (progress goes on an
+/// event stream, which rmcp's path opens).
 pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;
-    let versioned = params
-        .meta
-        .as_ref()
-        .is_some_and(|meta| meta.protocol_version().is_some());
-    (!versioned && params.input_responses.is_none() && params.request_state.is_none())
+    let (versioned, progress) = params.meta.as_ref().map_or((false, false), |meta| {
+        (
+            meta.protocol_version().is_some(),
+            meta.get_progress_token().is_some(),
+        )
+    });
+    (!versioned && !progress && params.input_responses.is_none() && params.request_state.is_none())
         .then_some((call.id, params))
 }
 
@@ -138,7 +141,7 @@ pub(crate) async fn answer(
     let CallToolRequestParams {
         name, arguments, ..
     } = params;
-    let body = match call_tool(app, user, &name, arguments).await {
+    let body = match call_tool(app, user, &name, arguments, &CallContext::default()).await {
         Ok(result) => serde_json::to_vec(&Success {
             jsonrpc: "2.0",
             id: &id,
@@ -162,6 +165,21 @@ pub(crate) async fn answer(
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// The answer to a call the agent cancelled (the same error rmcp's path gives).
+pub(crate) fn cancelled(id: &RequestId) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": ErrorCode::INVALID_REQUEST.0, "message": "the call was cancelled"},
+    });
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
+        Body::from(body.to_string()),
+    )
+        .into_response()
 }
 
 #[cfg(test)]
@@ -213,7 +231,7 @@ mod tests {
     #[test]
     fn plain_calls_are_read_in_one_pass() {
         let (id, params) = plain_call(
-            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"x":1},"_meta":{"progressToken":3}}}"#,
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"x":1},"_meta":{"trace":3}}}"#,
         )
         .expect("a plain call");
         assert_eq!(id, RequestId::Number(7));
@@ -227,6 +245,7 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_rmcp() {
         for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"p"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"a"}}"#,
             r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a"}}"#,

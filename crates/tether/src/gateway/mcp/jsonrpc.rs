@@ -15,6 +15,8 @@ use serde_json::{Value, json};
 use tether_core::UserId;
 
 use super::direct::{self, DirectAllowed};
+use super::direct_calls;
+use super::sessions::InteractiveAgent;
 use super::sessions::SESSION_HEADER;
 use crate::gateway::state::AppState;
 
@@ -99,10 +101,27 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     if let Some(response) = try_direct(&app, &parts, &bytes).await {
         return response;
     }
+    if let Some(id) = direct_calls::cancelled_request(&bytes)
+        && let Some(session) = parts
+            .headers
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+        && app.session_owners().direct_calls().cancel(session, &id)
+    {
+        // A call of the direct path: rmcp never saw it.
+        return StatusCode::ACCEPTED.into_response();
+    }
     // The common case, a valid message, costs one parse; the generic `Value` is built only to
     // classify a failure.
+    let mut interactive = false;
     match serde_json::from_slice::<ClientJsonRpcMessage>(&bytes) {
         Ok(JsonRpcMessage::Request(request)) => {
+            if let ClientRequest::InitializeRequest(initialize) = &request.request {
+                let capabilities = &initialize.params.capabilities;
+                interactive = capabilities.sampling.is_some()
+                    || capabilities.elicitation.is_some()
+                    || capabilities.roots.is_some();
+            }
             if let ClientRequest::CustomRequest(custom) = &request.request
                 && STANDARD_METHODS.contains(&custom.method.as_str())
             {
@@ -120,7 +139,11 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     let response = next
         .run(Request::from_parts(parts, Body::from(bytes)))
         .await;
-    as_jsonrpc_error(response).await
+    let mut response = as_jsonrpc_error(response).await;
+    if interactive {
+        response.extensions_mut().insert(InteractiveAgent);
+    }
+    response
 }
 
 /// Answers a `tools/call` without rmcp's session worker when [`direct`] allows it; `None`
@@ -139,7 +162,11 @@ async fn try_direct(
     if !app.session_owners().is_live(session).await {
         return None;
     }
-    Some(direct::answer(app, user, id, params).await)
+    let running = app.session_owners().direct_calls().begin(session, &id);
+    tokio::select! {
+        response = direct::answer(app, user, id.clone(), params) => Some(response),
+        () = running.cancelled.cancelled() => Some(direct::cancelled(&id)),
+    }
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.

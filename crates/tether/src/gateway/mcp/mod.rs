@@ -8,6 +8,7 @@
 
 mod call;
 mod direct;
+mod direct_calls;
 mod filter;
 mod handler;
 mod jsonrpc;

@@ -29,6 +29,7 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use tether_core::UserId;
 
 use super::direct::DirectAllowed;
+use super::direct_calls::DirectCalls;
 use super::jsonrpc::jsonrpc_error_response;
 use crate::gateway::auth::AuthError;
 use crate::gateway::state::AppState;
@@ -50,7 +51,15 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 struct Owner {
     user: UserId,
     through_rmcp: Instant,
+    /// The agent declared sampling, elicitation or roots: its calls go through rmcp, which can
+    /// put the upstream's requests and progress on the call's event stream.
+    interactive: bool,
 }
+
+/// Put into an `initialize` answer's extensions by the body check: the agent declared
+/// sampling, elicitation or roots.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct InteractiveAgent;
 
 /// What a presented session id means for the request carrying it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +113,8 @@ impl Owners {
 #[derive(Debug)]
 pub struct SessionOwners {
     owners: Mutex<Owners>,
+    /// Calls of these sessions running on the direct path.
+    direct_calls: Arc<DirectCalls>,
     sessions: Arc<LocalSessionManager>,
     prune_at: AtomicUsize,
 }
@@ -112,6 +123,7 @@ impl SessionOwners {
     pub(crate) fn new(sessions: Arc<LocalSessionManager>) -> Self {
         Self {
             owners: Mutex::new(Owners::default()),
+            direct_calls: Arc::default(),
             sessions,
             prune_at: AtomicUsize::new(PRUNE_FLOOR),
         }
@@ -120,6 +132,10 @@ impl SessionOwners {
     fn lock(&self) -> std::sync::MutexGuard<'_, Owners> {
         // Single map operations only: consistent even after a panic elsewhere.
         self.owners.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn direct_calls(&self) -> &Arc<DirectCalls> {
+        &self.direct_calls
     }
 
     pub fn owner(&self, session: &str) -> Option<UserId> {
@@ -140,7 +156,7 @@ impl SessionOwners {
             return Presented::Foreign;
         }
         let now = Instant::now();
-        if now.duration_since(owner.through_rmcp) < idle_timeout / 2 {
+        if !owner.interactive && now.duration_since(owner.through_rmcp) < idle_timeout / 2 {
             return Presented::DirectAllowed;
         }
         owner.through_rmcp = now;
@@ -189,7 +205,7 @@ impl SessionOwners {
         self.len() == 0
     }
 
-    async fn record(&self, session: String, user: UserId) {
+    async fn record(&self, session: String, user: UserId, interactive: bool) {
         let len = {
             let mut owners = self.lock();
             owners.insert(
@@ -197,6 +213,7 @@ impl SessionOwners {
                 Owner {
                     user,
                     through_rmcp: Instant::now(),
+                    interactive,
                 },
             );
             owners.by_session.len()
@@ -292,7 +309,8 @@ pub async fn guard_sessions(
                 .get(SESSION_HEADER)
                 .and_then(|v| v.to_str().ok())
             {
-                owners.record(created.to_owned(), user).await;
+                let interactive = response.extensions().get::<InteractiveAgent>().is_some();
+                owners.record(created.to_owned(), user, interactive).await;
             }
         }
         Some(id) => {

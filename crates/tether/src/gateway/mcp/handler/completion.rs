@@ -4,7 +4,7 @@
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CompleteRequestParams, CompleteResult, Reference};
 use serde_json::Value;
-use tether_core::UserId;
+use tether_core::{CallContext, UserId};
 
 use super::AggregatedServer;
 use super::resources::{from_json, to_params};
@@ -41,8 +41,14 @@ impl AggregatedServer {
             }
         };
         from_json(
-            self.ask(user, &server, "completion/complete", params)
-                .await?,
+            self.ask(
+                user,
+                &server,
+                "completion/complete",
+                params,
+                &CallContext::default(),
+            )
+            .await?,
         )
     }
 }

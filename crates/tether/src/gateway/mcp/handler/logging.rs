@@ -9,7 +9,7 @@
 use futures::future::join_all;
 use rmcp::ErrorData as McpError;
 use rmcp::model::SetLevelRequestParams;
-use tether_core::UserId;
+use tether_core::{CallContext, UserId};
 
 use super::AggregatedServer;
 use super::resources::to_params;
@@ -27,10 +27,11 @@ impl AggregatedServer {
             .filter(|s| manager.offers(user, &s.name, "logging") == Some(true))
             .map(|s| s.name.clone())
             .collect();
+        let call = CallContext::default();
         let answers = join_all(
             servers
                 .iter()
-                .map(|server| self.ask(user, server, "logging/setLevel", params.clone())),
+                .map(|server| self.ask(user, server, "logging/setLevel", params.clone(), &call)),
         )
         .await;
         for (server, answer) in servers.iter().zip(answers) {

@@ -28,6 +28,7 @@ use crate::gateway::state::AppState;
 mod completion;
 mod logging;
 mod prompts;
+mod relay;
 mod resources;
 mod surface;
 mod tools;
@@ -128,12 +129,23 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let call = super::call::call_tool(&self.app, &user, &request.name, request.arguments);
-        let result = tokio::select! {
-            result = call => result,
-            () = context.ct.cancelled() => {
-                return Err(McpError::invalid_request("the call was cancelled", None));
+        let (call_context, messages) = relay::call_context(&context);
+        let call = super::call::call_tool(
+            &self.app,
+            &user,
+            &request.name,
+            request.arguments,
+            &call_context,
+        );
+        // A cancelled call is dropped, which cancels its upstream request.
+        let work = async {
+            tokio::select! {
+                result = call => Some(result),
+                () = context.ct.cancelled() => None,
             }
+        };
+        let Some(result) = relay::relay(work, messages, &context).await else {
+            return Err(McpError::invalid_request("the call was cancelled", None));
         };
         let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
         let converted = to_rmcp_result(result).map_err(|_| {
@@ -167,7 +179,12 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let user = self.user(&context)?;
-        Ok(self.read(&user, request).await?.into())
+        let (call, messages) = relay::call_context(&context);
+        Ok(
+            relay::relay(self.read(&user, request, &call), messages, &context)
+                .await?
+                .into(),
+        )
     }
 
     async fn list_prompts(
@@ -185,7 +202,12 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let user = self.user(&context)?;
-        Ok(self.prompt(&user, request).await?.into())
+        let (call, messages) = relay::call_context(&context);
+        Ok(
+            relay::relay(self.prompt(&user, request, &call), messages, &context)
+                .await?
+                .into(),
+        )
     }
 
     async fn complete(

@@ -4,7 +4,7 @@
 use rmcp::ErrorData as McpError;
 use rmcp::model::{GetPromptRequestParams, GetPromptResult, ListPromptsResult};
 use serde_json::{Map, Value};
-use tether_core::UserId;
+use tether_core::{CallContext, UserId};
 
 use super::AggregatedServer;
 use super::resources::{from_json, to_params};
@@ -47,11 +47,12 @@ impl AggregatedServer {
         &self,
         user: &UserId,
         request: GetPromptRequestParams,
+        call: &CallContext,
     ) -> Result<GetPromptResult, McpError> {
         let (server, name) = self.split_prompt(&request.name)?;
         let mut params = to_params(&request)?;
         params.insert("name".to_owned(), Value::String(name));
-        from_json(self.ask(user, &server, "prompts/get", params).await?)
+        from_json(self.ask(user, &server, "prompts/get", params, call).await?)
     }
 
     /// The server and upstream name of an aggregated prompt name.

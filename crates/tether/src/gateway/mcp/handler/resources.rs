@@ -6,7 +6,7 @@ use rmcp::model::{
     ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams, ReadResourceResult,
 };
 use serde_json::{Map, Value};
-use tether_core::{ServerName, UserId};
+use tether_core::{CallContext, ServerName, UserId};
 
 use super::AggregatedServer;
 use super::surface::Page;
@@ -44,13 +44,16 @@ impl AggregatedServer {
         &self,
         user: &UserId,
         request: ReadResourceRequestParams,
+        call: &CallContext,
     ) -> Result<ReadResourceResult, McpError> {
         let (server, uri) = self
             .route_uri(&request.uri)
             .ok_or_else(|| unknown_resource(&request.uri))?;
         let mut params = to_params(&request)?;
         params.insert("uri".to_owned(), Value::String(uri));
-        let mut result = self.ask(user, &server, "resources/read", params).await?;
+        let mut result = self
+            .ask(user, &server, "resources/read", params, call)
+            .await?;
         if let Some(Value::Array(contents)) = result.get_mut("contents") {
             for content in contents {
                 self.wrap_member(&server, content, "uri");

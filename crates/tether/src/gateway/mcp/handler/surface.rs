@@ -12,7 +12,7 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tether_core::{RequestError, ServerName, UserId};
+use tether_core::{CallContext, RequestError, ServerName, UserId};
 
 use super::AggregatedServer;
 
@@ -64,10 +64,11 @@ impl AggregatedServer {
         server: &ServerName,
         method: &str,
         params: Map<String, Value>,
+        call: &CallContext,
     ) -> Result<Value, McpError> {
         self.app
             .manager()
-            .request(user, server, method, Some(Value::Object(params)))
+            .request(user, server, method, Some(Value::Object(params)), call)
             .await
             .map_err(|_| McpError::invalid_params("unknown server", None))?
             .map_err(to_mcp_error)
@@ -120,7 +121,10 @@ impl AggregatedServer {
             if let Some(c) = upstream {
                 params.insert("cursor".to_owned(), Value::String(c));
             }
-            let result = match self.ask(user, server, method, params).await {
+            let result = match self
+                .ask(user, server, method, params, &CallContext::default())
+                .await
+            {
                 Ok(result) => result,
                 Err(error) => {
                     // One server down must not hide the others' lists.

@@ -1,0 +1,213 @@
+//! The way back to the agent while an upstream request runs: the upstream's progress and log
+//! notifications for it, and its sampling, elicitation and roots requests, relayed on the
+//! agent's request (rmcp puts them on that request's event stream).
+//!
+//! The core and the upstream session may run the request in other tasks, and rmcp ties a
+//! server request to the agent's request through a task-local of the handler's task, so
+//! every message goes back to the handler's task over a channel and is sent from there
+//! ([`relay`]).
+//!
+//! A request the agent did not declare the capability for is refused here with a JSON-RPC
+//! error saying so; progress is relayed only under the agent's own progress token.
+
+#![allow(
+    deprecated,
+    reason = "sampling, roots and logging (SEP-2577) are still used by earlier revisions"
+)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rmcp::RoleServer;
+use rmcp::model::{
+    ClientCapabilities, CustomRequest, LoggingMessageNotification, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ServerNotification, ServerRequest,
+};
+use rmcp::service::RequestContext;
+use serde_json::{Map, Value};
+use tether_core::{CallContext, Downstream, METHOD_NOT_FOUND, PeerError};
+use tokio::sync::{mpsc, oneshot};
+
+/// Messages queued for the agent before the handler's task relays them.
+const QUEUE: usize = 64;
+
+pub(super) enum ToAgent {
+    Notify {
+        method: String,
+        params: Option<Value>,
+    },
+    Ask {
+        method: String,
+        params: Option<Value>,
+        reply: oneshot::Sender<Result<Value, PeerError>>,
+    },
+}
+
+#[derive(Debug)]
+struct ChannelDownstream(mpsc::Sender<ToAgent>);
+
+impl std::fmt::Debug for ToAgent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Notify { method, .. } | Self::Ask { method, .. } => f.write_str(method),
+        }
+    }
+}
+
+#[async_trait]
+impl Downstream for ChannelDownstream {
+    async fn notify(&self, method: &str, params: Option<Value>) {
+        // A slow agent loses notifications rather than stalling the upstream request.
+        let _ = self.0.try_send(ToAgent::Notify {
+            method: method.to_owned(),
+            params,
+        });
+    }
+
+    async fn request(&self, method: &str, params: Option<Value>) -> Result<Value, PeerError> {
+        let (reply, answer) = oneshot::channel();
+        let gone = || PeerError {
+            code: -32603,
+            message: "the agent's request ended".to_owned(),
+        };
+        self.0
+            .send(ToAgent::Ask {
+                method: method.to_owned(),
+                params,
+                reply,
+            })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.unwrap_or_else(|_| Err(gone()))
+    }
+}
+
+/// A call context for the agent's request, and the receiving end [`relay`] drains.
+pub(super) fn call_context(
+    context: &RequestContext<RoleServer>,
+) -> (CallContext, mpsc::Receiver<ToAgent>) {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    let meta = context.meta.get_progress_token().and_then(|token| {
+        let token = serde_json::to_value(token).ok()?;
+        Some(Map::from_iter([("progressToken".to_owned(), token)]))
+    });
+    let call = CallContext {
+        meta,
+        downstream: Some(Arc::new(ChannelDownstream(sender))),
+    };
+    (call, receiver)
+}
+
+/// Runs `work` while relaying what the upstream sends the agent meanwhile.
+pub(super) async fn relay<T>(
+    work: impl Future<Output = T>,
+    mut messages: mpsc::Receiver<ToAgent>,
+    context: &RequestContext<RoleServer>,
+) -> T {
+    tokio::pin!(work);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            message = messages.recv(), if open => match message {
+                Some(message) => deliver(message, context).await,
+                None => open = false,
+            },
+        }
+    }
+}
+
+async fn deliver(message: ToAgent, context: &RequestContext<RoleServer>) {
+    match message {
+        ToAgent::Notify { method, params } => notify(&method, params, context).await,
+        ToAgent::Ask {
+            method,
+            params,
+            reply,
+        } => {
+            let answer = ask(&method, params, context).await;
+            let _ = reply.send(answer);
+        }
+    }
+}
+
+async fn notify(method: &str, params: Option<Value>, context: &RequestContext<RoleServer>) {
+    let Some(params) = params else { return };
+    let notification = match method {
+        "notifications/progress" => {
+            // The agent's token, whatever the upstream session put on its own request.
+            let Some(token) = context.meta.get_progress_token() else {
+                return;
+            };
+            let Ok(mut progress) = serde_json::from_value::<ProgressNotificationParam>(params)
+            else {
+                return;
+            };
+            progress.progress_token = token;
+            if let Err(error) = context.peer.notify_progress(progress).await {
+                tracing::debug!(%error, "progress not relayed");
+            }
+            return;
+        }
+        "notifications/message" => {
+            let Ok(message) = serde_json::from_value::<LoggingMessageNotificationParam>(params)
+            else {
+                return;
+            };
+            ServerNotification::LoggingMessageNotification(LoggingMessageNotification::new(message))
+        }
+        _ => return,
+    };
+    if let Err(error) = context.peer.send_notification(notification).await {
+        tracing::debug!(%error, method, "notification not relayed");
+    }
+}
+
+async fn ask(
+    method: &str,
+    params: Option<Value>,
+    context: &RequestContext<RoleServer>,
+) -> Result<Value, PeerError> {
+    let capabilities = context.client_capabilities().unwrap_or_default();
+    if !declared(&capabilities, method, params.as_ref()) {
+        return Err(PeerError {
+            code: METHOD_NOT_FOUND,
+            message: format!("the agent did not declare the capability for {method}"),
+        });
+    }
+    let request = ServerRequest::CustomRequest(CustomRequest::new(method, params));
+    match context.peer.send_request(request).await {
+        Ok(result) => serde_json::to_value(result).map_err(|_| PeerError {
+            code: -32603,
+            message: format!("the agent's {method} answer could not be read"),
+        }),
+        Err(rmcp::ServiceError::McpError(error)) => Err(PeerError {
+            code: error.code.0,
+            message: error.message.into_owned(),
+        }),
+        Err(error) => Err(PeerError {
+            code: -32603,
+            message: format!("the agent did not answer {method}: {error}"),
+        }),
+    }
+}
+
+/// Whether the agent declared what `method` needs (for an elicitation, its mode).
+fn declared(capabilities: &ClientCapabilities, method: &str, params: Option<&Value>) -> bool {
+    match method {
+        "sampling/createMessage" => capabilities.sampling.is_some(),
+        "roots/list" => capabilities.roots.is_some(),
+        "elicitation/create" => {
+            let Some(elicitation) = &capabilities.elicitation else {
+                return false;
+            };
+            match params.and_then(|p| p.get("mode")).and_then(Value::as_str) {
+                Some("url") => elicitation.url.is_some(),
+                // An empty elicitation capability means form mode (2025-11-25).
+                _ => elicitation.form.is_some() || elicitation.url.is_none(),
+            }
+        }
+        _ => false,
+    }
+}
