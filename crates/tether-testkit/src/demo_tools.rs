@@ -14,10 +14,11 @@ use rmcp::ServerHandler;
 use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
-    ErrorData, GetPromptRequestParams, GetPromptResponse, GetPromptResult, InitializeRequestParams,
-    InitializeResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
-    ListToolsResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
-    ReadResourceResult, Reference, ServerCapabilities, ServerConfig,
+    CustomRequest, ErrorData, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
+    InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
+    ServerCapabilities, ServerConfig, ServerRequest,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -33,6 +34,10 @@ pub struct DemoTools {
     init_delay: Duration,
     /// The last level `logging/setLevel` asked for.
     log_level: Arc<std::sync::Mutex<Option<String>>>,
+    /// Whether `progress`, `ask`, `roots` and `slow` are listed (they talk back to the client).
+    interactive: bool,
+    /// `slow` calls that were cancelled by the client.
+    cancelled: Arc<AtomicU64>,
 }
 
 /// The largest blob `blob://bytes/{n}` serves.
@@ -83,6 +88,19 @@ impl DemoTools {
         self.peak_initializing.load(Ordering::SeqCst)
     }
 
+    /// Also offers `progress` (progress notifications, then a result), `ask` (asks the client
+    /// for a sampling and a form elicitation), `roots` (asks for the client's roots) and `slow`
+    /// (waits until cancelled, counting [`DemoTools::cancelled`]).
+    pub fn with_interaction(mut self) -> Self {
+        self.interactive = true;
+        self
+    }
+
+    /// `slow` calls the client cancelled.
+    pub fn cancelled(&self) -> u64 {
+        self.cancelled.load(Ordering::SeqCst)
+    }
+
     /// The last level an agent set with `logging/setLevel`.
     pub fn log_level(&self) -> Option<String> {
         self.log_level
@@ -101,6 +119,69 @@ impl DemoTools {
             "init_delay_ms": u64::try_from(self.init_delay.as_millis()).unwrap_or(u64::MAX),
             "log_level": self.log_level(),
         })
+    }
+}
+
+impl DemoTools {
+    /// The tools of [`DemoTools::with_interaction`]; `None` for the others.
+    async fn interact(
+        &self,
+        name: &str,
+        args: &serde_json::Map<String, Value>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<Value>, ErrorData> {
+        let text = |text: String| json!({"content": [{"type": "text", "text": text}]});
+        let ask = |method: &str, params: Value| {
+            let request = ServerRequest::CustomRequest(CustomRequest::new(method, Some(params)));
+            let peer = context.peer.clone();
+            async move {
+                match peer.send_request(request).await {
+                    Ok(answer) => serde_json::to_value(answer).unwrap_or_default(),
+                    Err(error) => json!({"refused": error.to_string()}),
+                }
+            }
+        };
+        Ok(Some(match name {
+            "progress" => {
+                let steps = args.get("steps").and_then(Value::as_u64).unwrap_or(3);
+                if let Some(token) = context.meta.get_progress_token() {
+                    for step in 1..=steps {
+                        let mut progress =
+                            ProgressNotificationParam::new(token.clone(), step as f64);
+                        progress.total = Some(steps as f64);
+                        let _ = context.peer.notify_progress(progress).await;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+                text(format!("done after {steps} steps"))
+            }
+            "ask" => {
+                let sampled = ask(
+                    "sampling/createMessage",
+                    json!({"messages": [{"role": "user", "content": {"type": "text", "text": "What is six times seven?"}}],
+                           "maxTokens": 10}),
+                )
+                .await;
+                let elicited = ask(
+                    "elicitation/create",
+                    json!({"mode": "form", "message": "Your name?", "requestedSchema": {
+                        "type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}),
+                )
+                .await;
+                text(json!({"sampled": sampled, "elicited": elicited}).to_string())
+            }
+            "roots" => text(ask("roots/list", json!({})).await.to_string()),
+            "slow" => {
+                tokio::select! {
+                    () = context.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        text("cancelled".to_owned())
+                    }
+                    () = tokio::time::sleep(Duration::from_secs(30)) => text("finished".to_owned()),
+                }
+            }
+            _ => return Ok(None),
+        }))
     }
 }
 
@@ -140,7 +221,7 @@ impl ServerHandler for DemoTools {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        from_json(json!({"tools": [
+        let mut listed: ListToolsResult = from_json(json!({"tools": [
             {
                 "name": "echo",
                 "description": "Returns its text",
@@ -156,7 +237,19 @@ impl ServerHandler for DemoTools {
                 },
                 "annotations": {"readOnlyHint": true}
             }
-        ]}))
+        ]}))?;
+        if self.interactive {
+            let object = json!({"type": "object"});
+            let extra: ListToolsResult = from_json(json!({"tools": [
+                {"name": "progress", "description": "Reports progress, then answers", "inputSchema": {
+                    "type": "object", "properties": {"steps": {"type": "integer"}}}},
+                {"name": "ask", "description": "Asks the client's model and user", "inputSchema": object},
+                {"name": "roots", "description": "Lists the client's roots", "inputSchema": object},
+                {"name": "slow", "description": "Waits until cancelled", "inputSchema": object}
+            ]}))?;
+            listed.tools.extend(extra.tools);
+        }
+        Ok(listed)
     }
 
     async fn list_resources(
@@ -286,10 +379,17 @@ impl ServerHandler for DemoTools {
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let args = request.arguments.unwrap_or_default();
+        if self.interactive
+            && let Some(result) = self.interact(&request.name, &args, &context).await?
+        {
+            return Ok(CallToolResponse::Complete(from_json::<CallToolResult>(
+                result,
+            )?));
+        }
         let result = match &*request.name {
             "echo" => {
                 let text = args.get("text").and_then(Value::as_str).unwrap_or_default();

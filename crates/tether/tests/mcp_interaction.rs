@@ -1,0 +1,284 @@
+//! Requests that talk back to the agent while they run, through the gateway: progress
+//! notifications, the upstream's sampling, elicitation and roots requests answered by the agent,
+//! and cancellation, with an rmcp client as the agent (its handler answers like a host would)
+//! and real upstreams: the testkit's rmcp server over Streamable HTTP (with its interactive
+//! tools) and `@modelcontextprotocol/server-everything` over stdio.
+//!
+//! Needs `npm ci` in crates/tether-mcp/tests/peers (server-everything).
+
+#![allow(
+    deprecated,
+    reason = "sampling and roots (SEP-2577) are what the test exercises"
+)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, CreateMessageRequestParams,
+    CreateMessageResult, ElicitRequestParams, ElicitResult, Implementation, ListRootsResult,
+    ProgressNotificationParam,
+};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
+use serde_json::{Value, json};
+use tether_testkit::{DemoTools, serve_streamable_http};
+
+use support::gateway_process::result_text;
+use support::{TestGateway, everything_server, http_server, jwt, mcp_client};
+
+/// An agent that declares sampling, elicitation and roots, answers them, and keeps the progress
+/// it is sent.
+#[derive(Clone, Default)]
+struct Agent {
+    progress: Arc<Mutex<Vec<(f64, Instant)>>>,
+}
+
+impl ClientHandler for Agent {
+    fn get_info(&self) -> ClientConfig {
+        let capabilities: ClientCapabilities = serde_json::from_value(json!({
+            "sampling": {}, "elicitation": {"form": {}}, "roots": {}
+        }))
+        .expect("capabilities");
+        ClientConfig::new(capabilities, Implementation::new("agent", "1"))
+    }
+
+    async fn create_message(
+        &self,
+        _params: CreateMessageRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<CreateMessageResult, McpError> {
+        serde_json::from_value(json!({
+            "role": "assistant", "content": {"type": "text", "text": "forty-two"}, "model": "test-model"
+        }))
+        .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
+    async fn create_elicitation(
+        &self,
+        _request: ElicitRequestParams,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ElicitResult, McpError> {
+        serde_json::from_value(json!({"action": "accept", "content": {"name": "Ada"}}))
+            .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
+    async fn list_roots(
+        &self,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<ListRootsResult, McpError> {
+        serde_json::from_value(
+            json!({"roots": [{"uri": "file:///work/project", "name": "project"}]}),
+        )
+        .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut seen) = self.progress.lock() {
+            seen.push((params.progress, Instant::now()));
+        }
+    }
+}
+
+async fn agent_client(base: &str, token: &str, agent: Agent) -> RunningService<RoleClient, Agent> {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token);
+    let transport = StreamableHttpClientTransport::from_config(config);
+    tokio::time::timeout(Duration::from_secs(30), agent.serve(transport))
+        .await
+        .expect("initialize in time")
+        .expect("the agent initializes")
+}
+
+async fn call_with_progress<H: rmcp::service::Service<RoleClient>>(
+    client: &RunningService<RoleClient, H>,
+    tool: &str,
+    arguments: Value,
+) -> Value {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = arguments.as_object().cloned();
+    let mut meta = rmcp::model::RequestMetaObject::default();
+    meta.set_progress_token(rmcp::model::ProgressToken(
+        rmcp::model::NumberOrString::String("agent-token".into()),
+    ));
+    params.meta = Some(meta);
+    let result = tokio::time::timeout(Duration::from_secs(30), client.peer().call_tool(params))
+        .await
+        .expect("answered in time")
+        .expect("a result");
+    serde_json::to_value(result).expect("serializes")
+}
+
+async fn demo(tools: &DemoTools) -> (TestGateway, tether_testkit::RunningServer) {
+    let server = serve_streamable_http(tools.clone(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let gateway = TestGateway::start(
+        vec![http_server("demo", &server.url, Duration::from_secs(10))],
+        |builder| builder,
+    )
+    .await;
+    (gateway, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_arrives_in_order_before_the_result_and_the_agent_answers_the_upstream() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    let agent = Agent::default();
+    let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
+
+    let result = call_with_progress(&client, "demo__progress", json!({"steps": 4})).await;
+    let answered = Instant::now();
+    assert_eq!(result_text(&result), "done after 4 steps", "{result}");
+    let progress = agent.progress.lock().expect("progress").clone();
+    let values: Vec<f64> = progress.iter().map(|(p, _)| *p).collect();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0], "every step, in order");
+    assert!(
+        progress.iter().all(|(_, at)| *at <= answered),
+        "before the result"
+    );
+
+    // The tool asks the agent's model and its user; the answers reach the tool's result.
+    let result = call_with_progress(&client, "demo__ask", json!({})).await;
+    let answers: Value = serde_json::from_str(&result_text(&result)).expect("the tool's JSON");
+    assert_eq!(
+        answers["sampled"]["content"]["text"], "forty-two",
+        "{answers}"
+    );
+    assert_eq!(answers["elicited"]["action"], "accept", "{answers}");
+    assert_eq!(answers["elicited"]["content"]["name"], "Ada", "{answers}");
+    let result = call_with_progress(&client, "demo__roots", json!({})).await;
+    let roots: Value = serde_json::from_str(&result_text(&result)).expect("the tool's JSON");
+    assert_eq!(roots["roots"][0]["uri"], "file:///work/project", "{roots}");
+
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_the_capability_gets_a_clear_refusal_upstream() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    // rmcp's default client declares neither sampling nor elicitation.
+    let client = mcp_client(&gateway.base, &jwt("bob")).await;
+    let result = support::gateway_process::call(&client, "demo__ask", json!({})).await;
+    let answers: Value = serde_json::from_str(&result_text(&result)).expect("the tool's JSON");
+    for asked in ["sampled", "elicited"] {
+        let refusal = answers[asked]["refused"].as_str().unwrap_or_default();
+        assert!(refusal.contains("did not declare"), "{asked}: {answers}");
+    }
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
+/// Waits (bounded) until the upstream counted `n` cancelled calls.
+async fn cancelled_upstream(tools: &DemoTools, n: u64) {
+    for _ in 0..100 {
+        if tools.cancelled() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the upstream saw {} cancelled calls, not {n}",
+        tools.cancelled()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_by_the_agent_reaches_the_upstream_on_both_paths() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+
+    // An interactive agent: the call goes through rmcp's session worker.
+    let client = agent_client(&gateway.base, &jwt("alice"), Agent::default()).await;
+    let slow = CallToolRequestParams::new("demo__slow".to_owned());
+    let gave_up = tokio::time::timeout(
+        Duration::from_secs(1),
+        client.peer().call_tool(slow.clone()),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the call is still running");
+    cancelled_upstream(&tools, 1).await;
+
+    // A plain agent: its call is answered on the direct path, and its cancel must find it.
+    let plain = mcp_client(&gateway.base, &jwt("bob")).await;
+    let warm = support::gateway_process::call(&plain, "demo__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(result_text(&warm), "3");
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), plain.peer().call_tool(slow)).await;
+    assert!(gave_up.is_err(), "the call is still running");
+    cancelled_upstream(&tools, 2).await;
+
+    let _ = client.cancel().await;
+    let _ = plain.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_everything_over_stdio_reports_progress_and_samples_through_the_agent() {
+    let gateway = TestGateway::start(vec![everything_server()], |builder| builder).await;
+    let agent = Agent::default();
+    let client = agent_client(&gateway.base, &jwt("carol"), agent.clone()).await;
+    let tools = client.peer().list_all_tools().await.expect("tools/list");
+    let names: Vec<String> = tools.iter().map(|t| t.name.to_string()).collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "everything__trigger-long-running-operation"),
+        "{names:?}"
+    );
+
+    let result = call_with_progress(
+        &client,
+        "everything__trigger-long-running-operation",
+        json!({"duration": 1, "steps": 3}),
+    )
+    .await;
+    assert_ne!(result["isError"], true, "{result}");
+    let values: Vec<f64> = agent
+        .progress
+        .lock()
+        .expect("progress")
+        .iter()
+        .map(|(p, _)| *p)
+        .collect();
+    assert_eq!(values.len(), 3, "{values:?}");
+    assert!(
+        values.windows(2).all(|w| w[0] < w[1]),
+        "in order: {values:?}"
+    );
+
+    // server-everything lists its sampling tool to clients that declared sampling: Tether does.
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "everything__trigger-sampling-request"),
+        "{names:?}"
+    );
+    {
+        let result = call_with_progress(
+            &client,
+            "everything__trigger-sampling-request",
+            json!({"prompt": "six times seven?"}),
+        )
+        .await;
+        assert!(
+            result.to_string().contains("forty-two"),
+            "the agent's answer reached the tool: {result}"
+        );
+    }
+    let _ = client.cancel().await;
+    gateway.stop().await;
+}
