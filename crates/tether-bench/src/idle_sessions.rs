@@ -358,6 +358,7 @@ async fn open_session(
         server: server.clone(),
         timeout: CONNECT_TIMEOUT,
         authorization: AuthorizationMode::NeverInteractive,
+        events: None,
     };
     let session = connector
         .connect(request)

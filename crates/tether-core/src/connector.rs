@@ -24,6 +24,20 @@ pub enum AuthorizationMode {
     Interactive,
 }
 
+/// Which of a server's lists changed (`notifications/{tools,prompts,resources}/list_changed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListKind {
+    Tools,
+    Prompts,
+    Resources,
+}
+
+/// What an open session reports about itself while it lives.
+pub trait SessionEvents: Send + Sync + fmt::Debug {
+    /// The server said one of its lists changed.
+    fn list_changed(&self, list: ListKind);
+}
+
 /// One request to open a session for (user, server).
 #[derive(Debug, Clone)]
 pub struct ConnectRequest {
@@ -32,6 +46,8 @@ pub struct ConnectRequest {
     /// The whole connect (including a token refresh and MCP initialize) must end within this.
     pub timeout: Duration,
     pub authorization: AuthorizationMode,
+    /// Where the session reports the server's list changes; `None`: nobody listens.
+    pub events: Option<Arc<dyn SessionEvents>>,
 }
 
 /// Why a transport-level attempt failed; all of these count against the upstream's origin.
@@ -204,6 +220,13 @@ pub trait Session: Send + Sync + fmt::Debug + 'static {
     fn offers(&self, capability: &str) -> bool {
         let _ = capability;
         false
+    }
+
+    /// Reads (or stops reading) the server's messages that belong to no request, such as list
+    /// changes: on while the user has an agent session open to hear of them. Sessions that
+    /// always read them ignore it.
+    fn listen(&self, on: bool) {
+        let _ = on;
     }
 
     /// Whether the session can still carry requests, as far as the transport knows.

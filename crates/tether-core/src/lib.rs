@@ -33,16 +33,16 @@ pub mod tracker;
 
 pub use config::{CoreConfig, ServerConfig, TransportConfig};
 pub use connector::{
-    AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, METHOD_NOT_FOUND, Session,
-    TransportFailure,
+    AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, ListKind, METHOD_NOT_FOUND,
+    Session, SessionEvents, TransportFailure,
 };
 pub use downstream::{CallContext, Downstream, PeerError};
 pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;
 pub use manager::{
-    AttemptOutcome, Eligibility, ListedTool, ManagerBuilder, ManagerStats, ReconnectionManager,
-    RequestError, UnknownServer,
+    AgentPresence, AttemptOutcome, Eligibility, ListChange, ListedTool, ManagerBuilder,
+    ManagerStats, ReconnectionManager, RequestError, UnknownServer,
 };
 pub use shared::{InProcessState, SharedState};
 pub use state::{ConnectionState, ServerStatus};

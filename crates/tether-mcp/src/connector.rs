@@ -227,7 +227,7 @@ impl McpConnector {
         match with_timeout(request.timeout, "connecting timed out", handshake, |e| e).await? {
             Handshake::Open(session) => {
                 info!(server = %server.name, transport = TransportKind::StreamableHttp.as_str(), "MCP session opened");
-                Ok(Arc::new(session))
+                Ok(Arc::new(session.with_events(request.events.clone())))
             }
             Handshake::NeedsPerRequestMetadata => {
                 // The rest of the connect timeout, not a new one.
@@ -286,7 +286,7 @@ impl McpConnector {
                 &server.name,
             )
             .await?;
-            serve_client(UpstreamClient::new(), transport)
+            serve_client(UpstreamClient::new(request.events.clone()), transport)
                 .await
                 .map_err(|e| error::from_initialize(&e))
         };
@@ -323,7 +323,7 @@ impl McpConnector {
         let running = with_timeout(
             request.timeout,
             "connecting timed out",
-            serve_client(UpstreamClient::new(), transport),
+            serve_client(UpstreamClient::new(request.events.clone()), transport),
             |e| error::from_initialize(&e),
         )
         .await?;

@@ -26,7 +26,7 @@ use rmcp::{ClientHandler, ErrorData as McpError, RoleClient};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tether_core::{Downstream, PeerError};
+use tether_core::{Downstream, ListKind, PeerError, SessionEvents};
 
 use crate::connector::client_config;
 
@@ -97,13 +97,22 @@ impl Waiting {
 pub(crate) struct UpstreamClient {
     info: ClientConfig,
     pub(crate) waiting: Arc<Waiting>,
+    /// Where the server's list changes go.
+    events: Option<Arc<dyn SessionEvents>>,
 }
 
 impl UpstreamClient {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(events: Option<Arc<dyn SessionEvents>>) -> Self {
         Self {
             info: client_config(),
             waiting: Arc::default(),
+            events,
+        }
+    }
+
+    fn changed(&self, list: ListKind) {
+        if let Some(events) = &self.events {
+            events.list_changed(list);
         }
     }
 
@@ -172,6 +181,18 @@ impl ClientHandler for UpstreamClient {
                 .notify("notifications/progress", serde_json::to_value(params).ok())
                 .await;
         }
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Tools);
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Prompts);
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.changed(ListKind::Resources);
     }
 
     async fn on_logging_message(

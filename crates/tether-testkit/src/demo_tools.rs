@@ -38,6 +38,8 @@ pub struct DemoTools {
     interactive: bool,
     /// `slow` calls that were cancelled by the client.
     cancelled: Arc<AtomicU64>,
+    /// Set by `grow`: the tool `extra` is listed too.
+    grown: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The largest blob `blob://bytes/{n}` serves.
@@ -89,8 +91,9 @@ impl DemoTools {
     }
 
     /// Also offers `progress` (progress notifications, then a result), `ask` (asks the client
-    /// for a sampling and a form elicitation), `roots` (asks for the client's roots) and `slow`
-    /// (waits until cancelled, counting [`DemoTools::cancelled`]).
+    /// for a sampling and a form elicitation), `roots` (asks for the client's roots), `slow`
+    /// (waits until cancelled, counting [`DemoTools::cancelled`]) and `grow` (adds the tool
+    /// `extra` and sends `notifications/tools/list_changed`).
     pub fn with_interaction(mut self) -> Self {
         self.interactive = true;
         self
@@ -171,6 +174,12 @@ impl DemoTools {
                 text(json!({"sampled": sampled, "elicited": elicited}).to_string())
             }
             "roots" => text(ask("roots/list", json!({})).await.to_string()),
+            "grow" => {
+                self.grown.store(true, Ordering::SeqCst);
+                let sent = context.peer.notify_tool_list_changed().await;
+                text(format!("grown (notification sent: {})", sent.is_ok()))
+            }
+            "extra" if self.grown.load(Ordering::SeqCst) => text("extra".to_owned()),
             "slow" => {
                 tokio::select! {
                     () = context.ct.cancelled() => {
@@ -245,9 +254,16 @@ impl ServerHandler for DemoTools {
                     "type": "object", "properties": {"steps": {"type": "integer"}}}},
                 {"name": "ask", "description": "Asks the client's model and user", "inputSchema": object},
                 {"name": "roots", "description": "Lists the client's roots", "inputSchema": object},
-                {"name": "slow", "description": "Waits until cancelled", "inputSchema": object}
+                {"name": "slow", "description": "Waits until cancelled", "inputSchema": object},
+                {"name": "grow", "description": "Adds the tool extra", "inputSchema": object}
             ]}))?;
             listed.tools.extend(extra.tools);
+            if self.grown.load(Ordering::SeqCst) {
+                let grown: ListToolsResult = from_json(json!({"tools": [
+                    {"name": "extra", "description": "Appeared later", "inputSchema": object}
+                ]}))?;
+                listed.tools.extend(grown.tools);
+            }
         }
         Ok(listed)
     }

@@ -36,6 +36,7 @@ use support::{TestGateway, everything_server, http_server, jwt, mcp_client};
 #[derive(Clone, Default)]
 struct Agent {
     progress: Arc<Mutex<Vec<(f64, Instant)>>>,
+    tools_changed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ClientHandler for Agent {
@@ -75,6 +76,11 @@ impl ClientHandler for Agent {
             json!({"roots": [{"uri": "file:///work/project", "name": "project"}]}),
         )
         .map_err(|e| McpError::internal_error(e.to_string(), None))
+    }
+
+    async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     async fn on_progress(
@@ -281,4 +287,48 @@ async fn server_everything_over_stdio_reports_progress_and_samples_through_the_a
     }
     let _ = client.cancel().await;
     gateway.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_change_upstream_shows_in_the_agents_next_tools_list_without_reconnecting() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    let agent = Agent::default();
+    let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
+    let names = |list: Vec<rmcp::model::Tool>| -> Vec<String> {
+        list.iter().map(|t| t.name.to_string()).collect()
+    };
+    let before = names(client.peer().list_all_tools().await.expect("tools/list"));
+    assert!(before.iter().any(|n| n == "demo__grow"), "{before:?}");
+    assert!(!before.iter().any(|n| n == "demo__extra"), "{before:?}");
+
+    let grown = support::gateway_process::result_text(
+        &call_with_progress(&client, "demo__grow", json!({})).await,
+    );
+    assert!(grown.contains("sent: true"), "{grown}");
+    let mut heard = false;
+    for _ in 0..100 {
+        if agent
+            .tools_changed
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > 0
+        {
+            heard = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(heard, "the agent was told the tool list changed");
+    let after = names(client.peer().list_all_tools().await.expect("tools/list"));
+    assert!(after.iter().any(|n| n == "demo__extra"), "{after:?}");
+    assert_eq!(
+        tools.initialized(),
+        1,
+        "no reconnect: one upstream session throughout"
+    );
+    let result = call_with_progress(&client, "demo__extra", json!({})).await;
+    assert_eq!(result_text(&result), "extra", "{result}");
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
 }

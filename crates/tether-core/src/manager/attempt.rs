@@ -200,6 +200,7 @@ impl Inner {
             server: server.clone(),
             timeout,
             authorization: AuthorizationMode::NeverInteractive,
+            events: Some(self.events_for(pair)),
         };
         let session = tokio::time::timeout_at(deadline, self.connector.connect(request))
             .await
@@ -231,6 +232,9 @@ impl Inner {
             fetched_at: now,
         };
         self.log_store(self.tool_cache.save(pair, &cached).await, pair);
+        if self.agent_present(&pair.user) {
+            session.listen(true);
+        }
         if let Some(previous) = self.sessions.connected(pair, session, tools, now) {
             previous.close().await;
         }

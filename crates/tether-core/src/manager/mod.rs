@@ -6,6 +6,7 @@ mod attempt;
 mod calls;
 mod eligibility;
 mod idle;
+mod list_changes;
 mod recovery;
 mod requests;
 mod sessions;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 pub use attempt::AttemptOutcome;
 pub use calls::ListedTool;
 pub use eligibility::Eligibility;
+pub use list_changes::{AgentPresence, ListChange};
 pub use requests::RequestError;
 
 use self::attempt::AttemptKind;
@@ -132,6 +134,12 @@ pub(crate) struct Inner {
     shutdown: CancellationToken,
     counters: AttemptCounters,
     idle_sweeper: std::sync::atomic::AtomicBool,
+    /// List changes of the users' servers, for their open agent sessions.
+    changes: tokio::sync::broadcast::Sender<ListChange>,
+    /// Itself, for the events its sessions report (which must not keep it alive).
+    me: std::sync::Weak<Inner>,
+    /// Open agent sessions per user.
+    agents: std::sync::Mutex<HashMap<UserId, usize>>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -232,7 +240,9 @@ impl ManagerBuilder {
             .unwrap_or_else(|| Arc::new(InProcessState::new()));
         let clock = self.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let config = self.config;
-        let inner = Inner {
+        let inner = Arc::new_cyclic(|me| Inner {
+            me: me.clone(),
+            agents: std::sync::Mutex::default(),
             tracker: ReconnectionTracker::new(
                 shared.clone(),
                 clock.clone(),
@@ -257,11 +267,10 @@ impl ManagerBuilder {
             shutdown: CancellationToken::new(),
             counters: AttemptCounters::default(),
             idle_sweeper: std::sync::atomic::AtomicBool::new(false),
+            changes: tokio::sync::broadcast::channel(list_changes::CHANGES_BUFFER).0,
             config,
-        };
-        Ok(ReconnectionManager {
-            inner: Arc::new(inner),
-        })
+        });
+        Ok(ReconnectionManager { inner })
     }
 }
 
@@ -511,6 +520,22 @@ impl ReconnectionManager {
             .inner
             .request(&pair, &config, method, params, context)
             .await)
+    }
+
+    /// Marks an open agent session of `user` until the guard is dropped: meanwhile the user's
+    /// upstream sessions read their servers' own messages (list changes).
+    pub fn agent_present(&self, user: &UserId) -> AgentPresence {
+        self.inner.agent_arrived(user);
+        AgentPresence {
+            inner: Arc::downgrade(&self.inner),
+            user: user.clone(),
+        }
+    }
+
+    /// The users' servers' list changes from now on (a tool list that changed has already been
+    /// read again when its change is seen here).
+    pub fn list_changes(&self) -> tokio::sync::broadcast::Receiver<ListChange> {
+        self.inner.subscribe_changes()
     }
 
     /// Whether the user's open session with `server` declared `capability` (`resources`,

@@ -130,6 +130,20 @@ impl SessionTable {
         previous.and_then(|p| p.session)
     }
 
+    /// The tools of the pair's live session, read again; ignored when `session` is no longer
+    /// the pair's (it was replaced meanwhile, with its own fresh list).
+    pub fn replace_tools(&self, pair: &PairKey, session: &Arc<dyn Session>, tools: ToolList) {
+        let mut slots = self.slots();
+        if let Some(slot) = slots.get_mut(pair)
+            && slot
+                .session
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, session))
+        {
+            slot.tools = tools;
+        }
+    }
+
     /// Takes the session out (for closing) and sets the state.
     pub fn detach(
         &self,

@@ -93,6 +93,21 @@ impl Endpoint {
             .await
     }
 
+    /// Opens the session's own event stream (`GET` without `Last-Event-ID`): the server's
+    /// messages that belong to no request.
+    pub(super) async fn listen_stream(&self) -> Result<EventStream, HttpError> {
+        self.http
+            .get_stream_with_max_sse_event_size(
+                self.uri.clone(),
+                self.session_id.clone(),
+                None,
+                None,
+                self.headers(),
+                Self::limits().max_sse_event_size,
+            )
+            .await
+    }
+
     /// Ends the session on the server (`DELETE`; rmcp's client treats 405 as success). Nothing
     /// to do for a server without sessions.
     pub(super) async fn delete(&self) -> Result<(), HttpError> {

@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sse_stream::Sse;
-use tether_core::{ConnectError, Downstream, PeerError, TransportFailure};
+use tether_core::{ConnectError, Downstream, ListKind, PeerError, SessionEvents, TransportFailure};
 use tracing::{debug, trace};
 
 use super::endpoint::{Endpoint, EventStream};
@@ -150,8 +150,17 @@ pub(super) enum Phase<'d> {
     /// `initialize`: server requests on its stream are skipped (rmcp's worker skips them too;
     /// the session does not exist yet), and it is never cancelled (the spec forbids it).
     Handshake,
-    /// A request on the open session, and the agent waiting on it, if any.
-    Session(Option<&'d dyn Downstream>),
+    /// A request on the open session, and who listens to what its stream carries.
+    Session(Listeners<'d>),
+}
+
+/// Who hears what a request's stream carries besides its answer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Listeners<'d> {
+    /// The agent waiting on the request: progress, log messages, the server's requests.
+    pub(crate) downstream: Option<&'d dyn Downstream>,
+    /// The session's owner: list changes.
+    pub(crate) events: Option<&'d dyn SessionEvents>,
 }
 
 /// Why no answer came. The texts are fixed phrases: no server data, no URL, no token.
@@ -222,7 +231,7 @@ pub(super) async fn request(
     endpoint: &Endpoint,
     id: RequestId,
     request: ClientRequest,
-    downstream: Option<&dyn Downstream>,
+    listeners: Listeners<'_>,
 ) -> Result<Answer, ExchangeError> {
     let mut guard = AbandonGuard {
         endpoint,
@@ -233,7 +242,7 @@ pub(super) async fn request(
             .post(ClientJsonRpcMessage::request(request, id.clone()))
             .await
             .map_err(ExchangeError::Send)?;
-        read_answer(endpoint, &id, response, Phase::Session(downstream)).await
+        read_answer(endpoint, &id, response, Phase::Session(listeners)).await
     }
     .await;
     guard.id = None;
@@ -352,13 +361,27 @@ async fn read_stream(
                     params,
                 } => match phase {
                     Phase::Session(downstream) => {
-                        answer_server_request(endpoint, request, &method, params, downstream).await;
+                        answer_server_request(
+                            endpoint,
+                            request,
+                            &method,
+                            params,
+                            downstream.downstream,
+                        )
+                        .await;
                     }
                     Phase::Handshake => debug!("skipped a server request during initialize"),
                 },
-                Routed::Notification { method, params } => match phase {
-                    Phase::Session(Some(downstream)) if FORWARDED.contains(&method.as_str()) => {
-                        downstream.notify(&method, json_params(params)).await;
+                Routed::Notification { method, params } => match (phase, list_kind(&method)) {
+                    (Phase::Session(listeners), Some(list)) => {
+                        if let Some(events) = listeners.events {
+                            events.list_changed(list);
+                        }
+                    }
+                    (Phase::Session(listeners), None) if FORWARDED.contains(&method.as_str()) => {
+                        if let Some(downstream) = listeners.downstream {
+                            downstream.notify(&method, json_params(params)).await;
+                        }
                     }
                     _ => trace!(method, "skipped a server notification"),
                 },
@@ -477,6 +500,15 @@ fn is_too_large(error: &SseError) -> bool {
 
 /// Notifications on a request's stream that belong to the agent waiting on it.
 const FORWARDED: [&str; 2] = ["notifications/progress", "notifications/message"];
+
+fn list_kind(method: &str) -> Option<ListKind> {
+    match method {
+        "notifications/tools/list_changed" => Some(ListKind::Tools),
+        "notifications/prompts/list_changed" => Some(ListKind::Prompts),
+        "notifications/resources/list_changed" => Some(ListKind::Resources),
+        _ => None,
+    }
+}
 
 fn json_params(params: Option<Box<RawValue>>) -> Option<serde_json::Value> {
     params.and_then(|raw| serde_json::from_str(raw.get()).ok())
@@ -623,7 +655,7 @@ mod tests {
         ));
         assert!(matches!(
             route(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{}}"#),
-            Routed::Notification
+            Routed::Notification { method, params: Some(_) } if method == "notifications/progress"
         ));
         let Routed::Answer {
             id: Some(RequestId::Number(2)),

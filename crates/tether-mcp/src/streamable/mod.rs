@@ -8,10 +8,11 @@
 //! implementation sends (through our token-attaching client) and parses, and its model types
 //! are the messages.
 //!
-//! What this gives up, on purpose: the standalone `GET` event stream (server messages outside
-//! a request), which needs a reader per session. With
+//! The standalone `GET` event stream (server messages outside a request: list changes) needs a
+//! reader per session, so it is read only while the user has an agent session open
+//! (`listener`). With
 //! [`McpConnectorConfig::standalone_stream`](crate::McpConnectorConfig::standalone_stream) on,
-//! the connector uses rmcp's client instead. Also rmcp's, still: legacy HTTP+SSE and stdio
+//! the connector uses rmcp's client instead, which reads it always. Also rmcp's, still: legacy HTTP+SSE and stdio
 //! (they need a reader anyway), and servers that answer `initialize` with a protocol version
 //! that has no handshake (see [`Handshake::NeedsPerRequestMetadata`]).
 //!
@@ -19,11 +20,13 @@
 //! - `handshake`: `initialize` + `notifications/initialized`;
 //! - `exchange`: one request and its answer (event streams, resumption, server requests,
 //!   cancellation of abandoned requests);
+//! - `listener`: the session's own event stream, while an agent listens;
 //! - `session`: the core's `Session` on top.
 
 mod endpoint;
 mod exchange;
 mod handshake;
+mod listener;
 mod session;
 
 pub(crate) use handshake::{Handshake, Settings, open};

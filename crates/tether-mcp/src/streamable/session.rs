@@ -3,6 +3,7 @@
 //! Each request is one [exchange](super::exchange) inside the caller's future.
 
 use std::fmt;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -13,11 +14,13 @@ use rmcp::model::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tether_core::{CallContext, ConnectError, Downstream, ServerName, Session, Tool, ToolResult};
+use tether_core::{
+    CallContext, ConnectError, Downstream, ServerName, Session, SessionEvents, Tool, ToolResult,
+};
 use tracing::{debug, info};
 
 use super::endpoint::Endpoint;
-use super::exchange::{self, AnswerError, ExchangeError};
+use super::exchange::{self, AnswerError, ExchangeError, Listeners};
 use crate::connector::with_timeout;
 use crate::error;
 use crate::offers::Offers;
@@ -27,6 +30,10 @@ pub(crate) struct StreamableSession {
     server: ServerName,
     endpoint: Endpoint,
     offers: Offers,
+    /// Where list changes seen on a request's stream go.
+    events: Option<Arc<dyn SessionEvents>>,
+    /// Stops the reader of the session's own event stream, while one runs.
+    listening: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// The next JSON-RPC request id (`initialize` had 0).
     next_id: AtomicI64,
     /// Set by [`Session::close`].
@@ -60,12 +67,19 @@ impl StreamableSession {
             server,
             endpoint,
             offers,
+            events: None,
+            listening: std::sync::Mutex::new(None),
             next_id: AtomicI64::new(1),
             closed: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             call_timeout,
             close_timeout,
         }
+    }
+
+    pub(crate) fn with_events(mut self, events: Option<Arc<dyn SessionEvents>>) -> Self {
+        self.events = events;
+        self
     }
 
     fn check_open(&self) -> Result<(), ConnectError> {
@@ -97,7 +111,15 @@ impl StreamableSession {
         let answer = with_timeout(
             self.call_timeout,
             timed_out,
-            exchange::request(&self.endpoint, id, request, downstream),
+            exchange::request(
+                &self.endpoint,
+                id,
+                request,
+                Listeners {
+                    downstream,
+                    events: self.events.as_deref(),
+                },
+            ),
             |e| self.failed(e),
         )
         .await?;
@@ -207,11 +229,34 @@ impl Session for StreamableSession {
         self.offers.has(capability)
     }
 
+    fn listen(&self, on: bool) {
+        let mut listening = self
+            .listening
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match (on, listening.as_ref(), &self.events) {
+            (true, None, Some(events)) if self.is_open() => {
+                *listening = Some(super::listener::spawn(
+                    self.server.clone(),
+                    self.endpoint.clone(),
+                    events.clone(),
+                ));
+            }
+            (false, Some(_), _) => {
+                if let Some(stop) = listening.take() {
+                    stop.cancel();
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn is_open(&self) -> bool {
         !self.closed.load(Ordering::Acquire) && !self.lost.load(Ordering::Acquire)
     }
 
     async fn close(&self) {
+        self.listen(false);
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -227,6 +272,20 @@ impl Session for StreamableSession {
                 debug!(server = %self.server, error = %error::from_http(&e), "MCP session delete failed");
             }
             Err(_) => debug!(server = %self.server, "MCP session delete timed out"),
+        }
+    }
+}
+
+impl Drop for StreamableSession {
+    fn drop(&mut self) {
+        // The reader holds the endpoint, not the session: stop it with the session.
+        if let Some(stop) = self
+            .listening
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+        {
+            stop.cancel();
         }
     }
 }

@@ -27,6 +27,7 @@ pub fn request(transport: TransportConfig) -> ConnectRequest {
         }),
         timeout: Duration::from_secs(10),
         authorization: AuthorizationMode::NeverInteractive,
+        events: None,
     }
 }
 

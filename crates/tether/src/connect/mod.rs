@@ -203,6 +203,7 @@ async fn run_inner(args: ConnectArgs) -> anyhow::Result<()> {
         server: server.clone(),
         timeout: CONNECT_TIMEOUT,
         authorization: AuthorizationMode::Interactive,
+        events: None,
     };
 
     let target = describe_target(&args);

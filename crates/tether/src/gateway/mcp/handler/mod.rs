@@ -19,12 +19,13 @@ use rmcp::model::{
 // Logging is deprecated by SEP-2577 (2026-07-28) but still spoken by earlier revisions.
 #[allow(deprecated)]
 use rmcp::model::SetLevelRequestParams;
-use rmcp::service::RequestContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use tether_core::UserId;
 
 use crate::gateway::state::AppState;
 
+mod changes;
 mod completion;
 mod logging;
 mod prompts;
@@ -79,8 +80,11 @@ impl ServerHandler for AggregatedServer {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
+                .enable_tool_list_changed()
                 .enable_resources()
+                .enable_resources_list_changed()
                 .enable_prompts()
+                .enable_prompts_list_changed()
                 .enable_completions()
                 .enable_logging()
                 .build(),
@@ -104,6 +108,10 @@ impl ServerHandler for AggregatedServer {
         let _ = self.bound.set(user);
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
+    }
+
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.follow_list_changes(&context);
     }
 
     async fn list_tools(

@@ -1,0 +1,104 @@
+//! The session's own event stream (`GET`), where a server sends what belongs to no request:
+//! list changes among them. It is read only while the user has an agent session open to hear
+//! of them (the core switches it with [`Session::listen`](tether_core::Session::listen)), so an
+//! idle upstream session stays a few hundred bytes with no task and no connection.
+//!
+//! A server without such a stream (405, or no event stream) is left alone; a stream that ends
+//! or breaks is opened again after a growing pause, a bounded number of times in a row.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use serde_json::Value;
+use tether_core::{ListKind, ServerName, SessionEvents};
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use super::endpoint::Endpoint;
+
+/// Failed or empty openings in a row before the listener gives up until the next switch-on.
+const MAX_FAILURES: u32 = 6;
+
+/// Starts reading; cancel the token to stop.
+pub(super) fn spawn(
+    server: ServerName,
+    endpoint: Endpoint,
+    events: Arc<dyn SessionEvents>,
+) -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = run(&server, &endpoint, events.as_ref()) => {}
+            () = stop.cancelled() => {}
+        }
+    });
+    cancel
+}
+
+async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvents) {
+    let mut failures = 0u32;
+    while failures < MAX_FAILURES {
+        match endpoint.listen_stream().await {
+            Ok(mut stream) => {
+                let mut heard = false;
+                while let Some(Ok(event)) = stream.next().await {
+                    heard = true;
+                    if let Some(list) = event.data.as_deref().and_then(list_change) {
+                        events.list_changed(list);
+                    }
+                }
+                failures = if heard { 0 } else { failures + 1 };
+            }
+            Err(error) => {
+                let error = crate::error::from_http(&error);
+                debug!(%server, %error, "no event stream of the session");
+                if matches!(error, tether_core::ConnectError::Protocol(_)) {
+                    // 405 and kin: the server offers no such stream.
+                    return;
+                }
+                failures += 1;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1 << failures.min(6))).await;
+    }
+}
+
+/// The list a message says changed, if it is such a notification.
+fn list_change(data: &str) -> Option<ListKind> {
+    if !data.contains("list_changed") {
+        return None;
+    }
+    let message: Value = serde_json::from_str(data).ok()?;
+    match message.get("method")?.as_str()? {
+        "notifications/tools/list_changed" => Some(ListKind::Tools),
+        "notifications/prompts/list_changed" => Some(ListKind::Prompts),
+        "notifications/resources/list_changed" => Some(ListKind::Resources),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_list_change_notifications_count() {
+        assert_eq!(
+            list_change(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
+            Some(ListKind::Tools)
+        );
+        assert_eq!(
+            list_change(
+                r#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed","params":{}}"#
+            ),
+            Some(ListKind::Prompts)
+        );
+        assert_eq!(
+            list_change(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#),
+            None
+        );
+        assert_eq!(list_change("list_changed but not json"), None);
+    }
+}

@@ -1,0 +1,85 @@
+//! An agent session hears of its user's servers' list changes: once the session is
+//! initialized, a task passes each change of that user on as `notifications/*/list_changed`
+//! (the tool list itself was already read again by the core, so the agent's next `tools/list`
+//! shows it). The task ends with the session; while it runs, the user's upstream sessions read
+//! their servers' own event streams.
+
+use std::time::Duration;
+
+use rmcp::RoleServer;
+use rmcp::service::{NotificationContext, Peer};
+use tether_core::{ListKind, UserId};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::AggregatedServer;
+
+/// How often a quiet task checks that its session still exists.
+const CHECK_ALIVE: Duration = Duration::from_secs(30);
+
+impl AggregatedServer {
+    pub(super) fn follow_list_changes(&self, context: &NotificationContext<RoleServer>) {
+        let Some(user) = self.bound.get().cloned() else {
+            return;
+        };
+        let manager = self.app.manager();
+        let changes = manager.list_changes();
+        // While the task lives, the user's upstream sessions read their servers' own messages.
+        let presence = manager.agent_present(&user);
+        let peer = context.peer.clone();
+        tokio::spawn(async move {
+            pass_on(user, changes, peer).await;
+            drop(presence);
+        });
+    }
+}
+
+async fn pass_on(
+    user: UserId,
+    mut changes: tokio::sync::broadcast::Receiver<tether_core::ListChange>,
+    peer: Peer<RoleServer>,
+) {
+    loop {
+        let change = tokio::select! {
+            change = changes.recv() => change,
+            () = tokio::time::sleep(CHECK_ALIVE) => {
+                if peer.is_transport_closed() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let list = match change {
+            Ok(change) if change.user == user => change.list,
+            Ok(_) => continue,
+            // Fell behind: tell the agent everything may have changed.
+            Err(RecvError::Lagged(_)) => {
+                for list in [ListKind::Tools, ListKind::Prompts, ListKind::Resources] {
+                    if !notify(&peer, list).await {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Err(RecvError::Closed) => return,
+        };
+        if !notify(&peer, list).await {
+            return;
+        }
+    }
+}
+
+/// False once the session is gone.
+async fn notify(peer: &Peer<RoleServer>, list: ListKind) -> bool {
+    let sent = match list {
+        ListKind::Tools => peer.notify_tool_list_changed().await,
+        ListKind::Prompts => peer.notify_prompt_list_changed().await,
+        ListKind::Resources => peer.notify_resource_list_changed().await,
+    };
+    match sent {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "list change not passed on; the agent session is gone");
+            !peer.is_transport_closed()
+        }
+    }
+}
