@@ -59,9 +59,12 @@ async fn connects_lists_every_page_and_calls_tools() {
     let result = session.call_tool("add", None).await.expect("calls");
     assert!(result.is_error);
 
-    // An unknown tool is a JSON-RPC error: a protocol error, the session stays usable.
+    // An unknown tool is a JSON-RPC error, passed on with its code; the session stays usable.
     let err = session.call_tool("nope", None).await.expect_err("fails");
-    assert!(matches!(err, ConnectError::Protocol(_)), "{err:?}");
+    assert!(
+        matches!(err, ConnectError::Refused { code: -32602, .. }),
+        "{err:?}"
+    );
     assert!(session.is_open());
 
     session.close().await;

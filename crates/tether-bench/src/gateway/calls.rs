@@ -20,7 +20,7 @@ use super::procs::{Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, s
 const STEP: Duration = Duration::from_secs(30);
 const WARM_UP_CALLS: usize = 200;
 
-type Client = RunningService<RoleClient, ClientConfig>;
+pub(super) type Client = RunningService<RoleClient, ClientConfig>;
 
 pub const DIRECT: &str = "direct";
 pub const PASS_THROUGH: &str = "proxy";
@@ -60,7 +60,11 @@ impl Phase {
     }
 }
 
-async fn connect(http: &reqwest::Client, uri: &str, token: Option<&str>) -> anyhow::Result<Client> {
+pub(super) async fn connect(
+    http: &reqwest::Client,
+    uri: &str,
+    token: Option<&str>,
+) -> anyhow::Result<Client> {
     let mut config = StreamableHttpClientTransportConfig::with_uri(uri.to_owned());
     if let Some(token) = token {
         config = config.auth_header(token.to_owned());

@@ -15,6 +15,7 @@ mod calls;
 mod idle;
 pub(crate) mod pass_through;
 pub(crate) mod procs;
+mod resources;
 mod storm;
 
 use std::time::Duration;
@@ -29,8 +30,12 @@ const WANTED_NOFILE: u64 = 65_536;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// Parts to run, comma-separated: storm, idle, calls.
-    #[arg(long, value_delimiter = ',', default_value = "storm,idle,calls")]
+    /// Parts to run, comma-separated: storm, idle, calls, resources.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "storm,idle,calls,resources"
+    )]
     parts: Vec<String>,
     /// Login storm: users (each with every server).
     #[arg(long, default_value_t = 1000)]
@@ -66,6 +71,12 @@ pub struct Args {
     /// Tool calls: rounds of all four phases (the verdict takes the median round).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Resources: reads of the 64 KiB blob per path.
+    #[arg(long, default_value_t = 200)]
+    reads_64k: usize,
+    /// Resources: reads of the 1 MiB blob per path.
+    #[arg(long, default_value_t = 40)]
+    reads_1m: usize,
     /// Requests in flight from this process to the gateway's HTTP API.
     #[arg(long, default_value_t = 64)]
     http_concurrency: usize,
@@ -81,8 +92,8 @@ fn verdict(met: bool) -> &'static str {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     for part in &args.parts {
-        if !matches!(part.as_str(), "storm" | "idle" | "calls") {
-            bail!("unknown part {part:?} (storm, idle, calls)");
+        if !matches!(part.as_str(), "storm" | "idle" | "calls" | "resources") {
+            bail!("unknown part {part:?} (storm, idle, calls, resources)");
         }
     }
     let bins = Binaries::locate()?;
@@ -107,6 +118,52 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if wants("calls") {
         part_calls(&bins, &args).await?;
     }
+    if wants("resources") {
+        part_resources(&bins, &args).await?;
+    }
+    Ok(())
+}
+
+async fn part_resources(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
+    println!();
+    println!(
+        "4. resources/read of a binary blob (base64 in JSON), the same rmcp client one read at a          time: through Tether (tether://up/blob://bytes/N) and straight to the upstream; {} reads          of 64 KiB and {} of 1 MiB on each path",
+        args.reads_64k, args.reads_1m
+    );
+    let figures = resources::run(bins, args.reads_64k, args.reads_1m).await?;
+    println!(
+        "{:<7} | {:>8} | {:>6} | {:>8} | {:>8} | {:>8}",
+        "path", "size", "reads", "p50 ms", "p99 ms", "MiB/s"
+    );
+    for r in &figures.reads {
+        println!(
+            "{:<7} | {:>8} | {:>6} | {:>8} | {:>8} | {:>8.1}",
+            r.path,
+            if r.bytes >= 1 << 20 {
+                "1 MiB"
+            } else {
+                "64 KiB"
+            },
+            r.reads,
+            ms(r.p50),
+            ms(r.p99),
+            r.mib_per_second()
+        );
+    }
+    for pair in figures.reads.chunks(2) {
+        if let [direct, tether] = pair {
+            println!(
+                "{} KiB: Tether/direct p50 {:.2}×, throughput {:.2}×",
+                direct.bytes / 1024,
+                tether.p50.as_secs_f64() / direct.p50.as_secs_f64().max(1e-9),
+                tether.mib_per_second() / direct.mib_per_second().max(1e-9)
+            );
+        }
+    }
+    println!(
+        "gateway resident memory: {} KiB before the reads, {} KiB after",
+        figures.gateway_rss_before_kib, figures.gateway_rss_after_kib
+    );
     Ok(())
 }
 
