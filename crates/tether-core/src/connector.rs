@@ -36,6 +36,12 @@ pub enum ListKind {
 pub trait SessionEvents: Send + Sync + fmt::Debug {
     /// The server said one of its lists changed.
     fn list_changed(&self, list: ListKind);
+
+    /// The server said a resource changed (`notifications/resources/updated`, after a
+    /// subscription); `uri` as the server knows it.
+    fn resource_updated(&self, uri: &str) {
+        let _ = uri;
+    }
 }
 
 /// One request to open a session for (user, server).

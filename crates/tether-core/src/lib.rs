@@ -41,8 +41,8 @@ pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;
 pub use manager::{
-    AgentPresence, AttemptOutcome, Eligibility, ListChange, ListedTool, ManagerBuilder,
-    ManagerStats, ReconnectionManager, RequestError, UnknownServer,
+    AgentPresence, AttemptOutcome, Change, Eligibility, ListedTool, ManagerBuilder, ManagerStats,
+    ReconnectionManager, RequestError, ServerChange, UnknownServer,
 };
 pub use shared::{InProcessState, SharedState};
 pub use state::{ConnectionState, ServerStatus};

@@ -38,6 +38,9 @@ impl TransportKind {
     }
 }
 
+/// Scheduler turns given to rmcp's notification handlers before a call's answer is returned.
+const YIELDS_FOR_NOTIFICATIONS: usize = 4;
+
 /// A live MCP session of one user with one server, carried by an rmcp client service.
 pub struct McpSession {
     server: ServerName,
@@ -190,8 +193,13 @@ impl Session for McpSession {
         let _waiting = self
             .waiting
             .register(context.progress_token().cloned(), downstream.clone());
-        let result = self.send_custom("tools/call", Some(params)).await?;
-        via_json(&result, "tool result")
+        let result = self.send_custom("tools/call", Some(params)).await;
+        // rmcp hands notifications to the client handler in tasks of their own: let those read
+        // before the answer so that the request's last progress is not left behind.
+        for _ in 0..YIELDS_FOR_NOTIFICATIONS {
+            tokio::task::yield_now().await;
+        }
+        via_json(&result?, "tool result")
     }
 
     async fn request(

@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use rmcp::model::{
     ClientConfig, CreateMessageRequestParams, CreateMessageResult, ElicitRequestParams,
     ElicitResult, ErrorCode, ListRootsResult, ProgressNotificationParam,
+    ResourceUpdatedNotificationParam,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ClientHandler, ErrorData as McpError, RoleClient};
@@ -193,6 +194,16 @@ impl ClientHandler for UpstreamClient {
 
     async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.changed(ListKind::Resources);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Some(events) = &self.events {
+            events.resource_updated(&params.uri);
+        }
     }
 
     async fn on_logging_message(

@@ -7,11 +7,6 @@ use std::time::Duration;
 
 use base64::Engine;
 use rmcp::ServerHandler;
-#[allow(
-    deprecated,
-    reason = "agents of earlier revisions still set a log level"
-)]
-use rmcp::model::SetLevelRequestParams;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, CompleteRequestParams, CompleteResult,
     CustomRequest, ErrorData, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
@@ -19,6 +14,14 @@ use rmcp::model::{
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
     ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
     ServerCapabilities, ServerConfig, ServerRequest,
+};
+#[allow(
+    deprecated,
+    reason = "agents of earlier revisions still set a log level"
+)]
+use rmcp::model::{
+    ResourceUpdatedNotificationParam, SetLevelRequestParams, SubscribeRequestParams,
+    UnsubscribeRequestParams,
 };
 use rmcp::service::{RequestContext, RoleServer};
 use serde_json::{Value, json};
@@ -40,6 +43,8 @@ pub struct DemoTools {
     cancelled: Arc<AtomicU64>,
     /// Set by `grow`: the tool `extra` is listed too.
     grown: Arc<std::sync::atomic::AtomicBool>,
+    /// URIs a client subscribed to.
+    subscribed: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// The largest blob `blob://bytes/{n}` serves.
@@ -97,6 +102,14 @@ impl DemoTools {
     pub fn with_interaction(mut self) -> Self {
         self.interactive = true;
         self
+    }
+
+    /// The URIs clients are subscribed to now.
+    pub fn subscriptions(&self) -> Vec<String> {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// `slow` calls the client cancelled.
@@ -180,6 +193,11 @@ impl DemoTools {
                 text(format!("grown (notification sent: {})", sent.is_ok()))
             }
             "extra" if self.grown.load(Ordering::SeqCst) => text("extra".to_owned()),
+            "touch" => {
+                let update = ResourceUpdatedNotificationParam::new("notes://readme");
+                let sent = context.peer.notify_resource_updated(update).await;
+                text(format!("touched (notification sent: {})", sent.is_ok()))
+            }
             "slow" => {
                 tokio::select! {
                     () = context.ct.cancelled() => {
@@ -203,6 +221,7 @@ impl ServerHandler for DemoTools {
         let capabilities = ServerCapabilities::builder()
             .enable_tools()
             .enable_resources()
+            .enable_resources_subscribe()
             .enable_prompts()
             .enable_completions()
             .enable_logging()
@@ -255,7 +274,8 @@ impl ServerHandler for DemoTools {
                 {"name": "ask", "description": "Asks the client's model and user", "inputSchema": object},
                 {"name": "roots", "description": "Lists the client's roots", "inputSchema": object},
                 {"name": "slow", "description": "Waits until cancelled", "inputSchema": object},
-                {"name": "grow", "description": "Adds the tool extra", "inputSchema": object}
+                {"name": "grow", "description": "Adds the tool extra", "inputSchema": object},
+                {"name": "touch", "description": "Updates notes://readme", "inputSchema": object}
             ]}))?;
             listed.tools.extend(extra.tools);
             if self.grown.load(Ordering::SeqCst) {
@@ -310,6 +330,38 @@ impl ServerHandler for DemoTools {
             return Err(ErrorData::resource_not_found("no such resource", None));
         };
         Ok(from_json::<ReadResourceResult>(json!({ "contents": contents }))?.into())
+    }
+
+    #[allow(
+        deprecated,
+        reason = "subscriptions of the revisions before 2026-07-28"
+    )]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(request.uri);
+        Ok(())
+    }
+
+    #[allow(
+        deprecated,
+        reason = "subscriptions of the revisions before 2026-07-28"
+    )]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|uri| *uri != request.uri);
+        Ok(())
     }
 
     async fn list_prompts(

@@ -37,6 +37,7 @@ use support::{TestGateway, everything_server, http_server, jwt, mcp_client};
 struct Agent {
     progress: Arc<Mutex<Vec<(f64, Instant)>>>,
     tools_changed: Arc<std::sync::atomic::AtomicU64>,
+    updated: Arc<Mutex<Vec<String>>>,
 }
 
 impl ClientHandler for Agent {
@@ -81,6 +82,16 @@ impl ClientHandler for Agent {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn on_resource_updated(
+        &self,
+        params: rmcp::model::ResourceUpdatedNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut updated) = self.updated.lock() {
+            updated.push(params.uri);
+        }
     }
 
     async fn on_progress(
@@ -329,6 +340,60 @@ async fn a_list_change_upstream_shows_in_the_agents_next_tools_list_without_reco
     let result = call_with_progress(&client, "demo__extra", json!({})).await;
     assert_eq!(result_text(&result), "extra", "{result}");
     let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscribed_resource_update_reaches_the_subscribing_session_under_its_aggregated_uri() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    let agent = Agent::default();
+    let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
+    // A second session of the same user that did not subscribe hears nothing.
+    let other = Agent::default();
+    let other_client = agent_client(&gateway.base, &jwt("alice"), other.clone()).await;
+    client.peer().list_all_tools().await.expect("tools/list");
+
+    client
+        .peer()
+        .subscribe(rmcp::model::SubscribeRequestParams::new(
+            "tether://demo/notes://readme",
+        ))
+        .await
+        .expect("resources/subscribe");
+    assert_eq!(
+        tools.subscriptions(),
+        ["notes://readme"],
+        "the server's own URI upstream"
+    );
+
+    let touched = result_text(&call_with_progress(&client, "demo__touch", json!({})).await);
+    assert!(touched.contains("sent: true"), "{touched}");
+    let mut heard = Vec::new();
+    for _ in 0..100 {
+        heard = agent.updated.lock().expect("updates").clone();
+        if !heard.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(heard, ["tether://demo/notes://readme"]);
+    assert!(
+        other.updated.lock().expect("updates").is_empty(),
+        "only the subscriber hears it"
+    );
+
+    client
+        .peer()
+        .unsubscribe(rmcp::model::UnsubscribeRequestParams::new(
+            "tether://demo/notes://readme",
+        ))
+        .await
+        .expect("resources/unsubscribe");
+    assert!(tools.subscriptions().is_empty());
+    let _ = client.cancel().await;
+    let _ = other_client.cancel().await;
     gateway.stop().await;
     server.stop().await;
 }

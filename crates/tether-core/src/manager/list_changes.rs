@@ -19,12 +19,20 @@ use crate::tool_cache::CachedTools;
 /// again anyway: a missed change only delays the refresh until its next list).
 pub(crate) const CHANGES_BUFFER: usize = 256;
 
-/// One server's list changed for one user.
+/// Something of one server changed for one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListChange {
+pub struct ServerChange {
     pub user: UserId,
     pub server: ServerName,
-    pub list: ListKind,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// One of its lists (a changed tool list has already been read again).
+    List(ListKind),
+    /// A resource the user subscribed to, by the URI the server knows.
+    ResourceUpdated(String),
 }
 
 /// The events of one pair's session, held by the session; weak, so that a session outliving
@@ -45,6 +53,12 @@ impl SessionEvents for PairEvents {
         inner
             .tasks
             .spawn(async move { task.list_changed(pair, list).await });
+    }
+
+    fn resource_updated(&self, uri: &str) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.publish(&self.pair, Change::ResourceUpdated(uri.to_owned()));
+        }
     }
 }
 
@@ -80,15 +94,19 @@ impl Inner {
                 }
             }
         }
+        self.publish(&pair, Change::List(list));
+    }
+
+    fn publish(&self, pair: &PairKey, change: Change) {
         // Nobody listening is not an error.
-        let _ = self.changes.send(ListChange {
+        let _ = self.changes.send(ServerChange {
             user: pair.user.clone(),
             server: pair.server.clone(),
-            list,
+            change,
         });
     }
 
-    pub(crate) fn subscribe_changes(&self) -> broadcast::Receiver<ListChange> {
+    pub(crate) fn subscribe_changes(&self) -> broadcast::Receiver<ServerChange> {
         self.changes.subscribe()
     }
 

@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 pub use attempt::AttemptOutcome;
 pub use calls::ListedTool;
 pub use eligibility::Eligibility;
-pub use list_changes::{AgentPresence, ListChange};
+pub use list_changes::{AgentPresence, Change, ServerChange};
 pub use requests::RequestError;
 
 use self::attempt::AttemptKind;
@@ -135,7 +135,7 @@ pub(crate) struct Inner {
     counters: AttemptCounters,
     idle_sweeper: std::sync::atomic::AtomicBool,
     /// List changes of the users' servers, for their open agent sessions.
-    changes: tokio::sync::broadcast::Sender<ListChange>,
+    changes: tokio::sync::broadcast::Sender<ServerChange>,
     /// Itself, for the events its sessions report (which must not keep it alive).
     me: std::sync::Weak<Inner>,
     /// Open agent sessions per user.
@@ -532,9 +532,9 @@ impl ReconnectionManager {
         }
     }
 
-    /// The users' servers' list changes from now on (a tool list that changed has already been
-    /// read again when its change is seen here).
-    pub fn list_changes(&self) -> tokio::sync::broadcast::Receiver<ListChange> {
+    /// The users' servers' changes from now on: lists (a tool list that changed has already
+    /// been read again when its change is seen here) and subscribed resources.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<ServerChange> {
         self.inner.subscribe_changes()
     }
 

@@ -1,5 +1,5 @@
 //! The session's own event stream (`GET`), where a server sends what belongs to no request:
-//! list changes among them. It is read only while the user has an agent session open to hear
+//! list changes and updates of subscribed resources among them. It is read only while the user has an agent session open to hear
 //! of them (the core switches it with [`Session::listen`](tether_core::Session::listen)), so an
 //! idle upstream session stays a few hundred bytes with no task and no connection.
 //!
@@ -45,8 +45,10 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
                 let mut heard = false;
                 while let Some(Ok(event)) = stream.next().await {
                     heard = true;
-                    if let Some(list) = event.data.as_deref().and_then(list_change) {
-                        events.list_changed(list);
+                    match event.data.as_deref().and_then(server_change) {
+                        Some(Heard::List(list)) => events.list_changed(list),
+                        Some(Heard::Resource(uri)) => events.resource_updated(&uri),
+                        None => {}
                     }
                 }
                 failures = if heard { 0 } else { failures + 1 };
@@ -65,18 +67,27 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
     }
 }
 
-/// The list a message says changed, if it is such a notification.
-fn list_change(data: &str) -> Option<ListKind> {
-    if !data.contains("list_changed") {
+/// What a message on the session's stream says changed.
+#[derive(Debug, PartialEq, Eq)]
+enum Heard {
+    List(ListKind),
+    Resource(String),
+}
+
+fn server_change(data: &str) -> Option<Heard> {
+    if !data.contains("list_changed") && !data.contains("resources/updated") {
         return None;
     }
     let message: Value = serde_json::from_str(data).ok()?;
-    match message.get("method")?.as_str()? {
-        "notifications/tools/list_changed" => Some(ListKind::Tools),
-        "notifications/prompts/list_changed" => Some(ListKind::Prompts),
-        "notifications/resources/list_changed" => Some(ListKind::Resources),
-        _ => None,
-    }
+    Some(match message.get("method")?.as_str()? {
+        "notifications/tools/list_changed" => Heard::List(ListKind::Tools),
+        "notifications/prompts/list_changed" => Heard::List(ListKind::Prompts),
+        "notifications/resources/list_changed" => Heard::List(ListKind::Resources),
+        "notifications/resources/updated" => {
+            Heard::Resource(message.get("params")?.get("uri")?.as_str()?.to_owned())
+        }
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

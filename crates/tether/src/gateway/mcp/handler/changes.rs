@@ -1,5 +1,6 @@
-//! An agent session hears of its user's servers' list changes: once the session is
-//! initialized, a task passes each change of that user on as `notifications/*/list_changed`
+//! An agent session hears of its user's servers' changes: once the session is initialized, a
+//! task passes each change of that user on, list changes as `notifications/*/list_changed`
+//! and updates of resources the session subscribed to as `notifications/resources/updated`
 //! (the tool list itself was already read again by the core, so the agent's next `tools/list`
 //! shows it). The task ends with the session; while it runs, the user's upstream sessions read
 //! their servers' own event streams.
@@ -7,8 +8,9 @@
 use std::time::Duration;
 
 use rmcp::RoleServer;
+use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{NotificationContext, Peer};
-use tether_core::{ListKind, UserId};
+use tether_core::{Change, ListKind, ServerChange, ServerName, UserId};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AggregatedServer;
@@ -22,21 +24,36 @@ impl AggregatedServer {
             return;
         };
         let manager = self.app.manager();
-        let changes = manager.list_changes();
+        let changes = manager.changes();
         // While the task lives, the user's upstream sessions read their servers' own messages.
         let presence = manager.agent_present(&user);
         let peer = context.peer.clone();
+        let session = self.clone();
         tokio::spawn(async move {
-            pass_on(user, changes, peer).await;
+            session.pass_on(user, changes, peer).await;
             drop(presence);
         });
+    }
+
+    async fn pass_on(
+        &self,
+        user: UserId,
+        changes: tokio::sync::broadcast::Receiver<ServerChange>,
+        peer: Peer<RoleServer>,
+    ) {
+        pass_on(user, changes, peer, |server, uri| {
+            let wrapped = self.wrap_uri(server, uri);
+            self.subscribed(&wrapped).then_some(wrapped)
+        })
+        .await;
     }
 }
 
 async fn pass_on(
     user: UserId,
-    mut changes: tokio::sync::broadcast::Receiver<tether_core::ListChange>,
+    mut changes: tokio::sync::broadcast::Receiver<ServerChange>,
     peer: Peer<RoleServer>,
+    subscribed: impl Fn(&ServerName, &str) -> Option<String>,
 ) {
     loop {
         let change = tokio::select! {
@@ -49,7 +66,26 @@ async fn pass_on(
             }
         };
         let list = match change {
-            Ok(change) if change.user == user => change.list,
+            Ok(ServerChange {
+                user: of,
+                server,
+                change,
+            }) if of == user => match change {
+                Change::List(list) => list,
+                Change::ResourceUpdated(uri) => {
+                    if let Some(uri) = subscribed(&server, &uri)
+                        && let Err(error) = peer
+                            .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                            .await
+                    {
+                        tracing::debug!(%error, "resource update not passed on");
+                        if peer.is_transport_closed() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+            },
             Ok(_) => continue,
             // Fell behind: tell the agent everything may have changed.
             Err(RecvError::Lagged(_)) => {

@@ -6,7 +6,8 @@
 //! extensions, which rmcp hands over as `http::request::Parts` in the request context), never
 //! from the session alone; a session is additionally bound to the user who initialized it.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::http::request::Parts;
 use rmcp::model::{
@@ -18,7 +19,7 @@ use rmcp::model::{
 };
 // Logging is deprecated by SEP-2577 (2026-07-28) but still spoken by earlier revisions.
 #[allow(deprecated)]
-use rmcp::model::SetLevelRequestParams;
+use rmcp::model::{SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams};
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use tether_core::UserId;
@@ -42,6 +43,8 @@ pub(crate) struct AggregatedServer {
     app: AppState,
     /// The user who initialized this session (rmcp builds one handler per session).
     bound: Arc<OnceLock<UserId>>,
+    /// Resources this session subscribed to, by their aggregated URIs.
+    subscriptions: Arc<Mutex<HashSet<String>>>,
 }
 
 impl AggregatedServer {
@@ -49,6 +52,7 @@ impl AggregatedServer {
         Self {
             app,
             bound: Arc::new(OnceLock::new()),
+            subscriptions: Arc::default(),
         }
     }
 
@@ -83,6 +87,7 @@ impl ServerHandler for AggregatedServer {
                 .enable_tool_list_changed()
                 .enable_resources()
                 .enable_resources_list_changed()
+                .enable_resources_subscribe()
                 .enable_prompts()
                 .enable_prompts_list_changed()
                 .enable_completions()
@@ -193,6 +198,32 @@ impl ServerHandler for AggregatedServer {
                 .await?
                 .into(),
         )
+    }
+
+    #[allow(
+        deprecated,
+        reason = "subscriptions of the revisions before 2026-07-28"
+    )]
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.user(&context)?;
+        self.subscribe_to(&user, &request.uri, true).await
+    }
+
+    #[allow(
+        deprecated,
+        reason = "subscriptions of the revisions before 2026-07-28"
+    )]
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let user = self.user(&context)?;
+        self.subscribe_to(&user, &request.uri, false).await
     }
 
     async fn list_prompts(

@@ -109,11 +109,19 @@ pub(super) async fn relay<T>(
     let mut open = true;
     loop {
         tokio::select! {
-            result = &mut work => return result,
+            // Messages first: a notification queued just before the answer goes out before it.
+            biased;
             message = messages.recv(), if open => match message {
                 Some(message) => deliver(message, context).await,
                 None => open = false,
             },
+            result = &mut work => {
+                // What was queued while the answer arrived still belongs before it.
+                while let Ok(message) = messages.try_recv() {
+                    deliver(message, context).await;
+                }
+                return result;
+            }
         }
     }
 }

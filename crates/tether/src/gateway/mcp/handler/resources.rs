@@ -62,6 +62,56 @@ impl AggregatedServer {
         from_json(result)
     }
 
+    /// `resources/subscribe` (`on`) or `resources/unsubscribe`, passed to the server of the URI;
+    /// the session then hears of that resource's updates.
+    pub(super) async fn subscribe_to(
+        &self,
+        user: &UserId,
+        uri: &str,
+        on: bool,
+    ) -> Result<(), McpError> {
+        let (server, original) = self.route_uri(uri).ok_or_else(|| unknown_resource(uri))?;
+        let method = if on {
+            "resources/subscribe"
+        } else {
+            "resources/unsubscribe"
+        };
+        // Bounded per session: a client cannot grow the set without end.
+        if on && self.subscription_count() >= MAX_SUBSCRIPTIONS {
+            return Err(McpError::invalid_request(
+                "too many resource subscriptions on this session",
+                None,
+            ));
+        }
+        let params = Map::from_iter([("uri".to_owned(), Value::String(original))]);
+        self.ask(user, &server, method, params, &CallContext::default())
+            .await?;
+        let mut subscriptions = self
+            .subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if on {
+            subscriptions.insert(uri.to_owned());
+        } else {
+            subscriptions.remove(uri);
+        }
+        Ok(())
+    }
+
+    fn subscription_count(&self) -> usize {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub(super) fn subscribed(&self, uri: &str) -> bool {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains(uri)
+    }
+
     /// A page of items whose `member` is a URI (or template): wrapped for their server.
     fn rewrite_page(&self, page: Option<Page>, items: &str, member: &str) -> Value {
         let mut object = Map::new();
@@ -85,6 +135,9 @@ impl AggregatedServer {
         }
     }
 }
+
+/// Resource subscriptions one agent session may hold.
+const MAX_SUBSCRIPTIONS: usize = 1024;
 
 fn unknown_resource(uri: &str) -> McpError {
     let quoted: String = uri.chars().take(256).collect();
