@@ -239,6 +239,7 @@ impl Inner {
             previous.close().await;
         }
         tracing::info!(%pair, "connected");
+        self.publish(pair, super::Change::Connected);
         AttemptOutcome::Connected
     }
 

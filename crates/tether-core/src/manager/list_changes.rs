@@ -33,6 +33,8 @@ pub enum Change {
     List(ListKind),
     /// A resource the user subscribed to, by the URI the server knows.
     ResourceUpdated(String),
+    /// The pair connected (after an authorization among others).
+    Connected,
 }
 
 /// The events of one pair's session, held by the session; weak, so that a session outliving
@@ -97,7 +99,7 @@ impl Inner {
         self.publish(&pair, Change::List(list));
     }
 
-    fn publish(&self, pair: &PairKey, change: Change) {
+    pub(crate) fn publish(&self, pair: &PairKey, change: Change) {
         // Nobody listening is not an error.
         let _ = self.changes.send(ServerChange {
             user: pair.user.clone(),

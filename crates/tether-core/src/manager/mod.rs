@@ -522,6 +522,16 @@ impl ReconnectionManager {
             .await)
     }
 
+    /// The link where the user authorizes `server`, when the pair needs an authorization and a
+    /// link can be had.
+    pub async fn authorization_link(&self, user: &UserId, server: &ServerName) -> Option<String> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        match self.inner.state_for_user(&pair).await {
+            ConnectionState::NeedsAuthorization { authorization_url } => authorization_url,
+            _ => None,
+        }
+    }
+
     /// Marks an open agent session of `user` until the guard is dropped: meanwhile the user's
     /// upstream sessions read their servers' own messages (list changes).
     pub fn agent_present(&self, user: &UserId) -> AgentPresence {

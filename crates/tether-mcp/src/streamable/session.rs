@@ -185,6 +185,10 @@ impl Session for StreamableSession {
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<ToolResult, ConnectError> {
+        if context.meta.is_none() && context.downstream.is_none() {
+            // Nothing to carry: the typed request, without a JSON tree of the arguments.
+            return self.call_tool(name, arguments).await;
+        }
         let mut params = CallToolRequestParams::new(name.to_owned());
         if let Some(arguments) = arguments {
             params = params.with_arguments(arguments);

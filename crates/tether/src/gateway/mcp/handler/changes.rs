@@ -10,7 +10,7 @@ use std::time::Duration;
 use rmcp::RoleServer;
 use rmcp::model::ResourceUpdatedNotificationParam;
 use rmcp::service::{NotificationContext, Peer};
-use tether_core::{Change, ListKind, ServerChange, ServerName, UserId};
+use tether_core::{Change, ListKind, ServerChange, UserId};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AggregatedServer;
@@ -30,22 +30,9 @@ impl AggregatedServer {
         let peer = context.peer.clone();
         let session = self.clone();
         tokio::spawn(async move {
-            session.pass_on(user, changes, peer).await;
+            pass_on(user, changes, peer, &session).await;
             drop(presence);
         });
-    }
-
-    async fn pass_on(
-        &self,
-        user: UserId,
-        changes: tokio::sync::broadcast::Receiver<ServerChange>,
-        peer: Peer<RoleServer>,
-    ) {
-        pass_on(user, changes, peer, |server, uri| {
-            let wrapped = self.wrap_uri(server, uri);
-            self.subscribed(&wrapped).then_some(wrapped)
-        })
-        .await;
     }
 }
 
@@ -53,7 +40,7 @@ async fn pass_on(
     user: UserId,
     mut changes: tokio::sync::broadcast::Receiver<ServerChange>,
     peer: Peer<RoleServer>,
-    subscribed: impl Fn(&ServerName, &str) -> Option<String>,
+    session: &AggregatedServer,
 ) {
     loop {
         let change = tokio::select! {
@@ -72,10 +59,15 @@ async fn pass_on(
                 change,
             }) if of == user => match change {
                 Change::List(list) => list,
+                Change::Connected => {
+                    session.authorization_done(&server, &peer).await;
+                    continue;
+                }
                 Change::ResourceUpdated(uri) => {
-                    if let Some(uri) = subscribed(&server, &uri)
+                    let wrapped = session.wrap_uri(&server, &uri);
+                    if session.subscribed(&wrapped)
                         && let Err(error) = peer
-                            .notify_resource_updated(ResourceUpdatedNotificationParam::new(uri))
+                            .notify_resource_updated(ResourceUpdatedNotificationParam::new(wrapped))
                             .await
                     {
                         tracing::debug!(%error, "resource update not passed on");

@@ -6,7 +6,7 @@
 //! extensions, which rmcp hands over as `http::request::Parts` in the request context), never
 //! from the session alone; a session is additionally bound to the user who initialized it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::http::request::Parts;
@@ -22,12 +22,13 @@ use rmcp::model::{
 use rmcp::model::{SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams};
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use tether_core::UserId;
+use tether_core::{ServerName, UserId};
 
 use crate::gateway::state::AppState;
 
 mod changes;
 mod completion;
+mod elicitation;
 mod logging;
 mod prompts;
 mod relay;
@@ -45,6 +46,9 @@ pub(crate) struct AggregatedServer {
     bound: Arc<OnceLock<UserId>>,
     /// Resources this session subscribed to, by their aggregated URIs.
     subscriptions: Arc<Mutex<HashSet<String>>>,
+    /// URL elicitations handed out for servers that need an authorization, by server: the
+    /// agent is told `notifications/elicitation/complete` once the server connects.
+    authorizations: Arc<Mutex<HashMap<ServerName, String>>>,
 }
 
 impl AggregatedServer {
@@ -53,6 +57,7 @@ impl AggregatedServer {
             app,
             bound: Arc::new(OnceLock::new()),
             subscriptions: Arc::default(),
+            authorizations: Arc::default(),
         }
     }
 
@@ -161,6 +166,13 @@ impl ServerHandler for AggregatedServer {
             return Err(McpError::invalid_request("the call was cancelled", None));
         };
         let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
+        if result.is_error
+            && let Some(error) = self
+                .authorization_elicitation(&user, &request.name, &context)
+                .await
+        {
+            return Err(error);
+        }
         let converted = to_rmcp_result(result).map_err(|_| {
             McpError::internal_error("the upstream result could not be converted", None)
         })?;
