@@ -108,19 +108,21 @@ struct ToolsCall {
 }
 
 /// The id and parameters, if `body` is a `tools/call` with nothing rmcp would look at: no
-/// per-request protocol metadata (the 2026 revision, validated against the headers), no
-/// answers to an earlier "input required" result, and no progress token (progress goes on an
-/// event stream, which rmcp's path opens).
+/// per-request protocol metadata (the 2026 revision, validated against the headers) and no
+/// answers to an earlier "input required" result.
+///
+/// A progress token does not count: rmcp's client puts one on every request, and a plain
+/// agent (one that declared neither sampling, elicitation nor roots) is answered here, as
+/// JSON, without the upstream's progress. Agents that declared those capabilities go through
+/// rmcp (see `SessionOwners::presented`), which relays progress on an event stream.
 pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;
-    let (versioned, progress) = params.meta.as_ref().map_or((false, false), |meta| {
-        (
-            meta.protocol_version().is_some(),
-            meta.get_progress_token().is_some(),
-        )
-    });
-    (!versioned && !progress && params.input_responses.is_none() && params.request_state.is_none())
+    let versioned = params
+        .meta
+        .as_ref()
+        .is_some_and(|meta| meta.protocol_version().is_some());
+    (!versioned && params.input_responses.is_none() && params.request_state.is_none())
         .then_some((call.id, params))
 }
 
@@ -231,7 +233,7 @@ mod tests {
     #[test]
     fn plain_calls_are_read_in_one_pass() {
         let (id, params) = plain_call(
-            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"x":1},"_meta":{"trace":3}}}"#,
+            br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"a__b","arguments":{"x":1},"_meta":{"progressToken":3}}}"#,
         )
         .expect("a plain call");
         assert_eq!(id, RequestId::Number(7));
@@ -245,7 +247,6 @@ mod tests {
     #[test]
     fn anything_else_is_left_to_rmcp() {
         for body in [
-            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","_meta":{"progressToken":"p"}}}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
             r#"{"jsonrpc":"1.0","id":1,"method":"tools/call","params":{"name":"a"}}"#,
             r#"{"jsonrpc":"2.0","method":"tools/call","params":{"name":"a"}}"#,
