@@ -95,21 +95,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_list_change_notifications_count() {
+    fn only_changes_are_heard() {
         assert_eq!(
-            list_change(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
-            Some(ListKind::Tools)
+            server_change(r#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#),
+            Some(Heard::List(ListKind::Tools))
         );
         assert_eq!(
-            list_change(
+            server_change(
                 r#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed","params":{}}"#
             ),
-            Some(ListKind::Prompts)
+            Some(Heard::List(ListKind::Prompts))
         );
         assert_eq!(
-            list_change(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#),
+            server_change(
+                r#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"a://b"}}"#
+            ),
+            Some(Heard::Resource("a://b".to_owned()))
+        );
+        assert_eq!(
+            server_change(r#"{"jsonrpc":"2.0","method":"ping","id":1}"#),
             None
         );
-        assert_eq!(list_change("list_changed but not json"), None);
+        assert_eq!(server_change("list_changed but not json"), None);
+        assert_eq!(
+            server_change(r#"{"jsonrpc":"2.0","method":"notifications/resources/updated"}"#),
+            None
+        );
     }
 }
