@@ -535,10 +535,14 @@ async fn answer_server_request(
                 Some(id),
             ),
         },
+        // A plain agent's call (answered on the gateway's direct path) or no call at all.
         (_, None) => ClientJsonRpcMessage::error(
             ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
-                "no agent is waiting on this request to answer it",
+                format!(
+                    "{method}: the agent did not declare the capability, or no agent waits on \
+                     this request"
+                ),
                 None,
             ),
             Some(id),
