@@ -41,4 +41,76 @@ impl CallContext {
     pub fn progress_token(&self) -> Option<&Value> {
         self.meta.as_ref()?.get("progressToken")
     }
+
+    /// Whether there is anything to carry besides the method and params.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_none() && self.downstream.is_none()
+    }
+
+    /// `params` with the agent's `_meta` put in (params that are not an object are left as
+    /// they are: the upstream will refuse them).
+    pub fn with_meta(&self, mut params: Option<Value>) -> Option<Value> {
+        if let Some(meta) = &self.meta {
+            match &mut params {
+                Some(Value::Object(object)) => {
+                    object.insert("_meta".to_owned(), Value::Object(meta.clone()));
+                }
+                None => {
+                    params = Some(Value::Object(Map::from_iter([(
+                        "_meta".to_owned(),
+                        Value::Object(meta.clone()),
+                    )])));
+                }
+                Some(_) => {}
+            }
+        }
+        params
+    }
+
+    /// The params of a `tools/call` of `name`, with the agent's `_meta`.
+    pub fn tool_call_params(&self, name: &str, arguments: Option<Map<String, Value>>) -> Value {
+        let mut params = Map::from_iter([("name".to_owned(), Value::String(name.to_owned()))]);
+        if let Some(arguments) = arguments {
+            params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        self.with_meta(Some(Value::Object(params)))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_agents_meta_goes_into_the_params() {
+        let plain = CallContext::default();
+        assert!(plain.is_empty());
+        assert_eq!(
+            plain.with_meta(Some(json!({"uri": "a"}))),
+            Some(json!({"uri": "a"}))
+        );
+        assert_eq!(plain.with_meta(None), None);
+        let context = CallContext {
+            meta: Some(Map::from_iter([("progressToken".to_owned(), json!("t"))])),
+            downstream: None,
+        };
+        assert!(!context.is_empty());
+        assert_eq!(context.progress_token(), Some(&json!("t")));
+        assert_eq!(
+            context.with_meta(Some(json!({"uri": "a"}))),
+            Some(json!({"uri": "a", "_meta": {"progressToken": "t"}}))
+        );
+        assert_eq!(
+            context.with_meta(None),
+            Some(json!({"_meta": {"progressToken": "t"}}))
+        );
+        assert_eq!(
+            context.tool_call_params("add", json!({"a": 1}).as_object().cloned()),
+            json!({"name": "add", "arguments": {"a": 1}, "_meta": {"progressToken": "t"}})
+        );
+        assert_eq!(plain.tool_call_params("add", None), json!({"name": "add"}));
+    }
 }

@@ -182,14 +182,7 @@ impl Session for McpSession {
         let Some(downstream) = &context.downstream else {
             return self.call_tool(name, arguments).await;
         };
-        let mut params = CallToolRequestParams::new(name.to_owned());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
-        let mut params = serde_json::to_value(&params).unwrap_or_default();
-        if let (Some(meta), Some(object)) = (&context.meta, params.as_object_mut()) {
-            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
-        }
+        let params = context.tool_call_params(name, arguments);
         let _waiting = self
             .waiting
             .register(context.progress_token().cloned(), downstream.clone());
@@ -208,10 +201,7 @@ impl Session for McpSession {
         params: Option<Value>,
         context: &CallContext,
     ) -> Result<Value, ConnectError> {
-        let mut params = params;
-        if let (Some(meta), Some(Value::Object(object))) = (&context.meta, params.as_mut()) {
-            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
-        }
+        let params = context.with_meta(params);
         let _waiting = context.downstream.as_ref().map(|downstream| {
             self.waiting
                 .register(context.progress_token().cloned(), downstream.clone())

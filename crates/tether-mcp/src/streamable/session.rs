@@ -185,19 +185,12 @@ impl Session for StreamableSession {
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<ToolResult, ConnectError> {
-        if context.meta.is_none() && context.downstream.is_none() {
+        if context.is_empty() {
             // Nothing to carry: the typed request, without a JSON tree of the arguments.
             return self.call_tool(name, arguments).await;
         }
-        let mut params = CallToolRequestParams::new(name.to_owned());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
-        let mut request = serde_json::to_value(&params).unwrap_or_default();
-        if let (Some(meta), Some(object)) = (&context.meta, request.as_object_mut()) {
-            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
-        }
-        let request = ClientRequest::CustomRequest(CustomRequest::new("tools/call", Some(request)));
+        let params = context.tool_call_params(name, arguments);
+        let request = ClientRequest::CustomRequest(CustomRequest::new("tools/call", Some(params)));
         tool_result(
             self.send(
                 request,
@@ -215,11 +208,8 @@ impl Session for StreamableSession {
         params: Option<Value>,
         context: &CallContext,
     ) -> Result<Value, ConnectError> {
-        let mut params = params;
-        if let (Some(meta), Some(Value::Object(object))) = (&context.meta, params.as_mut()) {
-            object.insert("_meta".to_owned(), Value::Object(meta.clone()));
-        }
-        let request = ClientRequest::CustomRequest(CustomRequest::new(method, params));
+        let request =
+            ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));
         self.send(
             request,
             "the request timed out",
