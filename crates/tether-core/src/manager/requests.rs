@@ -99,7 +99,11 @@ impl Inner {
         error: ConnectError,
     ) -> RequestError {
         match error {
-            ConnectError::Refused { code, message } => RequestError::Refused { code, message },
+            // The server's own text, redacted as in the stubs (it may quote what it was sent).
+            ConnectError::Refused { code, message } => RequestError::Refused {
+                code,
+                message: redact(&message),
+            },
             ConnectError::RateLimited { .. }
             | ConnectError::Protocol(_)
             | ConnectError::Unavailable(_) => RequestError::Unavailable {

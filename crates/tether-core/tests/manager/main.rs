@@ -8,6 +8,7 @@ mod idle;
 mod outage;
 mod rate_limit;
 mod recovery;
+mod requests;
 mod stagger;
 mod storm;
 mod stubs;

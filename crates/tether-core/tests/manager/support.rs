@@ -11,9 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use tether_core::{
-    AccessTokenStatus, ConnectError, ConnectRequest, Connector, CoreConfig, Origin, PairKey,
-    ReconnectionManager, ServerConfig, ServerName, Session, StoreError, Timestamp, TokenStatus,
-    TokenStore, TokioClock, Tool, ToolResult, TransportConfig, TransportFailure, UserId,
+    AccessTokenStatus, CallContext, ConnectError, ConnectRequest, Connector, CoreConfig, Origin,
+    PairKey, ReconnectionManager, ServerConfig, ServerName, Session, StoreError, Timestamp,
+    TokenStatus, TokenStore, TokioClock, Tool, ToolResult, TransportConfig, TransportFailure,
+    UserId,
 };
 use tokio::time::Instant;
 
@@ -223,6 +224,22 @@ impl Session for ScriptedSession {
             content: vec![json!({"type": "text", "text": format!("{}:{name}:{args}", self.pair)})],
             ..ToolResult::default()
         })
+    }
+
+    /// Answers with what it was asked, or fails with the pair's next scripted call failure.
+    async fn request(
+        &self,
+        method: &str,
+        params: Option<Value>,
+        _context: &CallContext,
+    ) -> Result<Value, ConnectError> {
+        if let Some(error) = lock(&self.call_failures)
+            .get_mut(&self.pair)
+            .and_then(VecDeque::pop_front)
+        {
+            return Err(error);
+        }
+        Ok(json!({"method": method, "params": params}))
     }
 
     fn is_open(&self) -> bool {
