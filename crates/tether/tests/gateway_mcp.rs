@@ -15,7 +15,7 @@ use tether_core::ServerName;
 
 use support::{
     STEP, TestGateway, everything_server, first_message, http_server, initialize_body, jwt,
-    mcp_client, mcp_post, upstream,
+    mcp_client, mcp_post, open_session, upstream,
 };
 
 fn deny_hidden() -> BTreeMap<ServerName, ToolFilter> {
@@ -122,33 +122,6 @@ async fn a_real_client_lists_and_calls_the_tools_of_every_server() {
 
     client.cancel().await.expect("client closes");
     gateway.stop().await;
-}
-
-/// Opens an MCP session by hand (initialize + initialized) and returns its id.
-async fn open_session(gateway: &TestGateway, token: &str) -> String {
-    let response = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
-        .json(&initialize_body())
-        .send()
-        .await
-        .expect("initialize answers");
-    assert_eq!(response.status(), 200);
-    let session = response
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .expect("a session id")
-        .to_owned();
-    let init = first_message(response).await;
-    assert!(init.get("result").is_some(), "{init}");
-    let notified = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
-        .header(SESSION_HEADER, &session)
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .expect("initialized answers");
-    assert!(notified.status().is_success(), "{}", notified.status());
-    session
 }
 
 async fn list_in_session(gateway: &TestGateway, token: &str, session: &str) -> reqwest::Response {

@@ -106,6 +106,14 @@ impl ClientHandler for Agent {
 }
 
 async fn agent_client(base: &str, token: &str, agent: Agent) -> RunningService<RoleClient, Agent> {
+    agent_client_with(base, token, agent).await
+}
+
+async fn agent_client_with<H: ClientHandler>(
+    base: &str,
+    token: &str,
+    agent: H,
+) -> RunningService<RoleClient, H> {
     let config =
         StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token);
     let transport = StreamableHttpClientTransport::from_config(config);
@@ -396,4 +404,130 @@ async fn a_subscribed_resource_update_reaches_the_subscribing_session_under_its_
     let _ = other_client.cancel().await;
     gateway.stop().await;
     server.stop().await;
+}
+
+/// The JSON-RPC messages of an event-stream body, in order.
+fn sse_messages(body: &str) -> Vec<Value> {
+    body.lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter(|data| !data.trim().is_empty())
+        .map(|data| serde_json::from_str(data.trim()).expect("each event holds JSON"))
+        .collect()
+}
+
+async fn raw_call(
+    gateway: &TestGateway,
+    token: &str,
+    session: &str,
+    id: u64,
+    params: Value,
+) -> (String, String) {
+    let response = support::mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(tether::gateway::mcp::SESSION_HEADER, session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .expect("the call answers");
+    assert_eq!(response.status(), 200);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = tokio::time::timeout(Duration::from_secs(30), response.text())
+        .await
+        .expect("the body ends in time")
+        .expect("a body");
+    (content_type, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_agents_call_turns_into_an_event_stream_only_when_the_upstream_sends_progress() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    let token = jwt("dora");
+    let session = support::open_session(&gateway, &token).await;
+
+    // A call that sends no progress stays one JSON body, progress token or not (rmcp's own
+    // path would have answered on an event stream: this is the direct path).
+    let (kind, body) = raw_call(
+        &gateway,
+        &token,
+        &session,
+        2,
+        json!({"name": "demo__add", "arguments": {"a": 1, "b": 2}, "_meta": {"progressToken": "p1"}}),
+    )
+    .await;
+    assert!(kind.starts_with("application/json"), "{kind}: {body}");
+    let answer: Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(result_text(&answer["result"]), "3", "{answer}");
+
+    // A call whose upstream reports progress: the progress, in order and under the agent's own
+    // token, then the result, on one event stream.
+    let (kind, body) = raw_call(
+        &gateway,
+        &token,
+        &session,
+        3,
+        json!({"name": "demo__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "p2"}}),
+    )
+    .await;
+    assert!(kind.starts_with("text/event-stream"), "{kind}: {body}");
+    let messages = sse_messages(&body);
+    assert_eq!(messages.len(), 4, "{body}");
+    for (step, message) in messages[..3].iter().enumerate() {
+        assert_eq!(message["method"], "notifications/progress", "{body}");
+        assert_eq!(message["params"]["progressToken"], "p2", "{body}");
+        assert_eq!(
+            message["params"]["progress"],
+            json!(step as f64 + 1.0),
+            "{body}"
+        );
+    }
+    assert_eq!(messages[3]["id"], 3, "{body}");
+    assert_eq!(result_text(&messages[3]["result"]), "done after 3 steps");
+
+    // Without a token there is nothing to report progress to: JSON again.
+    let (kind, body) = raw_call(
+        &gateway,
+        &token,
+        &session,
+        4,
+        json!({"name": "demo__progress", "arguments": {"steps": 2}}),
+    )
+    .await;
+    assert!(kind.starts_with("application/json"), "{kind}: {body}");
+
+    // rmcp's client as a plain agent (it declares none of sampling, elicitation, roots) gets
+    // the progress of its call too.
+    let plain = PlainAgent::default();
+    let client = agent_client_with(&gateway.base, &jwt("dora"), plain.clone()).await;
+    let result = call_with_progress(&client, "demo__progress", json!({"steps": 4})).await;
+    assert_eq!(result_text(&result), "done after 4 steps", "{result}");
+    let values = plain.progress.lock().expect("progress").clone();
+    assert_eq!(values, [1.0, 2.0, 3.0, 4.0], "every step, in order");
+
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
+/// An agent that declares nothing but keeps the progress it is sent.
+#[derive(Clone, Default)]
+struct PlainAgent {
+    progress: Arc<Mutex<Vec<f64>>>,
+}
+
+impl ClientHandler for PlainAgent {
+    async fn on_progress(
+        &self,
+        params: ProgressNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let Ok(mut seen) = self.progress.lock() {
+            seen.push(params.progress);
+        }
+    }
 }

@@ -287,6 +287,24 @@ impl GatewayProcess {
         }
     }
 
+    /// The process's peak resident memory so far (`VmHWM`), in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let pid = self.child.id().expect("the gateway is running");
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("reads /proc/PID/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/PID/status")
+    }
+
+    /// Resets the peak resident memory to the current one (`clear_refs` 5, Linux 4.0+).
+    pub fn reset_peak_rss(&self) {
+        let pid = self.child.id().expect("the gateway is running");
+        std::fs::write(format!("/proc/{pid}/clear_refs"), "5").expect("resets VmHWM");
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -988,14 +1006,31 @@ const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/cli
 /// Runs the TypeScript SDK's client against `{base}/mcp` as `token`: lists the tools and calls
 /// `tool` with `args`. Returns `{"tools": [names], "result": CallToolResult}`.
 pub async fn ts_client_call(dir: &Path, base: &str, token: &str, tool: &str, args: Value) -> Value {
-    let modules = sdk_node_modules();
     let script = dir.join("ts-client.cjs");
     std::fs::write(&script, TS_CLIENT).expect("writes the TypeScript client script");
+    run_node(
+        &script,
+        &[format!("{base}/mcp"), tool.to_owned(), args.to_string()],
+        token,
+    )
+    .await
+}
+
+/// The TypeScript SDK's client as an interactive agent (support/ts_agent.cjs): it declares
+/// sampling, elicitation and roots, answers them, and runs `steps` (`[{op, params}]`) against
+/// `{base}/mcp` as `token`. Returns `{steps: [{op, result}|{op, error}], progress,
+/// notifications, asked}`.
+pub async fn ts_agent(dir: &Path, base: &str, token: &str, steps: Value) -> Value {
+    let script = dir.join("ts-agent.cjs");
+    std::fs::write(&script, include_str!("ts_agent.cjs")).expect("writes the TypeScript agent");
+    run_node(&script, &[format!("{base}/mcp"), steps.to_string()], token).await
+}
+
+async fn run_node(script: &Path, args: &[String], token: &str) -> Value {
+    let modules = sdk_node_modules();
     let child = Command::new("node")
-        .arg(&script)
-        .arg(format!("{base}/mcp"))
-        .arg(tool)
-        .arg(args.to_string())
+        .arg(script)
+        .args(args)
         .env("NODE_PATH", &modules)
         .env("E2E_HOST_TOKEN", token)
         .stdin(Stdio::null())
@@ -1004,9 +1039,9 @@ pub async fn ts_client_call(dir: &Path, base: &str, token: &str, tool: &str, arg
         .kill_on_drop(true)
         .spawn()
         .expect("node starts (is Node.js 20+ installed?)");
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+    let output = tokio::time::timeout(Duration::from_secs(90), child.wait_with_output())
         .await
-        .expect("the TypeScript client finishes within 60 s")
+        .expect("the TypeScript client finishes within 90 s")
         .expect("waiting for node");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

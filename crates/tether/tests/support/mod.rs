@@ -3,6 +3,7 @@
 //! client. Each test file uses a subset, so unused items are expected.
 #![allow(dead_code)]
 
+pub mod everything_http;
 pub mod faulty;
 pub mod gateway_process;
 pub mod redis_stats;
@@ -244,6 +245,33 @@ pub async fn first_message(response: reqwest::Response) -> Value {
             }
         }
     }
+}
+
+/// Opens an MCP session by hand (initialize + initialized) and returns its id.
+pub async fn open_session(gateway: &TestGateway, token: &str) -> String {
+    let response = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize answers");
+    assert_eq!(response.status(), 200);
+    let session = response
+        .headers()
+        .get(tether::gateway::mcp::SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .expect("a session id")
+        .to_owned();
+    let init = first_message(response).await;
+    assert!(init.get("result").is_some(), "{init}");
+    let notified = mcp_post(&gateway.http, &gateway.url("/mcp"), token)
+        .header(tether::gateway::mcp::SESSION_HEADER, &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .expect("initialized answers");
+    assert!(notified.status().is_success(), "{}", notified.status());
+    session
 }
 
 pub fn initialize_body() -> Value {

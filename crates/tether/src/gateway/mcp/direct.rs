@@ -24,13 +24,15 @@ use rmcp::model::{
     RequestId,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use tether_core::{CallContext, ToolResult, UserId};
 
-use super::call::call_tool;
+use super::call::{UnknownTool, call_tool};
+use super::direct_calls::Running;
+use super::direct_stream;
 use crate::gateway::state::AppState;
 
-const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
 const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
 
@@ -111,10 +113,10 @@ struct ToolsCall {
 /// per-request protocol metadata (the 2026 revision, validated against the headers) and no
 /// answers to an earlier "input required" result.
 ///
-/// A progress token does not count: rmcp's client puts one on every request, and a plain
-/// agent (one that declared neither sampling, elicitation nor roots) is answered here, as
-/// JSON, without the upstream's progress. Agents that declared those capabilities go through
-/// rmcp (see `SessionOwners::presented`), which relays progress on an event stream.
+/// A progress token does not count: rmcp's client puts one on every request. A plain agent's
+/// call (one that declared neither sampling, elicitation nor roots) is answered here, as JSON,
+/// or as an event stream once the upstream sends progress for it ([`direct_stream`]). Agents
+/// that declared those capabilities go through rmcp (see `SessionOwners::presented`).
 pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;
@@ -133,27 +135,58 @@ struct Success<'a> {
     result: &'a ToolResult,
 }
 
-/// Makes the call and answers it as one JSON-RPC message.
+/// Makes the call and answers it as one JSON-RPC message; a call with a progress token is
+/// watched for the upstream's notifications ([`direct_stream`]). `running` is the call's entry
+/// among the session's running calls: a cancel by the agent ends it.
 pub(crate) async fn answer(
     app: &AppState,
     user: &UserId,
     id: RequestId,
     params: CallToolRequestParams,
+    running: Running,
 ) -> Response {
     let CallToolRequestParams {
-        name, arguments, ..
+        name,
+        arguments,
+        meta,
+        ..
     } = params;
-    let body = match call_tool(app, user, &name, arguments, &CallContext::default()).await {
+    let meta = meta
+        .filter(|meta| meta.get_progress_token().is_some())
+        .and_then(|meta| match serde_json::to_value(meta) {
+            Ok(Value::Object(meta)) => Some(meta),
+            _ => None,
+        });
+    if let Some(meta) = meta {
+        return direct_stream::answer(
+            app.clone(),
+            user.clone(),
+            id,
+            name.into(),
+            arguments,
+            meta,
+            running,
+        )
+        .await;
+    }
+    let plain = CallContext::default();
+    tokio::select! {
+        outcome = call_tool(app, user, &name, arguments, &plain) => {
+            encode(&id, outcome)
+        }
+        () = running.cancelled.cancelled() => cancelled(&id),
+    }
+}
+
+/// The answer to a call as one JSON-RPC message.
+pub(crate) fn encode(id: &RequestId, outcome: Result<ToolResult, UnknownTool>) -> Response {
+    let body = match outcome {
         Ok(result) => serde_json::to_vec(&Success {
             jsonrpc: "2.0",
-            id: &id,
+            id,
             result: &result,
         }),
-        Err(unknown) => serde_json::to_vec(&json!({
-            "jsonrpc": "2.0",
-            "id": id,
-            "error": {"code": ErrorCode::INVALID_PARAMS.0, "message": unknown.message()},
-        })),
+        Err(unknown) => serde_json::to_vec(&unknown_tool(id, &unknown)),
     };
     match body {
         Ok(body) => (
@@ -169,17 +202,44 @@ pub(crate) async fn answer(
     }
 }
 
-/// The answer to a call the agent cancelled (the same error rmcp's path gives).
-pub(crate) fn cancelled(id: &RequestId) -> Response {
-    let body = json!({
+fn unknown_tool(id: &RequestId, unknown: &UnknownTool) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": ErrorCode::INVALID_PARAMS.0, "message": unknown.message()},
+    })
+}
+
+/// The answer to a call as a JSON-RPC message, for an event stream.
+pub(crate) fn message(id: &RequestId, outcome: Result<ToolResult, UnknownTool>) -> Value {
+    match outcome {
+        Ok(result) => match serde_json::to_value(&result) {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(_) => {
+                tracing::warn!("a tool result could not be encoded");
+                json!({"jsonrpc": "2.0", "id": id, "error": {
+                    "code": ErrorCode::INTERNAL_ERROR.0, "message": "the tool result could not be encoded"}})
+            }
+        },
+        Err(unknown) => unknown_tool(id, &unknown),
+    }
+}
+
+/// The error for a call the agent cancelled (the same error rmcp's path gives).
+pub(crate) fn cancelled_message(id: &RequestId) -> Value {
+    json!({
         "jsonrpc": "2.0",
         "id": id,
         "error": {"code": ErrorCode::INVALID_REQUEST.0, "message": "the call was cancelled"},
-    });
+    })
+}
+
+/// The answer to a call the agent cancelled.
+pub(crate) fn cancelled(id: &RequestId) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, HeaderValue::from_static(JSON))],
-        Body::from(body.to_string()),
+        Body::from(cancelled_message(id).to_string()),
     )
         .into_response()
 }

@@ -163,10 +163,7 @@ async fn try_direct(
         return None;
     }
     let running = app.session_owners().direct_calls().begin(session, &id);
-    tokio::select! {
-        response = direct::answer(app, user, id.clone(), params) => Some(response),
-        () = running.cancelled.cancelled() => Some(direct::cancelled(&id)),
-    }
+    Some(direct::answer(app, user, id, params, running).await)
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.

@@ -9,6 +9,7 @@
 mod call;
 mod direct;
 mod direct_calls;
+mod direct_stream;
 mod filter;
 mod handler;
 mod jsonrpc;
