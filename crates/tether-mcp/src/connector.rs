@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use rmcp::model::{ClientCapabilities, ClientConfig, ClientJsonRpcMessage, Implementation};
+use rmcp::model::{
+    ClientCapabilities, ClientConfig, ClientJsonRpcMessage, Implementation, ProtocolVersion,
+};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
@@ -34,6 +36,7 @@ use crate::session::{McpSession, TransportKind};
 use crate::stdio;
 use crate::streamable::{self, Handshake};
 use crate::upstream_client::UpstreamClient;
+use crate::wires::Wires;
 
 /// Knobs of the connector; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +124,8 @@ pub struct McpConnector {
     config: McpConnectorConfig,
     clients: HttpClients,
     bearer_source: Option<Arc<dyn BearerSource>>,
+    /// The wire each Streamable HTTP server was last found to speak.
+    wires: Wires,
     /// Sent with every HTTP request (operator-given, e.g. `tether connect --header`). Values
     /// are marked sensitive, so `Debug` never prints them.
     headers: reqwest::header::HeaderMap,
@@ -143,6 +148,7 @@ impl McpConnector {
             config,
             clients: HttpClients::default(),
             bearer_source: None,
+            wires: Wires::default(),
             headers: reqwest::header::HeaderMap::new(),
         })
     }
@@ -218,15 +224,32 @@ impl McpConnector {
             close_timeout: self.config.close_timeout,
             resume: self.resume_policy(),
         };
+        let known = self.wires.get(url);
         let handshake = streamable::open(
             server.name.clone(),
             AuthorizedClient::new(client, self.credentials(request)),
             Arc::from(url),
             settings,
+            known,
         );
-        match with_timeout(request.timeout, "connecting timed out", handshake, |e| e).await? {
+        let opened = with_timeout(request.timeout, "connecting timed out", handshake, |e| e).await;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                // The server may have changed: discover it again next time.
+                if known.is_some() {
+                    self.wires.forget(url);
+                }
+                return Err(e);
+            }
+        };
+        match opened {
             Handshake::Open(session) => {
-                info!(server = %server.name, transport = TransportKind::StreamableHttp.as_str(), "MCP session opened");
+                let wire = session.wire();
+                if known != Some(wire) {
+                    self.wires.remember(url, wire);
+                }
+                info!(server = %server.name, transport = TransportKind::StreamableHttp.as_str(), wire = ?wire, "MCP session opened");
                 Ok(Arc::new(session.with_events(request.events.clone())))
             }
             Handshake::NeedsPerRequestMetadata => {
@@ -384,10 +407,14 @@ pub(crate) fn client_config() -> ClientConfig {
         "roots": {}
     }))
     .unwrap_or_default();
-    ClientConfig::new(
+    let mut config = ClientConfig::new(
         capabilities,
         Implementation::new("tether", env!("CARGO_PKG_VERSION")),
-    )
+    );
+    // `initialize` never proposes a version that has no `initialize` (rmcp's `LATEST`,
+    // 2026-07-28); that revision is reached by `server/discover` instead.
+    config.protocol_version = ProtocolVersion::LATEST_WITH_INITIALIZE;
+    config
 }
 
 /// Runs `fut` within `limit`; a timeout becomes `Transport{Timeout}`, another error goes

@@ -51,8 +51,10 @@ mod stdio;
 mod streamable;
 mod tool_pages;
 mod upstream_client;
+mod wires;
 
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};
 pub use convert::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS};
 pub use session::McpSession;
+pub use streamable::Wire;

@@ -105,6 +105,10 @@ struct Seen {
     notifications: Vec<(String, Value)>,
     /// `MCP-Protocol-Version` of every POST after `initialize`.
     versions: Vec<Option<String>>,
+    /// The `protocolVersion` each `initialize` proposed.
+    proposed: Vec<String>,
+    /// `server/discover` probes (this server is of an earlier revision: it refuses them).
+    discovers: usize,
     deletes: usize,
 }
 
@@ -157,12 +161,24 @@ async fn on_post(State(app): State<App>, request: Request) -> Response {
         .and_then(Value::as_str)
         .map(str::to_owned);
     let id = message.get("id").cloned();
+    if method.as_deref() == Some("server/discover") {
+        // What a server of an earlier revision answers a request without a session.
+        app.seen.lock().expect("lock").discovers += 1;
+        return (StatusCode::BAD_REQUEST, "Bad Request: no valid session ID").into_response();
+    }
     if method.as_deref() != Some("initialize") {
         app.seen.lock().expect("lock").versions.push(version);
     }
     match (method.as_deref(), id) {
         (Some("initialize"), Some(id)) => {
-            app.seen.lock().expect("lock").initializes += 1;
+            let proposed = message["params"]["protocolVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let mut seen = app.seen.lock().expect("lock");
+            seen.initializes += 1;
+            seen.proposed.push(proposed);
+            drop(seen);
             json_response(&json!({
                 "jsonrpc": "2.0",
                 "id": id,
@@ -302,7 +318,8 @@ async fn a_session_whose_initialized_notification_fails_is_deleted() {
 #[tokio::test]
 async fn server_requests_on_a_response_stream_are_answered() {
     let (server, seen) = start("2025-06-18").await;
-    let session = McpConnector::default()
+    let connector = McpConnector::default();
+    let session = connector
         .connect(request(http(&server.url)))
         .await
         .expect("connects");
@@ -323,6 +340,15 @@ async fn server_requests_on_a_response_stream_are_answered() {
             .expect("the sampling request was answered");
         assert_eq!(sampling["error"]["code"], -32601, "method not found");
         assert_eq!(seen.initializes, 1);
+        assert_eq!(
+            seen.discovers, 1,
+            "asked server/discover first, then fell back"
+        );
+        assert_eq!(
+            seen.proposed,
+            ["2025-11-25"],
+            "initialize never proposes a version without initialize"
+        );
         assert_eq!(seen.notifications[0].0, "notifications/initialized");
         assert!(
             seen.versions
@@ -334,6 +360,14 @@ async fn server_requests_on_a_response_stream_are_answered() {
     }
     session.close().await;
     assert!(!session.is_open());
+    // Reconnecting goes straight to `initialize`: the server's revision is remembered.
+    let again = connector
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects again");
+    assert_eq!(seen.lock().expect("lock").discovers, 1, "not asked again");
+    assert_eq!(seen.lock().expect("lock").initializes, 2);
+    again.close().await;
 }
 
 #[tokio::test]

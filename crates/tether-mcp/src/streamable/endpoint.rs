@@ -12,9 +12,10 @@ use std::sync::Arc;
 
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderName, HeaderValue};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, CustomRequest, RequestId};
 use rmcp::transport::streamable_http_client::{
-    SseError, StreamableHttpClient, StreamableHttpPostResponse, StreamableHttpResponseLimits,
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
 };
 use sse_stream::Sse;
 
@@ -41,6 +42,8 @@ pub(super) struct Endpoint {
     pub(super) protocol_version: Option<HeaderValue>,
     /// How a response stream that broke off is resumed.
     pub(super) resume: ResumePolicy,
+    /// The 2026-07-28 wire: no session, every request stamped by [`super::modern`].
+    pub(super) modern: bool,
 }
 
 impl Endpoint {
@@ -64,13 +67,18 @@ impl Endpoint {
         &self,
         message: ClientJsonRpcMessage,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let (message, headers) = if self.modern {
+            super::modern::stamp(message)
+        } else {
+            (message, self.headers())
+        };
         self.http
             .post_message_with_response_limits(
                 self.uri.clone(),
                 message,
                 self.session_id.clone(),
                 None,
-                self.headers(),
+                headers,
                 Self::limits(),
             )
             .await
@@ -94,8 +102,25 @@ impl Endpoint {
     }
 
     /// Opens the session's own event stream (`GET` without `Last-Event-ID`): the server's
-    /// messages that belong to no request.
+    /// messages that belong to no request. On the 2026-07-28 wire, which has no such stream,
+    /// `subscriptions/listen` for the list changes instead; its answer stream stays open.
     pub(super) async fn listen_stream(&self) -> Result<EventStream, HttpError> {
+        if self.modern {
+            let filter = serde_json::json!({"notifications": {
+                "toolsListChanged": true, "promptsListChanged": true, "resourcesListChanged": true
+            }});
+            let request = ClientRequest::CustomRequest(CustomRequest::new(
+                "subscriptions/listen",
+                Some(filter),
+            ));
+            let message =
+                ClientJsonRpcMessage::request(request, RequestId::String("listen".into()));
+            return match self.post(message).await? {
+                StreamableHttpPostResponse::Sse(stream, _) => Ok(stream),
+                // A JSON answer is a refusal (no subscriptions): there is nothing to read.
+                _ => Err(StreamableHttpError::UnexpectedContentType(None)),
+            };
+        }
         self.http
             .get_stream_with_max_sse_event_size(
                 self.uri.clone(),

@@ -1,5 +1,10 @@
-//! Opening a Streamable HTTP session: `initialize`, then `notifications/initialized`, the
-//! lifecycle rmcp's client runs (`legacy_startup` in rmcp 3.11) with the same parameters.
+//! Opening a Streamable HTTP session. First `server/discover` on the 2026-07-28 wire: a server
+//! that answers it speaks that wire, and the session is only its endpoint (no `initialize`, no
+//! session id). A server that refuses it without a modern error (any other JSON-RPC error, or a
+//! 4xx without one; the spec's backward-compatibility rule) is an earlier revision's: then
+//! `initialize` with the newest version that has it, and `notifications/initialized`, the
+//! lifecycle rmcp's client runs (`legacy_startup` in rmcp 3.11). A server already known to be
+//! of an earlier revision skips the discovery.
 //!
 //! The caller bounds the whole handshake with the connect timeout. A request is never sent
 //! twice here: a failure is the core's to retry.
@@ -9,15 +14,19 @@ use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializeRequest, InitializeResult,
-    InitializedNotification, RequestId,
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, CustomRequest, ErrorCode,
+    InitializeRequest, InitializeResult, InitializedNotification, ProtocolVersion, RequestId,
+    ServerCapabilities,
 };
+use rmcp::transport::streamable_http_client::StreamableHttpError;
 use rmcp::transport::streamable_http_client::StreamableHttpPostResponse;
+use serde::Deserialize;
 use tether_core::{ConnectError, ServerName};
 use tracing::debug;
 
 use super::endpoint::Endpoint;
-use super::exchange::{self, AnswerError, ExchangeError, Phase};
+use super::exchange::{self, Answer, AnswerError, ExchangeError, Phase};
+use super::modern;
 use super::session::StreamableSession;
 use crate::authorized::AuthorizedClient;
 use crate::connector::client_config;
@@ -48,11 +57,38 @@ pub(crate) enum Handshake {
     NeedsPerRequestMetadata,
 }
 
+/// Which wire a Streamable HTTP server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// 2026-07-28: `server/discover`, no session, per-request `_meta` and standard headers.
+    Modern,
+    /// An earlier revision: `initialize` and a session.
+    Legacy,
+}
+
+/// What `server/discover` told.
+enum Discovered {
+    Modern(ServerCapabilities),
+    /// An earlier revision; `initialize` proposes this version.
+    Legacy(ProtocolVersion),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DiscoverAnswer {
+    #[serde(default)]
+    supported_versions: Vec<String>,
+    #[serde(default)]
+    capabilities: ServerCapabilities,
+}
+
+/// Opens a session; `known` is the wire the server was last found to speak, if any.
 pub(crate) async fn open(
     server: ServerName,
     http: AuthorizedClient,
     uri: Arc<str>,
     settings: Settings,
+    known: Option<Wire>,
 ) -> Result<Handshake, ConnectError> {
     let mut endpoint = Endpoint {
         http,
@@ -64,10 +100,122 @@ pub(crate) async fn open(
             attempts: 0,
             ..settings.resume
         },
+        modern: false,
     };
+    let version = match known {
+        Some(Wire::Legacy) => ProtocolVersion::LATEST_WITH_INITIALIZE,
+        Some(Wire::Modern) | None => match discover(&server, &mut endpoint).await? {
+            Discovered::Modern(capabilities) => {
+                endpoint.modern = true;
+                endpoint.protocol_version = HeaderValue::from_str(modern::VERSION.as_str()).ok();
+                endpoint.resume = settings.resume;
+                debug!(server = %server, version = %modern::VERSION, "MCP server discovered");
+                return Ok(Handshake::Open(StreamableSession::new(
+                    server,
+                    endpoint,
+                    Offers::from_capabilities(&capabilities),
+                    settings.call_timeout,
+                    settings.close_timeout,
+                )));
+            }
+            Discovered::Legacy(version) => version,
+        },
+    };
+    initialize(server, endpoint, settings, version).await
+}
+
+/// `server/discover` on the 2026-07-28 wire, and what its answer says about the server.
+async fn discover(
+    server: &ServerName,
+    endpoint: &mut Endpoint,
+) -> Result<Discovered, ConnectError> {
+    endpoint.modern = true;
     let id = RequestId::Number(0);
-    // The same parameters as before: `client_config()` asks for rmcp's latest version.
-    let initialize = ClientRequest::InitializeRequest(InitializeRequest::new(client_config()));
+    let request = ClientRequest::CustomRequest(CustomRequest::new("server/discover", None));
+    let answer = match endpoint
+        .post(ClientJsonRpcMessage::request(request, id.clone()))
+        .await
+    {
+        Ok(response) => exchange::read_answer(endpoint, &id, response, Phase::Handshake).await,
+        Err(e) => Err(ExchangeError::Send(e)),
+    };
+    endpoint.modern = false;
+    let legacy = Discovered::Legacy(ProtocolVersion::LATEST_WITH_INITIALIZE);
+    match answer {
+        Ok(Answer::Result(raw)) => {
+            let Ok(found) = serde_json::from_str::<DiscoverAnswer>(raw.get()) else {
+                return Err(ConnectError::Protocol(
+                    "the server's server/discover answer was not valid".to_owned(),
+                ));
+            };
+            if found
+                .supported_versions
+                .iter()
+                .any(|v| v == modern::VERSION.as_str())
+            {
+                Ok(Discovered::Modern(found.capabilities))
+            } else {
+                Ok(Discovered::Legacy(newest_with_initialize(
+                    &found.supported_versions,
+                )))
+            }
+        }
+        Ok(Answer::Error(data)) if data.code == ErrorCode::UNSUPPORTED_PROTOCOL_VERSION => {
+            let supported: Vec<String> = data
+                .data
+                .as_ref()
+                .and_then(|d| d.get("supported"))
+                .and_then(|s| serde_json::from_value(s.clone()).ok())
+                .unwrap_or_default();
+            debug!(server = %server, "the server does not speak 2026-07-28");
+            Ok(Discovered::Legacy(newest_with_initialize(&supported)))
+        }
+        Ok(Answer::Error(data))
+            if data.code == ErrorCode::HEADER_MISMATCH
+                || data.code == ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY =>
+        {
+            // A server of this revision that finds fault with the request: no fallback.
+            Err(error::from_jsonrpc(&data))
+        }
+        Ok(Answer::Error(_)) => {
+            debug!(server = %server, "server/discover refused: an earlier revision");
+            Ok(legacy)
+        }
+        Err(ExchangeError::Send(
+            StreamableHttpError::UnexpectedServerResponse(_)
+            | StreamableHttpError::UnexpectedContentType(_),
+        )) => {
+            debug!(server = %server, "server/discover refused over HTTP: an earlier revision");
+            Ok(legacy)
+        }
+        Err(e) => Err(handshake_failed(e)),
+    }
+}
+
+/// The newest of `supported` that has an `initialize` handshake and that Tether knows;
+/// 2025-11-25 when none does (the server then answers with its own choice).
+fn newest_with_initialize(supported: &[String]) -> ProtocolVersion {
+    ProtocolVersion::KNOWN_VERSIONS
+        .iter()
+        .filter(|known| known.has_initialize())
+        .filter(|known| supported.iter().any(|s| s == known.as_str()))
+        .max_by(|a, b| a.as_str().cmp(b.as_str()))
+        .cloned()
+        .unwrap_or(ProtocolVersion::LATEST_WITH_INITIALIZE)
+}
+
+/// `initialize` proposing `version`, then `notifications/initialized`.
+async fn initialize(
+    server: ServerName,
+    mut endpoint: Endpoint,
+    settings: Settings,
+    version: ProtocolVersion,
+) -> Result<Handshake, ConnectError> {
+    let id = RequestId::Number(0);
+    // Never a version without `initialize` (rmcp's `LATEST` is 2026-07-28).
+    let mut config = client_config();
+    config.protocol_version = version;
+    let initialize = ClientRequest::InitializeRequest(InitializeRequest::new(config));
     let response = endpoint
         .post(ClientJsonRpcMessage::request(initialize, id.clone()))
         .await

@@ -17,16 +17,21 @@
 //! that has no handshake (see [`Handshake::NeedsPerRequestMetadata`]).
 //!
 //! - `endpoint`: where requests go and the headers each carries;
-//! - `handshake`: `initialize` + `notifications/initialized`;
+//! - `handshake`: `server/discover`, or `initialize` + `notifications/initialized`;
+//! - `modern`: what every request carries on the 2026-07-28 wire (`_meta`, standard headers);
 //! - `exchange`: one request and its answer (event streams, resumption, server requests,
 //!   cancellation of abandoned requests);
+//! - `input`: input-required results (2026-07-28) answered by the agent;
 //! - `listener`: the session's own event stream, while an agent listens;
 //! - `session`: the core's `Session` on top.
 
 mod endpoint;
 mod exchange;
 mod handshake;
+mod input;
 mod listener;
+mod modern;
 mod session;
 
+pub use handshake::Wire;
 pub(crate) use handshake::{Handshake, Settings, open};

@@ -21,6 +21,7 @@ use tracing::{debug, info};
 
 use super::endpoint::Endpoint;
 use super::exchange::{self, AnswerError, ExchangeError, Listeners};
+use super::input;
 use crate::connector::with_timeout;
 use crate::error;
 use crate::offers::Offers;
@@ -77,6 +78,15 @@ impl StreamableSession {
         }
     }
 
+    /// The wire this session speaks.
+    pub(crate) fn wire(&self) -> super::Wire {
+        if self.endpoint.modern {
+            super::Wire::Modern
+        } else {
+            super::Wire::Legacy
+        }
+    }
+
     pub(crate) fn with_events(mut self, events: Option<Arc<dyn SessionEvents>>) -> Self {
         self.events = events;
         self
@@ -130,6 +140,33 @@ impl StreamableSession {
     }
 }
 
+impl StreamableSession {
+    /// A request whose result may ask for input (2026-07-28): the agent's answers are sent
+    /// back with the request until the result is complete, at most [`input::MAX_ROUNDS`] times.
+    async fn send_answering_input(
+        &self,
+        method: &str,
+        mut params: Value,
+        downstream: Option<&dyn Downstream>,
+    ) -> Result<Value, ConnectError> {
+        for _ in 0..input::MAX_ROUNDS {
+            let request =
+                ClientRequest::CustomRequest(CustomRequest::new(method, Some(params.clone())));
+            let result: Value = self
+                .send(request, "the request timed out", method, downstream)
+                .await?;
+            match input::retry_params(&result, &params, downstream).await? {
+                None => return Ok(result),
+                Some(retry) => params = retry,
+            }
+        }
+        Err(ConnectError::Protocol(format!(
+            "the server asked for input more than {} times",
+            input::MAX_ROUNDS
+        )))
+    }
+}
+
 /// A `tools/call` result, decoded straight into the core's type (the MCP shape; a result
 /// without `content` is a result too, as rmcp accepts). The results of later protocol features
 /// (input required, tasks) are not answers Tether can use: rmcp's `CallToolResult` accepts
@@ -168,6 +205,12 @@ impl Session for StreamableSession {
         name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<ToolResult, ConnectError> {
+        if self.endpoint.modern {
+            // Its result may ask for input (refused: no agent waits on this call).
+            return self
+                .call_tool_in(name, arguments, &CallContext::default())
+                .await;
+        }
         let mut params = CallToolRequestParams::new(name.to_owned());
         if let Some(arguments) = arguments {
             params = params.with_arguments(arguments);
@@ -185,6 +228,16 @@ impl Session for StreamableSession {
         arguments: Option<Map<String, Value>>,
         context: &CallContext,
     ) -> Result<ToolResult, ConnectError> {
+        if self.endpoint.modern {
+            let params = context.tool_call_params(name, arguments);
+            let result = self
+                .send_answering_input("tools/call", params, context.downstream.as_deref())
+                .await?;
+            return tool_result(
+                serde_json::from_value(result)
+                    .map_err(|_| ConnectError::Protocol("invalid tool result".to_owned()))?,
+            );
+        }
         if context.is_empty() {
             // Nothing to carry: the typed request, without a JSON tree of the arguments.
             return self.call_tool(name, arguments).await;
@@ -208,6 +261,12 @@ impl Session for StreamableSession {
         params: Option<Value>,
         context: &CallContext,
     ) -> Result<Value, ConnectError> {
+        if self.endpoint.modern && input::may_ask(method) {
+            let params = context.with_meta(params).unwrap_or_default();
+            return self
+                .send_answering_input(method, params, context.downstream.as_deref())
+                .await;
+        }
         let request =
             ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));
         self.send(

@@ -1,0 +1,249 @@
+//! The 2026-07-28 wire upstream, against the TypeScript SDK's v2 server
+//! (`@modelcontextprotocol/server` 2.4.0, tests/peers/modern_server.mjs): a server of that
+//! revision only (it refuses `initialize` with HTTP 400 and -32022) is discovered and used
+//! without a session; every request carries the `_meta` and the standard headers; input-required
+//! results are answered by the agent waiting on the request, or refused naming the question;
+//! progress reaches the agent; a dual-era server is spoken to on the newer wire.
+//!
+//! Needs `npm ci` in tests/peers.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError, Session};
+use tether_mcp::McpConnector;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+
+use support::{http, request};
+
+struct ModernServer {
+    url: String,
+    base: String,
+    _stdin: ChildStdin,
+    _child: Child,
+}
+
+impl ModernServer {
+    async fn start(mode: &str) -> Self {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("peers")
+            .join("modern_server.mjs");
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(mode)
+            // It exits when its stdin closes: with the test.
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts (is Node.js installed, and npm ci run in tests/peers?)");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let line = tokio::time::timeout(Duration::from_secs(30), async {
+            BufReader::new(stdout).lines().next_line().await
+        })
+        .await
+        .expect("the peer listens within 30 s")
+        .expect("reads its stdout")
+        .expect("the peer exited before printing its URL (npm ci in tests/peers?)");
+        let announced: Value = serde_json::from_str(&line).expect("a JSON line");
+        let url = announced["url"].as_str().expect("a url").to_owned();
+        let base = url.trim_end_matches("/mcp").to_owned();
+        Self {
+            url,
+            base,
+            _stdin: stdin,
+            _child: child,
+        }
+    }
+
+    async fn stats(&self) -> Value {
+        reqwest::get(format!("{}/stats", self.base))
+            .await
+            .expect("stats answer")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+}
+
+/// An agent that answers elicitations with a name and keeps the notifications it is sent.
+#[derive(Debug, Default)]
+struct Agent {
+    asked: Mutex<Vec<String>>,
+    notified: Mutex<Vec<Value>>,
+}
+
+#[async_trait]
+impl Downstream for Agent {
+    async fn notify(&self, method: &str, params: Option<Value>) {
+        if let Ok(mut notified) = self.notified.lock() {
+            notified.push(json!({"method": method, "params": params}));
+        }
+    }
+
+    async fn request(&self, method: &str, _params: Option<Value>) -> Result<Value, PeerError> {
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.push(method.to_owned());
+        }
+        Ok(json!({"action": "accept", "content": {"name": "Ada"}}))
+    }
+}
+
+fn args(value: Value) -> Option<Map<String, Value>> {
+    value.as_object().cloned()
+}
+
+#[tokio::test]
+async fn a_server_of_the_2026_revision_only_is_used_without_initialize_and_with_its_headers() {
+    let server = ModernServer::start("modern").await;
+    let connector = McpConnector::default();
+    let session = tokio::time::timeout(
+        Duration::from_secs(20),
+        connector.connect(request(http(&server.url))),
+    )
+    .await
+    .expect("connects in time")
+    .expect("connects: a server that refuses initialize is discovered");
+    let tools = session.list_tools().await.expect("tools/list");
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    for tool in ["echo", "add", "progress", "ask", "whoami"] {
+        assert!(names.contains(&tool), "{names:?}");
+    }
+    let sum = session
+        .call_tool("add", args(json!({"a": 2, "b": 3})))
+        .await
+        .expect("tools/call");
+    assert_eq!(sum.text(), "5");
+
+    let who = session.call_tool("whoami", None).await.expect("whoami");
+    let who: Value = serde_json::from_str(&who.text()).expect("the report");
+    assert_eq!(who["era"], "modern", "{who}");
+    assert_eq!(who["protocolVersion"], "2026-07-28", "{who}");
+    assert_eq!(who["clientInfo"]["name"], "tether", "{who}");
+    assert_eq!(
+        who["headers"]["mcp-protocol-version"], "2026-07-28",
+        "{who}"
+    );
+    assert_eq!(who["headers"]["mcp-method"], "tools/call", "{who}");
+    assert_eq!(who["headers"]["mcp-name"], "whoami", "{who}");
+
+    let stats = server.stats().await;
+    assert_eq!(stats["initialize"], 0, "{stats}");
+    assert_eq!(stats["methods"]["server/discover"], 1, "{stats}");
+
+    // Resources and prompts through the same wire.
+    let read = session
+        .request(
+            "resources/read",
+            Some(json!({"uri": "notes://readme"})),
+            &CallContext::default(),
+        )
+        .await
+        .expect("resources/read");
+    assert!(read["contents"][0]["text"].is_string(), "{read}");
+    let prompt = session
+        .request(
+            "prompts/get",
+            Some(json!({"name": "greet", "arguments": {"name": "Ada"}})),
+            &CallContext::default(),
+        )
+        .await
+        .expect("prompts/get");
+    assert!(prompt.to_string().contains("Ada"), "{prompt}");
+    session.close().await;
+}
+
+#[tokio::test]
+async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_question() {
+    let server = ModernServer::start("modern").await;
+    let session = McpConnector::default()
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects");
+
+    let agent = Arc::new(Agent::default());
+    let context = CallContext {
+        meta: None,
+        downstream: Some(agent.clone()),
+    };
+    let answered = session
+        .call_tool_in("ask", None, &context)
+        .await
+        .expect("answered after the agent's input");
+    assert_eq!(answered.text(), "hello Ada");
+    assert_eq!(
+        *agent.asked.lock().expect("asked"),
+        ["elicitation/create"],
+        "the agent was asked once"
+    );
+    let stats = server.stats().await;
+    assert_eq!(
+        stats["methods"]["tools/call"], 2,
+        "the call and its retry: {stats}"
+    );
+
+    // No agent waits on a plain call: refused, naming what the server asked.
+    match session.call_tool("ask", None).await {
+        Err(ConnectError::Refused { message, .. }) => {
+            assert!(message.contains("elicitation/create"), "{message}");
+        }
+        other => panic!("a refusal, not {other:?}"),
+    }
+    session.close().await;
+}
+
+#[tokio::test]
+async fn progress_of_a_call_reaches_the_agent_under_its_token() {
+    let server = ModernServer::start("modern").await;
+    let session = McpConnector::default()
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects");
+    let agent = Arc::new(Agent::default());
+    let context = CallContext {
+        meta: args(json!({"progressToken": "agent-7"})),
+        downstream: Some(agent.clone()),
+    };
+    let result = session
+        .call_tool_in("progress", args(json!({"steps": 3})), &context)
+        .await
+        .expect("tools/call");
+    assert_eq!(result.text(), "done after 3 steps");
+    let notified = agent.notified.lock().expect("notified").clone();
+    let progress: Vec<&Value> = notified
+        .iter()
+        .filter(|n| n["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{notified:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|p| p["params"]["progressToken"] == "agent-7"),
+        "{notified:?}"
+    );
+    session.close().await;
+}
+
+#[tokio::test]
+async fn a_dual_era_server_is_spoken_to_on_the_newer_wire() {
+    let server = ModernServer::start("dual").await;
+    let session = McpConnector::default()
+        .connect(request(http(&server.url)))
+        .await
+        .expect("connects");
+    let who = session.call_tool("whoami", None).await.expect("whoami");
+    let who: Value = serde_json::from_str(&who.text()).expect("the report");
+    assert_eq!(who["era"], "modern", "{who}");
+    assert_eq!(server.stats().await["initialize"], 0);
+    session.close().await;
+}
