@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError, Session};
+use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError};
 use tether_mcp::McpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};

@@ -12,8 +12,8 @@ use rmcp::model::{
     CustomRequest, ErrorData, GetPromptRequestParams, GetPromptResponse, GetPromptResult,
     InitializeRequestParams, InitializeResult, ListPromptsResult, ListResourceTemplatesResult,
     ListResourcesResult, ListToolsResult, PaginatedRequestParams, ProgressNotificationParam,
-    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Reference,
-    ServerCapabilities, ServerConfig, ServerRequest,
+    ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
+    Reference, ServerCapabilities, ServerConfig, ServerRequest,
 };
 #[allow(
     deprecated,
@@ -45,6 +45,8 @@ pub struct DemoTools {
     grown: Arc<std::sync::atomic::AtomicBool>,
     /// URIs a client subscribed to.
     subscribed: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Whether the 2026-07-28 wire is offered besides the session revisions.
+    speaks_2026: bool,
 }
 
 /// The largest blob `blob://bytes/{n}` serves.
@@ -99,6 +101,13 @@ impl DemoTools {
     /// for a sampling and a form elicitation), `roots` (asks for the client's roots), `slow`
     /// (waits until cancelled, counting [`DemoTools::cancelled`]) and `grow` (adds the tool
     /// `extra` and sends `notifications/tools/list_changed`).
+    /// Offers the 2026-07-28 wire too (stateless requests, `server/discover`), beside the
+    /// session revisions.
+    pub fn with_2026_wire(mut self) -> Self {
+        self.speaks_2026 = true;
+        self
+    }
+
     pub fn with_interaction(mut self) -> Self {
         self.interactive = true;
         self
@@ -213,6 +222,19 @@ impl DemoTools {
 }
 
 impl ServerHandler for DemoTools {
+    /// The session revisions only, unless [`DemoTools::with_2026_wire`]: the interactive tools
+    /// send requests back to the client, which 2026-07-28 replaced with input-required results,
+    /// so by default this is a server of the earlier revisions, as most deployed servers are.
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        if self.speaks_2026 {
+            std::borrow::Cow::Borrowed(ProtocolVersion::KNOWN_VERSIONS)
+        } else {
+            std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(
+                &ProtocolVersion::LATEST_WITH_INITIALIZE,
+            ))
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         #[allow(
             deprecated,

@@ -171,7 +171,7 @@ impl StreamableSession {
 /// without `content` is a result too, as rmcp accepts). The results of later protocol features
 /// (input required, tasks) are not answers Tether can use: rmcp's `CallToolResult` accepts
 /// only `resultType: "complete"`, and a task comes as `{"task": …}`.
-fn tool_result(result: ToolResult) -> Result<ToolResult, ConnectError> {
+fn tool_result(mut result: ToolResult) -> Result<ToolResult, ConnectError> {
     let complete = result
         .extra
         .get("resultType")
@@ -181,6 +181,8 @@ fn tool_result(result: ToolResult) -> Result<ToolResult, ConnectError> {
             "the server answered with an unexpected result".to_owned(),
         ));
     }
+    // The wire's business, not the result's: agents of every revision get the same result.
+    result.extra.remove("resultType");
     Ok(result)
 }
 

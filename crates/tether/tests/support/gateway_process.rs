@@ -1026,6 +1026,14 @@ pub async fn ts_agent(dir: &Path, base: &str, token: &str, steps: Value) -> Valu
     run_node(&script, &[format!("{base}/mcp"), steps.to_string()], token).await
 }
 
+/// The TypeScript SDK v2's client on the 2026-07-28 wire (no `initialize`, no session;
+/// crates/tether-mcp/tests/peers/modern_client.mjs) against `{base}/mcp` as `token`, running
+/// `steps`. Returns `{version, steps: [{op, result}|{op, error}]}`.
+pub async fn modern_agent(base: &str, token: &str, steps: Value) -> Value {
+    let script = sdk_node_modules().join("..").join("modern_client.mjs");
+    run_node(&script, &[format!("{base}/mcp"), steps.to_string()], token).await
+}
+
 async fn run_node(script: &Path, args: &[String], token: &str) -> Value {
     let modules = sdk_node_modules();
     let child = Command::new("node")

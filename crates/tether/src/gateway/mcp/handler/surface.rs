@@ -56,6 +56,21 @@ pub(super) fn to_mcp_error(error: RequestError) -> McpError {
     }
 }
 
+/// An upstream's result as the gateway's own: complete (input was asked for and answered
+/// upstream of here), and without the upstream's caching hints, which held for that server and
+/// that token, not for this user's aggregated view (rmcp fills in "private, 0 ms" for agents of
+/// 2026-07-28 and drops `resultType` for the others).
+fn as_gateway_result(result: &mut Value) {
+    if let Value::Object(result) = result {
+        result.remove("ttlMs");
+        result.remove("cacheScope");
+        result.insert(
+            "resultType".to_owned(),
+            Value::String("complete".to_owned()),
+        );
+    }
+}
+
 impl AggregatedServer {
     /// One request to one of the user's servers.
     pub(super) async fn ask(
@@ -66,12 +81,15 @@ impl AggregatedServer {
         params: Map<String, Value>,
         call: &CallContext,
     ) -> Result<Value, McpError> {
-        self.app
+        let mut result = self
+            .app
             .manager()
             .request(user, server, method, Some(Value::Object(params)), call)
             .await
             .map_err(|_| McpError::invalid_params("unknown server", None))?
-            .map_err(to_mcp_error)
+            .map_err(to_mcp_error)?;
+        as_gateway_result(&mut result);
+        Ok(result)
     }
 
     /// The next non-empty page of `method`'s list (`items` its array member) over the user's

@@ -98,5 +98,10 @@ pub(super) fn to_rmcp_result(result: ToolResult) -> Result<CallToolResult, serde
     if is_error {
         object.insert("isError".to_owned(), Value::Bool(true));
     }
+    // Required by 2026-07-28; rmcp drops it for agents of earlier revisions.
+    object.insert(
+        "resultType".to_owned(),
+        Value::String("complete".to_owned()),
+    );
     serde_json::from_value(Value::Object(object))
 }

@@ -1,0 +1,186 @@
+//! Agents of the 2026-07-28 revision on `/mcp`: no `initialize` and no session, every request
+//! stateless with its own `_meta` and standard headers. The TypeScript SDK v2's client
+//! (`@modelcontextprotocol/client` 2.4.0) uses the whole gateway that way; two replicas of one
+//! deployment answer one agent's requests alternately, with no session affinity.
+//!
+//! Needs `npm ci` in crates/tether-mcp/tests/peers.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tether_testkit::{DemoTools, serve_streamable_http};
+
+use support::gateway_process::{modern_agent, result_text};
+use support::replicas::{Deployment, Pair, Ports};
+use support::{TestGateway, http_server, jwt};
+
+fn step<'a>(run: &'a Value, i: usize, op: &str) -> &'a Value {
+    let done = &run["steps"][i];
+    assert_eq!(done["op"], op, "step {i}: {run}");
+    assert!(done["error"].is_null(), "step {i} ({op}) failed: {done}");
+    &done["result"]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_agent_uses_the_gateway_without_initialize_or_a_session() {
+    // The upstream speaks the 2026-07-28 wire too: both legs without a session.
+    let tools = DemoTools::default().with_interaction().with_2026_wire();
+    let server = serve_streamable_http(tools.clone(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let gateway = TestGateway::start(
+        vec![http_server("demo", &server.url, Duration::from_secs(10))],
+        |builder| builder,
+    )
+    .await;
+    let steps = json!([
+        {"op": "discover"},
+        {"op": "listTools"},
+        {"op": "callTool", "params": {"name": "demo__add", "arguments": {"a": 20, "b": 22}}},
+        {"op": "callTool", "params": {"name": "demo__progress", "arguments": {"steps": 3}}},
+        {"op": "readResource", "params": {"uri": "tether://demo/notes://readme"}},
+        {"op": "getPrompt", "params": {"name": "demo__greet", "arguments": {"name": "Ada"}}},
+    ]);
+    let run = modern_agent(&gateway.base, &jwt("alice"), steps).await;
+    assert_eq!(run["version"], "2026-07-28", "{run}");
+    let discovered = step(&run, 0, "discover");
+    assert!(
+        discovered.to_string().contains("2026-07-28"),
+        "{discovered}"
+    );
+    let names: Vec<&str> = step(&run, 1, "listTools")["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(names.contains(&"demo__add"), "{names:?}");
+    assert_eq!(result_text(step(&run, 2, "callTool")), "42");
+    assert_eq!(result_text(step(&run, 3, "callTool")), "done after 3 steps");
+    let progress = run["steps"][3]["progress"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        progress.len(),
+        3,
+        "progress on the call's own stream: {run}"
+    );
+    assert_eq!(
+        step(&run, 4, "readResource")["contents"][0]["text"],
+        "the note called readme"
+    );
+    assert_eq!(
+        step(&run, 5, "getPrompt")["messages"][0]["content"]["text"],
+        "Say hello to Ada."
+    );
+    assert_eq!(
+        tools.initialized(),
+        0,
+        "the upstream leg had no initialize either"
+    );
+    gateway.stop().await;
+    server.stop().await;
+}
+
+/// One stateless 2026-07-28 request to `base`.
+async fn modern_post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: u64,
+    method: &str,
+    mut params: Value,
+    name: Option<&str>,
+) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mut request = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", method);
+    if let Some(name) = name {
+        request = request.header("mcp-name", name);
+    }
+    let response = request
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200, "{method} on {base}");
+    assert!(
+        response.headers().get("mcp-session-id").is_none(),
+        "no session on this wire"
+    );
+    support::first_message(response).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_2026_agents_requests_alternate_between_replicas_and_all_succeed() {
+    let upstream = serve_streamable_http(DemoTools::default(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let ports = Ports::new().await;
+    let deployment = Deployment::new("modern-agent", "redis://127.0.0.1:6379").await;
+    let replicas = Pair::start(
+        "modern-agent",
+        &deployment,
+        &ports,
+        &format!("[[servers]]\nname = \"demo\"\nurl = \"{}\"\n", upstream.url),
+        &[],
+    )
+    .await;
+    let token = jwt("alice");
+    let http = reqwest::Client::new();
+    let bases = [replicas.one.base.clone(), replicas.two.base.clone()];
+    let discovered = modern_post(
+        &http,
+        &bases[0],
+        &token,
+        1,
+        "server/discover",
+        json!({}),
+        None,
+    )
+    .await;
+    assert!(
+        discovered["result"]["supportedVersions"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v == "2026-07-28")),
+        "{discovered}"
+    );
+    for i in 0..6u64 {
+        let base = &bases[(i % 2) as usize];
+        let listed = modern_post(&http, base, &token, 10 + i, "tools/list", json!({}), None).await;
+        assert!(
+            listed.to_string().contains("demo__add"),
+            "{listed}\n{}",
+            replicas.logs()
+        );
+        let called = modern_post(
+            &http,
+            base,
+            &token,
+            100 + i,
+            "tools/call",
+            json!({"name": "demo__add", "arguments": {"a": i, "b": 1}}),
+            Some("demo__add"),
+        )
+        .await;
+        assert_eq!(
+            result_text(&called["result"]),
+            (i + 1).to_string(),
+            "{called}\n{}",
+            replicas.logs()
+        );
+    }
+    upstream.stop().await;
+}
