@@ -78,10 +78,10 @@ pub(super) fn stamp(
         *params = Value::Object(Map::new());
     }
     if let Some(params) = params.as_object_mut() {
-        if let Some(name) = named(&method, params) {
-            if let Ok(value) = HeaderValue::from_str(&encode_header_value(name)) {
-                headers.insert(NAME_HEADER, value);
-            }
+        if let Some(name) = named(&method, params)
+            && let Ok(value) = HeaderValue::from_str(&encode_header_value(name))
+        {
+            headers.insert(NAME_HEADER, value);
         }
         if is_request {
             let meta = params
