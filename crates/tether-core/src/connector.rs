@@ -180,6 +180,15 @@ impl ConnectError {
     }
 }
 
+/// What a session negotiated with its server.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Protocol {
+    /// The revision, e.g. `2026-07-28` or `2025-11-25`.
+    pub version: String,
+    /// `stateless` (2026-07-28: no `initialize`, no session on the server) or `session`.
+    pub wire: &'static str,
+}
+
 /// A live MCP session of one user with one server.
 #[async_trait]
 pub trait Session: Send + Sync + fmt::Debug + 'static {
@@ -226,6 +235,12 @@ pub trait Session: Send + Sync + fmt::Debug + 'static {
     fn offers(&self, capability: &str) -> bool {
         let _ = capability;
         false
+    }
+
+    /// The protocol revision the session speaks and on which wire; `None` when the transport
+    /// does not tell.
+    fn protocol(&self) -> Option<Protocol> {
+        None
     }
 
     /// Reads (or stops reading) the server's messages that belong to no request, such as list

@@ -34,7 +34,7 @@ pub mod tracker;
 pub use config::{CoreConfig, ServerConfig, TransportConfig};
 pub use connector::{
     AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, ListKind, METHOD_NOT_FOUND,
-    Session, SessionEvents, TransportFailure,
+    Protocol, Session, SessionEvents, TransportFailure,
 };
 pub use downstream::{CallContext, Downstream, PeerError};
 pub use error::StoreError;

@@ -11,7 +11,7 @@ use rmcp::service::RunningService;
 use rmcp::{Peer, RoleClient, ServiceError};
 use serde_json::{Map, Value};
 use tether_core::{
-    CallContext, ConnectError, ServerName, Session, Tool, ToolResult, TransportFailure,
+    CallContext, ConnectError, Protocol, ServerName, Session, Tool, ToolResult, TransportFailure,
 };
 use tracing::debug;
 
@@ -211,6 +211,18 @@ impl Session for McpSession {
 
     fn offers(&self, capability: &str) -> bool {
         self.offers.has(capability)
+    }
+
+    fn protocol(&self) -> Option<Protocol> {
+        let version = self.peer.peer_info()?.protocol_version.clone();
+        Some(Protocol {
+            wire: if version.has_initialize() {
+                "session"
+            } else {
+                "stateless"
+            },
+            version: version.as_str().to_owned(),
+        })
     }
 
     fn is_open(&self) -> bool {

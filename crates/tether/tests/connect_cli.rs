@@ -321,6 +321,46 @@ async fn streamable_http_server_everything_lists_and_calls_echo() {
     ])
     .await;
     assert_everything_echo(&run);
+    // server-everything is of the session revisions: discovered as such, then initialize.
+    let protocol = &run.success()[0]["protocol"];
+    assert_eq!(protocol["wire"], "session", "{protocol}");
+    assert_eq!(protocol["version"], "2025-11-25", "{protocol}");
+}
+
+#[tokio::test]
+async fn a_2026_server_is_reached_statelessly_and_the_wire_is_printed() {
+    // The TypeScript SDK v2's server of 2026-07-28 only (it refuses initialize).
+    let mut server = Command::new("node")
+        .arg(mcp_peers_dir().join("modern_server.mjs"))
+        .arg("modern")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let stdout = server.stdout.take().expect("piped stdout");
+    let line = tokio::time::timeout(Duration::from_secs(30), async {
+        BufReader::new(stdout).lines().next_line().await
+    })
+    .await
+    .expect("the peer listens within 30 s")
+    .expect("reads its stdout")
+    .expect("the peer printed its URL (npm ci in crates/tether-mcp/tests/peers?)");
+    let url = serde_json::from_str::<Value>(&line).expect("JSON")["url"]
+        .as_str()
+        .expect("a url")
+        .to_owned();
+    let run = connect(&[&url, "--call", "echo", "--args", r#"{"text":"hi"}"#]).await;
+    let lines = run.success();
+    assert_eq!(
+        lines[0]["protocol"],
+        json!({"version": "2026-07-28", "wire": "stateless"}),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(result_text(&lines[1]), "echo: hi");
+    drop(server);
 }
 
 #[tokio::test]

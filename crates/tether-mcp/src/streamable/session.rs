@@ -15,7 +15,8 @@ use rmcp::model::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tether_core::{
-    CallContext, ConnectError, Downstream, ServerName, Session, SessionEvents, Tool, ToolResult,
+    CallContext, ConnectError, Downstream, Protocol, ServerName, Session, SessionEvents, Tool,
+    ToolResult,
 };
 use tracing::{debug, info};
 
@@ -282,6 +283,18 @@ impl Session for StreamableSession {
 
     fn offers(&self, capability: &str) -> bool {
         self.offers.has(capability)
+    }
+
+    fn protocol(&self) -> Option<Protocol> {
+        let version = self.endpoint.protocol_version.as_ref()?.to_str().ok()?;
+        Some(Protocol {
+            version: version.to_owned(),
+            wire: if self.endpoint.modern {
+                "stateless"
+            } else {
+                "session"
+            },
+        })
     }
 
     fn listen(&self, on: bool) {

@@ -33,7 +33,7 @@ pub enum TransportArg {
 /// Connect to one MCP server, list its tools (and call one), then exit.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  tether connect https://mcp.example.com/mcp\n  tether connect --headless --call echo --args '{\"message\":\"hi\"}' http://127.0.0.1:3001/mcp\n  tether connect --stdio -- npx -y @modelcontextprotocol/server-everything\n\nOutput: the tools as one JSON line, then the --call result as one JSON line. A failure is one\n`tether: …` line on stderr and a non-zero exit. Nothing is logged unless RUST_LOG is set."
+    after_help = "Examples:\n  tether connect https://mcp.example.com/mcp\n  tether connect --headless --call echo --args '{\"message\":\"hi\"}' http://127.0.0.1:3001/mcp\n  tether connect --stdio -- npx -y @modelcontextprotocol/server-everything\n\nOutput: the tools and the negotiated protocol ({\"version\", \"wire\": \"stateless\"|\"session\"})\nas one JSON line, then the --call result as one JSON line. A failure is one\n`tether: …` line on stderr and a non-zero exit. Nothing is logged unless RUST_LOG is set."
 )]
 pub struct ConnectArgs {
     /// The MCP server URL (not with --stdio).
@@ -239,7 +239,9 @@ async fn list_and_call(
     let tools = session.list_tools().await.context("tools/list failed")?;
     println!(
         "{}",
-        serde_json::to_string(&serde_json::json!({ "tools": tools }))?
+        serde_json::to_string(
+            &serde_json::json!({ "tools": tools, "protocol": session.protocol() })
+        )?
     );
     let Some(tool) = call else {
         return Ok(());
