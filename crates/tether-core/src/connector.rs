@@ -42,6 +42,11 @@ pub trait SessionEvents: Send + Sync + fmt::Debug {
     fn resource_updated(&self, uri: &str) {
         let _ = uri;
     }
+
+    /// The server logged a message outside any request (`notifications/message`, its params).
+    fn message(&self, params: serde_json::Value) {
+        let _ = params;
+    }
 }
 
 /// One request to open a session for (user, server).

@@ -211,10 +211,14 @@ impl ClientHandler for UpstreamClient {
         params: rmcp::model::LoggingMessageNotificationParam,
         _context: NotificationContext<RoleClient>,
     ) {
+        // Nothing in the message says which request it belongs to: the one waiting, if there is
+        // one; else it belongs to none and goes to the user's agent sessions.
         if let Some(downstream) = self.waiting.sole() {
             downstream
                 .notify("notifications/message", serde_json::to_value(params).ok())
                 .await;
+        } else if let (Some(events), Ok(params)) = (&self.events, serde_json::to_value(params)) {
+            events.message(params);
         }
     }
 }

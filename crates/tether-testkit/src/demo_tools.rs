@@ -202,6 +202,22 @@ impl DemoTools {
                 text(format!("grown (notification sent: {})", sent.is_ok()))
             }
             "extra" if self.grown.load(Ordering::SeqCst) => text("extra".to_owned()),
+            "announce" => {
+                // Outside the request: sent after the answer, on the session's own stream.
+                let peer = context.peer.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    #[allow(deprecated, reason = "logging is what the tool exercises")]
+                    let message = rmcp::model::LoggingMessageNotificationParam::new(
+                        rmcp::model::LoggingLevel::Warning,
+                        json!("the index was rebuilt"),
+                    )
+                    .with_logger("indexer");
+                    #[allow(deprecated, reason = "logging is what the tool exercises")]
+                    let _ = peer.notify_logging_message(message).await;
+                });
+                text("announced".to_owned())
+            }
             "touch" => {
                 let update = ResourceUpdatedNotificationParam::new("notes://readme");
                 let sent = context.peer.notify_resource_updated(update).await;
@@ -297,7 +313,8 @@ impl ServerHandler for DemoTools {
                 {"name": "roots", "description": "Lists the client's roots", "inputSchema": object},
                 {"name": "slow", "description": "Waits until cancelled", "inputSchema": object},
                 {"name": "grow", "description": "Adds the tool extra", "inputSchema": object},
-                {"name": "touch", "description": "Updates notes://readme", "inputSchema": object}
+                {"name": "touch", "description": "Updates notes://readme", "inputSchema": object},
+                {"name": "announce", "description": "Logs a message a moment after it answered", "inputSchema": object}
             ]}))?;
             listed.tools.extend(extra.tools);
             if self.grown.load(Ordering::SeqCst) {

@@ -38,6 +38,7 @@ struct Agent {
     progress: Arc<Mutex<Vec<(f64, Instant)>>>,
     tools_changed: Arc<std::sync::atomic::AtomicU64>,
     updated: Arc<Mutex<Vec<String>>>,
+    logs: Arc<Mutex<Vec<Value>>>,
 }
 
 impl ClientHandler for Agent {
@@ -101,6 +102,16 @@ impl ClientHandler for Agent {
     ) {
         if let Ok(mut seen) = self.progress.lock() {
             seen.push((params.progress, Instant::now()));
+        }
+    }
+
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: NotificationContext<RoleClient>,
+    ) {
+        if let (Ok(mut logs), Ok(params)) = (self.logs.lock(), serde_json::to_value(params)) {
+            logs.push(params);
         }
     }
 }
@@ -530,4 +541,29 @@ impl ClientHandler for PlainAgent {
             seen.push(params.progress);
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_log_message_outside_a_request_reaches_the_users_agent_naming_the_server() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo(&tools).await;
+    let agent = Agent::default();
+    let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
+    let answered = call_with_progress(&client, "demo__announce", json!({})).await;
+    assert_eq!(result_text(&answered), "announced");
+    let mut heard = None;
+    for _ in 0..100 {
+        if let Some(log) = agent.logs.lock().expect("logs").first().cloned() {
+            heard = Some(log);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = heard.expect("the log message arrived within 5 s");
+    assert_eq!(log["logger"], "demo/indexer", "{log}");
+    assert_eq!(log["level"], "warning", "{log}");
+    assert_eq!(log["data"], "the index was rebuilt", "{log}");
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
 }

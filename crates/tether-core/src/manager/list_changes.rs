@@ -35,6 +35,9 @@ pub enum Change {
     ResourceUpdated(String),
     /// The pair connected (after an authorization among others).
     Connected,
+    /// A log message of the server outside any request (the params of its
+    /// `notifications/message`).
+    Message(serde_json::Value),
 }
 
 /// The events of one pair's session, held by the session; weak, so that a session outliving
@@ -60,6 +63,12 @@ impl SessionEvents for PairEvents {
     fn resource_updated(&self, uri: &str) {
         if let Some(inner) = self.inner.upgrade() {
             inner.publish(&self.pair, Change::ResourceUpdated(uri.to_owned()));
+        }
+    }
+
+    fn message(&self, params: serde_json::Value) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner.publish(&self.pair, Change::Message(params));
         }
     }
 }

@@ -48,6 +48,7 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
                     match event.data.as_deref().and_then(server_change) {
                         Some(Heard::List(list)) => events.list_changed(list),
                         Some(Heard::Resource(uri)) => events.resource_updated(&uri),
+                        Some(Heard::Message(params)) => events.message(params),
                         None => {}
                     }
                 }
@@ -72,10 +73,15 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
 enum Heard {
     List(ListKind),
     Resource(String),
+    /// A log message outside any request.
+    Message(Value),
 }
 
 fn server_change(data: &str) -> Option<Heard> {
-    if !data.contains("list_changed") && !data.contains("resources/updated") {
+    if !data.contains("list_changed")
+        && !data.contains("resources/updated")
+        && !data.contains("notifications/message")
+    {
         return None;
     }
     let message: Value = serde_json::from_str(data).ok()?;
@@ -86,6 +92,7 @@ fn server_change(data: &str) -> Option<Heard> {
         "notifications/resources/updated" => {
             Heard::Resource(message.get("params")?.get("uri")?.as_str()?.to_owned())
         }
+        "notifications/message" => Heard::Message(message.get("params")?.clone()),
         _ => return None,
     })
 }
@@ -117,6 +124,14 @@ mod tests {
             None
         );
         assert_eq!(server_change("list_changed but not json"), None);
+        assert_eq!(
+            server_change(
+                r#"{"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}}"#
+            ),
+            Some(Heard::Message(
+                serde_json::json!({"level": "info", "data": "x"})
+            ))
+        );
         assert_eq!(
             server_change(r#"{"jsonrpc":"2.0","method":"notifications/resources/updated"}"#),
             None

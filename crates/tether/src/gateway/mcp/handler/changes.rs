@@ -1,14 +1,20 @@
 //! An agent session hears of its user's servers' changes: once the session is initialized, a
 //! task passes each change of that user on, list changes as `notifications/*/list_changed`
-//! and updates of resources the session subscribed to as `notifications/resources/updated`
+//! updates of resources the session subscribed to as `notifications/resources/updated`, and
+//! the servers' log messages outside any request as `notifications/message`
 //! (the tool list itself was already read again by the core, so the agent's next `tools/list`
 //! shows it). The task ends with the session; while it runs, the user's upstream sessions read
 //! their servers' own event streams.
 
+#![allow(
+    deprecated,
+    reason = "agents of the session revisions still receive servers' log messages (SEP-2577)"
+)]
+
 use std::time::Duration;
 
 use rmcp::RoleServer;
-use rmcp::model::ResourceUpdatedNotificationParam;
+use rmcp::model::{LoggingMessageNotificationParam, ResourceUpdatedNotificationParam};
 use rmcp::service::{NotificationContext, Peer};
 use tether_core::{Change, ListKind, ServerChange, UserId};
 use tokio::sync::broadcast::error::RecvError;
@@ -63,6 +69,12 @@ async fn pass_on(
                     session.authorization_done(&server, &peer).await;
                     continue;
                 }
+                Change::Message(params) => {
+                    if !pass_on_message(&peer, &server, params).await {
+                        return;
+                    }
+                    continue;
+                }
                 Change::ResourceUpdated(uri) => {
                     let wrapped = session.wrap_uri(&server, &uri);
                     if session.subscribed(&wrapped)
@@ -92,6 +104,34 @@ async fn pass_on(
         };
         if !notify(&peer, list).await {
             return;
+        }
+    }
+}
+
+/// A server's log message outside any request, its `logger` naming the server first
+/// (`{server}` or `{server}/{logger}`) so the agent can tell whose it is. False once the
+/// session is gone.
+async fn pass_on_message(
+    peer: &Peer<RoleServer>,
+    server: &tether_core::ServerName,
+    mut params: serde_json::Value,
+) -> bool {
+    if let Some(object) = params.as_object_mut() {
+        let logger = match object.get("logger").and_then(serde_json::Value::as_str) {
+            Some(logger) => format!("{server}/{logger}"),
+            None => server.to_string(),
+        };
+        object.insert("logger".to_owned(), serde_json::Value::String(logger));
+    }
+    let Ok(message) = serde_json::from_value::<LoggingMessageNotificationParam>(params) else {
+        tracing::debug!(%server, "a log message that is not one was not passed on");
+        return true;
+    };
+    match peer.notify_logging_message(message).await {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "log message not passed on");
+            !peer.is_transport_closed()
         }
     }
 }
