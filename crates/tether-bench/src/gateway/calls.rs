@@ -1,16 +1,17 @@
-//! Part 3: tool calls with the same rmcp client, through Tether (`/mcp`, `{server}__echo`),
-//! straight to the upstream (`echo`) and through the [pass-through proxy](super::pass_through)
-//! (`echo`): latency percentiles, throughput at a fixed concurrency, and CPU time per call of
+//! Part 3: tool calls with the same rmcp client, through Tether (`/mcp`, `{server}__echo`; as an
+//! agent of the session revisions and as one of 2026-07-28, stateless), straight to the upstream
+//! (`echo`) and through the [pass-through proxy](super::pass_through) (`echo`): latency
+//! percentiles, throughput at a fixed concurrency, and CPU time per call of
 //! the process in the middle, of the upstream and of the client.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use rmcp::model::{CallToolRequestParams, ClientConfig};
+use rmcp::model::{CallToolRequestParams, ClientConfig, ProtocolVersion};
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{RoleClient, serve_client};
+use rmcp::{ClientLifecycleMode, RoleClient, serve_client, serve_client_with_lifecycle};
 use serde_json::json;
 
 use super::pass_through::PassThrough;
@@ -25,6 +26,8 @@ pub(super) type Client = RunningService<RoleClient, ClientConfig>;
 pub const DIRECT: &str = "direct";
 pub const PASS_THROUGH: &str = "proxy";
 pub const TETHER: &str = "tether";
+/// Through Tether as an agent of 2026-07-28: no session, each call a stateless request.
+pub const TETHER_2026: &str = "tether26";
 
 #[derive(Debug, Clone)]
 pub struct CallsSettings {
@@ -74,6 +77,23 @@ pub(super) async fn connect(
         .await
         .with_context(|| format!("initialize at {uri} timed out"))?
         .with_context(|| format!("initialize at {uri}"))
+}
+
+/// A client on the 2026-07-28 wire: `server/discover`, then stateless requests.
+async fn connect_2026(http: &reqwest::Client, uri: &str, token: &str) -> anyhow::Result<Client> {
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(uri.to_owned()).auth_header(token.to_owned());
+    let transport = StreamableHttpClientTransport::with_client(http.clone(), config);
+    let lifecycle = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    tokio::time::timeout(
+        STEP,
+        serve_client_with_lifecycle(ClientConfig::default(), transport, lifecycle),
+    )
+    .await
+    .with_context(|| format!("server/discover at {uri} timed out"))?
+    .with_context(|| format!("server/discover at {uri}"))
 }
 
 async fn call(client: &Client, tool: &str) -> anyhow::Result<Duration> {
@@ -155,8 +175,8 @@ async fn phase(
     })
 }
 
-/// The phases of each round in order: direct, pass-through and Tether one at a time, then the
-/// same at `concurrency`.
+/// The phases of each round in order: direct, pass-through, Tether, and Tether for an agent of
+/// 2026-07-28, one at a time, then the same at `concurrency`.
 pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Vec<Phase>> {
     let http = http_client()?;
     let upstream = Upstream::start(&bins.testkit, Duration::ZERO).await?;
@@ -172,6 +192,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         let mut direct = Vec::with_capacity(n);
         let mut proxied = Vec::with_capacity(n);
         let mut through = Vec::with_capacity(n);
+        let mut stateless = Vec::with_capacity(n);
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
             proxied.push(connect(&http, &proxy.url, None).await?);
@@ -188,12 +209,14 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
                 tools.iter().map(|t| &t.name).collect::<Vec<_>>()
             );
             through.push(client);
+            stateless.push(connect_2026(&http, &mcp, &token).await?);
         }
         let up = upstream.pid;
         let paths = [
             (DIRECT, &direct, "echo", None),
             (PASS_THROUGH, &proxied, "echo", Some(proxy.pid)),
             (TETHER, &through, "up__echo", Some(gateway.pid)),
+            (TETHER_2026, &stateless, "up__echo", Some(gateway.pid)),
         ];
         // Warm-up on every path (connections, caches, the gateway's upstream sessions).
         for (path, clients, tool, _) in paths {
@@ -208,7 +231,12 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
                 }
             }
         }
-        for client in direct.into_iter().chain(proxied).chain(through) {
+        for client in direct
+            .into_iter()
+            .chain(proxied)
+            .chain(through)
+            .chain(stateless)
+        {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
         }
         anyhow::Ok(phases)

@@ -322,7 +322,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     };
     let phases = calls::run(bins, &settings).await?;
     let header = format!(
-        "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
+        "{:>5} | {:<8} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
         "round",
         "path",
         "conc",
@@ -338,7 +338,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     println!("{}", "-".repeat(header.chars().count()));
     for p in &phases {
         println!(
-            "{:>5} | {:<7} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>13} | {:>12.4} | {:>11.4}",
+            "{:>5} | {:<8} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>13} | {:>12.4} | {:>11.4}",
             p.round,
             p.path,
             p.concurrency,
@@ -355,6 +355,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     let c = args.concurrency.max(1);
     let mut tether = Vec::new();
     let mut proxy = Vec::new();
+    let mut stateless = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let find = |path: &str, concurrency: usize| {
             phases
@@ -367,6 +368,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         for (path, figures) in [
             (calls::TETHER, &mut tether),
             (calls::PASS_THROUGH, &mut proxy),
+            (calls::TETHER_2026, &mut stateless),
         ] {
             let Some((m1, mn)) = find(path, 1).zip(find(path, c)) else {
                 continue;
@@ -395,6 +397,16 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         p.ratio,
         p.cpu_ms
     );
+    if let Some(s) = Versus::median(&stateless) {
+        println!(
+            "median of {} rounds, a 2026-07-28 agent (stateless) through Tether: adds {:.3} ms \
+             at p50, keeps {:.2}× of direct throughput, spends {:.4} ms CPU per call",
+            stateless.len(),
+            s.p50_ms,
+            s.ratio,
+            s.cpu_ms
+        );
+    }
     println!(
         "goals: ≤ 0.1 ms added at p50: {}; ≥ 0.9× direct throughput: {}; ≤ 0.1 ms gateway CPU \
          per call: {} (the pass-through proxy: {}, {}, {})",
