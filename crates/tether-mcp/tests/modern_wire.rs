@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::{Map, Value, json};
-use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError};
+use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError, Session};
 use tether_mcp::McpConnector;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
@@ -76,6 +76,16 @@ impl ModernServer {
     }
 }
 
+async fn connect(server: &ModernServer) -> Arc<dyn Session> {
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        McpConnector::default().connect(request(http(&server.url))),
+    )
+    .await
+    .expect("connects in time")
+    .expect("connects: a server that refuses initialize is discovered")
+}
+
 /// An agent that answers elicitations with a name and keeps the notifications it is sent.
 #[derive(Debug, Default)]
 struct Agent {
@@ -106,14 +116,7 @@ fn args(value: Value) -> Option<Map<String, Value>> {
 #[tokio::test]
 async fn a_server_of_the_2026_revision_only_is_used_without_initialize_and_with_its_headers() {
     let server = ModernServer::start("modern").await;
-    let connector = McpConnector::default();
-    let session = tokio::time::timeout(
-        Duration::from_secs(20),
-        connector.connect(request(http(&server.url))),
-    )
-    .await
-    .expect("connects in time")
-    .expect("connects: a server that refuses initialize is discovered");
+    let session = connect(&server).await;
     let tools = session.list_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
     for tool in ["echo", "add", "progress", "ask", "whoami"] {
@@ -166,10 +169,7 @@ async fn a_server_of_the_2026_revision_only_is_used_without_initialize_and_with_
 #[tokio::test]
 async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_question() {
     let server = ModernServer::start("modern").await;
-    let session = McpConnector::default()
-        .connect(request(http(&server.url)))
-        .await
-        .expect("connects");
+    let session = connect(&server).await;
 
     let agent = Arc::new(Agent::default());
     let context = CallContext {
@@ -205,10 +205,7 @@ async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_
 #[tokio::test]
 async fn progress_of_a_call_reaches_the_agent_under_its_token() {
     let server = ModernServer::start("modern").await;
-    let session = McpConnector::default()
-        .connect(request(http(&server.url)))
-        .await
-        .expect("connects");
+    let session = connect(&server).await;
     let agent = Arc::new(Agent::default());
     let context = CallContext {
         meta: args(json!({"progressToken": "agent-7"})),
@@ -237,10 +234,7 @@ async fn progress_of_a_call_reaches_the_agent_under_its_token() {
 #[tokio::test]
 async fn a_dual_era_server_is_spoken_to_on_the_newer_wire() {
     let server = ModernServer::start("dual").await;
-    let session = McpConnector::default()
-        .connect(request(http(&server.url)))
-        .await
-        .expect("connects");
+    let session = connect(&server).await;
     let who = session.call_tool("whoami", None).await.expect("whoami");
     let who: Value = serde_json::from_str(&who.text()).expect("the report");
     assert_eq!(who["era"], "modern", "{who}");

@@ -12,24 +12,10 @@ mod support;
 use serde_json::{Value, json};
 
 use support::gateway_process::{
-    GatewayProcess, Launch, OAuthPeers, TempDir, add_args, authorize_through_gateway,
-    browser_authorizes, browser_get, call, client_secret_env, completion_code, config_text,
-    free_port, oauth_peers, oauth_server, result_text,
+    GatewayProcess, OAuthPeers, add_args, authorize_through_gateway, browser_authorizes,
+    browser_get, call, completion_code, gateway_with_alpha, result_text,
 };
 use support::{jwt, mcp_client};
-
-async fn gateway_with_alpha(label: &str) -> (TempDir, OAuthPeers, GatewayProcess) {
-    let dir = TempDir::new(label);
-    let port = free_port().await;
-    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
-    let peers = oauth_peers(&redirect_uri, 300).await;
-    let config = config_text(&dir.path, &oauth_server("alpha", &peers.server.url));
-    let mut launch = Launch::new(&dir.path);
-    launch.listen = format!("127.0.0.1:{port}");
-    launch.env.push(client_secret_env());
-    let gateway = GatewayProcess::start(&launch, &config).await;
-    (dir, peers, gateway)
-}
 
 async fn code_exchanges(peers: &OAuthPeers) -> Value {
     let stats = peers.peer.stats().await.expect("peer stats");

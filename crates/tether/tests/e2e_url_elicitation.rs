@@ -15,15 +15,12 @@ use std::time::Duration;
 use rmcp::model::{
     CallToolRequestParams, ClientCapabilities, ClientConfig, CustomNotification, Implementation,
 };
-use rmcp::service::{NotificationContext, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, RoleClient, ServiceExt};
+use rmcp::service::NotificationContext;
+use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Value, json};
 
 use support::gateway_process::{
-    GatewayProcess, Launch, TempDir, add_args, call, client_secret_env, config_text,
-    follow_authorization, free_port, oauth_peers, oauth_server, result_text,
+    add_args, call, follow_authorization, gateway_with_alpha, result_text,
 };
 use support::{jwt, mcp_client};
 
@@ -53,31 +50,9 @@ impl ClientHandler for UrlAgent {
     }
 }
 
-async fn url_agent(
-    base: &str,
-    token: &str,
-    agent: UrlAgent,
-) -> RunningService<RoleClient, UrlAgent> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    tokio::time::timeout(Duration::from_secs(30), agent.serve(transport))
-        .await
-        .expect("initialize in time")
-        .expect("the agent initializes")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_agent_with_url_elicitation_is_sent_to_tethers_link_and_told_when_it_is_done() {
-    let dir = TempDir::new("url-elicitation");
-    let port = free_port().await;
-    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
-    let peers = oauth_peers(&redirect_uri, 300).await;
-    let config = config_text(&dir.path, &oauth_server("alpha", &peers.server.url));
-    let mut launch = Launch::new(&dir.path);
-    launch.listen = format!("127.0.0.1:{port}");
-    launch.env.push(client_secret_env());
-    let gateway = GatewayProcess::start(&launch, &config).await;
+    let (_dir, _peers, gateway) = gateway_with_alpha("url-elicitation").await;
     let alice = jwt("alice");
 
     // An agent without the capability gets the stub, with Tether's link in its text.
@@ -92,7 +67,7 @@ async fn an_agent_with_url_elicitation_is_sent_to_tethers_link_and_told_when_it_
 
     // The agent that can open a URL gets the specification's error instead.
     let agent = UrlAgent::default();
-    let client = url_agent(&gateway.base, &alice, agent.clone()).await;
+    let client = support::mcp_agent(&gateway.base, &alice, agent.clone()).await;
     let mut params = CallToolRequestParams::new("alpha__add".to_owned());
     params.arguments = add_args(40, 2).as_object().cloned();
     let error = tokio::time::timeout(

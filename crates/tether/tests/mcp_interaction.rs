@@ -22,14 +22,12 @@ use rmcp::model::{
     ProgressNotificationParam,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ClientHandler, ErrorData as McpError, RoleClient, ServiceExt};
+use rmcp::{ClientHandler, ErrorData as McpError, RoleClient};
 use serde_json::{Value, json};
-use tether_testkit::{DemoTools, serve_streamable_http};
+use tether_testkit::DemoTools;
 
 use support::gateway_process::result_text;
-use support::{TestGateway, everything_server, http_server, jwt, mcp_client};
+use support::{TestGateway, demo_gateway, everything_server, jwt, mcp_client};
 
 /// An agent that declares sampling, elicitation and roots, answers them, and keeps the progress
 /// it is sent.
@@ -117,21 +115,7 @@ impl ClientHandler for Agent {
 }
 
 async fn agent_client(base: &str, token: &str, agent: Agent) -> RunningService<RoleClient, Agent> {
-    agent_client_with(base, token, agent).await
-}
-
-async fn agent_client_with<H: ClientHandler>(
-    base: &str,
-    token: &str,
-    agent: H,
-) -> RunningService<RoleClient, H> {
-    let config =
-        StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token);
-    let transport = StreamableHttpClientTransport::from_config(config);
-    tokio::time::timeout(Duration::from_secs(30), agent.serve(transport))
-        .await
-        .expect("initialize in time")
-        .expect("the agent initializes")
+    support::mcp_agent(base, token, agent).await
 }
 
 async fn call_with_progress<H: rmcp::service::Service<RoleClient>>(
@@ -153,22 +137,10 @@ async fn call_with_progress<H: rmcp::service::Service<RoleClient>>(
     serde_json::to_value(result).expect("serializes")
 }
 
-async fn demo(tools: &DemoTools) -> (TestGateway, tether_testkit::RunningServer) {
-    let server = serve_streamable_http(tools.clone(), "127.0.0.1:0")
-        .await
-        .expect("demo server");
-    let gateway = TestGateway::start(
-        vec![http_server("demo", &server.url, Duration::from_secs(10))],
-        |builder| builder,
-    )
-    .await;
-    (gateway, server)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_arrives_in_order_before_the_result_and_the_agent_answers_the_upstream() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let agent = Agent::default();
     let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
 
@@ -204,7 +176,7 @@ async fn progress_arrives_in_order_before_the_result_and_the_agent_answers_the_u
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_without_the_capability_gets_a_clear_refusal_upstream() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     // rmcp's default client declares neither sampling nor elicitation.
     let client = mcp_client(&gateway.base, &jwt("bob")).await;
     let result = support::gateway_process::call(&client, "demo__ask", json!({})).await;
@@ -235,7 +207,7 @@ async fn cancelled_upstream(tools: &DemoTools, n: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancel_by_the_agent_reaches_the_upstream_on_both_paths() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
 
     // An interactive agent: the call goes through rmcp's session worker.
     let client = agent_client(&gateway.base, &jwt("alice"), Agent::default()).await;
@@ -322,7 +294,7 @@ async fn server_everything_over_stdio_reports_progress_and_samples_through_the_a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_list_change_upstream_shows_in_the_agents_next_tools_list_without_reconnecting() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let agent = Agent::default();
     let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
     let names = |list: Vec<rmcp::model::Tool>| -> Vec<String> {
@@ -366,7 +338,7 @@ async fn a_list_change_upstream_shows_in_the_agents_next_tools_list_without_reco
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subscribed_resource_update_reaches_the_subscribing_session_under_its_aggregated_uri() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let agent = Agent::default();
     let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
     // A second session of the same user that did not subscribe hears nothing.
@@ -457,7 +429,7 @@ async fn raw_call(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_agents_call_turns_into_an_event_stream_only_when_the_upstream_sends_progress() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let token = jwt("dora");
     let session = support::open_session(&gateway, &token).await;
 
@@ -514,7 +486,7 @@ async fn a_plain_agents_call_turns_into_an_event_stream_only_when_the_upstream_s
     // rmcp's client as a plain agent (it declares none of sampling, elicitation, roots) gets
     // the progress of its call too.
     let plain = PlainAgent::default();
-    let client = agent_client_with(&gateway.base, &jwt("dora"), plain.clone()).await;
+    let client = support::mcp_agent(&gateway.base, &jwt("dora"), plain.clone()).await;
     let result = call_with_progress(&client, "demo__progress", json!({"steps": 4})).await;
     assert_eq!(result_text(&result), "done after 4 steps", "{result}");
     let values = plain.progress.lock().expect("progress").clone();
@@ -546,7 +518,7 @@ impl ClientHandler for PlainAgent {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_servers_log_message_outside_a_request_reaches_the_users_agent_naming_the_server() {
     let tools = DemoTools::default().with_interaction();
-    let (gateway, server) = demo(&tools).await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let agent = Agent::default();
     let client = agent_client(&gateway.base, &jwt("alice"), agent.clone()).await;
     let answered = call_with_progress(&client, "demo__announce", json!({})).await;

@@ -7,14 +7,12 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 use tether_testkit::{DemoTools, serve_streamable_http};
 
 use support::gateway_process::{modern_agent, result_text};
 use support::replicas::{Deployment, Pair, Ports};
-use support::{TestGateway, http_server, jwt};
+use support::{demo_gateway, jwt};
 
 fn step<'a>(run: &'a Value, i: usize, op: &str) -> &'a Value {
     let done = &run["steps"][i];
@@ -27,14 +25,7 @@ fn step<'a>(run: &'a Value, i: usize, op: &str) -> &'a Value {
 async fn a_2026_agent_uses_the_gateway_without_initialize_or_a_session() {
     // The upstream speaks the 2026-07-28 wire too: both legs without a session.
     let tools = DemoTools::default().with_interaction().with_2026_wire();
-    let server = serve_streamable_http(tools.clone(), "127.0.0.1:0")
-        .await
-        .expect("demo server");
-    let gateway = TestGateway::start(
-        vec![http_server("demo", &server.url, Duration::from_secs(10))],
-        |builder| builder,
-    )
-    .await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let steps = json!([
         {"op": "discover"},
         {"op": "listTools"},

@@ -10,11 +10,11 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tether_testkit::{DemoTools, blob_bytes, serve_streamable_http};
+use tether_testkit::{DemoTools, blob_bytes};
 
 use support::everything_http::EverythingHttp;
 use support::gateway_process::{TempDir, result_text, ts_agent};
-use support::{TestGateway, http_server, jwt};
+use support::{TestGateway, demo_gateway, http_server, jwt};
 
 /// The result of step `i`, or a panic naming the step and its error.
 fn step<'a>(run: &'a Value, i: usize, op: &str) -> &'a Value {
@@ -22,6 +22,16 @@ fn step<'a>(run: &'a Value, i: usize, op: &str) -> &'a Value {
     assert_eq!(done["op"], op, "step {i}: {run}");
     assert!(done["error"].is_null(), "step {i} ({op}) failed: {done}");
     &done["result"]
+}
+
+/// The `progress` values of the notifications the agent received, in order.
+fn progress_values(run: &Value) -> Vec<f64> {
+    run["progress"]
+        .as_array()
+        .expect("progress")
+        .iter()
+        .filter_map(|p| p["progress"].as_f64())
+        .collect()
 }
 
 fn names(list: &Value, key: &str, field: &str) -> Vec<String> {
@@ -39,14 +49,7 @@ fn names(list: &Value, key: &str, field: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_typescript_agent_uses_every_method_through_the_gateway_to_an_rmcp_upstream() {
     let tools = DemoTools::default().with_interaction();
-    let server = serve_streamable_http(tools.clone(), "127.0.0.1:0")
-        .await
-        .expect("demo server");
-    let gateway = TestGateway::start(
-        vec![http_server("demo", &server.url, Duration::from_secs(10))],
-        |builder| builder,
-    )
-    .await;
+    let (gateway, server) = demo_gateway(&tools).await;
     let dir = TempDir::new("ts-agent");
     let steps = json!([
         {"op": "listTools", "params": {}},
@@ -81,12 +84,7 @@ async fn the_typescript_agent_uses_every_method_through_the_gateway_to_an_rmcp_u
         "done after 4 steps",
         "{run}"
     );
-    let progress: Vec<f64> = run["progress"]
-        .as_array()
-        .expect("progress")
-        .iter()
-        .filter_map(|p| p["progress"].as_f64())
-        .collect();
+    let progress = progress_values(&run);
     assert_eq!(progress, [1.0, 2.0, 3.0, 4.0], "{run}");
 
     // The upstream's sampling, elicitation and roots requests, answered by the TypeScript agent.
@@ -235,12 +233,7 @@ async fn the_typescript_agent_reaches_server_everything_over_streamable_http() {
 
     let long = step(&run, 1, "callTool");
     assert_ne!(long["isError"], true, "{long}");
-    let progress: Vec<f64> = run["progress"]
-        .as_array()
-        .expect("progress")
-        .iter()
-        .filter_map(|p| p["progress"].as_f64())
-        .collect();
+    let progress = progress_values(&run);
     assert_eq!(progress.len(), 3, "{run}");
     assert!(progress.windows(2).all(|w| w[0] < w[1]), "{progress:?}");
 

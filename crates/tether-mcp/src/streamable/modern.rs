@@ -7,6 +7,7 @@
 //! stay the same for both wires.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use base64::Engine as _;
 use reqwest::header::{HeaderName, HeaderValue};
@@ -26,8 +27,14 @@ const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
 const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
-/// The `_meta` members every request carries on this wire.
-pub(super) fn request_meta() -> Map<String, Value> {
+/// The `_meta` members every request carries on this wire: the same for every request, so
+/// built once.
+fn request_meta() -> &'static Map<String, Value> {
+    static META: LazyLock<Map<String, Value>> = LazyLock::new(build_request_meta);
+    &META
+}
+
+fn build_request_meta() -> Map<String, Value> {
     let config = client_config();
     let mut meta = Map::new();
     meta.insert(
@@ -88,7 +95,7 @@ pub(super) fn stamp(
                 .entry("_meta")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Some(meta) = meta.as_object_mut() {
-                meta.extend(request_meta());
+                meta.extend(request_meta().clone());
             }
         }
     }

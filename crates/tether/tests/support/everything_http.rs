@@ -1,5 +1,6 @@
 //! `@modelcontextprotocol/server-everything` over Streamable HTTP, on 127.0.0.1 and an ephemeral
-//! port (support/everything_http.mjs narrows the server's own listen on every interface).
+//! port (tether-mcp's `tests/peers/loopback.cjs` narrows the server's own listen on every
+//! interface and announces the port).
 
 use std::path::Path;
 use std::process::Stdio;
@@ -18,13 +19,20 @@ pub struct EverythingHttp {
 
 impl EverythingHttp {
     pub async fn start() -> Self {
-        let launcher = Path::new(env!("CARGO_MANIFEST_DIR"))
+        // The loopback preload of the peer tests, announcing the ephemeral port.
+        let preload = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("tether-mcp")
             .join("tests")
-            .join("support")
-            .join("everything_http.mjs");
+            .join("peers")
+            .join("loopback.cjs");
         let mut child = Command::new("node")
-            .arg(&launcher)
+            .arg("--require")
+            .arg(&preload)
             .arg(everything_entry())
+            .arg("streamableHttp")
+            .env("PORT", "0")
+            .env("TETHER_ANNOUNCE_PORT", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

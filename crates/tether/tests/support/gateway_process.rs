@@ -1003,6 +1003,21 @@ const { StreamableHTTPClientTransport } = require('@modelcontextprotocol/sdk/cli
 });
 "#;
 
+/// A gateway process with one OAuth server, `alpha` (oidc-provider in front of the protected
+/// rmcp server), on a port of its own (its redirect URI is known before the peers start).
+pub async fn gateway_with_alpha(label: &str) -> (TempDir, OAuthPeers, GatewayProcess) {
+    let dir = TempDir::new(label);
+    let port = free_port().await;
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let peers = oauth_peers(&redirect_uri, 300).await;
+    let config = config_text(&dir.path, &oauth_server("alpha", &peers.server.url));
+    let mut launch = Launch::new(&dir.path);
+    launch.listen = format!("127.0.0.1:{port}");
+    launch.env.push(client_secret_env());
+    let gateway = GatewayProcess::start(&launch, &config).await;
+    (dir, peers, gateway)
+}
+
 /// Runs the TypeScript SDK's client against `{base}/mcp` as `token`: lists the tools and calls
 /// `tool` with `args`. Returns `{"tools": [names], "result": CallToolResult}`.
 pub async fn ts_client_call(dir: &Path, base: &str, token: &str, tool: &str, args: Value) -> Value {

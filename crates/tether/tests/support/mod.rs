@@ -198,13 +198,39 @@ impl TestGateway {
 
 /// An rmcp client on the gateway's `/mcp`, initialized, with `token` as bearer.
 pub async fn mcp_client(base: &str, token: &str) -> RunningService<RoleClient, ClientConfig> {
+    mcp_agent(base, token, ClientConfig::default()).await
+}
+
+/// An rmcp client with `handler` (what it declares and how it answers the server's requests)
+/// on `{base}/mcp` as `token`, initialized.
+pub async fn mcp_agent<H: rmcp::ClientHandler>(
+    base: &str,
+    token: &str,
+    handler: H,
+) -> RunningService<RoleClient, H> {
     let config =
         StreamableHttpClientTransportConfig::with_uri(format!("{base}/mcp")).auth_header(token);
     let transport = StreamableHttpClientTransport::from_config(config);
-    tokio::time::timeout(STEP, serve_client(ClientConfig::default(), transport))
+    tokio::time::timeout(STEP, serve_client(handler, transport))
         .await
         .expect("initialize in time")
         .expect("the MCP client initializes")
+}
+
+/// A gateway in this process in front of the testkit's rmcp server with `tools`, listed as
+/// `demo` (Streamable HTTP).
+pub async fn demo_gateway(
+    tools: &tether_testkit::DemoTools,
+) -> (TestGateway, tether_testkit::RunningServer) {
+    let server = tether_testkit::serve_streamable_http(tools.clone(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let gateway = TestGateway::start(
+        vec![http_server("demo", &server.url, Duration::from_secs(10))],
+        |builder| builder,
+    )
+    .await;
+    (gateway, server)
 }
 
 /// The headers a Streamable HTTP POST needs.
