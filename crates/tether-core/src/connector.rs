@@ -93,6 +93,9 @@ pub enum ConnectError {
     NeedsAuthorization {
         /// Where the user can authorize, when the connector already knows it.
         authorization_url: Option<String>,
+        /// The scope the server asked for when it refused the token as not wide enough (403
+        /// `insufficient_scope`); `None` for a plain 401.
+        scope: Option<String>,
     },
     #[error("{kind}{}{}", detail_suffix(.detail), retry_suffix(.retry_after))]
     Transport {

@@ -18,6 +18,10 @@ pub enum ConnectionState {
     },
     NeedsAuthorization {
         authorization_url: Option<String>,
+        /// The scope the server said it needs, when it refused a token for lacking it (a 403
+        /// `insufficient_scope`): the authorization asked of the user is for this wider scope.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
     },
     CircuitOpen {
         until: Timestamp,

@@ -49,16 +49,28 @@ pub fn unavailable_reason(server: &ServerName, state: &ConnectionState, now: Tim
              (in about {}) to let it recover. Retry after that time.",
             in_about(now, *until)
         ),
-        ConnectionState::NeedsAuthorization { authorization_url } => match authorization_url {
-            Some(url) => format!(
-                "the user must authorize access to \"{server}\" again. Ask the user to open \
-                 this link and approve access, then retry: {url}"
-            ),
-            None => format!(
-                "the user must authorize access to \"{server}\" again. Ask the user to \
-                 reconnect \"{server}\" in the application's settings, then retry."
-            ),
-        },
+        ConnectionState::NeedsAuthorization {
+            authorization_url,
+            scope,
+        } => {
+            let what = match scope {
+                Some(scope) => format!(
+                    "the user must authorize wider access to \"{server}\" (it asks for the \
+                     scope \"{}\")",
+                    redact(scope)
+                ),
+                None => format!("the user must authorize access to \"{server}\" again"),
+            };
+            match authorization_url {
+                Some(url) => format!(
+                    "{what}. Ask the user to open this link and approve access, then retry: {url}"
+                ),
+                None => format!(
+                    "{what}. Ask the user to reconnect \"{server}\" in the application's \
+                     settings, then retry."
+                ),
+            }
+        }
         ConnectionState::Failed {
             retry_at,
             last_error,
@@ -108,6 +120,7 @@ mod tests {
             },
             ConnectionState::NeedsAuthorization {
                 authorization_url: Some("https://tether.example/authorize/abc".into()),
+                scope: None,
             },
             ConnectionState::Failed {
                 retry_at: now() + Duration::from_secs(600),
@@ -135,6 +148,21 @@ mod tests {
         assert!(messages[2].contains("paused") && messages[2].contains("2023-11-14T22:18:20Z"));
         assert!(messages[3].contains("https://tether.example/authorize/abc"));
         assert!(messages[4].contains("connection refused") && messages[4].contains("10 min"));
+    }
+
+    #[test]
+    fn a_step_up_names_the_wider_scope() {
+        let state = ConnectionState::NeedsAuthorization {
+            authorization_url: Some("https://tether.example/oauth/begin/xyz".into()),
+            scope: Some("repo admin:org".into()),
+        };
+        let text = unavailable_message(&ServerName::new("github"), "t", &state, now());
+        assert!(text.contains("wider access"), "{text}");
+        assert!(text.contains("\"repo admin:org\""), "{text}");
+        assert!(
+            text.contains("https://tether.example/oauth/begin/xyz"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -89,10 +89,17 @@ impl Credentials {
     where
         Fut: Future<Output = Result<T, HttpError>>,
     {
-        self.send(call, is_unauthorized, |e| {
-            StreamableHttpError::Io(io::Error::other(Mapped(e)))
-        })
-        .await
+        let result = self
+            .send(call, is_unauthorized, |e| {
+                StreamableHttpError::Io(io::Error::other(Mapped(e)))
+            })
+            .await;
+        if let Err(StreamableHttpError::InsufficientScope(refusal)) = &result {
+            self.source
+                .insufficient_scope(&self.user, &self.server, &refusal.www_authenticate_header)
+                .await;
+        }
+        result
     }
 }
 

@@ -70,6 +70,12 @@ pub trait BearerSource: Send + Sync + fmt::Debug + 'static {
         server: &ServerName,
         rejected: &Bearer,
     ) -> Result<Option<Bearer>, ConnectError>;
+
+    /// The server answered 403 with a `WWW-Authenticate` challenge: the token is good but not
+    /// wide enough for the request (`error="insufficient_scope"`, RFC 6750 §3.1). The request
+    /// fails with `NeedsAuthorization` naming the scope; the source may remember the challenge
+    /// so that the user's next authorization asks for the wider scope (step-up).
+    async fn insufficient_scope(&self, _user: &UserId, _server: &ServerName, _challenge: &str) {}
 }
 
 #[cfg(test)]

@@ -160,11 +160,14 @@ pub(crate) fn from_http(error: &HttpError) -> ConnectError {
         StreamableHttpError::HttpStatus(status) => {
             from_status(status.status, status.retry_after.as_deref())
         }
-        StreamableHttpError::AuthRequired(_) | StreamableHttpError::InsufficientScope(_) => {
-            ConnectError::NeedsAuthorization {
-                authorization_url: None,
-            }
-        }
+        StreamableHttpError::AuthRequired(_) => ConnectError::NeedsAuthorization {
+            authorization_url: None,
+            scope: None,
+        },
+        StreamableHttpError::InsufficientScope(e) => ConnectError::NeedsAuthorization {
+            authorization_url: None,
+            scope: e.required_scope.clone(),
+        },
         // Only raised for a 404 on a request that carried our session id (see the module doc).
         StreamableHttpError::SessionExpired
         | StreamableHttpError::SessionRecoveryTimeout
@@ -211,6 +214,7 @@ pub(crate) fn from_status(status: u16, retry_after: Option<&str>) -> ConnectErro
             .with_retry_after(retry_after.and_then(parse_retry_after)),
         401 | 403 => ConnectError::NeedsAuthorization {
             authorization_url: None,
+            scope: None,
         },
         _ => ConnectError::Protocol(format!("the server answered HTTP {status}")),
     }

@@ -81,6 +81,7 @@ impl Refusal {
         match self {
             Self::Unauthorized => ConnectError::NeedsAuthorization {
                 authorization_url: None,
+                scope: None,
             },
             Self::Failed(e) => e,
         }

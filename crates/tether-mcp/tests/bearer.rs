@@ -135,7 +135,8 @@ async fn a_refused_refresh_needs_authorization_without_leaking_anything() {
     assert_eq!(
         err,
         ConnectError::NeedsAuthorization {
-            authorization_url: None
+            authorization_url: None,
+            scope: None,
         }
     );
     assert_eq!(source.rejected_calls(), 1, "asked once per request");

@@ -133,7 +133,8 @@ async fn http_401_with_a_challenge_needs_authorization_and_hides_the_header() {
     assert_eq!(
         err,
         ConnectError::NeedsAuthorization {
-            authorization_url: None
+            authorization_url: None,
+            scope: None,
         }
     );
     assert!(!format!("{err} {err:?}").contains("secret"));

@@ -114,6 +114,7 @@ impl HttpClients {
                 self.public.clone()
             },
             resource: resource.clone(),
+            resource_indicator: None,
             policy: self.policy.clone(),
             observer: self.observer.clone(),
             outcome: Arc::new(Mutex::new(Outcome::default())),
@@ -162,6 +163,9 @@ impl Resolve for FilteringResolver {
 pub struct GuardedHttpClient {
     client: reqwest::Client,
     resource: Url,
+    /// The RFC 8707 `resource` as the resource's metadata published it (see
+    /// [`GuardedHttpClient::with_resource_indicator`]).
+    resource_indicator: Option<String>,
     policy: Arc<NetworkPolicy>,
     observer: Option<RequestObserver>,
     outcome: Arc<Mutex<Outcome>>,
@@ -183,6 +187,15 @@ fn without_query(url: &Url) -> Url {
 }
 
 impl GuardedHttpClient {
+    /// Token requests carry `resource` exactly as published. rmcp sends the URL it was built
+    /// with, and a URL parser turns a pathless identifier (`https://mcp.example.com`) into
+    /// `https://mcp.example.com/`, which a strict authorization server refuses (RFC 8707
+    /// compares strings). Only that normalised spelling is put back; any other value stays.
+    pub fn with_resource_indicator(mut self, published: impl Into<String>) -> Self {
+        self.resource_indicator = Some(published.into());
+        self
+    }
+
     /// How the most recent request ended.
     pub fn outcome(&self) -> Outcome {
         self.outcome
@@ -213,6 +226,9 @@ impl GuardedHttpClient {
     async fn send(&self, request: OAuthHttpRequest) -> Result<HttpResponse, OAuthHttpClientError> {
         let redirect_policy = request.redirect_policy;
         let mut request = request.request;
+        if let Some(published) = &self.resource_indicator {
+            restore_resource_indicator(&mut request, published);
+        }
         let mut hops = 0;
         loop {
             let url = Url::parse(&request.uri().to_string())
@@ -309,6 +325,44 @@ impl GuardedHttpClient {
     }
 }
 
+/// Rewrites a form body's `resource` from its URL-normalised spelling back to `published`.
+fn restore_resource_indicator(request: &mut HttpRequest, published: &str) {
+    let is_form = request
+        .headers()
+        .get(oauth2::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-www-form-urlencoded"));
+    let Ok(normalised) = Url::parse(published) else {
+        return;
+    };
+    if !is_form || normalised.as_str() == published {
+        return;
+    }
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(request.body())
+        .into_owned()
+        .collect();
+    if !pairs
+        .iter()
+        .any(|(key, value)| key == "resource" && value == normalised.as_str())
+    {
+        return;
+    }
+    let mut body = url::form_urlencoded::Serializer::new(String::new());
+    for (key, value) in &pairs {
+        let value = if key == "resource" && value == normalised.as_str() {
+            published
+        } else {
+            value
+        };
+        body.append_pair(key, value);
+    }
+    *request.body_mut() = body.finish().into_bytes();
+    // The length changed; the client computes it again from the body.
+    request
+        .headers_mut()
+        .remove(oauth2::http::header::CONTENT_LENGTH);
+}
+
 fn clone_request(request: &HttpRequest) -> HttpRequest {
     let mut builder = oauth2::http::Request::builder()
         .method(request.method().clone())
@@ -352,5 +406,49 @@ pub(crate) fn find_http_failure(error: &(dyn std::error::Error + 'static)) -> Op
 impl OAuthHttpClient for GuardedHttpClient {
     fn execute(&self, request: OAuthHttpRequest) -> OAuthHttpClientFuture<'_> {
         Box::pin(self.send(request))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token_request(body: &str) -> HttpRequest {
+        oauth2::http::Request::builder()
+            .method(oauth2::http::Method::POST)
+            .uri("http://127.0.0.1:1/token")
+            .header(
+                oauth2::http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.as_bytes().to_vec())
+            .expect("request")
+    }
+
+    fn resource_of(request: &HttpRequest) -> Vec<String> {
+        url::form_urlencoded::parse(request.body())
+            .filter(|(k, _)| k == "resource")
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_published_resource_replaces_only_its_normalised_spelling() {
+        let mut normalised =
+            token_request("grant_type=refresh_token&resource=https%3A%2F%2Fmcp.example.com%2F");
+        restore_resource_indicator(&mut normalised, "https://mcp.example.com");
+        assert_eq!(resource_of(&normalised), ["https://mcp.example.com"]);
+        assert!(
+            url::form_urlencoded::parse(normalised.body())
+                .any(|(k, v)| k == "grant_type" && v == "refresh_token")
+        );
+
+        let mut other = token_request("resource=https%3A%2F%2Fother.example.com%2F");
+        restore_resource_indicator(&mut other, "https://mcp.example.com");
+        assert_eq!(resource_of(&other), ["https://other.example.com/"]);
+
+        let mut with_path = token_request("resource=https%3A%2F%2Fmcp.example.com%2Fmcp");
+        restore_resource_indicator(&mut with_path, "https://mcp.example.com/mcp");
+        assert_eq!(resource_of(&with_path), ["https://mcp.example.com/mcp"]);
     }
 }

@@ -5,6 +5,10 @@
 //! - [`serve_streamable_http`]: serves it over MCP Streamable HTTP on a loopback address;
 //! - [`serve_protected`]: the same behind OAuth: bearer tokens checked by RFC 7662
 //!   introspection at the authorization server, 401 challenges pointing at RFC 9728 metadata;
+//! - [`AuthServer`]: a small authorization server for what `oidc-provider` cannot express (a
+//!   strict `resource` comparison, post-only client authentication, RFC 9207 `iss` right, wrong
+//!   or missing, a mismatching `issuer`, no metadata at all, client ID metadata documents), and
+//!   [`DocumentHost`] for the protected resource metadata those tests publish;
 //! - [`OidcPeer`]: the `oidc-provider` authorization server (node, from
 //!   `crates/tether-oauth/tests/peers`), to put in front of [`serve_protected`];
 //! - the `tether-testkit-mcp` binary: the same as a process of its own, which tests can kill
@@ -15,14 +19,18 @@
 //!
 //! It must stay a test peer: loopback only, nothing persistent, no knowledge of Tether's rules.
 
+pub mod auth_server;
 mod demo_tools;
+mod document_host;
 mod http_server;
 pub mod json_strategies;
 pub mod oidc;
 mod protected;
 pub mod services;
 
+pub use auth_server::{AuthServer, AuthServerConfig, IssResponse, serve_auth_server};
 pub use demo_tools::{DemoTools, blob_bytes};
+pub use document_host::{DocumentHost, serve_documents};
 pub use http_server::{
     Outage, RunningServer, serve_demo_with_outage, serve_demo_with_stats, serve_streamable_http,
 };

@@ -39,6 +39,7 @@ fn to_connect_error(error: OAuthError) -> ConnectError {
         OAuthError::NeedsAuthorization(_) | OAuthError::UnknownState => {
             ConnectError::NeedsAuthorization {
                 authorization_url: None,
+                scope: None,
             }
         }
         // The authorization server's or Tether's own trouble, not the MCP server's: `Unavailable`
@@ -83,6 +84,11 @@ impl BearerSource for AuthorizerBearer {
             Ok(token) => Ok(Some(Bearer::new(token.expose()))),
             Err(error) => Err(to_connect_error(error)),
         }
+    }
+
+    async fn insufficient_scope(&self, user: &UserId, server: &ServerName, challenge: &str) {
+        self.authorizer
+            .note_insufficient_scope(user, server, challenge);
     }
 }
 

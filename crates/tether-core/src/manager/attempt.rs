@@ -281,11 +281,16 @@ impl Inner {
         } else {
             now
         };
-        if let ConnectError::NeedsAuthorization { authorization_url } = error {
+        if let ConnectError::NeedsAuthorization {
+            authorization_url,
+            scope,
+        } = error
+        {
             self.sessions.set_state(
                 pair,
                 ConnectionState::NeedsAuthorization {
                     authorization_url: authorization_url.clone(),
+                    scope: scope.clone(),
                 },
                 now,
             );

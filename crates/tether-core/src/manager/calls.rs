@@ -205,8 +205,14 @@ impl Inner {
     ) {
         let now = self.clock.now();
         match error {
-            ConnectError::NeedsAuthorization { authorization_url } => {
-                let state = ConnectionState::NeedsAuthorization { authorization_url };
+            ConnectError::NeedsAuthorization {
+                authorization_url,
+                scope,
+            } => {
+                let state = ConnectionState::NeedsAuthorization {
+                    authorization_url,
+                    scope,
+                };
                 if let Some(old) = self.sessions.detach(pair, state, now) {
                     old.close().await;
                 }
@@ -262,6 +268,7 @@ impl Inner {
         let (mut state, _) = self.state_of(pair).await;
         if let ConnectionState::NeedsAuthorization {
             authorization_url: url @ None,
+            ..
         } = &mut state
             && let Some(links) = &self.links
         {

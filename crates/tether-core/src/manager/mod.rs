@@ -527,7 +527,9 @@ impl ReconnectionManager {
     pub async fn authorization_link(&self, user: &UserId, server: &ServerName) -> Option<String> {
         let pair = PairKey::new(user.clone(), server.clone());
         match self.inner.state_for_user(&pair).await {
-            ConnectionState::NeedsAuthorization { authorization_url } => authorization_url,
+            ConnectionState::NeedsAuthorization {
+                authorization_url, ..
+            } => authorization_url,
             _ => None,
         }
     }

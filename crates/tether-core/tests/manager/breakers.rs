@@ -7,6 +7,7 @@ use crate::support::*;
 fn needs_auth() -> ConnectError {
     ConnectError::NeedsAuthorization {
         authorization_url: None,
+        scope: None,
     }
 }
 

@@ -73,6 +73,7 @@ async fn authorizing_again_lifts_the_cooldown() {
         "s",
         vec![Err(ConnectError::NeedsAuthorization {
             authorization_url: None,
+            scope: None,
         })],
     );
     let (u, s) = (user("u"), server("s"));

@@ -110,6 +110,7 @@ async fn a_pairs_own_authorization_failure_still_cools_down_while_the_origin_is_
         "s",
         vec![Err(ConnectError::NeedsAuthorization {
             authorization_url: None,
+            scope: None,
         })],
     );
     assert!(

@@ -106,6 +106,7 @@ async fn each_unavailable_state_gives_the_model_its_reason() {
         "auth",
         Err(ConnectError::NeedsAuthorization {
             authorization_url: Some("https://tether.example/v1/authorize/abc".into()),
+            scope: None,
         }),
     );
     h.connector.set_default(
@@ -200,6 +201,7 @@ async fn the_needs_authorization_stub_carries_the_applications_link() {
         "github",
         Err(ConnectError::NeedsAuthorization {
             authorization_url: None,
+            scope: None,
         }),
     );
     assert!(!manager.reconnect_server(&u, &server("github")).await);

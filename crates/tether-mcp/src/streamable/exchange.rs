@@ -215,6 +215,7 @@ impl ExchangeError {
             ),
             Self::ResumeUnauthorized => ConnectError::NeedsAuthorization {
                 authorization_url: None,
+                scope: None,
             },
             Self::TooLarge => ConnectError::Protocol(
                 "an event of the server's answer exceeded the size limit".to_owned(),

@@ -172,6 +172,7 @@ impl BearerSource for ScriptedSource {
             }
             None => Err(ConnectError::NeedsAuthorization {
                 authorization_url: None,
+                scope: None,
             }),
         }
     }

@@ -152,13 +152,10 @@ impl McpAuthorizer {
             .await
             .map_err(|e| classify(e, http))?;
         let secret = config.client_secret.map(Secret::new);
-        // rmcp registers as a public client (`none`); a server that issues a secret anyway
-        // gets the RFC 7591 default.
-        let method = if secret.is_some() {
-            TokenEndpointAuthMethod::ClientSecretBasic
-        } else {
-            TokenEndpointAuthMethod::None
-        };
+        // rmcp registers as a public client (`none`) and does not say what the server made of
+        // it; a server that issues a secret anyway is sent it the way its metadata allows.
+        let supported = advertised_strings(metadata, "token_endpoint_auth_methods_supported");
+        let method = default_auth_method(secret.is_some(), &supported);
         let registration = record(config.client_id, secret, method, ClientSource::Dynamic);
         // The gate above is per process: another replica may have registered at the same time.
         // The first stored registration wins everywhere, so every replica refreshes a token with

@@ -47,6 +47,8 @@ impl McpAuthorizer {
         let endpoints = self.checked_endpoints(&metadata, &http)?;
         let issuer = issuer_key(&endpoints);
         manager.set_metadata(metadata.clone());
+        self.drop_tokens_of_another_issuer(user, server, &issuer)
+            .await?;
 
         let scopes = if options.scopes.is_empty() {
             // Challenge scope, else the resource's scopes_supported, else none (+ offline_access).
@@ -117,6 +119,25 @@ impl McpAuthorizer {
         })
     }
 
+    /// The resource's metadata now names another authorization server: tokens of the old one
+    /// cannot work at the resource any more, and refreshing them would keep a dead pair looking
+    /// alive. They are dropped as the authorization at the new server starts.
+    async fn drop_tokens_of_another_issuer(
+        &self,
+        user: &UserId,
+        server: &ServerName,
+        issuer: &str,
+    ) -> Result<(), OAuthError> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        if let Some(held) = self.stores.vault.get(&pair).await?
+            && held.issuer != issuer
+        {
+            self.stores.vault.delete(&pair).await?;
+            info!(%pair, old = %held.issuer, new = %issuer, "the authorization server changed; the old tokens are dropped");
+        }
+        Ok(())
+    }
+
     /// Handles the callback: exchanges `code` for tokens and stores them. The flow is taken
     /// from the store first, so a replayed or forged `state` is [`OAuthError::UnknownState`].
     /// `issuer` is the callback's RFC 9207 `iss`, required when the server advertises it.
@@ -144,7 +165,10 @@ impl McpAuthorizer {
         // The manager's base URL is what rmcp sends as `resource` on the token request; it must
         // be what the authorization request carried.
         let resource = parse_url(&flow.resource, "the resource indicator")?;
-        let http = self.http.for_resource(&server_url);
+        let http = self
+            .http
+            .for_resource(&server_url)
+            .with_resource_indicator(flow.resource.clone());
         let mut manager = self.manager(&resource, &http).await?;
         manager.set_state_store(FlowStateStore::serving(
             state,
@@ -185,10 +209,7 @@ impl McpAuthorizer {
             .filter(|s| *s != OFFLINE_ACCESS && *s != "openid")
             .all(|s| granted.contains(s));
         if satisfied {
-            // The scopes asked for were granted: a later insufficient_scope is a new story.
-            if let Ok(mut upgrades) = self.scope_upgrades.lock() {
-                upgrades.remove(&pair);
-            }
+            self.step_ups.satisfied(&pair);
         }
         info!(%pair, "authorization completed");
         Ok((flow.user, flow.server))

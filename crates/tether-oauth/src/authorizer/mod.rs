@@ -191,8 +191,7 @@ pub struct McpAuthorizer {
     /// One dynamic registration at a time per (server, issuer) in this process, so that users
     /// connecting at once share one registration.
     registering: Mutex<HashMap<RegistrationKey, Arc<tokio::sync::Mutex<()>>>>,
-    /// `insufficient_scope` re-authorizations per pair since its scopes last sufficed.
-    scope_upgrades: Mutex<HashMap<PairKey, u32>>,
+    step_ups: step_up::StepUps,
     refreshes: Arc<RefreshCounters>,
     token_endpoint_backoff: Arc<as_backoff::AsBackoff>,
     /// Refreshes run in their own tasks once their request may be sent, so that a caller going
@@ -238,7 +237,7 @@ impl McpAuthorizer {
         .map_err(|e| OAuthError::protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             registering: Mutex::new(HashMap::new()),
-            scope_upgrades: Mutex::new(HashMap::new()),
+            step_ups: step_up::StepUps::default(),
             refreshes: Arc::default(),
             token_endpoint_backoff: Arc::new(as_backoff::AsBackoff::new(
                 config.token_endpoint_backoff_min,

@@ -173,7 +173,10 @@ impl RefreshJob {
             ));
         };
         let resource = parse_url(&record.resource, "the resource indicator")?;
-        let http = self.http.for_resource(&resource);
+        let http = self
+            .http
+            .for_resource(&resource)
+            .with_resource_indicator(record.resource.clone());
         let mut manager =
             AuthorizationManager::new_with_oauth_http_client(resource, Arc::new(http.clone()))
                 .await

@@ -17,6 +17,10 @@ pub struct ServerRow {
     pub last_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authorization_url: Option<String>,
+    /// With `needs_authorization` after the server refused a token as not wide enough: the
+    /// scope it asked for (the authorization link asks for it too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Tools known for the pair (live or cached).
     pub tools: usize,
 }
@@ -30,9 +34,9 @@ impl From<&ServerStatus> for ServerRow {
                 last_error,
             } => (Some(*retry_at), Some(last_error.clone()), None),
             ConnectionState::CircuitOpen { until } => (Some(*until), None, None),
-            ConnectionState::NeedsAuthorization { authorization_url } => {
-                (None, None, authorization_url.clone())
-            }
+            ConnectionState::NeedsAuthorization {
+                authorization_url, ..
+            } => (None, None, authorization_url.clone()),
             ConnectionState::Connected
             | ConnectionState::Connecting
             | ConnectionState::Disconnected => (None, None, None),
@@ -44,6 +48,10 @@ impl From<&ServerStatus> for ServerRow {
             retry_at: retry_at.map(|t| t.rfc3339()),
             last_error,
             authorization_url,
+            scope: match &status.state {
+                ConnectionState::NeedsAuthorization { scope, .. } => scope.clone(),
+                _ => None,
+            },
             tools: status.tools,
         }
     }

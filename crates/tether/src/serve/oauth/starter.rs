@@ -28,8 +28,16 @@ pub struct FlowStarter {
     /// flow themselves.
     pub start_url: Option<String>,
     /// Links handed to stubs, per pair, reused while their flow is young: a model retrying a
-    /// tool must not start a discovery and a flow on every call.
-    links: Mutex<HashMap<PairKey, (String, Instant)>>,
+    /// tool must not start a discovery and a flow on every call. A link is kept with the
+    /// step-up challenge it answers, so a later `insufficient_scope` gets a new one.
+    links: Mutex<HashMap<PairKey, CachedLink>>,
+}
+
+#[derive(Debug)]
+struct CachedLink {
+    url: String,
+    at: Instant,
+    step_up: Option<String>,
 }
 
 /// Shorter than the flow's own lifetime, so a link in a stub is still valid when clicked.
@@ -97,7 +105,16 @@ impl FlowStarter {
         let options = self
             .start_options(entry)
             .map_err(|m| (StatusCode::INTERNAL_SERVER_ERROR, "misconfigured", m))?;
-        match self.authorizer.start(user, server, &url, options).await {
+        // After a 403 insufficient_scope the user authorizes again for the wider scope.
+        let started = match self.authorizer.pending_step_up(user, server) {
+            Some(challenge) => {
+                self.authorizer
+                    .step_up(user, server, &url, &challenge, options)
+                    .await
+            }
+            None => self.authorizer.start(user, server, &url, options).await,
+        };
+        match started {
             Ok(start) => Ok(self.begin_link(&start.state)),
             Err(error) => {
                 tracing::info!(%user, %server, %error, "authorization could not start");
@@ -149,15 +166,17 @@ impl AuthorizationLinks for FlowStarter {
                 url::form_urlencoded::byte_serialize(pair.server.as_str().as_bytes()).collect();
             return Some(template.replace("{server}", &server));
         }
+        let step_up = self.authorizer.pending_step_up(&pair.user, &pair.server);
         {
             let links = self
                 .links
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some((url, at)) = links.get(pair)
-                && at.elapsed() < LINK_REUSE
+            if let Some(link) = links.get(pair)
+                && link.at.elapsed() < LINK_REUSE
+                && link.step_up == step_up
             {
-                return Some(url.clone());
+                return Some(link.url.clone());
             }
         }
         let url = self.start(&pair.user, &pair.server).await.ok()?;
@@ -165,8 +184,15 @@ impl AuthorizationLinks for FlowStarter {
             .links
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        links.retain(|_, (_, at)| at.elapsed() < LINK_REUSE);
-        links.insert(pair.clone(), (url.clone(), Instant::now()));
+        links.retain(|_, link| link.at.elapsed() < LINK_REUSE);
+        links.insert(
+            pair.clone(),
+            CachedLink {
+                url: url.clone(),
+                at: Instant::now(),
+                step_up,
+            },
+        );
         Some(url)
     }
 }
