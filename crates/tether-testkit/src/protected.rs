@@ -96,6 +96,8 @@ struct Shared {
     base: String,
     http: reqwest::Client,
     seen: Mutex<Seen>,
+    /// Starts as `config.required_scope`; a test may raise it ([`ProtectedServer::require_scope`]).
+    required_scope: Mutex<String>,
 }
 
 impl Shared {
@@ -105,6 +107,13 @@ impl Shared {
 
     fn resource(&self) -> String {
         format!("{}/mcp", self.base)
+    }
+
+    fn required_scope(&self) -> String {
+        self.required_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     fn seen(&self) -> std::sync::MutexGuard<'_, Seen> {
@@ -153,6 +162,16 @@ impl ProtectedServer {
             .collect()
     }
 
+    /// From now on every request needs `scope` (tokens without it get a 403
+    /// `insufficient_scope` naming it): the server asking for more, as a step-up test needs.
+    pub fn require_scope(&self, scope: &str) {
+        *self
+            .shared
+            .required_scope
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = scope.to_owned();
+    }
+
     /// Requests to `/mcp` answered 401 or 403.
     pub fn refused(&self) -> u64 {
         self.shared.seen().refused
@@ -194,6 +213,7 @@ where
         .build()
         .map_err(std::io::Error::other)?;
     let shared = Arc::new(Shared {
+        required_scope: Mutex::new(config.required_scope.clone()),
         config,
         base: base.clone(),
         http,
@@ -256,7 +276,7 @@ fn unauthorized(shared: &Shared, error: Option<&str>) -> Response {
     let challenge = format!(
         r#"Bearer {error}resource_metadata="{}", scope="{}""#,
         shared.metadata_url(),
-        shared.config.required_scope
+        shared.required_scope()
     );
     refusal(shared, StatusCode::UNAUTHORIZED, challenge)
 }
@@ -298,7 +318,7 @@ async fn guard(State(shared): State<Arc<Shared>>, request: Request, next: Next) 
     if shared.config.check_audience && !audience_matches(&info["aud"], &shared.resource()) {
         return unauthorized(&shared, Some("invalid_token"));
     }
-    let required = &shared.config.required_scope;
+    let required = shared.required_scope();
     if !scope.split_whitespace().any(|s| s == required) {
         let challenge = format!(
             r#"Bearer error="insufficient_scope", scope="{required}", resource_metadata="{}""#,
