@@ -35,6 +35,19 @@ pub struct CallContext {
     /// The way back to the agent; `None`: notifications are dropped and the upstream's requests
     /// refused.
     pub downstream: Option<Arc<dyn Downstream>>,
+    /// `Some` for an agent of 2026-07-28 or later, which answers a server's questions itself
+    /// (SEP-2322): they go back to it as the server's input-required result, not through
+    /// `downstream`, and its retry's answers go to the server unchanged.
+    pub input: Option<AgentInput>,
+}
+
+/// What a 2026-07-28 agent's retry of a request carries for the server that asked: its
+/// `inputResponses` and the server's `requestState`, both opaque to Tether. Empty on the first
+/// try.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AgentInput {
+    pub responses: Option<Value>,
+    pub request_state: Option<String>,
 }
 
 impl CallContext {
@@ -44,7 +57,7 @@ impl CallContext {
 
     /// Whether there is anything to carry besides the method and params.
     pub fn is_empty(&self) -> bool {
-        self.meta.is_none() && self.downstream.is_none()
+        self.meta.is_none() && self.downstream.is_none() && self.input.is_none()
     }
 
     /// `params` with the agent's `_meta` put in (params that are not an object are left as
@@ -67,11 +80,19 @@ impl CallContext {
         params
     }
 
-    /// The params of a `tools/call` of `name`, with the agent's `_meta`.
+    /// The params of a `tools/call` of `name`, with the agent's `_meta` and answers.
     pub fn tool_call_params(&self, name: &str, arguments: Option<Map<String, Value>>) -> Value {
         let mut params = Map::from_iter([("name".to_owned(), Value::String(name.to_owned()))]);
         if let Some(arguments) = arguments {
             params.insert("arguments".to_owned(), Value::Object(arguments));
+        }
+        if let Some(input) = &self.input {
+            if let Some(responses) = &input.responses {
+                params.insert("inputResponses".to_owned(), responses.clone());
+            }
+            if let Some(state) = &input.request_state {
+                params.insert("requestState".to_owned(), Value::String(state.clone()));
+            }
         }
         self.with_meta(Some(Value::Object(params)))
             .unwrap_or_default()
@@ -96,6 +117,7 @@ mod tests {
         let context = CallContext {
             meta: Some(Map::from_iter([("progressToken".to_owned(), json!("t"))])),
             downstream: None,
+            input: None,
         };
         assert!(!context.is_empty());
         assert_eq!(context.progress_token(), Some(&json!("t")));
@@ -112,5 +134,16 @@ mod tests {
             json!({"name": "add", "arguments": {"a": 1}, "_meta": {"progressToken": "t"}})
         );
         assert_eq!(plain.tool_call_params("add", None), json!({"name": "add"}));
+        let retry = CallContext {
+            input: Some(AgentInput {
+                responses: Some(json!({"name": {"action": "accept"}})),
+                request_state: Some("opaque".into()),
+            }),
+            ..CallContext::default()
+        };
+        assert_eq!(
+            retry.tool_call_params("ask", None),
+            json!({"name": "ask", "inputResponses": {"name": {"action": "accept"}}, "requestState": "opaque"})
+        );
     }
 }

@@ -36,7 +36,7 @@ pub use connector::{
     AuthorizationMode, Blame, ConnectError, ConnectRequest, Connector, ListKind, METHOD_NOT_FOUND,
     Protocol, Session, SessionEvents, TransportFailure,
 };
-pub use downstream::{CallContext, Downstream, PeerError};
+pub use downstream::{AgentInput, CallContext, Downstream, PeerError};
 pub use error::StoreError;
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;

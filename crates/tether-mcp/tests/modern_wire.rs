@@ -175,6 +175,7 @@ async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_
     let context = CallContext {
         meta: None,
         downstream: Some(agent.clone()),
+        input: None,
     };
     let answered = session
         .call_tool_in("ask", None, &context)
@@ -210,6 +211,7 @@ async fn progress_of_a_call_reaches_the_agent_under_its_token() {
     let context = CallContext {
         meta: args(json!({"progressToken": "agent-7"})),
         downstream: Some(agent.clone()),
+        input: None,
     };
     let result = session
         .call_tool_in("progress", args(json!({"steps": 3})), &context)

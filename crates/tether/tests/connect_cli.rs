@@ -6,8 +6,12 @@
 //!
 //! Every run of the binary has a timeout; every peer listens on 127.0.0.1 only. The npm peers
 //! need `npm ci` in `crates/tether-mcp/tests/peers` and `crates/tether-oauth/tests/peers`
-//! (`.ci/run` does it); without it the tests fail and say so.
+//! (`scripts/test` does it); without it the tests fail and say so.
 
+#[path = "support/modern_peer.rs"]
+mod modern_peer;
+
+use modern_peer::mcp_peers_dir;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -178,14 +182,6 @@ fn result_text(result: &Value) -> String {
 // ---------------------------------------------------------------------------------------------
 // Peers
 
-fn mcp_peers_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join("tether-mcp")
-        .join("tests")
-        .join("peers")
-}
-
 fn npm_entry(relative: &str) -> String {
     let dir = mcp_peers_dir();
     let entry = dir.join("node_modules").join(relative);
@@ -330,27 +326,8 @@ async fn streamable_http_server_everything_lists_and_calls_echo() {
 #[tokio::test]
 async fn a_2026_server_is_reached_statelessly_and_the_wire_is_printed() {
     // The TypeScript SDK v2's server of 2026-07-28 only (it refuses initialize).
-    let mut server = Command::new("node")
-        .arg(mcp_peers_dir().join("modern_server.mjs"))
-        .arg("modern")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let stdout = server.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(Duration::from_secs(30), async {
-        BufReader::new(stdout).lines().next_line().await
-    })
-    .await
-    .expect("the peer listens within 30 s")
-    .expect("reads its stdout")
-    .expect("the peer printed its URL (npm ci in crates/tether-mcp/tests/peers?)");
-    let url = serde_json::from_str::<Value>(&line).expect("JSON")["url"]
-        .as_str()
-        .expect("a url")
-        .to_owned();
+    let server = modern_peer::start("modern").await;
+    let url = server.url.clone();
     let run = connect(&[&url, "--call", "echo", "--args", r#"{"text":"hi"}"#]).await;
     let lines = run.success();
     assert_eq!(

@@ -175,3 +175,39 @@ async fn a_2026_agents_requests_alternate_between_replicas_and_all_succeed() {
     }
     upstream.stop().await;
 }
+
+/// A 2026-07-28 upstream asks for input (SEP-2322) during a 2026-07-28 agent's call: the
+/// questions go back to the agent in an input-required result, the agent answers by retrying,
+/// and its answers reach the server that asked; no session on either leg.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_agent_answers_an_upstreams_input_required_result_itself() {
+    let upstream = support::modern_peer::start("modern").await;
+    let gateway = support::TestGateway::start(
+        vec![support::http_server(
+            "modern",
+            &upstream.url,
+            std::time::Duration::from_secs(20),
+        )],
+        |builder| builder,
+    )
+    .await;
+    let steps = json!([
+        {"op": "callTool", "params": {"name": "modern__ask", "arguments": {}}},
+        {"op": "callTool", "params": {"name": "modern__add", "arguments": {"a": 1, "b": 2}}},
+    ]);
+    let run = modern_agent(&gateway.base, &jwt("alice"), steps).await;
+    assert_eq!(result_text(step(&run, 0, "callTool")), "hello Ada", "{run}");
+    let asked = run["steps"][0]["elicitations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(asked.len(), 1, "the agent was asked once: {run}");
+    assert_eq!(asked[0]["message"], "What is your name?", "{run}");
+    let added = step(&run, 1, "callTool");
+    assert_eq!(result_text(added), "3");
+    assert_ne!(
+        added["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "tether-modern-peer",
+        "the upstream's own server info stays on its leg: {added}"
+    );
+    gateway.stop().await;
+}

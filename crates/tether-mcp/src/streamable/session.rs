@@ -144,12 +144,21 @@ impl StreamableSession {
 impl StreamableSession {
     /// A request whose result may ask for input (2026-07-28): the agent's answers are sent
     /// back with the request until the result is complete, at most [`input::MAX_ROUNDS`] times.
+    /// An agent that answers by itself (2026-07-28 too) gets the input-required result as it
+    /// is, and its retry comes back as a new request.
     async fn send_answering_input(
         &self,
         method: &str,
         mut params: Value,
-        downstream: Option<&dyn Downstream>,
+        context: &CallContext,
     ) -> Result<Value, ConnectError> {
+        let downstream = context.downstream.as_deref();
+        if context.input.is_some() {
+            let request = ClientRequest::CustomRequest(CustomRequest::new(method, Some(params)));
+            return self
+                .send(request, "the request timed out", method, downstream)
+                .await;
+        }
         for _ in 0..input::MAX_ROUNDS {
             let request =
                 ClientRequest::CustomRequest(CustomRequest::new(method, Some(params.clone())));
@@ -169,14 +178,17 @@ impl StreamableSession {
 }
 
 /// A `tools/call` result, decoded straight into the core's type (the MCP shape; a result
-/// without `content` is a result too, as rmcp accepts). The results of later protocol features
-/// (input required, tasks) are not answers Tether can use: rmcp's `CallToolResult` accepts
-/// only `resultType: "complete"`, and a task comes as `{"task": …}`.
-fn tool_result(mut result: ToolResult) -> Result<ToolResult, ConnectError> {
-    let complete = result
-        .extra
-        .get("resultType")
-        .is_none_or(|t| t.as_str() == Some("complete"));
+/// without `content` is a result too, as rmcp accepts). An input-required result is kept (its
+/// `resultType`, `inputRequests` and `requestState` in `extra`) only for an agent that answers
+/// by itself (`passes_input`); other results of later protocol features (tasks) are not answers
+/// Tether can use: rmcp's `CallToolResult` accepts only `resultType: "complete"`, and a task
+/// comes as `{"task": …}`.
+fn tool_result(mut result: ToolResult, passes_input: bool) -> Result<ToolResult, ConnectError> {
+    let result_type = result.extra.get("resultType").and_then(Value::as_str);
+    if passes_input && result_type == Some("input_required") {
+        return Ok(result);
+    }
+    let complete = result_type.is_none_or(|t| t == "complete");
     if !complete || result.extra.contains_key("task") {
         return Err(ConnectError::Protocol(
             "the server answered with an unexpected result".to_owned(),
@@ -222,6 +234,7 @@ impl Session for StreamableSession {
         tool_result(
             self.send(request, "tools/call timed out", "tool result", None)
                 .await?,
+            false,
         )
     }
 
@@ -234,11 +247,12 @@ impl Session for StreamableSession {
         if self.endpoint.modern {
             let params = context.tool_call_params(name, arguments);
             let result = self
-                .send_answering_input("tools/call", params, context.downstream.as_deref())
+                .send_answering_input("tools/call", params, context)
                 .await?;
             return tool_result(
                 serde_json::from_value(result)
                     .map_err(|_| ConnectError::Protocol("invalid tool result".to_owned()))?,
+                context.input.is_some(),
             );
         }
         if context.is_empty() {
@@ -255,6 +269,7 @@ impl Session for StreamableSession {
                 context.downstream.as_deref(),
             )
             .await?,
+            false,
         )
     }
 
@@ -266,9 +281,7 @@ impl Session for StreamableSession {
     ) -> Result<Value, ConnectError> {
         if self.endpoint.modern && input::may_ask(method) {
             let params = context.with_meta(params).unwrap_or_default();
-            return self
-                .send_answering_input(method, params, context.downstream.as_deref())
-                .await;
+            return self.send_answering_input(method, params, context).await;
         }
         let request =
             ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));

@@ -72,6 +72,7 @@ pub(crate) async fn answer(
     let context = CallContext {
         meta: Some(meta),
         downstream: Some(Arc::new(Notifications(sender))),
+        input: None,
     };
     let mut call: RunningCall =
         Box::pin(async move { call_tool(&app, &user, &name, arguments, &context).await });

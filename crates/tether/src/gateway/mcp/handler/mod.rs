@@ -22,7 +22,8 @@ use rmcp::model::{
 use rmcp::model::{SetLevelRequestParams, SubscribeRequestParams, UnsubscribeRequestParams};
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
-use tether_core::{ServerName, UserId};
+use serde_json::Value;
+use tether_core::{AgentInput, ServerName, UserId};
 
 use crate::gateway::state::AppState;
 
@@ -147,7 +148,17 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let (call_context, messages) = relay::call_context(&context);
+        let (mut call_context, messages) = relay::call_context(&context);
+        if call_context.input.is_some() {
+            // The agent's retry: its answers go to the server that asked.
+            call_context.input = Some(AgentInput {
+                responses: request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| serde_json::to_value(r).ok()),
+                request_state: request.request_state.clone(),
+            });
+        }
         let call = super::call::call_tool(
             &self.app,
             &user,
@@ -166,6 +177,14 @@ impl ServerHandler for AggregatedServer {
             return Err(McpError::invalid_request("the call was cancelled", None));
         };
         let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
+        if surface::is_input_required(&result.extra) {
+            let mut asked = result.extra;
+            surface::without_protocol_meta(&mut asked);
+            let asked = serde_json::from_value(Value::Object(asked)).map_err(|_| {
+                McpError::internal_error("the server's questions could not be read", None)
+            })?;
+            return Ok(CallToolResponse::InputRequired(asked));
+        }
         if result.is_error
             && let Some(error) = self
                 .authorization_elicitation(&user, &request.name, &context)
@@ -205,11 +224,7 @@ impl ServerHandler for AggregatedServer {
     ) -> Result<ReadResourceResponse, McpError> {
         let user = self.user(&context)?;
         let (call, messages) = relay::call_context(&context);
-        Ok(
-            relay::relay(self.read(&user, request, &call), messages, &context)
-                .await?
-                .into(),
-        )
+        Ok(relay::relay(self.read(&user, request, &call), messages, &context).await?)
     }
 
     #[allow(
@@ -254,11 +269,7 @@ impl ServerHandler for AggregatedServer {
     ) -> Result<GetPromptResponse, McpError> {
         let user = self.user(&context)?;
         let (call, messages) = relay::call_context(&context);
-        Ok(
-            relay::relay(self.prompt(&user, request, &call), messages, &context)
-                .await?
-                .into(),
-        )
+        Ok(relay::relay(self.prompt(&user, request, &call), messages, &context).await?)
     }
 
     async fn complete(

@@ -2,12 +2,13 @@
 //! prompt's own name); arguments, embedded resources and images pass through unchanged.
 
 use rmcp::ErrorData as McpError;
-use rmcp::model::{GetPromptRequestParams, GetPromptResult, ListPromptsResult};
+use rmcp::model::{GetPromptRequestParams, GetPromptResponse, ListPromptsResult};
 use serde_json::{Map, Value};
 use tether_core::{CallContext, UserId};
 
 use super::AggregatedServer;
 use super::resources::{from_json, to_params};
+use super::surface::is_input_required;
 
 impl AggregatedServer {
     pub(super) async fn prompts(
@@ -48,11 +49,16 @@ impl AggregatedServer {
         user: &UserId,
         request: GetPromptRequestParams,
         call: &CallContext,
-    ) -> Result<GetPromptResult, McpError> {
+    ) -> Result<GetPromptResponse, McpError> {
         let (server, name) = self.split_prompt(&request.name)?;
+        // A 2026-07-28 agent's retry carries its `inputResponses` and `requestState` here.
         let mut params = to_params(&request)?;
         params.insert("name".to_owned(), Value::String(name));
-        from_json(self.ask(user, &server, "prompts/get", params, call).await?)
+        let result = self.ask(user, &server, "prompts/get", params, call).await?;
+        if result.as_object().is_some_and(is_input_required) {
+            return Ok(GetPromptResponse::InputRequired(from_json(result)?));
+        }
+        Ok(GetPromptResponse::Complete(from_json(result)?))
     }
 
     /// The server and upstream name of an aggregated prompt name.

@@ -26,7 +26,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use serde_json::{Map, Value};
-use tether_core::{CallContext, Downstream, METHOD_NOT_FOUND, PeerError};
+use tether_core::{AgentInput, CallContext, Downstream, METHOD_NOT_FOUND, PeerError};
 use tokio::sync::{mpsc, oneshot};
 
 /// Messages queued for the agent before the handler's task relays them.
@@ -95,6 +95,11 @@ pub(super) fn call_context(
     let call = CallContext {
         meta,
         downstream: Some(Arc::new(ChannelDownstream(sender))),
+        // Requests that carry their own protocol metadata are of 2026-07-28 or later.
+        input: context
+            .meta
+            .protocol_version()
+            .map(|_| AgentInput::default()),
     };
     (call, receiver)
 }

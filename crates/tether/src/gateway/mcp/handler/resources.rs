@@ -3,13 +3,14 @@
 
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams, ReadResourceResult,
+    ListResourceTemplatesResult, ListResourcesResult, ReadResourceRequestParams,
+    ReadResourceResponse,
 };
 use serde_json::{Map, Value};
 use tether_core::{CallContext, ServerName, UserId};
 
 use super::AggregatedServer;
-use super::surface::Page;
+use super::surface::{Page, is_input_required};
 
 impl AggregatedServer {
     pub(super) async fn resources(
@@ -45,7 +46,7 @@ impl AggregatedServer {
         user: &UserId,
         request: ReadResourceRequestParams,
         call: &CallContext,
-    ) -> Result<ReadResourceResult, McpError> {
+    ) -> Result<ReadResourceResponse, McpError> {
         let (server, uri) = self
             .route_uri(&request.uri)
             .ok_or_else(|| unknown_resource(&request.uri))?;
@@ -54,12 +55,15 @@ impl AggregatedServer {
         let mut result = self
             .ask(user, &server, "resources/read", params, call)
             .await?;
+        if result.as_object().is_some_and(is_input_required) {
+            return Ok(ReadResourceResponse::InputRequired(from_json(result)?));
+        }
         if let Some(Value::Array(contents)) = result.get_mut("contents") {
             for content in contents {
                 self.wrap_member(&server, content, "uri");
             }
         }
-        from_json(result)
+        Ok(ReadResourceResponse::Complete(from_json(result)?))
     }
 
     /// `resources/subscribe` (`on`) or `resources/unsubscribe`, passed to the server of the URI;

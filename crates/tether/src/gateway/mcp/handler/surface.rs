@@ -56,6 +56,25 @@ pub(super) fn to_mcp_error(error: RequestError) -> McpError {
     }
 }
 
+/// Whether a result asks the agent for input (SEP-2322); only agents of 2026-07-28 and later
+/// get such results, the others are asked upstream of here.
+pub(super) fn is_input_required(result: &Map<String, Value>) -> bool {
+    result.get("resultType").and_then(Value::as_str) == Some("input_required")
+}
+
+/// Drops the protocol's own `_meta` entries (`io.modelcontextprotocol/…`: the upstream's
+/// server info among them) from an upstream result: they describe that leg, and the gateway's
+/// own are added for the agent's.
+pub(super) fn without_protocol_meta(result: &mut Map<String, Value>) {
+    let Some(Value::Object(meta)) = result.get_mut("_meta") else {
+        return;
+    };
+    meta.retain(|key, _| !key.starts_with("io.modelcontextprotocol/"));
+    if meta.is_empty() {
+        result.remove("_meta");
+    }
+}
+
 /// An upstream's result as the gateway's own: complete (input was asked for and answered
 /// upstream of here), and without the upstream's caching hints, which held for that server and
 /// that token, not for this user's aggregated view (rmcp fills in "private, 0 ms" for agents of
@@ -64,6 +83,11 @@ fn as_gateway_result(result: &mut Value) {
     if let Value::Object(result) = result {
         result.remove("ttlMs");
         result.remove("cacheScope");
+        without_protocol_meta(result);
+        // Questions for an agent that answers them itself go back to it as they are.
+        if is_input_required(result) {
+            return;
+        }
         result.insert(
             "resultType".to_owned(),
             Value::String("complete".to_owned()),

@@ -91,6 +91,7 @@ pub(super) fn to_rmcp_result(result: ToolResult) -> Result<CallToolResult, serde
     } = result;
     // The core's own fields win over same-named leftovers, as in its serialized form.
     let mut object = extra;
+    super::surface::without_protocol_meta(&mut object);
     object.insert("content".to_owned(), Value::Array(content));
     if let Some(structured) = structured_content {
         object.insert("structuredContent".to_owned(), structured);
