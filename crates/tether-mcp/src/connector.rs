@@ -36,7 +36,7 @@ use crate::session::{McpSession, TransportKind};
 use crate::stdio;
 use crate::streamable::{self, Handshake};
 use crate::upstream_client::UpstreamClient;
-use crate::wires::Wires;
+use crate::wires::{LocalWires, WireMemory};
 
 /// Knobs of the connector; [`Default`] gives the documented defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,16 +119,27 @@ impl McpConnectorConfig {
 /// Opens MCP sessions with rmcp. Share one instance (in an `Arc`) for every user, so the
 /// per-origin HTTP clients are shared too. [`Default`] uses [`McpConnectorConfig::default`]
 /// and sends no access tokens.
-#[derive(Default)]
 pub struct McpConnector {
     config: McpConnectorConfig,
     clients: HttpClients,
     bearer_source: Option<Arc<dyn BearerSource>>,
     /// The wire each Streamable HTTP server was last found to speak.
-    wires: Wires,
+    wires: Arc<dyn WireMemory>,
     /// Sent with every HTTP request (operator-given, e.g. `tether connect --header`). Values
     /// are marked sensitive, so `Debug` never prints them.
     headers: reqwest::header::HeaderMap,
+}
+
+impl Default for McpConnector {
+    fn default() -> Self {
+        Self {
+            config: McpConnectorConfig::default(),
+            clients: HttpClients::default(),
+            bearer_source: None,
+            wires: Arc::new(LocalWires::default()),
+            headers: reqwest::header::HeaderMap::new(),
+        }
+    }
 }
 
 impl fmt::Debug for McpConnector {
@@ -148,7 +159,7 @@ impl McpConnector {
             config,
             clients: HttpClients::default(),
             bearer_source: None,
-            wires: Wires::default(),
+            wires: Arc::new(LocalWires::default()),
             headers: reqwest::header::HeaderMap::new(),
         })
     }
@@ -170,6 +181,13 @@ impl McpConnector {
             self.headers.append(header_name, header_value);
         }
         Ok(self)
+    }
+
+    /// Keeps what is learnt of servers' wires in `memory` (shared by replicas) instead of
+    /// this process.
+    pub fn with_wire_memory(mut self, memory: Arc<dyn WireMemory>) -> Self {
+        self.wires = memory;
+        self
     }
 
     pub fn with_bearer_source(mut self, source: Arc<dyn BearerSource>) -> Self {
@@ -224,7 +242,7 @@ impl McpConnector {
             close_timeout: self.config.close_timeout,
             resume: self.resume_policy(),
         };
-        let known = self.wires.get(url);
+        let known = self.wires.get(url).await;
         let handshake = streamable::open(
             server.name.clone(),
             AuthorizedClient::new(client, self.credentials(request)),
@@ -238,7 +256,7 @@ impl McpConnector {
             Err(e) => {
                 // The server may have changed: discover it again next time.
                 if known.is_some() {
-                    self.wires.forget(url);
+                    self.wires.forget(url).await;
                 }
                 return Err(e);
             }
@@ -247,7 +265,7 @@ impl McpConnector {
             Handshake::Open(session) => {
                 let wire = session.wire();
                 if known != Some(wire) {
-                    self.wires.remember(url, wire);
+                    self.wires.remember(url, wire).await;
                 }
                 info!(server = %server.name, transport = TransportKind::StreamableHttp.as_str(), wire = ?wire, "MCP session opened");
                 Ok(Arc::new(session.with_events(request.events.clone())))

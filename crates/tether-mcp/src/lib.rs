@@ -58,3 +58,4 @@ pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};
 pub use convert::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS};
 pub use session::McpSession;
 pub use streamable::Wire;
+pub use wires::{LocalWires, WireMemory};

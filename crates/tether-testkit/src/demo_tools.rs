@@ -47,6 +47,8 @@ pub struct DemoTools {
     subscribed: Arc<std::sync::Mutex<Vec<String>>>,
     /// Whether the 2026-07-28 wire is offered besides the session revisions.
     speaks_2026: bool,
+    /// The `ttlMs` caching hint of `tools/list` results (2026-07-28), when set.
+    tools_ttl_ms: Option<u64>,
 }
 
 /// The largest blob `blob://bytes/{n}` serves.
@@ -106,6 +108,18 @@ impl DemoTools {
     pub fn with_2026_wire(mut self) -> Self {
         self.speaks_2026 = true;
         self
+    }
+
+    /// `tools/list` results say they stay fresh for `ttl` (`ttlMs`, 2026-07-28).
+    pub fn with_tools_ttl(mut self, ttl: Duration) -> Self {
+        self.tools_ttl_ms = Some(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Adds the tool `extra` (with [`DemoTools::with_interaction`]) without telling anyone: a
+    /// client learns of it only by listing the tools again.
+    pub fn grow_quietly(&self) {
+        self.grown.store(true, Ordering::SeqCst);
     }
 
     pub fn with_interaction(mut self) -> Self {
@@ -324,6 +338,7 @@ impl ServerHandler for DemoTools {
                 listed.tools.extend(grown.tools);
             }
         }
+        listed.ttl_ms = self.tools_ttl_ms;
         Ok(listed)
     }
 

@@ -23,11 +23,18 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// `http://<addr>/mcp`
     pub url: String,
+    discover_probes: Arc<AtomicU64>,
     ct: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl RunningServer {
+    /// Requests that came as `server/discover` (by their `Mcp-Method` header, SEP-2243),
+    /// answered or refused.
+    pub fn discover_probes(&self) -> u64 {
+        self.discover_probes.load(Ordering::Relaxed)
+    }
+
     /// Stops and waits (at most 5 s) for the connections to close.
     pub async fn stop(mut self) {
         self.ct.cancel();
@@ -112,6 +119,18 @@ async fn outage_gate(
     next.run(request).await
 }
 
+async fn count_discover_probes(
+    axum::extract::State(probes): axum::extract::State<Arc<AtomicU64>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.headers().get("mcp-method");
+    if method.is_some_and(|m| m.as_bytes() == b"server/discover") {
+        probes.fetch_add(1, Ordering::Relaxed);
+    }
+    next.run(request).await
+}
+
 async fn serve_with<S>(
     handler: S,
     addr: &str,
@@ -137,6 +156,11 @@ where
         Some(outage) => router.layer(axum::middleware::from_fn_with_state(outage, outage_gate)),
         None => router,
     };
+    let discover_probes = Arc::new(AtomicU64::new(0));
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        discover_probes.clone(),
+        count_discover_probes,
+    ));
     let listener = TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     // Without TCP_NODELAY a response written in two parts (headers, then the SSE event) waits
@@ -153,6 +177,7 @@ where
     Ok(RunningServer {
         addr,
         url: format!("http://{addr}/mcp"),
+        discover_probes,
         ct,
         task,
     })

@@ -13,7 +13,6 @@ mod modern_peer;
 
 use modern_peer::mcp_peers_dir;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

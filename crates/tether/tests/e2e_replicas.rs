@@ -667,3 +667,39 @@ async fn a_delete_on_one_replica_wins_over_a_refresh_in_flight_on_the_other() {
     replicas.one.kill().await;
     replicas.two.kill().await;
 }
+
+/// What a connect learns of an upstream's wire is the deployment's: replica 1 asks an
+/// earlier revision's server `server/discover` once and falls back to `initialize`; replica 2,
+/// connecting another user to it, goes straight to `initialize` (the memory is in Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_upstreams_wire_is_discovered_once_for_all_replicas() {
+    // The testkit's server speaks the session revisions only: it refuses server/discover.
+    let upstream = tether_testkit::serve_streamable_http(DemoTools::default(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let ports = Ports::new().await;
+    let deployment = Deployment::new("wires", SHARED_REDIS).await;
+    let rest = format!("[[servers]]\nname = \"demo\"\nurl = \"{}\"\n", upstream.url);
+    let replicas = Pair::start("wires", &deployment, &ports, &rest, &[]).await;
+
+    let (status, body) = replicas
+        .one
+        .post(&jwt("alice"), "/v1/me/servers/demo/reconnect")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["connected"], true, "{body}\n{}", replicas.logs());
+    assert_eq!(upstream.discover_probes(), 1, "replica 1 discovered it");
+
+    let (status, body) = replicas
+        .two
+        .post(&jwt("bob"), "/v1/me/servers/demo/reconnect")
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["connected"], true, "{body}\n{}", replicas.logs());
+    assert_eq!(
+        upstream.discover_probes(),
+        1,
+        "replica 2 knew the wire from replica 1\n{}",
+        replicas.logs()
+    );
+}

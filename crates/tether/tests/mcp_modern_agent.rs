@@ -211,3 +211,38 @@ async fn a_2026_agent_answers_an_upstreams_input_required_result_itself() {
     );
     gateway.stop().await;
 }
+
+/// A 2026-07-28 upstream's tool list says how long it stays fresh (`ttlMs`): once stale, the
+/// gateway reads it again, so a tool the server added without telling anyone reaches the agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_lists_freshness_hint_is_honoured() {
+    let tools = DemoTools::default()
+        .with_interaction()
+        .with_2026_wire()
+        .with_tools_ttl(std::time::Duration::from_secs(1));
+    let (gateway, server) = demo_gateway(&tools).await;
+    let client = support::mcp_client(&gateway.base, &jwt("alice")).await;
+    let names = |listed: Vec<rmcp::model::Tool>| -> Vec<String> {
+        listed.into_iter().map(|t| t.name.to_string()).collect()
+    };
+    let before = names(client.peer().list_all_tools().await.expect("tools/list"));
+    assert!(before.iter().any(|n| n == "demo__grow"), "{before:?}");
+    assert!(!before.iter().any(|n| n == "demo__extra"), "{before:?}");
+
+    tools.grow_quietly();
+    let mut after = Vec::new();
+    for _ in 0..60 {
+        after = names(client.peer().list_all_tools().await.expect("tools/list"));
+        if after.iter().any(|n| n == "demo__extra") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        after.iter().any(|n| n == "demo__extra"),
+        "listed again once stale: {after:?}"
+    );
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}

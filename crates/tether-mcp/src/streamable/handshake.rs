@@ -66,6 +66,23 @@ pub enum Wire {
     Legacy,
 }
 
+impl Wire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Modern => "modern",
+            Self::Legacy => "legacy",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "modern" => Some(Self::Modern),
+            "legacy" => Some(Self::Legacy),
+            _ => None,
+        }
+    }
+}
+
 /// What `server/discover` told.
 enum Discovered {
     Modern(ServerCapabilities),

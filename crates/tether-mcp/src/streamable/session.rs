@@ -15,8 +15,8 @@ use rmcp::model::{
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use tether_core::{
-    CallContext, ConnectError, Downstream, Protocol, ServerName, Session, SessionEvents, Tool,
-    ToolResult,
+    CallContext, ConnectError, Downstream, ListKind, Protocol, ServerName, Session, SessionEvents,
+    Tool, ToolResult,
 };
 use tracing::{debug, info};
 
@@ -36,6 +36,8 @@ pub(crate) struct StreamableSession {
     events: Option<Arc<dyn SessionEvents>>,
     /// Stops the reader of the session's own event stream, while one runs.
     listening: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
+    /// Stops the timer of the tool list's freshness (its `ttlMs`), while one runs.
+    tools_fresh: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// The next JSON-RPC request id (`initialize` had 0).
     next_id: AtomicI64,
     /// Set by [`Session::close`].
@@ -71,6 +73,7 @@ impl StreamableSession {
             offers,
             events: None,
             listening: std::sync::Mutex::new(None),
+            tools_fresh: std::sync::Mutex::new(None),
             next_id: AtomicI64::new(1),
             closed: AtomicBool::new(false),
             lost: AtomicBool::new(false),
@@ -141,7 +144,35 @@ impl StreamableSession {
     }
 }
 
+/// The shortest freshness honoured: a server asking for less is read again this often at most.
+const MIN_TOOLS_FRESHNESS: Duration = Duration::from_secs(1);
+
 impl StreamableSession {
+    /// Honours a tool list's caching hint (2026-07-28 `ttlMs`): once it is stale, the list is
+    /// read again as after a `list_changed`, for a server that changed its tools without
+    /// saying so. `ttlMs` 0 (the default: "no promise") and no hint leave it to the server's
+    /// change notifications.
+    fn expire_tools_after(&self, ttl_ms: Option<u64>) {
+        let Ok(mut timer) = self.tools_fresh.lock() else {
+            return;
+        };
+        if let Some(previous) = timer.take() {
+            previous.cancel();
+        }
+        let (Some(ttl), Some(events)) = (ttl_ms.filter(|t| *t > 0), self.events.clone()) else {
+            return;
+        };
+        let after = Duration::from_millis(ttl).max(MIN_TOOLS_FRESHNESS);
+        let stop = tokio_util::sync::CancellationToken::new();
+        *timer = Some(stop.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(after) => events.list_changed(ListKind::Tools),
+            }
+        });
+    }
+
     /// A request whose result may ask for input (2026-07-28): the agent's answers are sent
     /// back with the request until the result is complete, at most [`input::MAX_ROUNDS`] times.
     /// An agent that answers by itself (2026-07-28 too) gets the input-required result as it
@@ -202,17 +233,28 @@ fn tool_result(mut result: ToolResult, passes_input: bool) -> Result<ToolResult,
 #[async_trait]
 impl Session for StreamableSession {
     async fn list_tools(&self) -> Result<Vec<Tool>, ConnectError> {
-        crate::tool_pages::list_all(&self.server, |cursor| async move {
+        let fresh_for = std::sync::Mutex::new(None::<u64>);
+        let tools = crate::tool_pages::list_all(&self.server, |cursor| async {
             let params = cursor.map(|c| PaginatedRequestParams::default().with_cursor(Some(c)));
             let request = ClientRequest::ListToolsRequest(ListToolsRequest {
                 method: Default::default(),
                 params,
                 extensions: Default::default(),
             });
-            self.send::<ListToolsResult>(request, "tools/list timed out", "tools/list result", None)
-                .await
+            let page = self
+                .send::<ListToolsResult>(request, "tools/list timed out", "tools/list result", None)
+                .await?;
+            if let Some(ttl) = page.ttl_ms
+                && let Ok(mut shortest) = fresh_for.lock()
+            {
+                *shortest = Some(shortest.map_or(ttl, |s| s.min(ttl)));
+            }
+            Ok(page)
         })
-        .await
+        .await?;
+        let fresh_for = fresh_for.into_inner().ok().flatten();
+        self.expire_tools_after(fresh_for);
+        Ok(tools)
     }
 
     async fn call_tool(
@@ -338,6 +380,9 @@ impl Session for StreamableSession {
 
     async fn close(&self) {
         self.listen(false);
+        if let Some(timer) = self.tools_fresh.lock().ok().and_then(|mut t| t.take()) {
+            timer.cancel();
+        }
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }

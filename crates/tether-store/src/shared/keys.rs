@@ -57,6 +57,10 @@ impl Keys {
         format!("{}:rate:{}", self.prefix, escape(origin.as_str()))
     }
 
+    pub fn wire(&self, url: &str) -> String {
+        format!("{}:wire:{}", self.prefix, escape(url))
+    }
+
     pub fn flow(&self, state: &str) -> String {
         format!("{}:flow:{}", self.prefix, escape(state))
     }

@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use tether::gateway::auth::{AdminCredentials, HostAuth};
 use tether::gateway::{Gateway, GatewayConfig, shutdown_signal};
 use tether_core::{InProcessState, ReconnectionManager, SharedState, SystemClock};
-use tether_mcp::McpConnector;
+use tether_mcp::{LocalWires, McpConnector, WireMemory};
 use tether_oauth::store::{FlowStore, MemoryFlowStore, MemoryRefreshLock, RefreshLock};
 use tether_oauth::{AuthorizerConfig, McpAuthorizer, NetworkPolicy, OAuthStores};
 use tether_store::crypto::Keyring;
@@ -98,6 +98,8 @@ struct Shared {
     redis: Option<Arc<RedisState>>,
     flows: Arc<dyn FlowStore>,
     locks: Arc<dyn RefreshLock>,
+    /// Which wire each upstream speaks, learnt once for the deployment.
+    wires: Arc<dyn WireMemory>,
 }
 
 async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<Shared> {
@@ -109,6 +111,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
             redis: None,
             flows: Arc::new(MemoryFlowStore::new()),
             locks: Arc::new(MemoryRefreshLock::new()),
+            wires: Arc::new(LocalWires::default()),
         });
     }
     if url.starts_with("redis://") || url.starts_with("rediss://") {
@@ -119,6 +122,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
         // could not complete elsewhere, and a local lease could double-spend a refresh token.
         let flows = Arc::new(redis.flow_store(keyring));
         let locks = Arc::new(redis.refresh_lock());
+        let wires = Arc::new(redis.wire_memory());
         let redis = Arc::new(redis);
         let fallback = Arc::new(FallbackState::new(redis.clone()));
         return Ok(Shared {
@@ -127,6 +131,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
             redis: Some(redis),
             flows,
             locks,
+            wires,
         });
     }
     bail!("state.url must be \"memory\" or a redis:// URL")
@@ -163,6 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         redis,
         flows: flow_store,
         locks,
+        wires,
     } = shared(&config, flow_keys).await?;
 
     let network = NetworkPolicy {
@@ -191,7 +197,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .filter(|entry| !entry.server.oauth)
             .map(|entry| entry.server.name.clone()),
     );
-    let connector = McpConnector::default().with_bearer_source(Arc::new(bearer));
+    let connector = McpConnector::default()
+        .with_bearer_source(Arc::new(bearer))
+        .with_wire_memory(wires);
     let servers: BTreeMap<_, _> = config
         .servers
         .iter()
