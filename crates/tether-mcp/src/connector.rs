@@ -13,13 +13,15 @@ use futures::stream::BoxStream;
 use rmcp::model::{
     ClientCapabilities, ClientConfig, ClientJsonRpcMessage, Implementation, ProtocolVersion,
 };
-use rmcp::service::RunningService;
+use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::{
     SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
-use rmcp::{ClientCacheConfig, RoleClient, serve_client};
+use rmcp::{
+    ClientCacheConfig, ClientLifecycleMode, RoleClient, serve_client, serve_client_with_lifecycle,
+};
 use sse_stream::Sse;
 use tether_core::{
     ConnectError, ConnectRequest, Connector, Origin, ServerConfig, ServerName, Session,
@@ -34,7 +36,7 @@ use crate::legacy_sse::LegacySseTransport;
 use crate::resume::ResumePolicy;
 use crate::session::{McpSession, TransportKind};
 use crate::stdio;
-use crate::streamable::{self, Handshake};
+use crate::streamable::{self, Handshake, Wire};
 use crate::upstream_client::UpstreamClient;
 use crate::wires::{LocalWires, WireMemory};
 
@@ -344,10 +346,81 @@ impl McpConnector {
         args: &[String],
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
+        // What was learnt of this command's wire, under a key no URL can take.
+        let key = format!("stdio:{command} {}", args.join(" "));
+        let known = self.wires.get(&key).await;
+        let lifecycle = match known {
+            Some(Wire::Legacy) => ClientLifecycleMode::Initialize,
+            _ => discover_first(),
+        };
         let transport = stdio::spawn(&server.name, command, args)?;
         // On timeout or error the transport is dropped, which kills the child.
-        self.initialize(request, TransportKind::Stdio, transport)
-            .await
+        let started = tokio::time::Instant::now();
+        let opened = self.start_lifecycle(request, transport, lifecycle).await;
+        let (running, wire) = match opened {
+            Ok(running) => {
+                let wire = match running.peer().peer_info() {
+                    Some(info) if !info.protocol_version.has_initialize() => Wire::Modern,
+                    _ => Wire::Legacy,
+                };
+                (running, wire)
+            }
+            // An earlier revision's server that knows `server/discover` answers it with the
+            // versions it supports, none of them 2026-07-28; rmcp then gives up instead of
+            // falling back, so the server is started again and initialized.
+            Err(NoCommonVersion) if known.is_none() => {
+                let mut rest = request.clone();
+                rest.timeout = request.timeout.saturating_sub(started.elapsed());
+                let transport = stdio::spawn(&server.name, command, args)?;
+                let running = self
+                    .start_lifecycle(&rest, transport, ClientLifecycleMode::Initialize)
+                    .await
+                    .map_err(StartFailure::into_connect_error)?;
+                (running, Wire::Legacy)
+            }
+            Err(failure) => {
+                if known.is_some() {
+                    self.wires.forget(&key).await;
+                }
+                return Err(failure.into_connect_error());
+            }
+        };
+        if known != Some(wire) {
+            self.wires.remember(&key, wire).await;
+        }
+        Ok(self
+            .open_session(server.name.clone(), TransportKind::Stdio, running)
+            .await)
+    }
+
+    /// The MCP lifecycle over `transport` (`initialize`, or `server/discover` first) within
+    /// the connect timeout; a refusal for want of a common version is told apart.
+    async fn start_lifecycle<T, E, A>(
+        &self,
+        request: &ConnectRequest,
+        transport: T,
+        lifecycle: ClientLifecycleMode,
+    ) -> Result<RunningService<RoleClient, UpstreamClient>, StartFailure>
+    where
+        T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let started = serve_client_with_lifecycle(
+            UpstreamClient::new(request.events.clone()),
+            transport,
+            lifecycle,
+        );
+        match tokio::time::timeout(request.timeout, started).await {
+            Err(_) => Err(StartFailure::Other(ConnectError::transport(
+                TransportFailure::Timeout,
+                "connecting timed out",
+            ))),
+            Ok(Ok(running)) => Ok(running),
+            Ok(Err(ClientInitializeError::NoCompatibleProtocolVersion { .. })) => {
+                Err(NoCommonVersion)
+            }
+            Ok(Err(e)) => Err(StartFailure::Other(error::from_initialize(&e))),
+        }
     }
 
     /// MCP `initialize` over `transport` within the connect timeout, then the session.
@@ -410,6 +483,34 @@ impl Connector for McpConnector {
             debug!(user = %request.user, server = %request.server.name, error = %e, "MCP connect failed");
         }
         result
+    }
+}
+
+/// `server/discover` first (2026-07-28); an earlier revision's server that refuses it as an
+/// unknown method gets `initialize` on the same connection.
+fn discover_first() -> ClientLifecycleMode {
+    ClientLifecycleMode::Auto {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+        legacy_version: Some(ProtocolVersion::LATEST_WITH_INITIALIZE),
+    }
+}
+
+/// Why a lifecycle did not start.
+enum StartFailure {
+    /// The server named only versions Tether does not discover with.
+    NoCommonVersion,
+    Other(ConnectError),
+}
+use StartFailure::NoCommonVersion;
+
+impl StartFailure {
+    fn into_connect_error(self) -> ConnectError {
+        match self {
+            NoCommonVersion => ConnectError::Protocol(
+                "no MCP protocol version in common with the server".to_owned(),
+            ),
+            Self::Other(error) => error,
+        }
     }
 }
 

@@ -150,3 +150,43 @@ async fn closing_a_stdio_session_ends_its_child_process() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
+
+/// The TypeScript SDK v2's server of 2026-07-28 only, over stdio (`modern_server.mjs stdio`):
+/// reached by `server/discover`, its calls carry their own metadata; an earlier revision's stdio
+/// server (the rmcp example) is still reached with `initialize`.
+#[tokio::test]
+async fn a_2026_stdio_server_is_discovered_and_an_earlier_one_initialized() {
+    let peers = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    let modern = TransportConfig::Stdio {
+        command: "node".to_owned(),
+        args: vec![
+            peers
+                .join("modern_server.mjs")
+                .to_string_lossy()
+                .into_owned(),
+            "stdio".to_owned(),
+        ],
+    };
+    let connector = McpConnector::default();
+    let session = connector
+        .connect(request(modern))
+        .await
+        .expect("connects (npm ci in crates/tether-mcp/tests/peers?)");
+    let protocol = session.protocol().expect("a negotiated protocol");
+    assert_eq!(protocol.version, "2026-07-28");
+    let result = session
+        .call_tool("add", json!({"a": 20, "b": 22}).as_object().cloned())
+        .await
+        .expect("calls");
+    assert_eq!(result.text(), "42");
+    session.close().await;
+
+    let earlier = connector
+        .connect(request(stdio(stdio_server())))
+        .await
+        .expect("connects");
+    let protocol = earlier.protocol().expect("a negotiated protocol");
+    assert_eq!(protocol.version, "2025-11-25");
+    assert_eq!(protocol.wire, "session");
+    earlier.close().await;
+}

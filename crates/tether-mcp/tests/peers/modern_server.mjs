@@ -20,6 +20,8 @@
 //   dual-stateless  the SDK default `createMcpHandler(factory)` (legacy: 'stateless'): 2025-era
 //                   requests, `initialize` included, are each served by a fresh instance with no
 //                   session id; GET/DELETE get 405.
+//   stdio           2026-07-28 only, over stdio (the SDK's `serveStdio(factory, { legacy: 'reject' })`):
+//                   no URL line is printed, stdout is the protocol channel.
 // Endpoint path (argv[3]): default `/mcp`.
 //
 // Besides the MCP endpoint: `GET /stats` returns {"methods": {method: count}, "initialize": count,
@@ -48,7 +50,7 @@ import {
     CLIENT_CAPABILITIES_META_KEY
 } from '@modelcontextprotocol/server';
 
-const MODES = new Set(['modern', 'dual', 'dual-stateless']);
+const MODES = new Set(['modern', 'dual', 'dual-stateless', 'stdio']);
 const mode = process.argv[2] || 'modern';
 if (!MODES.has(mode)) {
     process.stderr.write(`modern_server: unknown mode ${JSON.stringify(mode)} (expected one of ${[...MODES].join(', ')})\n`);
@@ -253,6 +255,11 @@ async function legacySessionFetch(request) {
     return jsonRpcError(400, -32000, 'Bad Request: No valid session ID provided');
 }
 
+if (mode === 'stdio') {
+    const { serveStdio } = await import('@modelcontextprotocol/server/stdio');
+    serveStdio(buildServer, { legacy: 'reject', onerror });
+}
+
 let mcpFetch;
 let closeHandler = async () => {};
 if (mode === 'modern') {
@@ -374,7 +381,7 @@ const httpServer = http.createServer(async (req, res) => {
     }
 });
 
-httpServer.listen({ host: '127.0.0.1', port: 0 }, () => {
+if (mode !== 'stdio') httpServer.listen({ host: '127.0.0.1', port: 0 }, () => {
     const { port } = httpServer.address();
     process.stdout.write(`${JSON.stringify({ url: `http://127.0.0.1:${port}${endpoint}` })}\n`);
     log(`listening on 127.0.0.1:${port}${endpoint}`);
