@@ -339,6 +339,49 @@ async fn a_2026_server_is_reached_statelessly_and_the_wire_is_printed() {
     drop(server);
 }
 
+/// A server that needs a scope its metadata does not advertise answers the first token 403
+/// `insufficient_scope`; `tether connect` authorizes again for the union of scopes (step-up)
+/// and the call succeeds in the same run.
+#[tokio::test]
+async fn headless_oauth_steps_up_to_the_scope_a_403_names() {
+    let peer = OidcPeer::spawn()
+        .await
+        .expect("the oidc-provider peer starts");
+    let mut config = ProtectionConfig::oidc_peer(&peer.issuer);
+    config.required_scope = "mcp:admin".to_owned();
+    let server = serve_protected(DemoTools::default(), "127.0.0.1:0", config)
+        .await
+        .expect("the protected MCP server starts");
+
+    // The first authorization asks for mcp:tools only.
+    let run = connect(&[
+        "--headless",
+        &server.url,
+        "--scope",
+        "mcp:tools",
+        "--call",
+        "add",
+        "--args",
+        r#"{"a":40,"b":2}"#,
+    ])
+    .await;
+    let lines = run.success();
+    assert_eq!(lines.len(), 2, "tools, then the result: {}", run.describe());
+    assert_eq!(result_text(&lines[1]), "42", "{}", run.describe());
+    let stats = peer.stats().await.expect("peer stats");
+    assert_eq!(
+        stats["grants"]["authorization_code"],
+        json!(2),
+        "one authorization, then one step-up: {stats}"
+    );
+    let last = server.token_scopes().last().cloned().unwrap_or_default();
+    let granted: Vec<&str> = last.split_whitespace().collect();
+    assert!(
+        granted.contains(&"mcp:admin") && granted.contains(&"mcp:tools"),
+        "the step-up kept the first scope and added the new one: {granted:?}"
+    );
+}
+
 #[tokio::test]
 async fn legacy_sse_server_everything_lists_and_calls_echo() {
     let (_server, port) = start_everything("sse").await;

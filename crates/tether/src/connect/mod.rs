@@ -207,28 +207,41 @@ async fn run_inner(args: ConnectArgs) -> anyhow::Result<()> {
     };
 
     let target = describe_target(&args);
-    let session = match connector.connect(request.clone()).await {
-        Ok(session) => session,
-        Err(ConnectError::NeedsAuthorization { .. }) if !args.stdio => {
-            let url = args.url.as_deref().unwrap_or_default();
-            authorize(&args, &authorizer, &user, &server.name, url).await?;
-            match connector.connect(request).await {
-                Ok(session) => session,
-                Err(ConnectError::NeedsAuthorization { .. }) => bail!(
-                    "{target} still refuses access after the authorization succeeded \
-                     (the granted scopes may not be enough: see --scope)"
-                ),
-                Err(error) => {
-                    return Err(error)
-                        .with_context(|| format!("cannot connect to {target} after authorizing"));
-                }
+    let url = args.url.as_deref().unwrap_or_default();
+    // A first authorization when the server wants one, then at most one step-up when it
+    // answers 403 insufficient_scope (the authorizer remembers the wider scope it named).
+    let mut authorizations = 0;
+    loop {
+        let session = match connector.connect(request.clone()).await {
+            Ok(session) => session,
+            Err(ConnectError::NeedsAuthorization { .. }) if !args.stdio && authorizations < 2 => {
+                authorize(&args, &authorizer, &user, &server.name, url).await?;
+                authorizations += 1;
+                continue;
             }
+            Err(ConnectError::NeedsAuthorization { .. }) if authorizations > 0 => bail!(
+                "{target} still refuses access after the authorization succeeded \
+                 (the granted scopes may not be enough: see --scope)"
+            ),
+            Err(error) => {
+                return Err(error).with_context(|| format!("cannot connect to {target}"));
+            }
+        };
+        let outcome = list_and_call(&session, args.call.as_deref(), arguments.clone()).await;
+        session.close().await;
+        let wants_wider_scope = outcome.as_ref().err().is_some_and(|error| {
+            matches!(
+                error.downcast_ref::<ConnectError>(),
+                Some(ConnectError::NeedsAuthorization { scope: Some(_), .. })
+            )
+        });
+        if wants_wider_scope && !args.stdio && authorizations < 2 {
+            authorize(&args, &authorizer, &user, &server.name, url).await?;
+            authorizations += 1;
+            continue;
         }
-        Err(error) => return Err(error).with_context(|| format!("cannot connect to {target}")),
-    };
-    let outcome = list_and_call(&session, args.call.as_deref(), arguments).await;
-    session.close().await;
-    outcome
+        return outcome;
+    }
 }
 
 async fn list_and_call(
@@ -346,10 +359,16 @@ async fn authorize(
         });
     }
     options.client_metadata_url = args.client_metadata_url.clone();
-    let start = authorizer
-        .start(user, server, url, options)
-        .await
-        .context("cannot start the authorization")?;
+    let start = match authorizer.pending_step_up(user, server) {
+        // The server refused the token as not wide enough: ask for its scope too.
+        Some(challenge) => {
+            authorizer
+                .step_up(user, server, url, &challenge, options)
+                .await
+        }
+        None => authorizer.start(user, server, url, options).await,
+    }
+    .context("cannot start the authorization")?;
     let response = match listener {
         None => tether_oauth::headless::authorize(&start.authorization_url, &redirect_uri)
             .await
