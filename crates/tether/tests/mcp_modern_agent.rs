@@ -246,3 +246,56 @@ async fn a_tool_lists_freshness_hint_is_honoured() {
     gateway.stop().await;
     server.stop().await;
 }
+
+/// An upstream of the session revisions asks a question during a 2026-07-28 agent's call (an
+/// `elicitation/create` request on its session): the gateway parks the call and hands the
+/// agent an input-required result; the agent's retry brings the answer to the upstream and the
+/// call finishes. What the agent did not declare (sampling) is refused to the upstream as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_upstreams_question_reaches_a_2026_agent_as_an_input_required_result() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo_gateway(&tools).await;
+    let steps = json!([
+        {"op": "callTool", "params": {"name": "demo__ask", "arguments": {}}},
+    ]);
+    let run = modern_agent(&gateway.base, &jwt("alice"), steps).await;
+    let answer: Value = serde_json::from_str(&result_text(step(&run, 0, "callTool")))
+        .unwrap_or_else(|e| panic!("the tool's JSON answer: {e}: {run}"));
+    assert_eq!(
+        answer["elicited"]["content"]["name"], "Ada",
+        "the agent's answer reached the upstream: {run}"
+    );
+    assert!(
+        answer["sampled"].to_string().contains("did not declare"),
+        "sampling, not declared by the agent, was refused: {run}"
+    );
+    let asked = run["steps"][0]["elicitations"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(asked.len(), 1, "{run}");
+    assert_eq!(asked[0]["message"], "Your name?", "{run}");
+
+    // An answer to a question no call waits for (expired, another replica's, forged).
+    let http = reqwest::Client::new();
+    let stray = modern_post(
+        &http,
+        &gateway.base,
+        &jwt("alice"),
+        9,
+        "tools/call",
+        json!({"name": "demo__ask", "arguments": {},
+               "requestState": "tether-question:00000000000000000000000000000000",
+               "inputResponses": {"upstream": {"action": "accept", "content": {"name": "Eve"}}}}),
+        Some("demo__ask"),
+    )
+    .await;
+    assert!(
+        stray["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("call the tool again")),
+        "{stray}"
+    );
+    gateway.stop().await;
+    server.stop().await;
+}

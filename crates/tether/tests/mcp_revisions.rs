@@ -43,9 +43,22 @@ async fn agent(base: &str, token: &str, revision: &ProtocolVersion) -> Client {
         info.protocol_version = revision.clone();
         tokio::time::timeout(STEP, serve_client(info, transport)).await
     };
-    connected
-        .unwrap_or_else(|_| panic!("{revision}: connects in time"))
-        .unwrap_or_else(|e| panic!("{revision}: connects: {e}"))
+    match connected {
+        Ok(Ok(client)) => client,
+        Ok(Err(e)) => panic!("{revision}: connects: {e}"),
+        Err(_) => panic!("{revision}: connects in time"),
+    }
+}
+
+/// A step's result, or the test fails naming the revision and the step.
+trait Checked<T> {
+    fn checked(self, revision: &ProtocolVersion, what: &str) -> T;
+}
+
+impl<T, E: std::fmt::Display> Checked<T> for Result<T, E> {
+    fn checked(self, revision: &ProtocolVersion, what: &str) -> T {
+        self.unwrap_or_else(|e| panic!("{revision}: {what}: {e}"))
+    }
 }
 
 fn json_of<T: serde::Serialize>(value: &T) -> Value {
@@ -60,7 +73,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
     let negotiated = peer.peer_info().map(|info| info.protocol_version.clone());
     assert_eq!(negotiated.as_ref(), Some(revision), "{}", at("negotiated"));
 
-    let tools = json_of(&peer.list_all_tools().await.expect(&at("tools/list")));
+    let tools = json_of(&peer.list_all_tools().await.checked(revision, "tools/list"));
     let names: Vec<&str> = tools
         .as_array()
         .into_iter()
@@ -71,7 +84,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
 
     let mut call = CallToolRequestParams::new("demo__add");
     call.arguments = json!({"a": 40, "b": 2}).as_object().cloned();
-    let result = json_of(&peer.call_tool(call).await.expect(&at("tools/call")));
+    let result = json_of(&peer.call_tool(call).await.checked(revision, "tools/call"));
     assert_eq!(
         result["content"][0]["text"],
         "42",
@@ -83,7 +96,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
         &peer
             .list_resources(None)
             .await
-            .expect(&at("resources/list")),
+            .checked(revision, "resources/list"),
     );
     assert!(
         resources["resources"]
@@ -96,7 +109,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
         &peer
             .list_resource_templates(None)
             .await
-            .expect(&at("resources/templates/list")),
+            .checked(revision, "resources/templates/list"),
     );
     assert!(
         templates["resourceTemplates"]
@@ -111,14 +124,19 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
                 "tether://demo/notes://readme",
             ))
             .await
-            .expect(&at("resources/read")),
+            .checked(revision, "resources/read"),
     );
     assert_eq!(
         read["contents"][0]["text"], "the note called readme",
         "{read}"
     );
 
-    let prompts = json_of(&peer.list_prompts(None).await.expect(&at("prompts/list")));
+    let prompts = json_of(
+        &peer
+            .list_prompts(None)
+            .await
+            .checked(revision, "prompts/list"),
+    );
     assert!(
         prompts["prompts"]
             .as_array()
@@ -128,7 +146,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
     );
     let mut get = GetPromptRequestParams::new("demo__greet");
     get.arguments = json!({"name": "Ada"}).as_object().cloned();
-    let prompt = json_of(&peer.get_prompt(get).await.expect(&at("prompts/get")));
+    let prompt = json_of(&peer.get_prompt(get).await.checked(revision, "prompts/get"));
     assert_eq!(
         prompt["messages"][0]["content"]["text"],
         "Say hello to Ada."
@@ -140,7 +158,7 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
             ArgumentInfo::new("name", "al"),
         ))
         .await
-        .expect(&at("completion/complete"));
+        .checked(revision, "completion/complete");
     assert_eq!(completion.completion.values, ["alice", "alex"]);
 
     // An unknown tool is the server's answer, never a broken session.
@@ -152,7 +170,12 @@ async fn suite(client: &Client, revision: &ProtocolVersion) {
         Err(_) => true,
     };
     assert!(refused_is_error, "{}: {refused:?}", at("unknown tool"));
-    let again = json_of(&peer.list_all_tools().await.expect(&at("tools/list again")));
+    let again = json_of(
+        &peer
+            .list_all_tools()
+            .await
+            .checked(revision, "tools/list again"),
+    );
     assert!(again.as_array().is_some_and(|t| !t.is_empty()));
 }
 

@@ -1,6 +1,7 @@
 //! What every gateway handler shares: the manager, the authenticator, the registries, the
 //! metrics and the hooks. Cheap to clone.
 
+use crate::gateway::mcp::handler::questions::ParkedCalls;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -33,6 +34,8 @@ struct Inner {
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     metrics_sources: Vec<Arc<dyn MetricsSource>>,
     shutting_down: AtomicBool,
+    /// Calls of 2026-07-28 agents waiting for the answer to an upstream's question.
+    parked_calls: ParkedCalls,
 }
 
 /// The parts an [`AppState`] is made of (see `GatewayBuilder`).
@@ -67,8 +70,13 @@ impl AppState {
                 readiness: parts.readiness,
                 metrics_sources: parts.metrics_sources,
                 shutting_down: AtomicBool::new(false),
+                parked_calls: ParkedCalls::default(),
             }),
         }
+    }
+
+    pub(crate) fn parked_calls(&self) -> &ParkedCalls {
+        &self.inner.parked_calls
     }
 
     pub fn manager(&self) -> &ReconnectionManager {

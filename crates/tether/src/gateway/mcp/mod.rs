@@ -11,7 +11,7 @@ mod direct;
 mod direct_calls;
 mod direct_stream;
 mod filter;
-mod handler;
+pub(crate) mod handler;
 mod jsonrpc;
 mod names;
 mod origin;

@@ -32,6 +32,7 @@ mod completion;
 mod elicitation;
 mod logging;
 mod prompts;
+pub(crate) mod questions;
 mod relay;
 mod resources;
 mod surface;
@@ -148,16 +149,11 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let (mut call_context, messages) = relay::call_context(&context);
+        let (call_context, messages) = relay::call_context(&context);
         if call_context.input.is_some() {
-            // The agent's retry: its answers go to the server that asked.
-            call_context.input = Some(AgentInput {
-                responses: request
-                    .input_responses
-                    .as_ref()
-                    .and_then(|r| serde_json::to_value(r).ok()),
-                request_state: request.request_state.clone(),
-            });
+            return self
+                .call_for_2026_agent(user, request, call_context, messages, context)
+                .await;
         }
         let call = super::call::call_tool(
             &self.app,
@@ -176,26 +172,8 @@ impl ServerHandler for AggregatedServer {
         let Some(result) = relay::relay(work, messages, &context).await else {
             return Err(McpError::invalid_request("the call was cancelled", None));
         };
-        let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
-        if surface::is_input_required(&result.extra) {
-            let mut asked = result.extra;
-            surface::without_protocol_meta(&mut asked);
-            let asked = serde_json::from_value(Value::Object(asked)).map_err(|_| {
-                McpError::internal_error("the server's questions could not be read", None)
-            })?;
-            return Ok(CallToolResponse::InputRequired(asked));
-        }
-        if result.is_error
-            && let Some(error) = self
-                .authorization_elicitation(&user, &request.name, &context)
-                .await
-        {
-            return Err(error);
-        }
-        let converted = to_rmcp_result(result).map_err(|_| {
-            McpError::internal_error("the upstream result could not be converted", None)
-        })?;
-        Ok(CallToolResponse::Complete(converted))
+        self.answer_call(&user, &request.name, result, &context)
+            .await
     }
 
     async fn list_resources(
@@ -224,7 +202,7 @@ impl ServerHandler for AggregatedServer {
     ) -> Result<ReadResourceResponse, McpError> {
         let user = self.user(&context)?;
         let (call, messages) = relay::call_context(&context);
-        Ok(relay::relay(self.read(&user, request, &call), messages, &context).await?)
+        relay::relay(self.read(&user, request, &call), messages, &context).await
     }
 
     #[allow(
@@ -269,7 +247,7 @@ impl ServerHandler for AggregatedServer {
     ) -> Result<GetPromptResponse, McpError> {
         let user = self.user(&context)?;
         let (call, messages) = relay::call_context(&context);
-        Ok(relay::relay(self.prompt(&user, request, &call), messages, &context).await?)
+        relay::relay(self.prompt(&user, request, &call), messages, &context).await
     }
 
     async fn complete(
@@ -297,4 +275,87 @@ impl ServerHandler for AggregatedServer {
 
 fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {
     request.and_then(|r| r.cursor.as_deref())
+}
+
+impl AggregatedServer {
+    /// A call of an agent of 2026-07-28, which answers questions by retrying (SEP-2322): an
+    /// upstream's own input-required result passes through, and a question an upstream of
+    /// the session revisions sends during the call parks the call until the retry answers it.
+    async fn call_for_2026_agent(
+        &self,
+        user: UserId,
+        request: CallToolRequestParams,
+        mut call_context: tether_core::CallContext,
+        messages: tokio::sync::mpsc::Receiver<relay::ToAgent>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let questions = self.app.parked_calls();
+        let step = match request.request_state.as_deref() {
+            Some(state) if questions::is_ours(state) => {
+                let responses = request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| serde_json::to_value(r).ok());
+                questions.resume(&user, state, responses, &context).await?
+            }
+            _ => {
+                // The agent's retry for an upstream that asked by result: its answers go there.
+                call_context.input = Some(AgentInput {
+                    responses: request
+                        .input_responses
+                        .as_ref()
+                        .and_then(|r| serde_json::to_value(r).ok()),
+                    request_state: request.request_state.clone(),
+                });
+                let (app, who, name) = (self.app.clone(), user.clone(), request.name.to_string());
+                let arguments = request.arguments.clone();
+                // Its own task: a call whose upstream asks something outlives this request.
+                let task = tokio::spawn(async move {
+                    super::call::call_tool(&app, &who, &name, arguments, &call_context).await
+                });
+                let driven = questions.drive(&user, task, messages, &context);
+                tokio::select! {
+                    step = driven => step,
+                    () = context.ct.cancelled() => {
+                        return Err(McpError::invalid_request("the call was cancelled", None));
+                    }
+                }
+            }
+        };
+        match step {
+            questions::Step::Asks(asked) => Ok(CallToolResponse::InputRequired(asked)),
+            questions::Step::Done(result) => {
+                self.answer_call(&user, &request.name, result, &context)
+                    .await
+            }
+        }
+    }
+
+    /// A finished call as the agent gets it.
+    async fn answer_call(
+        &self,
+        user: &UserId,
+        name: &str,
+        result: Result<tether_core::ToolResult, super::call::UnknownTool>,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
+        if surface::is_input_required(&result.extra) {
+            let mut asked = result.extra;
+            surface::without_protocol_meta(&mut asked);
+            let asked = serde_json::from_value(Value::Object(asked)).map_err(|_| {
+                McpError::internal_error("the server's questions could not be read", None)
+            })?;
+            return Ok(CallToolResponse::InputRequired(asked));
+        }
+        if result.is_error
+            && let Some(error) = self.authorization_elicitation(user, name, context).await
+        {
+            return Err(error);
+        }
+        let converted = to_rmcp_result(result).map_err(|_| {
+            McpError::internal_error("the upstream result could not be converted", None)
+        })?;
+        Ok(CallToolResponse::Complete(converted))
+    }
 }

@@ -145,7 +145,11 @@ async fn deliver(message: ToAgent, context: &RequestContext<RoleServer>) {
     }
 }
 
-async fn notify(method: &str, params: Option<Value>, context: &RequestContext<RoleServer>) {
+pub(super) async fn notify(
+    method: &str,
+    params: Option<Value>,
+    context: &RequestContext<RoleServer>,
+) {
     let Some(params) = params else { return };
     let notification = match method {
         "notifications/progress" => {
@@ -177,17 +181,26 @@ async fn notify(method: &str, params: Option<Value>, context: &RequestContext<Ro
     }
 }
 
+/// The refusal of an upstream's request the agent did not declare the capability for.
+pub(super) fn undeclared(
+    method: &str,
+    params: Option<&Value>,
+    context: &RequestContext<RoleServer>,
+) -> Option<PeerError> {
+    let capabilities = context.client_capabilities().unwrap_or_default();
+    (!declared(&capabilities, method, params)).then(|| PeerError {
+        code: METHOD_NOT_FOUND,
+        message: format!("the agent did not declare the capability for {method}"),
+    })
+}
+
 async fn ask(
     method: &str,
     params: Option<Value>,
     context: &RequestContext<RoleServer>,
 ) -> Result<Value, PeerError> {
-    let capabilities = context.client_capabilities().unwrap_or_default();
-    if !declared(&capabilities, method, params.as_ref()) {
-        return Err(PeerError {
-            code: METHOD_NOT_FOUND,
-            message: format!("the agent did not declare the capability for {method}"),
-        });
+    if let Some(refusal) = undeclared(method, params.as_ref(), context) {
+        return Err(refusal);
     }
     let request = ServerRequest::CustomRequest(CustomRequest::new(method, params));
     match context.peer.send_request(request).await {
