@@ -117,7 +117,26 @@ impl UpstreamClient {
         }
     }
 
+    /// Puts the server's request to the agent; when the server withdraws it
+    /// (`notifications/cancelled`, which rmcp turns into `cancelled`), the question to the agent
+    /// is dropped, which tells the agent it was withdrawn.
     async fn ask<P: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: P,
+        cancelled: &tokio_util::sync::CancellationToken,
+    ) -> Result<R, McpError> {
+        tokio::select! {
+            answer = self.ask_agent(method, params) => answer,
+            () = cancelled.cancelled() => Err(McpError::new(
+                ErrorCode::INTERNAL_ERROR,
+                format!("{method}: withdrawn by the server"),
+                None,
+            )),
+        }
+    }
+
+    async fn ask_agent<P: Serialize, R: DeserializeOwned>(
         &self,
         method: &str,
         params: P,
@@ -147,24 +166,26 @@ impl ClientHandler for UpstreamClient {
     async fn create_message(
         &self,
         params: CreateMessageRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
-        self.ask("sampling/createMessage", params).await
+        self.ask("sampling/createMessage", params, &context.ct)
+            .await
     }
 
     async fn create_elicitation(
         &self,
         request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
-        self.ask("elicitation/create", request).await
+        self.ask("elicitation/create", request, &context.ct).await
     }
 
     async fn list_roots(
         &self,
-        _context: RequestContext<RoleClient>,
+        context: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, McpError> {
-        self.ask("roots/list", serde_json::Map::new()).await
+        self.ask("roots/list", serde_json::Map::new(), &context.ct)
+            .await
     }
 
     async fn on_progress(

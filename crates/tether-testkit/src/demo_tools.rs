@@ -101,7 +101,8 @@ impl DemoTools {
 
     /// Also offers `progress` (progress notifications, then a result), `ask` (asks the client
     /// for a sampling and a form elicitation), `roots` (asks for the client's roots), `slow`
-    /// (waits until cancelled, counting [`DemoTools::cancelled`]) and `grow` (adds the tool
+    /// (waits until cancelled, counting [`DemoTools::cancelled`]), `withdraw` (asks a form
+    /// elicitation, then withdraws it with `notifications/cancelled`) and `grow` (adds the tool
     /// `extra` and sends `notifications/tools/list_changed`).
     /// Offers the 2026-07-28 wire too (stateless requests, `server/discover`), beside the
     /// session revisions.
@@ -210,6 +211,31 @@ impl DemoTools {
                 text(json!({"sampled": sampled, "elicited": elicited}).to_string())
             }
             "roots" => text(ask("roots/list", json!({})).await.to_string()),
+            "withdraw" => {
+                // Asks the user a question, then withdraws it before any answer.
+                let question = ServerRequest::CustomRequest(CustomRequest::new(
+                    "elicitation/create",
+                    Some(
+                        json!({"mode": "form", "message": "Never mind?", "requestedSchema": {
+                        "type": "object", "properties": {}}}),
+                    ),
+                ));
+                let asked = context
+                    .peer
+                    .send_cancellable_request(
+                        question,
+                        rmcp::service::PeerRequestOptions::no_options(),
+                    )
+                    .await;
+                match asked {
+                    Ok(handle) => {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        let cancelled = handle.cancel(Some("no longer needed".into())).await;
+                        text(format!("withdrawn (cancel sent: {})", cancelled.is_ok()))
+                    }
+                    Err(error) => text(format!("not asked: {error}")),
+                }
+            }
             "grow" => {
                 self.grown.store(true, Ordering::SeqCst);
                 let sent = context.peer.notify_tool_list_changed().await;
@@ -325,6 +351,7 @@ impl ServerHandler for DemoTools {
                     "type": "object", "properties": {"steps": {"type": "integer"}}}},
                 {"name": "ask", "description": "Asks the client's model and user", "inputSchema": object},
                 {"name": "roots", "description": "Lists the client's roots", "inputSchema": object},
+                {"name": "withdraw", "description": "Asks the user, then withdraws the question", "inputSchema": object},
                 {"name": "slow", "description": "Waits until cancelled", "inputSchema": object},
                 {"name": "grow", "description": "Adds the tool extra", "inputSchema": object},
                 {"name": "touch", "description": "Updates notes://readme", "inputSchema": object},

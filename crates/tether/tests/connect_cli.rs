@@ -213,18 +213,29 @@ async fn free_port() -> u16 {
 
 /// Waits, bounded, until `port` on 127.0.0.1 accepts connections, or the child has exited.
 async fn wait_listening(child: &mut Child, port: u16, what: &str) {
+    if let Err(why) = listening(child, port, what).await {
+        panic!("{why}");
+    }
+}
+
+/// Whether `port` on 127.0.0.1 accepts connections before the child exits (bounded).
+async fn listening(child: &mut Child, port: u16, what: &str) -> Result<(), String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let attempts = PEER_START.as_millis() / 100;
     for _ in 0..attempts {
         if TcpStream::connect(addr).await.is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited before listening on {addr} ({status})");
+            return Err(format!(
+                "{what} exited before listening on {addr} ({status})"
+            ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("{what} did not listen on {addr} within {PEER_START:?}");
+    Err(format!(
+        "{what} did not listen on {addr} within {PEER_START:?}"
+    ))
 }
 
 /// `server-everything <mode>` on a free loopback port; killed on drop.
@@ -615,13 +626,25 @@ async fn headless_oauth_with_explicit_scope() {
     );
     run.assert_leaks_none(&oauth_secrets(&peer, &server));
 
-    // A scope the server does not accept: the token lacks mcp:tools, the server says 403.
+    // Too narrow a scope: the token lacks mcp:tools, the server's 403 names it, and the run
+    // steps up to both.
     let run = connect(&["--headless", "--scope", "mcp:admin", &server.url]).await;
+    assert_eq!(tool_names(&run.success()[0]), ["echo", "add"]);
+
+    // A scope the authorization server never grants: the step-up cannot help.
+    let mut config = ProtectionConfig::oidc_peer(&peer.issuer);
+    config.required_scope = "mcp:never".to_owned();
+    let never = serve_protected(DemoTools::default(), "127.0.0.1:0", config)
+        .await
+        .expect("the protected MCP server starts");
+    let run = connect(&["--headless", &never.url]).await;
     let line = run.failure();
     assert!(run.stdout.is_empty(), "{}", run.describe());
     assert!(
         line.contains("--scope"),
-        "the line points at --scope: {line}"
+        "the line points at --scope: {line}\n{}\nscopes seen: {:?}",
+        run.describe(),
+        never.token_scopes()
     );
 }
 
@@ -789,32 +812,49 @@ async fn interactive(redirect_uri: Option<&str>) {
 async fn headless_oauth_against_the_sdk_example_server() {
     let example =
         npm_entry("@modelcontextprotocol/sdk/dist/esm/examples/server/simpleStreamableHttp.js");
-    let mcp_port = free_port().await;
-    let mut auth_port = free_port().await;
-    while auth_port == mcp_port {
-        auth_port = free_port().await;
+    // Its two ports are picked free, then bound by the example: another test may take one in
+    // between (the example then exits at once), so a few tries with new ports.
+    let mut started = None;
+    for _ in 0..3 {
+        let mcp_port = free_port().await;
+        let mut auth_port = free_port().await;
+        while auth_port == mcp_port {
+            auth_port = free_port().await;
+        }
+        let mut child = Command::new("node")
+            .arg("--require")
+            .arg(loopback_preload())
+            .arg(&example)
+            .arg("--oauth")
+            .current_dir(mcp_peers_dir())
+            .env("MCP_PORT", mcp_port.to_string())
+            .env("MCP_AUTH_PORT", auth_port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let up = match listening(&mut child, mcp_port, "the SDK example's MCP server").await {
+            Ok(()) => {
+                listening(
+                    &mut child,
+                    auth_port,
+                    "the SDK example's authorization server",
+                )
+                .await
+            }
+            Err(why) => Err(why),
+        };
+        match up {
+            Ok(()) => {
+                started = Some((child, mcp_port));
+                break;
+            }
+            Err(why) => eprintln!("retrying with other ports: {why}"),
+        }
     }
-    let mut child = Command::new("node")
-        .arg("--require")
-        .arg(loopback_preload())
-        .arg(&example)
-        .arg("--oauth")
-        .current_dir(mcp_peers_dir())
-        .env("MCP_PORT", mcp_port.to_string())
-        .env("MCP_AUTH_PORT", auth_port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    wait_listening(&mut child, mcp_port, "the SDK example's MCP server").await;
-    wait_listening(
-        &mut child,
-        auth_port,
-        "the SDK example's authorization server",
-    )
-    .await;
+    let (_child, mcp_port) = started.expect("the SDK example listens within 3 tries");
 
     // The example names itself and its authorization server with `localhost`.
     let url = format!("http://localhost:{mcp_port}/mcp");

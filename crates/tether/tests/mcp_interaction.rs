@@ -37,6 +37,8 @@ struct Agent {
     tools_changed: Arc<std::sync::atomic::AtomicU64>,
     updated: Arc<Mutex<Vec<String>>>,
     logs: Arc<Mutex<Vec<Value>>>,
+    /// Questions the server withdrew while this agent was answering them.
+    withdrawn: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl ClientHandler for Agent {
@@ -61,9 +63,20 @@ impl ClientHandler for Agent {
 
     async fn create_elicitation(
         &self,
-        _request: ElicitRequestParams,
-        _context: RequestContext<RoleClient>,
+        request: ElicitRequestParams,
+        context: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
+        let message = serde_json::to_value(&request).unwrap_or_default()["message"].clone();
+        if message == "Never mind?" {
+            // A person thinking: only a withdrawal (`notifications/cancelled`) ends it.
+            let withdrawn =
+                tokio::time::timeout(Duration::from_secs(10), context.ct.cancelled()).await;
+            if withdrawn.is_ok() {
+                self.withdrawn
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            return Err(McpError::internal_error("no answer", None));
+        }
         serde_json::from_value(json!({"action": "accept", "content": {"name": "Ada"}}))
             .map_err(|e| McpError::internal_error(e.to_string(), None))
     }
@@ -538,4 +551,34 @@ async fn a_servers_log_message_outside_a_request_reaches_the_users_agent_naming_
     let _ = client.cancel().await;
     gateway.stop().await;
     server.stop().await;
+}
+
+/// The upstream withdraws its own question (`notifications/cancelled` for its elicitation)
+/// while the agent is answering it: the withdrawal reaches the agent, and the call finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_withdrawing_its_question_reaches_the_agent() {
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, demo) = demo_gateway(&tools).await;
+    let agent = Agent::default();
+    let client = support::mcp_agent(&gateway.base, &jwt("alice"), agent.clone()).await;
+    let mut params = CallToolRequestParams::new("demo__withdraw");
+    params.arguments = Some(Default::default());
+    let result = tokio::time::timeout(Duration::from_secs(20), client.peer().call_tool(params))
+        .await
+        .expect("the call ends")
+        .expect("tools/call");
+    let result = serde_json::to_value(&result).expect("serializes");
+    assert_eq!(
+        result_text(&result),
+        "withdrawn (cancel sent: true)",
+        "{result}"
+    );
+    assert_eq!(
+        agent.withdrawn.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the agent was told the question was withdrawn"
+    );
+    let _ = client.cancel().await;
+    gateway.stop().await;
+    demo.stop().await;
 }

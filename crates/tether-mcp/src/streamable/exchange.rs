@@ -34,6 +34,7 @@ use tether_core::{ConnectError, Downstream, ListKind, PeerError, SessionEvents, 
 use tracing::{debug, trace};
 
 use super::endpoint::{Endpoint, EventStream};
+use super::questions::OpenQuestions;
 use crate::error::{self, HttpError};
 
 /// How long the rest of a response stream is read after the answer, so that the HTTP/1.1
@@ -161,6 +162,8 @@ pub(crate) struct Listeners<'d> {
     pub(crate) downstream: Option<&'d dyn Downstream>,
     /// The session's owner: list changes.
     pub(crate) events: Option<&'d dyn SessionEvents>,
+    /// The session's questions being answered, which the server may withdraw.
+    pub(crate) questions: Option<&'d OpenQuestions>,
 }
 
 /// Why no answer came. The texts are fixed phrases: no server data, no URL, no token.
@@ -345,9 +348,24 @@ async fn read_stream(
     phase: Phase<'_>,
 ) -> Result<Answer, ExchangeError> {
     let mut resumption = Resumption::default();
+    // The server's requests being answered by the agent, read beside the stream so that the
+    // server can withdraw one (`notifications/cancelled`) while the agent thinks.
+    let own = OpenQuestions::default();
+    let mut answering = futures::stream::FuturesUnordered::new();
+    let questions = match phase {
+        Phase::Session(Listeners {
+            questions: Some(questions),
+            ..
+        }) => questions,
+        _ => &own,
+    };
     loop {
         let stopped = loop {
-            let event = match stream.next().await {
+            let next = tokio::select! {
+                Some(()) = answering.next(), if !answering.is_empty() => continue,
+                next = stream.next() => next,
+            };
+            let event = match next {
                 Some(Ok(event)) => event,
                 Some(Err(e)) => break Break::Failed(e),
                 None => break Break::Ended,
@@ -361,18 +379,28 @@ async fn read_stream(
                     method,
                     params,
                 } => match phase {
-                    Phase::Session(downstream) => {
-                        answer_server_request(
-                            endpoint,
-                            request,
-                            &method,
-                            params,
-                            downstream.downstream,
-                        )
-                        .await;
+                    Phase::Session(listeners) => {
+                        let asked = questions.ask(request.clone());
+                        answering.push(async move {
+                            let withdrawn = asked.withdrawn.clone();
+                            tokio::select! {
+                                () = answer_server_request(
+                                    endpoint,
+                                    request,
+                                    &method,
+                                    params,
+                                    listeners.downstream,
+                                ) => {}
+                                // Dropping the question tells the agent it was withdrawn.
+                                () = withdrawn.cancelled() => {}
+                            }
+                        });
                     }
                     Phase::Handshake => debug!("skipped a server request during initialize"),
                 },
+                Routed::Notification { method, params } if method == CANCELLED => {
+                    questions.withdraw(params.as_deref());
+                }
                 Routed::Notification { method, params } => match (phase, list_kind(&method)) {
                     (Phase::Session(listeners), Some(list)) => {
                         if let Some(events) = listeners.events {
@@ -400,6 +428,8 @@ async fn read_stream(
         stream = resume(endpoint, &mut resumption, stopped).await?;
     }
 }
+
+const CANCELLED: &str = "notifications/cancelled";
 
 /// Re-opens a stream that stopped before the answer, the way rmcp's `SseAutoReconnectStream`
 /// does for request streams: only after an event id; after a clean end, first waits the

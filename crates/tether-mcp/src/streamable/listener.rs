@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::endpoint::Endpoint;
+use super::questions::OpenQuestions;
 
 /// Failed or empty openings in a row before the listener gives up until the next switch-on.
 const MAX_FAILURES: u32 = 6;
@@ -25,19 +26,25 @@ pub(super) fn spawn(
     server: ServerName,
     endpoint: Endpoint,
     events: Arc<dyn SessionEvents>,
+    questions: Arc<OpenQuestions>,
 ) -> CancellationToken {
     let cancel = CancellationToken::new();
     let stop = cancel.clone();
     tokio::spawn(async move {
         tokio::select! {
-            () = run(&server, &endpoint, events.as_ref()) => {}
+            () = run(&server, &endpoint, events.as_ref(), &questions) => {}
             () = stop.cancelled() => {}
         }
     });
     cancel
 }
 
-async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvents) {
+async fn run(
+    server: &ServerName,
+    endpoint: &Endpoint,
+    events: &dyn SessionEvents,
+    questions: &OpenQuestions,
+) {
     let mut failures = 0u32;
     while failures < MAX_FAILURES {
         match endpoint.listen_stream().await {
@@ -45,6 +52,10 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
                 let mut heard = false;
                 while let Some(Ok(event)) = stream.next().await {
                     heard = true;
+                    if let Some(params) = event.data.as_deref().and_then(withdrawal) {
+                        questions.withdraw(params.as_deref());
+                        continue;
+                    }
                     match event.data.as_deref().and_then(server_change) {
                         Some(Heard::List(list)) => events.list_changed(list),
                         Some(Heard::Resource(uri)) => events.resource_updated(&uri),
@@ -66,6 +77,20 @@ async fn run(server: &ServerName, endpoint: &Endpoint, events: &dyn SessionEvent
         }
         tokio::time::sleep(Duration::from_secs(1 << failures.min(6))).await;
     }
+}
+
+/// The params of a `notifications/cancelled` (the server withdrawing one of its requests).
+fn withdrawal(data: &str) -> Option<Option<Box<serde_json::value::RawValue>>> {
+    if !data.contains("notifications/cancelled") {
+        return None;
+    }
+    #[derive(serde::Deserialize)]
+    struct Notification {
+        method: String,
+        params: Option<Box<serde_json::value::RawValue>>,
+    }
+    let message: Notification = serde_json::from_str(data).ok()?;
+    (message.method == "notifications/cancelled").then_some(message.params)
 }
 
 /// What a message on the session's stream says changed.

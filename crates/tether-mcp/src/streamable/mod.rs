@@ -31,6 +31,7 @@ mod handshake;
 mod input;
 mod listener;
 mod modern;
+mod questions;
 mod session;
 
 pub use handshake::Wire;

@@ -23,6 +23,7 @@ use tracing::{debug, info};
 use super::endpoint::Endpoint;
 use super::exchange::{self, AnswerError, ExchangeError, Listeners};
 use super::input;
+use super::questions::OpenQuestions;
 use crate::connector::with_timeout;
 use crate::error;
 use crate::offers::Offers;
@@ -34,6 +35,8 @@ pub(crate) struct StreamableSession {
     offers: Offers,
     /// Where list changes seen on a request's stream go.
     events: Option<Arc<dyn SessionEvents>>,
+    /// The server's requests the agent is answering, which the server may withdraw.
+    questions: Arc<OpenQuestions>,
     /// Stops the reader of the session's own event stream, while one runs.
     listening: std::sync::Mutex<Option<tokio_util::sync::CancellationToken>>,
     /// Stops the timer of the tool list's freshness (its `ttlMs`), while one runs.
@@ -72,6 +75,7 @@ impl StreamableSession {
             endpoint,
             offers,
             events: None,
+            questions: Arc::default(),
             listening: std::sync::Mutex::new(None),
             tools_fresh: std::sync::Mutex::new(None),
             next_id: AtomicI64::new(1),
@@ -132,6 +136,7 @@ impl StreamableSession {
                 Listeners {
                     downstream,
                     events: self.events.as_deref(),
+                    questions: Some(&self.questions),
                 },
             ),
             |e| self.failed(e),
@@ -363,6 +368,7 @@ impl Session for StreamableSession {
                     self.server.clone(),
                     self.endpoint.clone(),
                     events.clone(),
+                    self.questions.clone(),
                 ));
             }
             (false, Some(_), _) => {

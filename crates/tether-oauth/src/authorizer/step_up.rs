@@ -113,7 +113,13 @@ impl McpAuthorizer {
                 upgrade.from = from;
             }
         }
-        let mut scopes = held.map(|record| record.scopes).unwrap_or_default();
+        // Records stored before empty grants were filtered may hold an empty scope.
+        let mut scopes: Vec<String> = held
+            .map(|record| record.scopes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|scope| !scope.trim().is_empty())
+            .collect();
         for scope in params
             .scope
             .as_deref()

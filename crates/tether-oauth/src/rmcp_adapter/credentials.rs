@@ -179,7 +179,13 @@ impl CredentialStore for PairCredentialStore {
         let record = TokenRecord {
             access_token: Secret::new(response.access_token().secret().clone()),
             expires_at: response.expires_in().map(|lifetime| obtained_at + lifetime),
-            scopes: credentials.granted_scopes.clone(),
+            // An empty `scope` ("") comes through as one empty scope: none was granted.
+            scopes: credentials
+                .granted_scopes
+                .iter()
+                .filter(|scope| !scope.trim().is_empty())
+                .cloned()
+                .collect(),
             refresh_token: response
                 .refresh_token()
                 .map(|token| Secret::new(token.secret().clone())),

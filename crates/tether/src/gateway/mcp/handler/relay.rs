@@ -19,12 +19,14 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use rmcp::RoleServer;
 use rmcp::model::{
-    ClientCapabilities, CustomRequest, LoggingMessageNotification, LoggingMessageNotificationParam,
-    ProgressNotificationParam, ServerNotification, ServerRequest,
+    CancelledNotification, CancelledNotificationParam, ClientCapabilities, CustomRequest,
+    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotificationParam,
+    ServerNotification, ServerRequest,
 };
-use rmcp::service::RequestContext;
+use rmcp::service::{PeerRequestOptions, RequestContext};
 use serde_json::{Map, Value};
 use tether_core::{AgentInput, CallContext, Downstream, METHOD_NOT_FOUND, PeerError};
 use tokio::sync::{mpsc, oneshot};
@@ -104,7 +106,9 @@ pub(super) fn call_context(
     (call, receiver)
 }
 
-/// Runs `work` while relaying what the upstream sends the agent meanwhile.
+/// Runs `work` while relaying what the upstream sends the agent meanwhile. The agent's answers
+/// are awaited beside `work`, which keeps running: the upstream's stream is still read, so it
+/// can withdraw a question the agent is answering.
 pub(super) async fn relay<T>(
     work: impl Future<Output = T>,
     mut messages: mpsc::Receiver<ToAgent>,
@@ -112,12 +116,15 @@ pub(super) async fn relay<T>(
 ) -> T {
     tokio::pin!(work);
     let mut open = true;
+    let mut asking = futures::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
             // Messages first: a notification queued just before the answer goes out before it.
             biased;
+            Some(()) = asking.next(), if !asking.is_empty() => {}
             message = messages.recv(), if open => match message {
-                Some(message) => deliver(message, context).await,
+                Some(ask @ ToAgent::Ask { .. }) => asking.push(deliver(ask, context)),
+                Some(notify) => deliver(notify, context).await,
                 None => open = false,
             },
             result = &mut work => {
@@ -137,10 +144,13 @@ async fn deliver(message: ToAgent, context: &RequestContext<RoleServer>) {
         ToAgent::Ask {
             method,
             params,
-            reply,
+            mut reply,
         } => {
-            let answer = ask(&method, params, context).await;
-            let _ = reply.send(answer);
+            // The upstream may withdraw its request (it drops the reply's receiver).
+            let withdrawn = async { reply.closed().await };
+            if let Some(answer) = ask(&method, params, context, withdrawn).await {
+                let _ = reply.send(answer);
+            }
         }
     }
 }
@@ -194,16 +204,57 @@ pub(super) fn undeclared(
     })
 }
 
+/// The agent's answer to an upstream's request, or `None` when the upstream withdrew it
+/// first (the agent is then sent `notifications/cancelled` for it).
 async fn ask(
     method: &str,
     params: Option<Value>,
     context: &RequestContext<RoleServer>,
-) -> Result<Value, PeerError> {
+    withdrawn: impl Future<Output = ()>,
+) -> Option<Result<Value, PeerError>> {
     if let Some(refusal) = undeclared(method, params.as_ref(), context) {
-        return Err(refusal);
+        return Some(Err(refusal));
     }
     let request = ServerRequest::CustomRequest(CustomRequest::new(method, params));
-    match context.peer.send_request(request).await {
+    let handle = match context
+        .peer
+        .send_cancellable_request(request, PeerRequestOptions::no_options())
+        .await
+    {
+        Ok(handle) => handle,
+        Err(error) => {
+            return Some(Err(PeerError {
+                code: -32603,
+                message: format!("the agent could not be asked {method}: {error}"),
+            }));
+        }
+    };
+    let (peer, id) = (handle.peer.clone(), handle.id.clone());
+    let answered = tokio::select! {
+        answered = handle.await_response() => answered,
+        () = withdrawn => {
+            let params = serde_json::from_value::<CancelledNotificationParam>(serde_json::json!({
+                "requestId": id, "reason": "withdrawn by the server",
+            }));
+            if let Ok(params) = params {
+                let cancel = ServerNotification::CancelledNotification(
+                    CancelledNotification::new(params),
+                );
+                if let Err(error) = peer.send_notification(cancel).await {
+                    tracing::debug!(%error, "the agent was not told of the withdrawal");
+                }
+            }
+            return None;
+        }
+    };
+    Some(answer_of(method, answered))
+}
+
+fn answer_of(
+    method: &str,
+    answered: Result<rmcp::model::ClientResult, rmcp::ServiceError>,
+) -> Result<Value, PeerError> {
+    match answered {
         Ok(result) => serde_json::to_value(result).map_err(|_| PeerError {
             code: -32603,
             message: format!("the agent's {method} answer could not be read"),
