@@ -32,9 +32,13 @@ pub struct ReconnectConfig {
     /// Failed cooldowns by attempt count; the last one repeats (5, 10, 20, 30 min).
     #[serde(with = "duration_list")]
     pub cooldowns: Vec<Duration>,
-    /// Connect timeout for servers that do not set `init_timeout`.
+    /// Connect timeout for HTTP servers that do not set `init_timeout`.
     #[serde(with = "humantime_serde")]
     pub default_init_timeout: Duration,
+    /// Connect timeout for stdio servers that do not set `init_timeout`: longer, because a
+    /// first start may download the server's package (`npx`, `uvx`).
+    #[serde(with = "humantime_serde")]
+    pub stdio_init_timeout: Duration,
     /// Also reconnect servers that need no OAuth on login (LibreChat only does OAuth servers).
     pub include_non_oauth: bool,
     /// How often one attempt waits out a 429/503 `Retry-After` before it counts as failed.
@@ -62,6 +66,7 @@ impl Default for ReconnectConfig {
                 .map(|m| Duration::from_secs(m * 60))
                 .collect(),
             default_init_timeout: Duration::from_secs(10),
+            stdio_init_timeout: Duration::from_secs(60),
             include_non_oauth: false,
             rate_limited_retries: 3,
             max_retry_after: Duration::from_secs(300),
@@ -175,6 +180,9 @@ impl CoreConfig {
         if self.reconnect.active_timeout.is_zero() {
             return invalid("reconnect.active_timeout must be positive");
         }
+        if self.reconnect.stdio_init_timeout.is_zero() {
+            return invalid("reconnect.stdio_init_timeout must be positive");
+        }
         if self.reconnect.default_init_timeout.is_zero() {
             return invalid("reconnect.default_init_timeout must be positive");
         }
@@ -239,8 +247,14 @@ impl ServerConfig {
         }
     }
 
-    pub fn init_timeout_or(&self, default: Duration) -> Duration {
-        self.init_timeout.unwrap_or(default)
+    /// Its own `init_timeout`, else the default for its transport.
+    pub fn init_timeout_in(&self, reconnect: &ReconnectConfig) -> Duration {
+        self.init_timeout.unwrap_or(match self.transport {
+            TransportConfig::Stdio { .. } => reconnect.stdio_init_timeout,
+            TransportConfig::StreamableHttp { .. } | TransportConfig::Sse { .. } => {
+                reconnect.default_init_timeout
+            }
+        })
     }
 }
 

@@ -106,7 +106,7 @@ impl Inner {
         kind: AttemptKind,
     ) -> AttemptOutcome {
         let origin = server.origin();
-        let timeout = server.init_timeout_or(self.config.reconnect.default_init_timeout);
+        let timeout = server.init_timeout_in(&self.config.reconnect);
         let mut rate_limited = 0u32;
         loop {
             let pass = match self.breakers.admit(&origin, pair).await {

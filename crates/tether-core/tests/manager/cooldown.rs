@@ -95,3 +95,58 @@ impl Harness {
         self.clock.now()
     }
 }
+
+/// A stdio server's first start may download its package (the quick start's `npx`): its
+/// connect gets a minute by default where an HTTP server's gets 10 s; and a first attempt that
+/// timed out is tried again at the next call, not after the failed cooldown.
+#[tokio::test(start_paused = true)]
+async fn a_stdio_server_gets_a_minute_to_start_and_a_timeout_is_retried_at_the_next_call() {
+    let stdio = tether_core::ServerConfig {
+        name: tether_core::ServerName::new("everything"),
+        transport: tether_core::TransportConfig::Stdio {
+            command: "npx".into(),
+            args: vec![
+                "-y".into(),
+                "@modelcontextprotocol/server-everything".into(),
+            ],
+        },
+        oauth: false,
+        init_timeout: None,
+    };
+    let h = harness(
+        CoreConfig::default(),
+        vec![stdio, http_server("web", "https://up.example/mcp")],
+    );
+    h.tokens.valid_for_everyone();
+    let (u, everything, web) = (user("u"), server("everything"), server("web"));
+    let timed_out = || ConnectError::transport(tether_core::TransportFailure::Timeout, "");
+    h.connector
+        .script("u", "everything", vec![Err(timed_out()), Ok(())]);
+
+    let first = h
+        .manager
+        .call_tool(&u, &everything, "search", None)
+        .await
+        .expect("a known server");
+    assert!(first.is_error, "the first start timed out: a stub");
+    assert!(
+        !matches!(
+            h.manager.eligibility(&u, &everything).await,
+            Ok(Eligibility::InCooldown { .. })
+        ),
+        "no failed cooldown after a timeout"
+    );
+    let second = h
+        .manager
+        .call_tool(&u, &everything, "search", None)
+        .await
+        .expect("a known server");
+    assert!(!second.is_error, "connected at the next call: {second:?}");
+    let calls = h.connector.calls_for("u", "everything");
+    assert_eq!(calls.len(), 2);
+    assert!(calls.iter().all(|c| c.timeout == Duration::from_secs(60)));
+
+    let _ = h.manager.call_tool(&u, &web, "search", None).await;
+    let web_calls = h.connector.calls_for("u", "web");
+    assert_eq!(web_calls[0].timeout, Duration::from_secs(10));
+}

@@ -58,6 +58,8 @@ pub struct ConnectCall {
     pub pair: PairKey,
     pub origin: Origin,
     pub at: Instant,
+    /// The connect timeout the manager gave.
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Default)]
@@ -154,6 +156,7 @@ impl Connector for ScriptedConnector {
                 pair: pair.clone(),
                 origin: origin.clone(),
                 at: Instant::now(),
+                timeout: request.timeout,
             });
             let n = rec.in_flight.entry(origin.clone()).or_default();
             *n += 1;
