@@ -217,26 +217,41 @@ impl Serialize for ServerEntry {
 }
 
 impl TetherConfig {
+    /// The configuration in `text`, refused with every problem it has.
     pub fn parse(text: &str) -> anyhow::Result<Self> {
-        let config: Self = toml::from_str(text)?;
-        config.core().validate()?;
-        let mut names = std::collections::HashSet::new();
-        for entry in &config.servers {
-            let name = &entry.server.name;
-            anyhow::ensure!(
-                names.insert(name.clone()),
-                "server name {name} is configured twice"
-            );
-            anyhow::ensure!(
-                entry.client.client_secret_env.is_none() || entry.client.client_id.is_some(),
-                "server {name}: client_secret_env needs client_id"
-            );
+        let config = Self::parse_unchecked(text)?;
+        let problems = config.problems();
+        anyhow::ensure!(problems.is_empty(), "{}", problems.join("; "));
+        Ok(config)
+    }
+
+    /// The TOML read into the configuration's shape (unknown keys and wrong types refused),
+    /// without the checks across fields of [`Self::problems`].
+    pub fn parse_unchecked(text: &str) -> anyhow::Result<Self> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Every problem of a configuration that has the right shape, one sentence each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(error) = self.core().validate() {
+            problems.push(error.to_string());
         }
-        let separator = config
+        let mut names = std::collections::HashSet::new();
+        for entry in &self.servers {
+            let name = &entry.server.name;
+            if !names.insert(name.clone()) {
+                problems.push(format!("server name {name} is configured twice"));
+            }
+            if entry.client.client_secret_env.is_some() && entry.client.client_id.is_none() {
+                problems.push(format!("server {name}: client_secret_env needs client_id"));
+            }
+        }
+        let separator = self
             .gateway
             .as_ref()
             .map_or_else(|| "__".to_owned(), |g| g.mcp.tool_separator.clone());
-        let prefixes: Vec<(ServerName, String)> = config
+        let prefixes: Vec<(ServerName, String)> = self
             .servers
             .iter()
             .map(|entry| {
@@ -248,33 +263,31 @@ impl TetherConfig {
                 (name, prefix)
             })
             .collect();
-        check_prefixes(&prefixes).map_err(anyhow::Error::msg)?;
-        let uses_oauth = config.servers.iter().any(|entry| entry.server.oauth);
-        anyhow::ensure!(
-            !uses_oauth || config.oauth.return_url.is_some() || config.oauth.unverified_callback,
-            "servers with oauth = true need oauth.return_url: the host page that confirms who \
-             finished an authorization (POST /v1/me/oauth/complete). Setting \
-             oauth.unverified_callback = true instead is unsafe: whoever finishes an \
-             authorization link attaches their account to the user who started it"
-        );
-        for (key, url) in [
-            ("oauth.return_url", &config.oauth.return_url),
-            ("oauth.start_url", &config.oauth.start_url),
-        ] {
-            if let Some(url) = url {
-                anyhow::ensure!(
-                    tether_core::Origin::from_url(url).is_some(),
-                    "{key} {url:?} is not an absolute http(s) URL"
-                );
-            }
+        if let Err(collision) = check_prefixes(&prefixes) {
+            problems.push(collision);
         }
-        if let Some(url) = &config.public_url {
-            anyhow::ensure!(
-                tether_core::Origin::from_url(url).is_some(),
-                "public_url {url:?} is not an absolute http(s) URL"
+        let uses_oauth = self.servers.iter().any(|entry| entry.server.oauth);
+        if uses_oauth && self.oauth.return_url.is_none() && !self.oauth.unverified_callback {
+            problems.push(
+                "servers with oauth = true need oauth.return_url: the host page that confirms \
+                 who finished an authorization (POST /v1/me/oauth/complete). Setting \
+                 oauth.unverified_callback = true instead is unsafe: whoever finishes an \
+                 authorization link attaches their account to the user who started it"
+                    .to_owned(),
             );
         }
-        Ok(config)
+        for (key, url) in [
+            ("oauth.return_url", &self.oauth.return_url),
+            ("oauth.start_url", &self.oauth.start_url),
+            ("public_url", &self.public_url),
+        ] {
+            if let Some(url) = url
+                && tether_core::Origin::from_url(url).is_none()
+            {
+                problems.push(format!("{key} {url:?} is not an absolute http(s) URL"));
+            }
+        }
+        problems
     }
 
     pub fn load(path: &Path) -> anyhow::Result<Self> {
@@ -382,6 +395,29 @@ mod tests {
         assert_eq!(again.servers, config.servers);
         assert_eq!(again.core(), config.core());
         assert_eq!(again.gateway, config.gateway);
+    }
+
+    #[test]
+    fn every_problem_is_told_not_only_the_first() {
+        let text = "public_url = \"not a url\"\n\
+                    [[servers]]\nname = \"a\"\nurl = \"https://a.example/mcp\"\noauth = true\n\
+                    client_secret_env = \"A_SECRET\"\n\
+                    [[servers]]\nname = \"a\"\nurl = \"https://b.example/mcp\"\n";
+        let config = TetherConfig::parse_unchecked(text).expect("the right shape");
+        let problems = config.problems();
+        assert_eq!(problems.len(), 5, "{problems:#?}");
+        for needle in [
+            "configured twice",
+            "client_secret_env needs client_id",
+            "oauth.return_url",
+            "public_url",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.contains(needle)),
+                "{needle}: {problems:#?}"
+            );
+        }
+        assert!(TetherConfig::parse(text).is_err());
     }
 
     #[test]

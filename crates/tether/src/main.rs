@@ -12,6 +12,7 @@ mod token;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 /// Tether keeps every user's connections to remote, OAuth-protected MCP servers alive, safely,
@@ -25,7 +26,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Checks a configuration file and prints the effective settings (defaults filled in).
+    /// Checks a configuration file: prints every problem (and fails), else the effective
+    /// settings (defaults filled in).
     Check {
         /// The TOML configuration file.
         #[arg(long)]
@@ -73,7 +75,20 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check { config } => {
-            let loaded = config::TetherConfig::load(&config)?;
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("cannot read {}", config.display()))?;
+            let loaded = config::TetherConfig::parse_unchecked(&text)
+                .with_context(|| format!("in {}", config.display()))?;
+            let problems = loaded.problems();
+            for problem in &problems {
+                eprintln!("{}: {problem}", config.display());
+            }
+            anyhow::ensure!(
+                problems.is_empty(),
+                "{} problem(s) in {}",
+                problems.len(),
+                config.display()
+            );
             print!("{}", loaded.to_toml()?);
             Ok(())
         }

@@ -1,5 +1,5 @@
-//! `tether serve` refuses to start without what it needs, with one clear message; `tether token`
-//! prints a host token on its last line.
+//! `tether serve` refuses to start without what it needs, with one clear message; `tether check`
+//! tells every problem of a file; `tether token` prints a host token on its last line.
 
 use std::process::Command;
 
@@ -90,6 +90,49 @@ fn bad_configuration_and_bad_keys_are_one_clear_error() {
         !stderr.contains("not-a-key"),
         "the key is never echoed: {stderr}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_prints_every_problem_of_a_file_and_fails() {
+    let dir = temp_dir("check");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "public_url = \"not a url\"\n[limits]\nmax_in_flight = 0\n\
+         [[servers]]\nname = \"a\"\nurl = \"https://a.example/mcp\"\n\
+         [[servers]]\nname = \"a\"\nurl = \"https://b.example/mcp\"\n",
+    )
+    .expect("write");
+    let output = tether()
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("runs");
+    assert!(!output.status.success());
+    assert!(
+        output.stdout.is_empty(),
+        "no settings printed for a bad file"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for needle in [
+        "max_in_flight",
+        "configured twice",
+        "could collide",
+        "public_url",
+        "4 problem(s)",
+    ] {
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+
+    let output = tether()
+        .args(["check", "--config"])
+        .arg(config(&dir))
+        .output()
+        .expect("runs");
+    assert!(output.status.success(), "{output:?}");
+    let settings = String::from_utf8_lossy(&output.stdout);
+    assert!(settings.contains("stdio_init_timeout"), "{settings}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
