@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -29,18 +30,6 @@ macro_rules! string_id {
             }
         }
 
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl fmt::Debug for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                fmt::Debug::fmt(&*self.0, f)
-            }
-        }
-
         impl From<&str> for $ty {
             fn from(value: &str) -> Self {
                 Self::new(value)
@@ -57,6 +46,61 @@ macro_rules! string_id {
 
 string_id!(UserId);
 string_id!(ServerName);
+
+/// Whether user ids print as pseudonyms (`log.hash_users`); set once at start-up.
+static PSEUDONYMS: AtomicBool = AtomicBool::new(false);
+
+/// From now on a [`UserId`] prints (`Display`, `Debug`: every log line and error text) as a
+/// pseudonym, never as the host's id: the first 12 bytes of SHA-256 over a fixed label and the
+/// id, in hex. Stable across replicas and restarts, so one user's lines can be followed;
+/// [`UserId::as_str`] (keys, storage, the API) is unchanged.
+pub fn print_users_as_pseudonyms(enabled: bool) {
+    PSEUDONYMS.store(enabled, Ordering::Relaxed);
+}
+
+impl UserId {
+    /// The pseudonym a log line shows for this user with [`print_users_as_pseudonyms`].
+    pub fn pseudonym(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"tether log user\0")
+            .chain_update(self.0.as_bytes())
+            .finalize();
+        digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if PSEUDONYMS.load(Ordering::Relaxed) {
+            f.write_str(&self.pseudonym())
+        } else {
+            f.write_str(&self.0)
+        }
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if PSEUDONYMS.load(Ordering::Relaxed) {
+            fmt::Debug::fmt(&self.pseudonym(), f)
+        } else {
+            fmt::Debug::fmt(&*self.0, f)
+        }
+    }
+}
+
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
 
 /// One user's relation to one server: the unit of connection, tracking and pair breakers.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -198,5 +242,22 @@ mod tests {
         ] {
             assert!(Origin::from_url(bad).is_none(), "{bad:?} should be refused");
         }
+    }
+}
+
+#[cfg(test)]
+mod pseudonym_tests {
+    use super::*;
+
+    /// The switch itself is process-wide, so it is exercised by the gateway process's test
+    /// (`tether/tests/e2e_json_logs.rs`), not here beside other tests.
+    #[test]
+    fn pseudonyms_are_stable_hex_and_differ_per_user() {
+        let alice = UserId::new("alice");
+        assert_eq!(alice.pseudonym(), UserId::new("alice").pseudonym());
+        assert_ne!(alice.pseudonym(), UserId::new("bob").pseudonym());
+        assert_eq!(alice.pseudonym().len(), 24);
+        assert!(alice.pseudonym().bytes().all(|b| b.is_ascii_hexdigit()));
+        assert!(!alice.pseudonym().contains("alice"));
     }
 }

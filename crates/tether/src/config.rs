@@ -44,6 +44,26 @@ pub struct TetherConfig {
     pub backoff: BackoffConfig,
     #[serde(default)]
     pub servers: Vec<ServerEntry>,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[log]`: how the gateway's log lines look.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (for people) or `json` (one object per line, for machines).
+    pub format: LogFormat,
+    /// Log a pseudonym of each user (a hash) instead of the host's user id.
+    pub hash_users: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 fn default_listen() -> SocketAddr {

@@ -59,10 +59,22 @@ fn main() -> ExitCode {
     if let Ok(directive) = tether_oauth::RMCP_AUTH_LOG_DIRECTIVE.parse() {
         filter = filter.add_directive(directive);
     }
-    tracing_subscriber::fmt()
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format(),
+        _ => config::LogFormat::Text,
+    };
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        // One object per line: the event's fields, and the request's (id, user) from its span.
+        config::LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        config::LogFormat::Text => logs.init(),
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

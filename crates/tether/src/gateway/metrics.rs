@@ -45,7 +45,7 @@ pub enum CallOutcome {
 }
 
 impl CallOutcome {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Error => "error",

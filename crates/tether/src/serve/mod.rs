@@ -43,6 +43,23 @@ pub struct ServeArgs {
     /// Where to listen (overrides `listen` in the file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    /// `text` or `json` (overrides `log.format` in the file).
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    log_format: Option<crate::config::LogFormat>,
+}
+
+impl ServeArgs {
+    /// The log format: the flag, else the file's `log.format` (a file that cannot be read
+    /// falls back to text; `run` then reports why).
+    pub(crate) fn log_format(&self) -> crate::config::LogFormat {
+        self.log_format.unwrap_or_else(|| {
+            std::fs::read_to_string(&self.config)
+                .ok()
+                .and_then(|text| TetherConfig::parse_unchecked(&text).ok())
+                .map(|config| config.log.format)
+                .unwrap_or_default()
+        })
+    }
 }
 
 pub(crate) fn keyring(config: &TetherConfig, dev: bool) -> anyhow::Result<Keyring> {
@@ -139,6 +156,7 @@ async fn shared(config: &TetherConfig, keyring: Arc<Keyring>) -> anyhow::Result<
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = TetherConfig::load(&args.config)?;
+    tether_core::ids::print_users_as_pseudonyms(config.log.hash_users);
     let Some(gateway_config) = config.gateway.clone() else {
         bail!(
             "{}: [gateway.host_auth] is required to serve",

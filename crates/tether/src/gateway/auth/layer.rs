@@ -3,11 +3,13 @@
 //! `http::request::Parts` it passes along), and an extractor for handlers.
 
 use axum::extract::{FromRequestParts, Request, State};
+use axum::http::HeaderValue;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tether_core::UserId;
+use tracing::Instrument;
 
 use super::error::AuthError;
 use crate::gateway::state::AppState;
@@ -30,8 +32,33 @@ pub async fn require_user(
         }
     };
     app.users().seen(&user);
+    let id = request_id(request.headers());
+    let span = tracing::info_span!("request", id = %id, %user);
     request.extensions_mut().insert(user);
-    next.run(request).await
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
+}
+
+const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `X-Request-Id` when it is a plain token (at most 64 letters, digits, `.`, `_`,
+/// `-`), so a host's id follows the request into Tether's logs; else a new random one.
+fn request_id(headers: &axum::http::HeaderMap) -> String {
+    let given = headers
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    match given {
+        Some(id) => id.to_owned(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
 }
 
 async fn authenticate(
@@ -75,6 +102,24 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
 #[cfg(test)]
 mod tests {
     use super::bearer_token;
+
+    #[test]
+    fn a_hosts_request_id_is_kept_only_when_it_is_a_plain_token() {
+        let with = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert(
+                super::REQUEST_ID,
+                axum::http::HeaderValue::from_str(value).expect("header"),
+            );
+            super::request_id(&headers)
+        };
+        assert_eq!(with("req-42.a_b"), "req-42.a_b");
+        for odd in ["a b", "x\"y", &"z".repeat(65)] {
+            let id = with(odd);
+            assert_eq!(id.len(), 16, "{odd:?} replaced: {id}");
+            assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
+    }
 
     #[test]
     fn bearer_values_are_parsed_strictly() {

@@ -61,6 +61,15 @@ pub(crate) async fn call_tool(
     } else {
         CallOutcome::Ok
     };
-    app.metrics().tool_call(&server, outcome, started.elapsed());
+    let elapsed = started.elapsed();
+    app.metrics().tool_call(&server, outcome, elapsed);
+    tracing::info!(
+        %user,
+        %server,
+        tool,
+        outcome = outcome.as_str(),
+        elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+        "tool call"
+    );
     Ok(result)
 }
