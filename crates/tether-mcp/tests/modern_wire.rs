@@ -9,8 +9,6 @@
 
 mod support;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,65 +16,11 @@ use async_trait::async_trait;
 use serde_json::{Map, Value, json};
 use tether_core::{CallContext, ConnectError, Connector, Downstream, PeerError, Session};
 use tether_mcp::McpConnector;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdin, Command};
+use tether_testkit::ModernPeer;
 
 use support::{http, request};
 
-struct ModernServer {
-    url: String,
-    base: String,
-    _stdin: ChildStdin,
-    _child: Child,
-}
-
-impl ModernServer {
-    async fn start(mode: &str) -> Self {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests")
-            .join("peers")
-            .join("modern_server.mjs");
-        let mut child = Command::new("node")
-            .arg(&script)
-            .arg(mode)
-            // It exits when its stdin closes: with the test.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("node starts (is Node.js installed, and npm ci run in tests/peers?)");
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let line = tokio::time::timeout(Duration::from_secs(30), async {
-            BufReader::new(stdout).lines().next_line().await
-        })
-        .await
-        .expect("the peer listens within 30 s")
-        .expect("reads its stdout")
-        .expect("the peer exited before printing its URL (npm ci in tests/peers?)");
-        let announced: Value = serde_json::from_str(&line).expect("a JSON line");
-        let url = announced["url"].as_str().expect("a url").to_owned();
-        let base = url.trim_end_matches("/mcp").to_owned();
-        Self {
-            url,
-            base,
-            _stdin: stdin,
-            _child: child,
-        }
-    }
-
-    async fn stats(&self) -> Value {
-        reqwest::get(format!("{}/stats", self.base))
-            .await
-            .expect("stats answer")
-            .json()
-            .await
-            .expect("stats JSON")
-    }
-}
-
-async fn connect(server: &ModernServer) -> Arc<dyn Session> {
+async fn connect(server: &ModernPeer) -> Arc<dyn Session> {
     tokio::time::timeout(
         Duration::from_secs(20),
         McpConnector::default().connect(request(http(&server.url))),
@@ -115,7 +59,7 @@ fn args(value: Value) -> Option<Map<String, Value>> {
 
 #[tokio::test]
 async fn a_server_of_the_2026_revision_only_is_used_without_initialize_and_with_its_headers() {
-    let server = ModernServer::start("modern").await;
+    let server = ModernPeer::start("modern").await;
     let session = connect(&server).await;
     let tools = session.list_tools().await.expect("tools/list");
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
@@ -168,7 +112,7 @@ async fn a_server_of_the_2026_revision_only_is_used_without_initialize_and_with_
 
 #[tokio::test]
 async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_question() {
-    let server = ModernServer::start("modern").await;
+    let server = ModernPeer::start("modern").await;
     let session = connect(&server).await;
 
     let agent = Arc::new(Agent::default());
@@ -205,7 +149,7 @@ async fn input_required_results_are_answered_by_the_agent_or_refused_naming_the_
 
 #[tokio::test]
 async fn progress_of_a_call_reaches_the_agent_under_its_token() {
-    let server = ModernServer::start("modern").await;
+    let server = ModernPeer::start("modern").await;
     let session = connect(&server).await;
     let agent = Arc::new(Agent::default());
     let context = CallContext {
@@ -235,7 +179,7 @@ async fn progress_of_a_call_reaches_the_agent_under_its_token() {
 
 #[tokio::test]
 async fn a_dual_era_server_is_spoken_to_on_the_newer_wire() {
-    let server = ModernServer::start("dual").await;
+    let server = ModernPeer::start("dual").await;
     let session = connect(&server).await;
     let who = session.call_tool("whoami", None).await.expect("whoami");
     let who: Value = serde_json::from_str(&who.text()).expect("the report");

@@ -43,6 +43,18 @@ fn publish(host: &DocumentHost, issuer: &str, scopes: Option<&[&str]>) {
     host.set(PRM_ROOT, metadata);
 }
 
+/// start → headless authorization → complete, for alice's `notes` with default options.
+async fn authorize_alice(authorizer: &McpAuthorizer, server_url: &str) -> Result<(), OAuthError> {
+    authorize(
+        authorizer,
+        "alice",
+        "notes",
+        server_url,
+        StartOptions::new(REDIRECT_URI),
+    )
+    .await
+}
+
 /// A refresh, forced by reporting the current access token as rejected.
 async fn refresh(authorizer: &McpAuthorizer) -> Result<(), OAuthError> {
     let current = authorizer.access_token(&alice(), &server()).await?;
@@ -74,15 +86,9 @@ async fn token_requests_carry_the_resource_exactly_as_published_even_without_a_p
     let log = RequestLog::default();
     let authorizer = authorizer(&log);
 
-    authorize(
-        &authorizer,
-        "alice",
-        "notes",
-        &host.base,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("the code exchange names the resource as published");
+    authorize_alice(&authorizer, &host.base)
+        .await
+        .expect("the code exchange names the resource as published");
     refresh(&authorizer)
         .await
         .expect("the refresh names the resource as published");
@@ -114,15 +120,9 @@ async fn a_post_only_token_endpoint_is_sent_client_secret_post() {
     let host = resource_naming(&auth.issuer, Some(&["mcp:tools"])).await;
     let authorizer = authorizer(&RequestLog::default());
 
-    authorize(
-        &authorizer,
-        "alice",
-        "notes",
-        &host.base,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("the code exchange authenticates the way the server allows");
+    authorize_alice(&authorizer, &host.base)
+        .await
+        .expect("the code exchange authenticates the way the server allows");
     refresh(&authorizer).await.expect("so does the refresh");
 
     let seen = auth.seen();
@@ -155,14 +155,7 @@ async fn the_authorization_responses_iss_is_checked() {
         .await;
         let host = resource_naming(&auth.issuer, Some(&["mcp:tools"])).await;
         let authorizer = authorizer(&RequestLog::default());
-        let outcome = authorize(
-            &authorizer,
-            "alice",
-            "notes",
-            &host.base,
-            StartOptions::new(REDIRECT_URI),
-        )
-        .await;
+        let outcome = authorize_alice(&authorizer, &host.base).await;
         let case = format!("advertised {advertise_iss}, iss {iss_response:?}");
         let stored = authorizer
             .stores()
@@ -221,15 +214,9 @@ async fn a_2025_03_26_server_is_authorized_at_its_origin_with_or_without_metadat
         let log = RequestLog::default();
         let authorizer = authorizer(&log);
         let server_url = format!("{}/mcp", auth.issuer);
-        authorize(
-            &authorizer,
-            "alice",
-            "notes",
-            &server_url,
-            StartOptions::new(REDIRECT_URI),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("metadata {metadata}: {e}"));
+        authorize_alice(&authorizer, &server_url)
+            .await
+            .unwrap_or_else(|e| panic!("metadata {metadata}: {e}"));
         refresh(&authorizer)
             .await
             .unwrap_or_else(|e| panic!("metadata {metadata}: refresh: {e}"));
@@ -254,15 +241,9 @@ async fn a_changed_authorization_server_gets_a_new_registration_and_the_old_toke
     let host = resource_naming(&old.issuer, Some(&["mcp:tools"])).await;
     let authorizer = authorizer(&RequestLog::default());
     let pair = PairKey::new(alice(), server());
-    authorize(
-        &authorizer,
-        "alice",
-        "notes",
-        &host.base,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized with the first server");
+    authorize_alice(&authorizer, &host.base)
+        .await
+        .expect("authorized with the first server");
     let first = authorizer.stores().vault.get(&pair).await.expect("vault");
     assert_eq!(first.map(|r| r.issuer), Some(old.issuer.clone()));
 
@@ -289,15 +270,9 @@ async fn a_changed_authorization_server_gets_a_new_registration_and_the_old_toke
     let kept = authorizer.stores().vault.get(&pair).await.expect("vault");
     assert!(kept.is_none(), "the old server's tokens were dropped");
 
-    authorize(
-        &authorizer,
-        "alice",
-        "notes",
-        &host.base,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized with the new server");
+    authorize_alice(&authorizer, &host.base)
+        .await
+        .expect("authorized with the new server");
     refresh(&authorizer)
         .await
         .expect("refreshed at the new server");

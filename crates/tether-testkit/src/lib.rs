@@ -24,6 +24,7 @@ mod demo_tools;
 mod document_host;
 mod http_server;
 pub mod json_strategies;
+pub mod modern_peer;
 pub mod oidc;
 mod protected;
 pub mod services;
@@ -34,5 +35,6 @@ pub use document_host::{DocumentHost, serve_documents};
 pub use http_server::{
     Outage, RunningServer, serve_demo_with_outage, serve_demo_with_stats, serve_streamable_http,
 };
+pub use modern_peer::ModernPeer;
 pub use oidc::{OidcOptions, OidcPeer};
 pub use protected::{ProtectedServer, ProtectionConfig, WELL_KNOWN_METADATA_PATH, serve_protected};

@@ -8,14 +8,11 @@
 //! need `npm ci` in `crates/tether-mcp/tests/peers` and `crates/tether-oauth/tests/peers`
 //! (`scripts/test` does it); without it the tests fail and say so.
 
-#[path = "support/modern_peer.rs"]
-mod modern_peer;
-
-use modern_peer::mcp_peers_dir;
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tether_testkit::modern_peer::mcp_peers_dir;
 
 use serde_json::{Value, json};
 use tether_testkit::{
@@ -259,16 +256,21 @@ async fn start_everything(mode: &str) -> (Child, u16) {
 
 /// oidc-provider and the testkit's protected MCP server in front of it.
 async fn oauth_peers() -> (OidcPeer, ProtectedServer) {
+    oauth_peers_with(|_| {}).await
+}
+
+/// The oidc peer and a protected server whose configuration `adjust` changed.
+async fn oauth_peers_with(
+    adjust: impl FnOnce(&mut ProtectionConfig),
+) -> (OidcPeer, ProtectedServer) {
     let peer = OidcPeer::spawn()
         .await
         .expect("the oidc-provider peer starts");
-    let server = serve_protected(
-        DemoTools::default(),
-        "127.0.0.1:0",
-        ProtectionConfig::oidc_peer(&peer.issuer),
-    )
-    .await
-    .expect("the protected MCP server starts");
+    let mut config = ProtectionConfig::oidc_peer(&peer.issuer);
+    adjust(&mut config);
+    let server = serve_protected(DemoTools::default(), "127.0.0.1:0", config)
+        .await
+        .expect("the protected MCP server starts");
     (peer, server)
 }
 
@@ -336,7 +338,7 @@ async fn streamable_http_server_everything_lists_and_calls_echo() {
 #[tokio::test]
 async fn a_2026_server_is_reached_statelessly_and_the_wire_is_printed() {
     // The TypeScript SDK v2's server of 2026-07-28 only (it refuses initialize).
-    let server = modern_peer::start("modern").await;
+    let server = tether_testkit::ModernPeer::start("modern").await;
     let url = server.url.clone();
     let run = connect(&[&url, "--call", "echo", "--args", r#"{"text":"hi"}"#]).await;
     let lines = run.success();
@@ -355,14 +357,8 @@ async fn a_2026_server_is_reached_statelessly_and_the_wire_is_printed() {
 /// and the call succeeds in the same run.
 #[tokio::test]
 async fn headless_oauth_steps_up_to_the_scope_a_403_names() {
-    let peer = OidcPeer::spawn()
-        .await
-        .expect("the oidc-provider peer starts");
-    let mut config = ProtectionConfig::oidc_peer(&peer.issuer);
-    config.required_scope = "mcp:admin".to_owned();
-    let server = serve_protected(DemoTools::default(), "127.0.0.1:0", config)
-        .await
-        .expect("the protected MCP server starts");
+    let (peer, server) =
+        oauth_peers_with(|config| config.required_scope = "mcp:admin".into()).await;
 
     // The first authorization asks for mcp:tools only.
     let run = connect(&[
@@ -488,14 +484,10 @@ async fn headless_oauth_with_dynamic_registration_lists_and_calls_add() {
 
 #[tokio::test]
 async fn headless_oauth_finds_metadata_named_only_by_the_challenge() {
-    let peer = OidcPeer::spawn()
-        .await
-        .expect("the oidc-provider peer starts");
-    let mut config = ProtectionConfig::oidc_peer(&peer.issuer);
-    config.metadata_path = "/custom/protected-resource-metadata".to_owned();
-    let server = serve_protected(DemoTools::default(), "127.0.0.1:0", config)
-        .await
-        .expect("the protected MCP server starts");
+    let (peer, server) = oauth_peers_with(|config| {
+        config.metadata_path = "/custom/protected-resource-metadata".into();
+    })
+    .await;
     let run = connect(&[
         "--headless",
         &server.url,

@@ -181,7 +181,7 @@ async fn a_2026_agents_requests_alternate_between_replicas_and_all_succeed() {
 /// and its answers reach the server that asked; no session on either leg.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2026_agent_answers_an_upstreams_input_required_result_itself() {
-    let upstream = support::modern_peer::start("modern").await;
+    let upstream = tether_testkit::ModernPeer::start("modern").await;
     let gateway = support::TestGateway::start(
         vec![support::http_server(
             "modern",

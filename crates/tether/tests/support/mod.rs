@@ -6,7 +6,6 @@
 pub mod everything_http;
 pub mod faulty;
 pub mod gateway_process;
-pub mod modern_peer;
 pub mod redis_stats;
 pub mod replicas;
 pub mod upstream;
