@@ -29,6 +29,36 @@ pub const TETHER: &str = "tether";
 /// Through Tether as an agent of 2026-07-28: no session, each call a stateless request.
 pub const TETHER_2026: &str = "tether26";
 
+/// Another MCP gateway measured as one more path (`--peer NAME=TOOL@URL`).
+#[derive(Debug, Clone)]
+pub struct PeerPath {
+    /// Its path name in the output (kept for the whole run).
+    pub name: &'static str,
+    pub tool: String,
+    pub url: String,
+}
+
+impl PeerPath {
+    pub fn parse(given: &str) -> anyhow::Result<Self> {
+        let (name, rest) = given
+            .split_once('=')
+            .with_context(|| format!("--peer {given:?}: expected NAME=TOOL@URL"))?;
+        let (tool, url) = rest
+            .split_once('@')
+            .with_context(|| format!("--peer {given:?}: expected NAME=TOOL@URL"))?;
+        ensure!(
+            !name.is_empty() && !tool.is_empty() && url.starts_with("http"),
+            "--peer {given:?}: expected NAME=TOOL@URL with an http(s) URL"
+        );
+        Ok(Self {
+            // A handful per run, printed beside the built-in paths' static names.
+            name: Box::leak(name.to_owned().into_boxed_str()),
+            tool: tool.to_owned(),
+            url: url.to_owned(),
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct CallsSettings {
     pub concurrency: usize,
@@ -39,6 +69,9 @@ pub struct CallsSettings {
     /// Rounds of the four phases, one after the other (the machine's load drifts: each round
     /// compares the paths under the same conditions, and the verdict takes the median round).
     pub rounds: usize,
+    /// Where the upstream listens (`--upstream-addr`).
+    pub upstream_addr: String,
+    pub peers: Vec<PeerPath>,
 }
 
 /// One phase on one path.
@@ -179,7 +212,11 @@ async fn phase(
 /// 2026-07-28, one at a time, then the same at `concurrency`.
 pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Vec<Phase>> {
     let http = http_client()?;
-    let upstream = Upstream::start(&bins.testkit, Duration::ZERO).await?;
+    let upstream =
+        Upstream::start_at(&bins.testkit, Duration::ZERO, &settings.upstream_addr).await?;
+    if !settings.peers.is_empty() {
+        println!("the upstream of this part: {}", upstream.url);
+    }
     let proxy = PassThrough::start(&bins.bench, &upstream.url).await?;
     let config = format!(
         "[reconnect]\ninclude_non_oauth = true\n\n[limits]\nper_second = 0\n\n{}",
@@ -211,31 +248,44 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
             through.push(client);
             stateless.push(connect_2026(&http, &mcp, &token).await?);
         }
+        let mut peers = Vec::with_capacity(settings.peers.len());
+        for peer in &settings.peers {
+            let mut clients = Vec::with_capacity(n);
+            for _ in 0..n {
+                clients.push(connect(&http, &peer.url, None).await?);
+            }
+            peers.push(clients);
+        }
         let up = upstream.pid;
-        let paths = [
+        let mut paths: Vec<(&'static str, &Vec<Client>, &str, Option<u32>)> = vec![
             (DIRECT, &direct, "echo", None),
             (PASS_THROUGH, &proxied, "echo", Some(proxy.pid)),
             (TETHER, &through, "up__echo", Some(gateway.pid)),
             (TETHER_2026, &stateless, "up__echo", Some(gateway.pid)),
         ];
+        for (peer, clients) in settings.peers.iter().zip(&peers) {
+            paths.push((peer.name, clients, &peer.tool, None));
+        }
         // Warm-up on every path (connections, caches, the gateway's upstream sessions).
-        for (path, clients, tool, _) in paths {
+        for &(path, clients, tool, _) in &paths {
             phase(0, path, clients, tool, n, WARM_UP_CALLS, None, up).await?;
         }
         let mut phases = Vec::new();
         for r in 1..=settings.rounds.max(1) {
             for (concurrency, calls) in [(1, settings.latency_calls), (n, settings.calls)] {
-                for (path, clients, tool, middle) in paths {
+                for &(path, clients, tool, middle) in &paths {
                     phases
                         .push(phase(r, path, clients, tool, concurrency, calls, middle, up).await?);
                 }
             }
         }
+        drop(paths);
         for client in direct
             .into_iter()
             .chain(proxied)
             .chain(through)
             .chain(stateless)
+            .chain(peers.into_iter().flatten())
         {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
         }

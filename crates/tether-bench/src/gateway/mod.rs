@@ -80,6 +80,15 @@ pub struct Args {
     /// Requests in flight from this process to the gateway's HTTP API.
     #[arg(long, default_value_t = 64)]
     http_concurrency: usize,
+    /// Tool calls: where the upstream listens (a loopback address), so that another gateway can
+    /// be configured to reach it before the run (with `--peer`).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    upstream_addr: String,
+    /// Tool calls: another MCP gateway already running and reaching the same upstream, measured
+    /// as one more path of the same rounds: `NAME=TOOL@URL` (TOOL: its name for the upstream's
+    /// `echo`; no Authorization header is sent). Repeatable.
+    #[arg(long)]
+    peer: Vec<String>,
 }
 
 fn ms(d: Duration) -> String {
@@ -314,11 +323,18 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         args.concurrency,
         args.rounds.max(1)
     );
+    let peers = args
+        .peer
+        .iter()
+        .map(|given| calls::PeerPath::parse(given))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = calls::CallsSettings {
         concurrency: args.concurrency,
         calls: args.calls,
         latency_calls: args.latency_calls,
         rounds: args.rounds,
+        upstream_addr: args.upstream_addr.clone(),
+        peers: peers.clone(),
     };
     let phases = calls::run(bins, &settings).await?;
     let header = format!(
@@ -365,6 +381,19 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         let Some((d1, dn)) = find(calls::DIRECT, 1).zip(find(calls::DIRECT, c)) else {
             continue;
         };
+        // Peers are printed per round beside the built-in paths; the goals are Tether's.
+        for peer in &peers {
+            let name = peer.name;
+            let Some((m1, mn)) = find(name, 1).zip(find(name, c)) else {
+                continue;
+            };
+            let added = Versus::new(d1, dn, m1, mn);
+            println!(
+                "round {round}, peer {name}: added at p50 {:.3} ms one at a time, {:.3} ms at \
+                 concurrency {c}; throughput {name}/direct at concurrency {c}: {:.2}×",
+                added.p50_ms, added.p50_ms_concurrent, added.ratio
+            );
+        }
         for (path, figures) in [
             (calls::TETHER, &mut tether),
             (calls::PASS_THROUGH, &mut proxy),

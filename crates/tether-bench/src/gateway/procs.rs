@@ -211,11 +211,16 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Starts one; every `initialize` it answers takes `init_delay`.
+    /// Starts one on any free loopback port; every `initialize` it answers takes `init_delay`.
     pub async fn start(bin: &Path, init_delay: Duration) -> anyhow::Result<Self> {
+        Self::start_at(bin, init_delay, "127.0.0.1:0").await
+    }
+
+    /// Starts one on `addr` (a loopback address; port 0 for any).
+    pub async fn start_at(bin: &Path, init_delay: Duration, addr: &str) -> anyhow::Result<Self> {
         let mut command = Command::new(bin);
         command
-            .arg("127.0.0.1:0")
+            .arg(addr)
             .env("TESTKIT_INIT_DELAY_MS", init_delay.as_millis().to_string());
         let (process, ready) = ReadyChild::spawn(command, "tether-testkit-mcp").await?;
         let parsed = url::Url::parse(&ready.url).context("the upstream's URL")?;
