@@ -74,11 +74,16 @@ pub struct CallsSettings {
     pub peers: Vec<PeerPath>,
 }
 
+/// The text the large-answer phases echo: a 64 KiB tool result (and argument).
+const LARGE: usize = 64 * 1024;
+
 /// One phase on one path.
 #[derive(Debug, Clone)]
 pub struct Phase {
     pub round: usize,
     pub path: &'static str,
+    /// Bytes of the echoed text: 5 ("hello") or 64 KiB.
+    pub payload: usize,
     pub concurrency: usize,
     pub calls: usize,
     pub wall: Duration,
@@ -129,9 +134,9 @@ async fn connect_2026(http: &reqwest::Client, uri: &str, token: &str) -> anyhow:
     .with_context(|| format!("server/discover at {uri}"))
 }
 
-async fn call(client: &Client, tool: &str) -> anyhow::Result<Duration> {
+async fn call(client: &Client, tool: &str, text: &str) -> anyhow::Result<Duration> {
     let mut params = CallToolRequestParams::new(tool.to_owned());
-    params.arguments = json!({"text": "hello"}).as_object().cloned();
+    params.arguments = json!({ "text": text }).as_object().cloned();
     let started = Instant::now();
     let result = tokio::time::timeout(STEP, client.peer().call_tool(params))
         .await
@@ -155,6 +160,7 @@ async fn phase(
     path: &'static str,
     clients: &[Client],
     tool: &str,
+    text: &str,
     concurrency: usize,
     calls: usize,
     middle_pid: Option<u32>,
@@ -171,7 +177,7 @@ async fn phase(
         async move {
             let mut latencies = Vec::with_capacity(per_worker);
             for _ in 0..per_worker {
-                latencies.push(call(client, tool).await?);
+                latencies.push(call(client, tool, text).await?);
             }
             anyhow::Ok(latencies)
         }
@@ -197,6 +203,7 @@ async fn phase(
     Ok(Phase {
         round,
         path,
+        payload: text.len(),
         concurrency,
         calls: done,
         wall,
@@ -268,14 +275,22 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         }
         // Warm-up on every path (connections, caches, the gateway's upstream sessions).
         for &(path, clients, tool, _) in &paths {
-            phase(0, path, clients, tool, n, WARM_UP_CALLS, None, up).await?;
+            phase(0, path, clients, tool, "hello", n, WARM_UP_CALLS, None, up).await?;
         }
+        let large = "x".repeat(LARGE);
         let mut phases = Vec::new();
         for r in 1..=settings.rounds.max(1) {
-            for (concurrency, calls) in [(1, settings.latency_calls), (n, settings.calls)] {
+            // One at a time, at the concurrency, then 64 KiB answers at the concurrency.
+            let settings_of_round = [
+                (1, settings.latency_calls, "hello"),
+                (n, settings.calls, "hello"),
+                (n, settings.calls / 8, large.as_str()),
+            ];
+            for (concurrency, calls, text) in settings_of_round {
                 for &(path, clients, tool, middle) in &paths {
-                    phases
-                        .push(phase(r, path, clients, tool, concurrency, calls, middle, up).await?);
+                    phases.push(
+                        phase(r, path, clients, tool, text, concurrency, calls, middle, up).await?,
+                    );
                 }
             }
         }

@@ -338,9 +338,10 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     };
     let phases = calls::run(bins, &settings).await?;
     let header = format!(
-        "{:>5} | {:<8} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
+        "{:>5} | {:<8} | {:>6} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
         "round",
         "path",
+        "answer",
         "conc",
         "calls",
         "p50 ms",
@@ -354,9 +355,14 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     println!("{}", "-".repeat(header.chars().count()));
     for p in &phases {
         println!(
-            "{:>5} | {:<8} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>13} | {:>12.4} | {:>11.4}",
+            "{:>5} | {:<8} | {:>6} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9.0} | {:>13} | {:>12.4} | {:>11.4}",
             p.round,
             p.path,
+            if p.payload < 1024 {
+                "small".to_owned()
+            } else {
+                format!("{}K", p.payload / 1024)
+            },
             p.concurrency,
             p.calls,
             ms(p.p50),
@@ -374,9 +380,12 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     let mut stateless = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let find = |path: &str, concurrency: usize| {
-            phases
-                .iter()
-                .find(|p| p.round == round && p.path == path && p.concurrency == concurrency)
+            phases.iter().find(|p| {
+                p.round == round
+                    && p.path == path
+                    && p.concurrency == concurrency
+                    && p.payload < 1024
+            })
         };
         let Some((d1, dn)) = find(calls::DIRECT, 1).zip(find(calls::DIRECT, c)) else {
             continue;
@@ -435,6 +444,34 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             s.ratio,
             s.cpu_ms
         );
+    }
+    // 64 KiB answers at the concurrency, each path against direct in the same round.
+    for round in 1..=args.rounds.max(1) {
+        let large = |path: &str| {
+            phases
+                .iter()
+                .find(|p| p.round == round && p.path == path && p.payload >= 1024)
+        };
+        let Some(direct) = large(calls::DIRECT) else {
+            continue;
+        };
+        let mut line = format!(
+            "round {round}, 64 KiB answers at concurrency {c}: direct {:.0} calls/s, p50 {} ms",
+            direct.throughput(),
+            ms(direct.p50)
+        );
+        for path in [calls::PASS_THROUGH, calls::TETHER, calls::TETHER_2026] {
+            if let Some(p) = large(path) {
+                line.push_str(&format!(
+                    "; {path} {:.2}× of direct, p50 {} ms, CPU per call {} ms",
+                    p.throughput() / direct.throughput().max(f64::MIN_POSITIVE),
+                    ms(p.p50),
+                    p.middle_cpu
+                        .map_or_else(|| "-".to_owned(), |cpu| format!("{:.3}", cpu * 1000.0))
+                ));
+            }
+        }
+        println!("{line}");
     }
     // Issue 15's goals: ratios to the pass-through proxy of the same rounds, on the medians.
     for (round, (t, p)) in tether.iter().zip(&proxy).enumerate() {
