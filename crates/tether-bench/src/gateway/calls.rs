@@ -15,7 +15,9 @@ use rmcp::{ClientLifecycleMode, RoleClient, serve_client, serve_client_with_life
 use serde_json::json;
 
 use super::pass_through::PassThrough;
-use super::procs::{Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, servers_toml};
+use super::procs::{
+    Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, rss_kib, servers_toml,
+};
 
 /// One connect (initialize) or one call.
 const STEP: Duration = Duration::from_secs(30);
@@ -69,6 +71,11 @@ pub struct CallsSettings {
     /// Rounds of the four phases, one after the other (the machine's load drifts: each round
     /// compares the paths under the same conditions, and the verdict takes the median round).
     pub rounds: usize,
+    /// The scale phase: sessions through Tether (one user each) and straight to the upstream,
+    /// and the callers spread over them; 0 sessions: no scale phase.
+    pub scale_sessions: usize,
+    pub scale_concurrency: usize,
+    pub scale_calls: usize,
     /// Where the upstream listens (`--upstream-addr`).
     pub upstream_addr: String,
     pub peers: Vec<PeerPath>,
@@ -150,7 +157,8 @@ async fn call(client: &Client, tool: &str, text: &str) -> anyhow::Result<Duratio
     Ok(elapsed)
 }
 
-/// `calls` calls split over `concurrency` workers, each on `clients[worker % len]`.
+/// `calls` calls split over `concurrency` workers; worker `w`'s `i`-th call goes to
+/// `clients[(w + i × concurrency) % len]`, so more sessions than workers are all used in turn.
 #[expect(
     clippy::too_many_arguments,
     reason = "one call site per phase, all named"
@@ -172,15 +180,13 @@ async fn phase(
     let upstream_before = cpu_seconds(upstream_pid)?;
     let bench_before = cpu_seconds(std::process::id())?;
     let started = Instant::now();
-    let workers = (0..concurrency).map(|w| {
-        let client = &clients[w % clients.len()];
-        async move {
-            let mut latencies = Vec::with_capacity(per_worker);
-            for _ in 0..per_worker {
-                latencies.push(call(client, tool, text).await?);
-            }
-            anyhow::Ok(latencies)
+    let workers = (0..concurrency).map(|w| async move {
+        let mut latencies = Vec::with_capacity(per_worker);
+        for i in 0..per_worker {
+            let client = &clients[(w + i * concurrency) % clients.len()];
+            latencies.push(call(client, tool, text).await?);
         }
+        anyhow::Ok(latencies)
     });
     let results = futures::future::join_all(workers).await;
     let wall = started.elapsed();
@@ -215,9 +221,52 @@ async fn phase(
     })
 }
 
+/// Many callers over many sessions on one path, with the gateway's resident memory.
+#[derive(Debug, Clone)]
+pub struct ScaleRow {
+    pub sessions: usize,
+    pub phase: Phase,
+    /// The gateway's RSS before the phase and its highest reading during it (sampled every
+    /// 50 ms), KiB.
+    pub gateway_rss_before_kib: u64,
+    pub gateway_rss_peak_kib: u64,
+}
+
+/// Reads a process's RSS every 50 ms until stopped; keeps the highest.
+struct RssSampler {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<u64>,
+}
+
+impl RssSampler {
+    fn start(pid: u32) -> Self {
+        let (stop, mut stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let mut peak = rss_kib(pid).unwrap_or_default();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => return peak,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {
+                        peak = peak.max(rss_kib(pid).unwrap_or_default());
+                    }
+                }
+            }
+        });
+        Self { stop, task }
+    }
+
+    async fn peak(self) -> u64 {
+        let _ = self.stop.send(());
+        self.task.await.unwrap_or_default()
+    }
+}
+
 /// The phases of each round in order: direct, pass-through, Tether, and Tether for an agent of
 /// 2026-07-28, one at a time, then the same at `concurrency`.
-pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Vec<Phase>> {
+pub async fn run(
+    bins: &Binaries,
+    settings: &CallsSettings,
+) -> anyhow::Result<(Vec<Phase>, Vec<ScaleRow>)> {
     let http = http_client()?;
     let upstream =
         Upstream::start_at(&bins.testkit, Duration::ZERO, &settings.upstream_addr).await?;
@@ -295,6 +344,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
             }
         }
         drop(paths);
+        let scale = scale(settings, &http, &mcp, &upstream, &gateway).await?;
         for client in direct
             .into_iter()
             .chain(proxied)
@@ -304,7 +354,7 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
         {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
         }
-        anyhow::Ok(phases)
+        anyhow::Ok((phases, scale))
     }
     .await
     .with_context(|| format!("gateway log tail:\n{}", gateway.log_tail()));
@@ -312,4 +362,60 @@ pub async fn run(bins: &Binaries, settings: &CallsSettings) -> anyhow::Result<Ve
     proxy.stop().await;
     upstream.stop().await;
     result
+}
+
+/// `scale_concurrency` callers over `scale_sessions` sessions, straight to the upstream and
+/// through Tether (one user per session, so as many upstream sessions in the gateway).
+async fn scale(
+    settings: &CallsSettings,
+    http: &reqwest::Client,
+    mcp: &str,
+    upstream: &Upstream,
+    gateway: &Gateway,
+) -> anyhow::Result<Vec<ScaleRow>> {
+    let sessions = settings.scale_sessions;
+    if sessions == 0 {
+        return Ok(Vec::new());
+    }
+    let mut direct = Vec::with_capacity(sessions);
+    let mut through = Vec::with_capacity(sessions);
+    for i in 0..sessions {
+        direct.push(connect(http, &upstream.url, None).await?);
+        let client = connect(http, mcp, Some(&jwt(&format!("scale-{i}"))?)).await?;
+        tokio::time::timeout(STEP, client.peer().list_all_tools())
+            .await
+            .context("tools/list through Tether timed out")?
+            .context("tools/list through Tether")?;
+        through.push(client);
+    }
+    let mut rows = Vec::new();
+    for (path, clients, tool, middle) in [
+        (DIRECT, &direct, "echo", None),
+        (TETHER, &through, "up__echo", Some(gateway.pid)),
+    ] {
+        let before = rss_kib(gateway.pid)?;
+        let sampler = RssSampler::start(gateway.pid);
+        let phase = phase(
+            1,
+            path,
+            clients,
+            tool,
+            "hello",
+            settings.scale_concurrency,
+            settings.scale_calls,
+            middle,
+            upstream.pid,
+        )
+        .await?;
+        rows.push(ScaleRow {
+            sessions,
+            phase,
+            gateway_rss_before_kib: before,
+            gateway_rss_peak_kib: sampler.peak().await,
+        });
+    }
+    for client in direct.into_iter().chain(through) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
+    }
+    Ok(rows)
 }

@@ -80,6 +80,16 @@ pub struct Args {
     /// Requests in flight from this process to the gateway's HTTP API.
     #[arg(long, default_value_t = 64)]
     http_concurrency: usize,
+    /// Tool calls, scale phase: sessions (one Tether user each, and as many straight to the
+    /// upstream); 0 leaves the phase out.
+    #[arg(long, default_value_t = 1000)]
+    scale_sessions: usize,
+    /// Tool calls, scale phase: concurrent callers spread over the sessions.
+    #[arg(long, default_value_t = 256)]
+    scale_concurrency: usize,
+    /// Tool calls, scale phase: calls per path.
+    #[arg(long, default_value_t = 16_000)]
+    scale_calls: usize,
     /// Tool calls: where the upstream listens (a loopback address), so that another gateway can
     /// be configured to reach it before the run (with `--peer`).
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -333,10 +343,13 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         calls: args.calls,
         latency_calls: args.latency_calls,
         rounds: args.rounds,
+        scale_sessions: args.scale_sessions,
+        scale_concurrency: args.scale_concurrency,
+        scale_calls: args.scale_calls,
         upstream_addr: args.upstream_addr.clone(),
         peers: peers.clone(),
     };
-    let phases = calls::run(bins, &settings).await?;
+    let (phases, scale) = calls::run(bins, &settings).await?;
     let header = format!(
         "{:>5} | {:<8} | {:>6} | {:>4} | {:>6} | {:>8} | {:>8} | {:>9} | {:>13} | {:>12} | {:>11}",
         "round",
@@ -443,6 +456,29 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             s.p50_ms,
             s.ratio,
             s.cpu_ms
+        );
+    }
+    let direct_scale = scale.iter().find(|r| r.phase.path == calls::DIRECT);
+    for row in &scale {
+        let p = &row.phase;
+        let ratio = direct_scale.map_or(f64::NAN, |d| {
+            p.throughput() / d.phase.throughput().max(f64::MIN_POSITIVE)
+        });
+        println!(
+            "{} callers over {} sessions, {}: {:.0} calls/s ({:.2}× of direct), p50 {} ms, p99 {} \
+             ms, CPU per call in the middle {}; gateway RSS {:.1} MiB before, {:.1} MiB at most \
+             during the phase",
+            p.concurrency,
+            row.sessions,
+            p.path,
+            p.throughput(),
+            ratio,
+            ms(p.p50),
+            ms(p.p99),
+            p.middle_cpu
+                .map_or_else(|| "-".to_owned(), |cpu| format!("{:.3} ms", cpu * 1000.0)),
+            row.gateway_rss_before_kib as f64 / 1024.0,
+            row.gateway_rss_peak_kib as f64 / 1024.0
         );
     }
     // 64 KiB answers at the concurrency, each path against direct in the same round.
