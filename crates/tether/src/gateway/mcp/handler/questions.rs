@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rmcp::ErrorData as McpError;
@@ -53,7 +53,7 @@ impl Parked {
 /// The calls waiting for their agents' answers, in this replica.
 #[derive(Default)]
 pub(crate) struct ParkedCalls {
-    calls: Mutex<HashMap<String, Parked>>,
+    calls: Arc<Mutex<HashMap<String, Parked>>>,
 }
 
 impl fmt::Debug for ParkedCalls {
@@ -203,6 +203,80 @@ impl ParkedCalls {
             p.give_up();
         }
         calls.insert(id.clone(), parked);
+        // Not answered in time: the call is cancelled even if no other call is parked later.
+        let waiting = Arc::downgrade(&self.calls);
+        let expiring = id.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(PATIENCE).await;
+            let Some(calls) = waiting.upgrade() else {
+                return;
+            };
+            let expired = calls
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&expiring);
+            if let Some(parked) = expired {
+                parked.give_up();
+            }
+        });
         id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting_call(user: &str) -> (Parked, tokio::sync::oneshot::Receiver<()>) {
+        let (dropped, watch) = tokio::sync::oneshot::channel::<()>();
+        // The "call" waits forever; its end (abort) drops `dropped`, which `watch` sees.
+        let task = tokio::spawn(async move {
+            let _held = dropped;
+            std::future::pending::<()>().await;
+            Ok(ToolResult::error_text("never"))
+        });
+        let (_sender, messages) = mpsc::channel(1);
+        let (reply, _answer) = oneshot::channel();
+        let parked = Parked {
+            user: UserId::new(user),
+            task,
+            messages,
+            reply,
+            at: Instant::now(),
+        };
+        (parked, watch)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unanswered_question_is_given_up_after_its_patience() {
+        let calls = ParkedCalls::default();
+        let (parked, watch) = waiting_call("alice");
+        let id = calls.park(parked);
+        assert!(calls.calls.lock().expect("lock").contains_key(&id));
+        tokio::time::sleep(PATIENCE + Duration::from_secs(1)).await;
+        assert!(calls.calls.lock().expect("lock").is_empty(), "expired");
+        assert!(watch.await.is_err(), "the upstream call was cancelled");
+    }
+
+    #[tokio::test]
+    async fn a_user_waits_on_at_most_a_bounded_number_of_questions() {
+        let calls = ParkedCalls::default();
+        let mut watches = Vec::new();
+        for _ in 0..PER_USER + 2 {
+            let (parked, watch) = waiting_call("alice");
+            calls.park(parked);
+            watches.push(watch);
+        }
+        let (bob, _bob_watch) = waiting_call("bob");
+        calls.park(bob);
+        assert_eq!(calls.calls.lock().expect("lock").len(), PER_USER + 1);
+        // Two of alice's (the oldest) were given up: their calls ended; the others still wait.
+        let mut ended = 0;
+        for watch in watches {
+            if let Ok(Err(_)) = tokio::time::timeout(Duration::from_millis(200), watch).await {
+                ended += 1;
+            }
+        }
+        assert_eq!(ended, 2);
     }
 }
