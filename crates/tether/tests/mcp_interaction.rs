@@ -573,9 +573,17 @@ async fn an_upstream_withdrawing_its_question_reaches_the_agent() {
         "withdrawn (cancel sent: true)",
         "{result}"
     );
+    // The agent's handler sees the cancel in its own task: wait for it, bounded.
+    let mut withdrawn = 0;
+    for _ in 0..50 {
+        withdrawn = agent.withdrawn.load(std::sync::atomic::Ordering::SeqCst);
+        if withdrawn > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
-        agent.withdrawn.load(std::sync::atomic::Ordering::SeqCst),
-        1,
+        withdrawn, 1,
         "the agent was told the question was withdrawn"
     );
     let _ = client.cancel().await;

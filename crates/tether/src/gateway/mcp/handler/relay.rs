@@ -205,7 +205,8 @@ pub(super) fn undeclared(
 }
 
 /// The agent's answer to an upstream's request, or `None` when the upstream withdrew it
-/// first (the agent is then sent `notifications/cancelled` for it).
+/// first (the agent is then sent `notifications/cancelled` for it, as when the call ends
+/// before the answer).
 async fn ask(
     method: &str,
     params: Option<Value>,
@@ -229,25 +230,50 @@ async fn ask(
             }));
         }
     };
-    let (peer, id) = (handle.peer.clone(), handle.id.clone());
+    let mut withdrawal = Withdrawal {
+        peer: handle.peer.clone(),
+        id: Some(handle.id.clone()),
+    };
     let answered = tokio::select! {
         answered = handle.await_response() => answered,
-        () = withdrawn => {
-            let params = serde_json::from_value::<CancelledNotificationParam>(serde_json::json!({
-                "requestId": id, "reason": "withdrawn by the server",
-            }));
-            if let Ok(params) = params {
-                let cancel = ServerNotification::CancelledNotification(
-                    CancelledNotification::new(params),
-                );
+        // The guard tells the agent as it goes.
+        () = withdrawn => return None,
+    };
+    withdrawal.id = None;
+    Some(answer_of(method, answered))
+}
+
+/// Armed while the agent is asked: if the wait ends without its answer (the upstream withdrew
+/// the question, or the call it belongs to ended), the agent is sent `notifications/cancelled`
+/// for it, so it stops asking its user.
+struct Withdrawal {
+    peer: rmcp::Peer<RoleServer>,
+    /// `None` once answered.
+    id: Option<rmcp::model::RequestId>,
+}
+
+impl Drop for Withdrawal {
+    fn drop(&mut self) {
+        let Some(id) = self.id.take() else {
+            return;
+        };
+        let params = serde_json::from_value::<CancelledNotificationParam>(serde_json::json!({
+            "requestId": id, "reason": "withdrawn by the server",
+        }));
+        let Ok(params) = params else {
+            return;
+        };
+        let peer = self.peer.clone();
+        let cancel = ServerNotification::CancelledNotification(CancelledNotification::new(params));
+        // Drop cannot wait; the notification goes out from a task of its own.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
                 if let Err(error) = peer.send_notification(cancel).await {
                     tracing::debug!(%error, "the agent was not told of the withdrawal");
                 }
-            }
-            return None;
+            });
         }
-    };
-    Some(answer_of(method, answered))
+    }
 }
 
 fn answer_of(
