@@ -55,6 +55,17 @@ async fn authorize_alice(authorizer: &McpAuthorizer, server_url: &str) -> Result
     .await
 }
 
+/// The start of alice's authorization for `notes` (the URL to send her to).
+async fn start_alice(
+    authorizer: &McpAuthorizer,
+    server_url: &str,
+    options: StartOptions,
+) -> Result<tether_oauth::AuthorizationStart, OAuthError> {
+    authorizer
+        .start(&alice(), &server(), server_url, options)
+        .await
+}
+
 /// A refresh, forced by reporting the current access token as rejected.
 async fn refresh(authorizer: &McpAuthorizer) -> Result<(), OAuthError> {
     let current = authorizer.access_token(&alice(), &server()).await?;
@@ -188,13 +199,7 @@ async fn metadata_whose_issuer_is_another_server_is_refused() {
     let host = resource_naming(&auth.issuer, Some(&["mcp:tools"])).await;
     let authorizer = authorizer(&RequestLog::default());
 
-    let error = authorizer
-        .start(
-            &alice(),
-            &server(),
-            &host.base,
-            StartOptions::new(REDIRECT_URI),
-        )
+    let error = start_alice(&authorizer, &host.base, StartOptions::new(REDIRECT_URI))
         .await
         .expect_err("a mismatching issuer is refused");
     assert!(error.to_string().contains("issuer"), "{error}");
@@ -248,13 +253,7 @@ async fn a_changed_authorization_server_gets_a_new_registration_and_the_old_toke
     assert_eq!(first.map(|r| r.issuer), Some(old.issuer.clone()));
 
     publish(&host, &new.issuer, Some(&["mcp:tools"]));
-    let start = authorizer
-        .start(
-            &alice(),
-            &server(),
-            &host.base,
-            StartOptions::new(REDIRECT_URI),
-        )
+    let start = start_alice(&authorizer, &host.base, StartOptions::new(REDIRECT_URI))
         .await
         .expect("a flow at the new server starts");
     assert!(
@@ -347,27 +346,19 @@ async fn the_scope_comes_from_the_challenge_then_the_resource_metadata_then_is_o
         r#"Bearer resource_metadata="{}", scope="mcp:admin""#,
         host.url(PRM_ROOT)
     );
-    let from_challenge = authorizer
-        .start(
-            &alice(),
-            &server(),
-            &host.base,
-            StartOptions::new(REDIRECT_URI).with_challenge(challenge),
-        )
-        .await
-        .expect("start");
+    let from_challenge = start_alice(
+        &authorizer,
+        &host.base,
+        StartOptions::new(REDIRECT_URI).with_challenge(challenge),
+    )
+    .await
+    .expect("start");
     assert_eq!(
         scope_of(&from_challenge.authorization_url).as_deref(),
         Some("mcp:admin")
     );
 
-    let from_metadata = authorizer
-        .start(
-            &alice(),
-            &server(),
-            &host.base,
-            StartOptions::new(REDIRECT_URI),
-        )
+    let from_metadata = start_alice(&authorizer, &host.base, StartOptions::new(REDIRECT_URI))
         .await
         .expect("start");
     assert_eq!(
@@ -376,13 +367,7 @@ async fn the_scope_comes_from_the_challenge_then_the_resource_metadata_then_is_o
     );
 
     let bare = resource_naming(&auth.issuer, None).await;
-    let omitted = authorizer
-        .start(
-            &alice(),
-            &server(),
-            &bare.base,
-            StartOptions::new(REDIRECT_URI),
-        )
+    let omitted = start_alice(&authorizer, &bare.base, StartOptions::new(REDIRECT_URI))
         .await
         .expect("start");
     assert_eq!(scope_of(&omitted.authorization_url), None);

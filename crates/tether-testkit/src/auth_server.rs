@@ -230,12 +230,7 @@ pub async fn serve_auth_server(config: AuthServerConfig) -> std::io::Result<Auth
         .route("/introspect", post(introspect))
         .with_state(shared.clone());
     let ct = CancellationToken::new();
-    let shutdown = ct.clone();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let task = crate::serving::serve_until_cancelled(listener, router, &ct);
     Ok(AuthServer {
         addr,
         issuer,

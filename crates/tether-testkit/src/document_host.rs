@@ -56,12 +56,7 @@ pub async fn serve_documents() -> std::io::Result<DocumentHost> {
     let documents: Documents = Arc::default();
     let router = Router::new().fallback(answer).with_state(documents.clone());
     let ct = CancellationToken::new();
-    let shutdown = ct.clone();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let task = crate::serving::serve_until_cancelled(listener, router, &ct);
     Ok(DocumentHost {
         addr,
         base: format!("http://{addr}"),

@@ -168,12 +168,7 @@ where
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let shutdown = ct.clone();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let task = crate::serving::serve_until_cancelled(listener, router, &ct);
     Ok(RunningServer {
         addr,
         url: format!("http://{addr}/mcp"),

@@ -28,6 +28,7 @@ pub mod modern_peer;
 pub mod oidc;
 mod protected;
 pub mod services;
+mod serving;
 
 pub use auth_server::{AuthServer, AuthServerConfig, IssResponse, serve_auth_server};
 pub use demo_tools::{DemoTools, blob_bytes};

@@ -233,12 +233,7 @@ where
         .route(&shared.config.metadata_path, get(resource_metadata))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(shared.clone());
-    let shutdown = ct.clone();
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-    });
+    let task = crate::serving::serve_until_cancelled(listener, router, &ct);
     Ok(ProtectedServer {
         addr,
         url: shared.resource(),
