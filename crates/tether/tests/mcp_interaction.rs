@@ -553,6 +553,67 @@ async fn a_servers_log_message_outside_a_request_reaches_the_users_agent_naming_
     server.stop().await;
 }
 
+/// `logging/setLevel` is per agent session: two sessions of one user share the upstream
+/// session, which is given the more verbose level, and each hears only its own level and above.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_agent_session_hears_the_log_level_it_set_and_no_other() {
+    use rmcp::model::{LoggingLevel, SetLevelRequestParams};
+
+    let tools = DemoTools::default().with_interaction();
+    let (gateway, server) = demo_gateway(&tools).await;
+    let chatty = Agent::default();
+    let quiet = Agent::default();
+    let chatty_client = agent_client(&gateway.base, &jwt("alice"), chatty.clone()).await;
+    let quiet_client = agent_client(&gateway.base, &jwt("alice"), quiet.clone()).await;
+    // Both sessions have an upstream session to set a level on.
+    let answered = call_with_progress(&chatty_client, "demo__add", json!({"a": 1, "b": 2})).await;
+    assert_eq!(result_text(&answered), "3");
+    let set = |client: &RunningService<RoleClient, Agent>, level| {
+        let peer = client.peer().clone();
+        async move {
+            tokio::time::timeout(
+                Duration::from_secs(20),
+                peer.set_level(SetLevelRequestParams::new(level)),
+            )
+            .await
+            .expect("answered")
+            .expect("logging/setLevel");
+        }
+    };
+    set(&chatty_client, LoggingLevel::Info).await;
+    set(&quiet_client, LoggingLevel::Error).await;
+    assert_eq!(
+        tools.log_level().as_deref(),
+        Some("info"),
+        "the quieter session's level did not silence the upstream for the other"
+    );
+
+    // A warning from the server, outside any request.
+    let answered = call_with_progress(&quiet_client, "demo__announce", json!({})).await;
+    assert_eq!(result_text(&answered), "announced");
+    let mut heard = false;
+    for _ in 0..100 {
+        if !chatty.logs.lock().expect("logs").is_empty() {
+            heard = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(heard, "the session at info heard the warning within 5 s");
+    // Both sessions get the server's messages from the same broadcast: by now the other
+    // session would have it too, were it let through.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        quiet.logs.lock().expect("logs").is_empty(),
+        "the session at error did not hear a warning: {:?}",
+        quiet.logs.lock().expect("logs")
+    );
+    let _ = chatty_client.cancel().await;
+    let _ = quiet_client.cancel().await;
+    gateway.stop().await;
+    server.stop().await;
+}
+
 /// The upstream withdraws its own question (`notifications/cancelled` for its elicitation)
 /// while the agent is answering it: the withdrawal reaches the agent, and the call finishes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

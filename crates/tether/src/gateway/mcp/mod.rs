@@ -13,6 +13,7 @@ mod direct_stream;
 mod filter;
 pub(crate) mod handler;
 mod jsonrpc;
+mod log_threshold;
 mod names;
 mod origin;
 mod sessions;

@@ -16,6 +16,11 @@
 //! `max_sessions_per_user`; past it, a request that would open one gets 429 with
 //! `Retry-After`. Before refusing, the user's sessions rmcp already ended are let go.
 
+#![allow(
+    deprecated,
+    reason = "sessions keep their agent's log level (SEP-2577 deprecates logging)"
+)]
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -25,12 +30,14 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use rmcp::model::LoggingLevel;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use tether_core::UserId;
 
 use super::direct::DirectAllowed;
 use super::direct_calls::DirectCalls;
 use super::jsonrpc::jsonrpc_error_response;
+use super::log_threshold;
 use crate::gateway::auth::AuthError;
 use crate::gateway::state::AppState;
 
@@ -54,6 +61,8 @@ struct Owner {
     /// The agent declared sampling, elicitation or roots: its calls go through rmcp, which can
     /// put the upstream's requests and progress on the call's event stream.
     interactive: bool,
+    /// The level the agent set with `logging/setLevel` (see [`log_threshold`]).
+    log_level: Option<LoggingLevel>,
 }
 
 /// Put into an `initialize` answer's extensions by the body check: the agent declared
@@ -156,11 +165,37 @@ impl SessionOwners {
             return Presented::Foreign;
         }
         let now = Instant::now();
-        if !owner.interactive && now.duration_since(owner.through_rmcp) < idle_timeout / 2 {
+        // A session with a log level has its calls' messages filtered on rmcp's path.
+        let plain = !owner.interactive && owner.log_level.is_none();
+        if plain && now.duration_since(owner.through_rmcp) < idle_timeout / 2 {
             return Presented::DirectAllowed;
         }
         owner.through_rmcp = now;
         Presented::ThroughRmcp
+    }
+
+    /// Records the level `session`'s agent asked for, and returns the most verbose level any
+    /// session of the same user asked for: the level their shared upstream sessions are given.
+    /// `None` for a session not recorded here.
+    pub(crate) fn set_log_level(&self, session: &str, level: LoggingLevel) -> Option<LoggingLevel> {
+        let mut owners = self.lock();
+        let owner = owners.by_session.get_mut(session)?;
+        owner.log_level = Some(level);
+        let user = owner.user.clone();
+        owners
+            .by_session
+            .values()
+            .filter(|owner| owner.user == user)
+            .filter_map(|owner| owner.log_level)
+            .reduce(log_threshold::most_verbose)
+    }
+
+    /// The level `session`'s agent set, if it did.
+    pub(crate) fn log_level(&self, session: &str) -> Option<LoggingLevel> {
+        self.lock()
+            .by_session
+            .get(session)
+            .and_then(|owner| owner.log_level)
     }
 
     /// Whether rmcp still holds the session (it ends sessions on its own: idle timeout,
@@ -214,6 +249,7 @@ impl SessionOwners {
                     user,
                     through_rmcp: Instant::now(),
                     interactive,
+                    log_level: None,
                 },
             );
             owners.by_session.len()

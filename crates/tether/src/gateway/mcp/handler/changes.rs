@@ -20,6 +20,7 @@ use tether_core::{Change, ListKind, ServerChange, UserId};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::AggregatedServer;
+use crate::gateway::mcp::log_threshold;
 
 /// How often a quiet task checks that its session still exists.
 const CHECK_ALIVE: Duration = Duration::from_secs(30);
@@ -70,7 +71,8 @@ async fn pass_on(
                     continue;
                 }
                 Change::Message(params) => {
-                    if !pass_on_message(&peer, &server, params).await {
+                    let heard = log_threshold::passes(session.log_threshold(), Some(&params));
+                    if heard && !pass_on_message(&peer, &server, params).await {
                         return;
                     }
                     continue;

@@ -1,6 +1,8 @@
 //! `logging/setLevel`: passed to the user's open upstream sessions that offer logging. Upstream
-//! sessions belong to the (user, server) pair, so the level holds for all of the user's agent
-//! sessions; Tether's own log level is its operator's, never an agent's.
+//! sessions belong to the (user, server) pair, so they are given the most verbose level of the
+//! user's agent sessions and each agent session filters what it hears
+//! ([`log_threshold`](crate::gateway::mcp::log_threshold)); Tether's own log level is its
+//! operator's, never an agent's.
 //!
 //! SEP-2577 deprecates logging in the 2026-07-28 revision; agents and servers of the earlier
 //! revisions still use it, so it is federated (rmcp marks its types deprecated).
@@ -8,7 +10,7 @@
 
 use futures::future::join_all;
 use rmcp::ErrorData as McpError;
-use rmcp::model::SetLevelRequestParams;
+use rmcp::model::{LoggingLevel, SetLevelRequestParams};
 use tether_core::{CallContext, UserId};
 
 use super::AggregatedServer;
@@ -18,9 +20,9 @@ impl AggregatedServer {
     pub(super) async fn set_upstream_level(
         &self,
         user: &UserId,
-        request: SetLevelRequestParams,
+        level: LoggingLevel,
     ) -> Result<(), McpError> {
-        let params = to_params(&request)?;
+        let params = to_params(&SetLevelRequestParams::new(level))?;
         let manager = self.app.manager();
         let servers: Vec<_> = manager
             .servers()

@@ -51,6 +51,8 @@ pub(crate) struct AggregatedServer {
     /// URL elicitations handed out for servers that need an authorization, by server: the
     /// agent is told `notifications/elicitation/complete` once the server connects.
     authorizations: Arc<Mutex<HashMap<ServerName, String>>>,
+    /// rmcp's id of this session, known from the agent's `notifications/initialized` on.
+    session: Arc<OnceLock<String>>,
 }
 
 impl AggregatedServer {
@@ -60,7 +62,18 @@ impl AggregatedServer {
             bound: Arc::new(OnceLock::new()),
             subscriptions: Arc::default(),
             authorizations: Arc::default(),
+            session: Arc::default(),
         }
+    }
+
+    /// The level this session's agent set, below which its servers' messages are dropped.
+    #[allow(
+        deprecated,
+        reason = "logging (SEP-2577) is still spoken by earlier revisions"
+    )]
+    fn log_threshold(&self) -> Option<rmcp::model::LoggingLevel> {
+        let session = self.session.get()?;
+        self.app.session_owners().log_level(session)
     }
 
     fn user(&self, context: &RequestContext<RoleServer>) -> Result<UserId, McpError> {
@@ -123,6 +136,9 @@ impl ServerHandler for AggregatedServer {
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        if let Some(id) = session_of(&context.extensions) {
+            let _ = self.session.set(id);
+        }
         self.follow_list_changes(&context);
     }
 
@@ -149,7 +165,7 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let user = self.user(&context)?;
-        let (call_context, messages) = relay::call_context(&context);
+        let (call_context, messages) = relay::call_context(&context, self.log_threshold());
         if call_context.input.is_some() {
             return self
                 .call_for_2026_agent(user, request, call_context, messages, context)
@@ -201,7 +217,7 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
         let user = self.user(&context)?;
-        let (call, messages) = relay::call_context(&context);
+        let (call, messages) = relay::call_context(&context, self.log_threshold());
         relay::relay(self.read(&user, request, &call), messages, &context).await
     }
 
@@ -246,7 +262,7 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let user = self.user(&context)?;
-        let (call, messages) = relay::call_context(&context);
+        let (call, messages) = relay::call_context(&context, self.log_threshold());
         relay::relay(self.prompt(&user, request, &call), messages, &context).await
     }
 
@@ -269,8 +285,23 @@ impl ServerHandler for AggregatedServer {
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         let user = self.user(&context)?;
-        self.set_upstream_level(&user, request).await
+        let owners = self.app.session_owners();
+        let upstream_level = session_of(&context.extensions)
+            .and_then(|session| owners.set_log_level(&session, request.level))
+            .unwrap_or(request.level);
+        self.set_upstream_level(&user, upstream_level).await
     }
+}
+
+/// The `Mcp-Session-Id` of the HTTP request a message came in.
+fn session_of(extensions: &rmcp::model::Extensions) -> Option<String> {
+    extensions
+        .get::<Parts>()?
+        .headers
+        .get(crate::gateway::mcp::SESSION_HEADER)?
+        .to_str()
+        .ok()
+        .map(str::to_owned)
 }
 
 fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {

@@ -23,13 +23,15 @@ use futures::StreamExt;
 use rmcp::RoleServer;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientCapabilities, CustomRequest,
-    LoggingMessageNotification, LoggingMessageNotificationParam, ProgressNotificationParam,
-    ServerNotification, ServerRequest,
+    LoggingLevel, LoggingMessageNotification, LoggingMessageNotificationParam,
+    ProgressNotificationParam, ServerNotification, ServerRequest,
 };
 use rmcp::service::{PeerRequestOptions, RequestContext};
 use serde_json::{Map, Value};
 use tether_core::{AgentInput, CallContext, Downstream, METHOD_NOT_FOUND, PeerError};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::gateway::mcp::log_threshold;
 
 /// Messages queued for the agent before the handler's task relays them.
 const QUEUE: usize = 64;
@@ -47,7 +49,11 @@ pub(super) enum ToAgent {
 }
 
 #[derive(Debug)]
-struct ChannelDownstream(mpsc::Sender<ToAgent>);
+struct ChannelDownstream {
+    queue: mpsc::Sender<ToAgent>,
+    /// The session's log level: messages below it are not the agent's to hear.
+    threshold: Option<LoggingLevel>,
+}
 
 impl std::fmt::Debug for ToAgent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,8 +66,13 @@ impl std::fmt::Debug for ToAgent {
 #[async_trait]
 impl Downstream for ChannelDownstream {
     async fn notify(&self, method: &str, params: Option<Value>) {
+        if method == "notifications/message"
+            && !log_threshold::passes(self.threshold, params.as_ref())
+        {
+            return;
+        }
         // A slow agent loses notifications rather than stalling the upstream request.
-        let _ = self.0.try_send(ToAgent::Notify {
+        let _ = self.queue.try_send(ToAgent::Notify {
             method: method.to_owned(),
             params,
         });
@@ -73,7 +84,7 @@ impl Downstream for ChannelDownstream {
             code: -32603,
             message: "the agent's request ended".to_owned(),
         };
-        self.0
+        self.queue
             .send(ToAgent::Ask {
                 method: method.to_owned(),
                 params,
@@ -88,6 +99,7 @@ impl Downstream for ChannelDownstream {
 /// A call context for the agent's request, and the receiving end [`relay`] drains.
 pub(super) fn call_context(
     context: &RequestContext<RoleServer>,
+    threshold: Option<LoggingLevel>,
 ) -> (CallContext, mpsc::Receiver<ToAgent>) {
     let (sender, receiver) = mpsc::channel(QUEUE);
     let meta = context.meta.get_progress_token().and_then(|token| {
@@ -96,7 +108,10 @@ pub(super) fn call_context(
     });
     let call = CallContext {
         meta,
-        downstream: Some(Arc::new(ChannelDownstream(sender))),
+        downstream: Some(Arc::new(ChannelDownstream {
+            queue: sender,
+            threshold,
+        })),
         // Requests that carry their own protocol metadata are of 2026-07-28 or later.
         input: context
             .meta
