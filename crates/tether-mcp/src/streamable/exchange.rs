@@ -50,8 +50,38 @@ const CANCEL_TIMEOUT: Duration = Duration::from_secs(5);
 pub(super) enum Answer {
     /// The `result` member, still JSON: the caller knows which type it must be, where rmcp's
     /// untagged `ServerResult` would try up to twenty shapes on every answer.
-    Result(Box<RawValue>),
+    Result(RawResult),
     Error(ErrorData),
+}
+
+/// A `result` member's JSON text. Cut out of the event it came in, in place: a large result
+/// (a resource's contents) is not copied on its way to the caller.
+#[derive(Debug)]
+pub(super) struct RawResult(String);
+
+impl RawResult {
+    pub(super) fn get(&self) -> &str {
+        &self.0
+    }
+
+    fn from_raw(raw: Box<RawValue>) -> Self {
+        Self(Box::<str>::from(raw).into_string())
+    }
+
+    /// The part of `text` at `range` (the caller found it by parsing `text`).
+    fn within(mut text: String, range: std::ops::Range<usize>) -> Self {
+        text.truncate(range.end);
+        text.drain(..range.start);
+        Self(text)
+    }
+}
+
+/// Where `part`, a slice of `text`, lies in it.
+fn span(text: &str, part: &str) -> Option<std::ops::Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= text.len() && text.is_char_boundary(start) && text.is_char_boundary(end))
+        .then_some(start..end)
 }
 
 impl Answer {
@@ -75,17 +105,17 @@ pub(super) enum AnswerError {
     Invalid(String),
 }
 
-/// A server message, read only as far as routing it needs.
+/// A server message, read only as far as routing it needs; its result stays in its text.
 #[derive(Debug, Deserialize)]
-struct Incoming {
+struct Incoming<'a> {
     #[serde(default)]
     id: Option<RequestId>,
     #[serde(default)]
     method: Option<String>,
     #[serde(default)]
     params: Option<Box<RawValue>>,
-    #[serde(default)]
-    result: Option<Box<RawValue>>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
     #[serde(default)]
     error: Option<ErrorData>,
 }
@@ -110,39 +140,51 @@ enum Routed {
     Other,
 }
 
-impl Incoming {
-    fn route(self) -> Routed {
-        match self {
-            Self {
-                method: Some(method),
-                id: Some(id),
-                params,
-                ..
-            } => Routed::Request { id, method, params },
-            Self {
-                method: Some(method),
-                params,
-                ..
-            } => Routed::Notification { method, params },
-            Self {
-                result: Some(result),
-                id: id @ Some(_),
-                ..
-            } => Routed::Answer {
-                id,
-                answer: Answer::Result(result),
-            },
-            Self {
-                error: Some(error),
-                id,
-                ..
-            } => Routed::Answer {
-                id,
-                answer: Answer::Error(error),
-            },
-            _ => Routed::Other,
+/// A server message from its text, or `None` when the text is not one.
+fn route(text: String) -> Option<Routed> {
+    let incoming = match serde_json::from_str::<Incoming<'_>>(&text) {
+        Ok(incoming) => incoming,
+        Err(e) => {
+            debug!(category = ?e.classify(), "skipped an event that is not a JSON-RPC message");
+            return None;
         }
-    }
+    };
+    Some(match incoming {
+        Incoming {
+            method: Some(method),
+            id: Some(id),
+            params,
+            ..
+        } => Routed::Request { id, method, params },
+        Incoming {
+            method: Some(method),
+            params,
+            ..
+        } => Routed::Notification { method, params },
+        Incoming {
+            result: Some(result),
+            id: id @ Some(_),
+            ..
+        } => {
+            let answer = match span(&text, result.get()) {
+                Some(range) => RawResult::within(text, range),
+                None => RawResult(result.get().to_owned()),
+            };
+            Routed::Answer {
+                id,
+                answer: Answer::Result(answer),
+            }
+        }
+        Incoming {
+            error: Some(error),
+            id,
+            ..
+        } => Routed::Answer {
+            id,
+            answer: Answer::Error(error),
+        },
+        _ => Routed::Other,
+    })
 }
 
 /// Where in the session's life the request is sent.
@@ -278,7 +320,9 @@ fn json_answer(message: ServerJsonRpcMessage, id: &RequestId) -> Option<Answer> 
     let (theirs, answer) = match message {
         ServerJsonRpcMessage::Response(response) => (
             Some(response.id),
-            Answer::Result(serde_json::value::to_raw_value(&response.result).ok()?),
+            Answer::Result(RawResult::from_raw(
+                serde_json::value::to_raw_value(&response.result).ok()?,
+            )),
         ),
         ServerJsonRpcMessage::Error(error) => (error.id, Answer::Error(error.error)),
         _ => return None,
@@ -331,13 +375,7 @@ impl Resumption {
         if data.trim().is_empty() {
             return None;
         }
-        match serde_json::from_str::<Incoming>(&data) {
-            Ok(message) => Some(message.route()),
-            Err(e) => {
-                debug!(category = ?e.classify(), "skipped an event that is not a JSON-RPC message");
-                None
-            }
-        }
+        route(data)
     }
 }
 
@@ -678,12 +716,24 @@ mod tests {
     }
 
     #[test]
-    fn server_messages_are_routed_by_their_members() {
-        let route = |text: &str| {
-            serde_json::from_str::<Incoming>(text)
-                .expect("parses")
-                .route()
+    fn a_result_is_cut_out_of_its_message_as_sent() {
+        let text =
+            r#"{"jsonrpc":"2.0","id":9,"result":{"contents":[{"uri":"é://x","blob":"QUJD"}]} }"#;
+        let Some(Routed::Answer {
+            answer: Answer::Result(raw),
+            ..
+        }) = route(text.to_owned())
+        else {
+            panic!("an answer");
         };
+        assert_eq!(raw.get(), r#"{"contents":[{"uri":"é://x","blob":"QUJD"}]}"#);
+        assert_eq!(span("abc", "abc"), Some(0..3));
+        assert_eq!(span("abc", "xyz"), None, "not a part of the text");
+    }
+
+    #[test]
+    fn server_messages_are_routed_by_their_members() {
+        let route = |text: &str| route(text.to_owned()).expect("parses");
         assert!(matches!(
             route(r#"{"jsonrpc":"2.0","id":"s1","method":"ping"}"#),
             Routed::Request { method, .. } if method == "ping"
@@ -713,8 +763,10 @@ mod tests {
             Routed::Other
         ));
         assert!(matches!(
-            Answer::Result(serde_json::value::to_raw_value(&"text").expect("raw"))
-                .decode::<tether_core::ToolResult>("tool result"),
+            Answer::Result(RawResult::from_raw(
+                serde_json::value::to_raw_value(&"text").expect("raw")
+            ))
+            .decode::<tether_core::ToolResult>("tool result"),
             Err(AnswerError::Invalid(_))
         ));
     }

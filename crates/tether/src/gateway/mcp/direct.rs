@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     CallToolRequestMethod, CallToolRequestParams, ErrorCode, JsonRpcVersion2_0, ProtocolVersion,
-    RequestId,
+    ReadResourceRequestMethod, ReadResourceRequestParams, RequestId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -117,6 +117,30 @@ struct ToolsCall {
 /// call (one that declared neither sampling, elicitation nor roots) is answered here, as JSON,
 /// or as an event stream once the upstream sends progress for it ([`direct_stream`]). Agents
 /// that declared those capabilities go through rmcp (see `SessionOwners::presented`).
+/// A `resources/read` request, read the same way.
+#[derive(Deserialize)]
+struct ResourceRead {
+    #[expect(dead_code, reason = "read to require \"2.0\"")]
+    jsonrpc: JsonRpcVersion2_0,
+    id: RequestId,
+    #[expect(dead_code, reason = "read to require \"resources/read\"")]
+    method: ReadResourceRequestMethod,
+    params: ReadResourceRequestParams,
+}
+
+/// The id and parameters, if `body` is a `resources/read` with nothing rmcp would look at (as
+/// for [`plain_call`]).
+pub(crate) fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
+    let read: ResourceRead = serde_json::from_slice(body).ok()?;
+    let params = read.params;
+    let versioned = params
+        .meta
+        .as_ref()
+        .is_some_and(|meta| meta.protocol_version().is_some());
+    (!versioned && params.input_responses.is_none() && params.request_state.is_none())
+        .then_some((read.id, params))
+}
+
 pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;

@@ -16,6 +16,7 @@ use tether_core::UserId;
 
 use super::direct::{self, DirectAllowed};
 use super::direct_calls;
+use super::direct_read;
 use super::sessions::InteractiveAgent;
 use super::sessions::SESSION_HEADER;
 use crate::gateway::state::AppState;
@@ -146,7 +147,7 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     response
 }
 
-/// Answers a `tools/call` without rmcp's session worker when [`direct`] allows it; `None`
+/// Answers a `tools/call` or `resources/read` without rmcp's session worker when [`direct`] allows it; `None`
 /// hands the (unchanged) body on to rmcp.
 async fn try_direct(
     app: &AppState,
@@ -158,12 +159,21 @@ async fn try_direct(
     }
     let user = parts.extensions.get::<UserId>()?;
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
-    let (id, params) = direct::plain_call(body)?;
+    let call = direct::plain_call(body);
+    let read = call.is_none().then(|| direct::plain_read(body)).flatten();
+    let id = match (&call, &read) {
+        (Some((id, _)), _) | (None, Some((id, _))) => id.clone(),
+        (None, None) => return None,
+    };
     if !app.session_owners().is_live(session).await {
         return None;
     }
     let running = app.session_owners().direct_calls().begin(session, &id);
-    Some(direct::answer(app, user, id, params, running).await)
+    Some(match (call, read) {
+        (Some((id, params)), _) => direct::answer(app, user, id, params, running).await,
+        (None, Some((id, params))) => direct_read::answer(app, user, id, params, running).await,
+        (None, None) => return None,
+    })
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.

@@ -9,9 +9,11 @@
 mod call;
 mod direct;
 mod direct_calls;
+mod direct_read;
 mod direct_stream;
 mod filter;
 pub(crate) mod handler;
+mod json_chunks;
 mod jsonrpc;
 mod log_threshold;
 mod names;

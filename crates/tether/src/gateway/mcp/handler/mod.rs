@@ -304,6 +304,18 @@ fn session_of(extensions: &rmcp::model::Extensions) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// `resources/read` for the direct path, which answers without a session's handler: the result
+/// as JSON, with the agent's URIs, asked through the core like every request.
+pub(crate) async fn read_resource_json(
+    app: &AppState,
+    user: &UserId,
+    request: ReadResourceRequestParams,
+) -> Result<Value, McpError> {
+    AggregatedServer::new(app.clone())
+        .read_json(user, request, &tether_core::CallContext::default())
+        .await
+}
+
 fn cursor(request: Option<&PaginatedRequestParams>) -> Option<&str> {
     request.and_then(|r| r.cursor.as_deref())
 }

@@ -47,6 +47,21 @@ impl AggregatedServer {
         request: ReadResourceRequestParams,
         call: &CallContext,
     ) -> Result<ReadResourceResponse, McpError> {
+        let result = self.read_json(user, request, call).await?;
+        if result.as_object().is_some_and(is_input_required) {
+            return Ok(ReadResourceResponse::InputRequired(from_json(result)?));
+        }
+        Ok(ReadResourceResponse::Complete(from_json(result)?))
+    }
+
+    /// The server's answer to `resources/read` as JSON, its contents' URIs as the agent knows
+    /// them (what the direct path streams out without building rmcp's types).
+    pub(super) async fn read_json(
+        &self,
+        user: &UserId,
+        request: ReadResourceRequestParams,
+        call: &CallContext,
+    ) -> Result<Value, McpError> {
         let (server, uri) = self
             .route_uri(&request.uri)
             .ok_or_else(|| unknown_resource(&request.uri))?;
@@ -56,14 +71,14 @@ impl AggregatedServer {
             .ask(user, &server, "resources/read", params, call)
             .await?;
         if result.as_object().is_some_and(is_input_required) {
-            return Ok(ReadResourceResponse::InputRequired(from_json(result)?));
+            return Ok(result);
         }
         if let Some(Value::Array(contents)) = result.get_mut("contents") {
             for content in contents {
                 self.wrap_member(&server, content, "uri");
             }
         }
-        Ok(ReadResourceResponse::Complete(from_json(result)?))
+        Ok(result)
     }
 
     /// `resources/subscribe` (`on`) or `resources/unsubscribe`, passed to the server of the URI;
