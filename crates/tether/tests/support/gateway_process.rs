@@ -192,6 +192,8 @@ pub struct Launch {
     pub run: u32,
     /// Extra environment (client secrets).
     pub env: Vec<(String, String)>,
+    /// Extra arguments of `tether serve` (`--dev`).
+    pub args: Vec<String>,
 }
 
 impl Launch {
@@ -202,6 +204,7 @@ impl Launch {
             rust_log: "info".to_owned(),
             run: 1,
             env: Vec::new(),
+            args: Vec::new(),
         }
     }
 }
@@ -224,6 +227,7 @@ impl GatewayProcess {
             .arg(&config_path)
             .arg("--listen")
             .arg(&launch.listen)
+            .args(&launch.args)
             .current_dir(&launch.dir)
             .env("TETHER_ENCRYPTION_KEY", ENCRYPTION_KEY)
             .env(JWT_SECRET_ENV, jwt_secret())
