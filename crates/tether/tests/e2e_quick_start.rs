@@ -73,7 +73,11 @@ async fn the_quick_start_connects_its_server_on_the_first_attempt_with_an_empty_
         .send()
         .await
         .expect("the login hook answers");
-    assert_eq!(reconnect.status().as_u16(), 202, "the login hook is accepted");
+    assert_eq!(
+        reconnect.status().as_u16(),
+        202,
+        "the login hook is accepted"
+    );
 
     let started = Instant::now();
     let mut seen = Vec::new();
