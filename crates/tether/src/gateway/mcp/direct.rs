@@ -117,6 +117,21 @@ struct ToolsCall {
 /// call (one that declared neither sampling, elicitation nor roots) is answered here, as JSON,
 /// or as an event stream once the upstream sends progress for it ([`direct_stream`]). Agents
 /// that declared those capabilities go through rmcp (see `SessionOwners::presented`).
+/// A request the direct path answers.
+pub(crate) enum Plain {
+    Call(CallToolRequestParams),
+    Read(ReadResourceRequestParams),
+}
+
+/// The id and parameters, if `body` is a request the direct path answers: a [`plain_call`] or
+/// a [`plain_read`].
+pub(crate) fn plain_request(body: &[u8]) -> Option<(RequestId, Plain)> {
+    if let Some((id, params)) = plain_call(body) {
+        return Some((id, Plain::Call(params)));
+    }
+    plain_read(body).map(|(id, params)| (id, Plain::Read(params)))
+}
+
 /// A `resources/read` request, read the same way.
 #[derive(Deserialize)]
 struct ResourceRead {
@@ -130,7 +145,7 @@ struct ResourceRead {
 
 /// The id and parameters, if `body` is a `resources/read` with nothing rmcp would look at (as
 /// for [`plain_call`]).
-pub(crate) fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
+fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
     let read: ResourceRead = serde_json::from_slice(body).ok()?;
     let params = read.params;
     let versioned = params
@@ -141,7 +156,7 @@ pub(crate) fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestP
         .then_some((read.id, params))
 }
 
-pub(crate) fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
     let params = call.params;
     let versioned = params

@@ -14,7 +14,7 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage
 use serde_json::{Value, json};
 use tether_core::UserId;
 
-use super::direct::{self, DirectAllowed};
+use super::direct::{self, DirectAllowed, Plain};
 use super::direct_calls;
 use super::direct_read;
 use super::sessions::InteractiveAgent;
@@ -147,8 +147,8 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     response
 }
 
-/// Answers a `tools/call` or `resources/read` without rmcp's session worker when [`direct`] allows it; `None`
-/// hands the (unchanged) body on to rmcp.
+/// Answers a `tools/call` or `resources/read` without rmcp's session worker when [`direct`]
+/// allows it; `None` hands the (unchanged) body on to rmcp.
 async fn try_direct(
     app: &AppState,
     parts: &axum::http::request::Parts,
@@ -159,20 +159,14 @@ async fn try_direct(
     }
     let user = parts.extensions.get::<UserId>()?;
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
-    let call = direct::plain_call(body);
-    let read = call.is_none().then(|| direct::plain_read(body)).flatten();
-    let id = match (&call, &read) {
-        (Some((id, _)), _) | (None, Some((id, _))) => id.clone(),
-        (None, None) => return None,
-    };
+    let (id, plain) = direct::plain_request(body)?;
     if !app.session_owners().is_live(session).await {
         return None;
     }
     let running = app.session_owners().direct_calls().begin(session, &id);
-    Some(match (call, read) {
-        (Some((id, params)), _) => direct::answer(app, user, id, params, running).await,
-        (None, Some((id, params))) => direct_read::answer(app, user, id, params, running).await,
-        (None, None) => return None,
+    Some(match plain {
+        Plain::Call(params) => direct::answer(app, user, id, params, running).await,
+        Plain::Read(params) => direct_read::answer(app, user, id, params, running).await,
     })
 }
 
