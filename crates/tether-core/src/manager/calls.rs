@@ -28,7 +28,8 @@ pub struct ListedTool {
 impl Inner {
     pub(crate) async fn list_tools(&self, user: &crate::ids::UserId) -> Vec<ListedTool> {
         let mut listed = Vec::new();
-        for server in self.servers.iter() {
+        let registry = self.registry();
+        for server in registry.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
             if let Some(tools) = self.sessions.live_tools(&pair) {
                 listed.extend(tools.iter().map(|tool| ListedTool {

@@ -162,8 +162,14 @@ impl Inner {
         self.agents().contains_key(user)
     }
 
+    /// The users with an open agent session.
+    pub(crate) fn present_users(&self) -> Vec<UserId> {
+        self.agents().keys().cloned().collect()
+    }
+
     fn set_listening(&self, user: &UserId, on: bool) {
-        for server in self.servers.iter() {
+        let registry = self.registry();
+        for server in registry.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
             if let Some(session) = self.sessions.open_session(&pair) {
                 session.listen(on);

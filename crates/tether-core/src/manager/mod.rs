@@ -9,6 +9,7 @@ mod idle;
 mod list_changes;
 mod recovery;
 mod requests;
+mod servers;
 mod sessions;
 mod tool_lists;
 
@@ -48,38 +49,8 @@ use crate::tool::ToolResult;
 use crate::tool_cache::{MemoryToolCache, ToolCache};
 use crate::tracker::ReconnectionTracker;
 
-/// The configured servers, in configuration order (which is also the stagger order).
-#[derive(Debug)]
-struct ServerRegistry {
-    servers: Vec<Arc<ServerConfig>>,
-    by_name: HashMap<ServerName, usize>,
-}
-
-impl ServerRegistry {
-    fn new(servers: Vec<ServerConfig>) -> Result<Self, ConfigError> {
-        let mut by_name = HashMap::new();
-        for (i, s) in servers.iter().enumerate() {
-            if by_name.insert(s.name.clone(), i).is_some() {
-                return Err(ConfigError::Invalid(format!(
-                    "server name {} is configured twice",
-                    s.name
-                )));
-            }
-        }
-        Ok(Self {
-            servers: servers.into_iter().map(Arc::new).collect(),
-            by_name,
-        })
-    }
-
-    fn get(&self, name: &ServerName) -> Option<&Arc<ServerConfig>> {
-        self.by_name.get(name).and_then(|&i| self.servers.get(i))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &Arc<ServerConfig>> {
-        self.servers.iter()
-    }
-}
+pub use servers::ServerChanges;
+use servers::ServerRegistry;
 
 /// Attempts by outcome, since start.
 #[derive(Debug, Default)]
@@ -116,7 +87,8 @@ pub struct UnknownServer(pub String);
 
 pub(crate) struct Inner {
     config: CoreConfig,
-    servers: ServerRegistry,
+    /// Swapped whole by [`ReconnectionManager::replace_servers`]; readers take a snapshot.
+    servers: std::sync::RwLock<Arc<ServerRegistry>>,
     connector: Arc<dyn Connector>,
     tokens: Arc<dyn TokenStore>,
     tool_cache: Arc<dyn ToolCache>,
@@ -145,7 +117,7 @@ pub(crate) struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReconnectionManager")
-            .field("servers", &self.servers.servers.len())
+            .field("servers", &self.registry().len())
             .field("connector", &self.connector)
             .finish_non_exhaustive()
     }
@@ -181,7 +153,7 @@ impl Inner {
                 );
             }
         }
-        if let Some(server) = self.servers.get(&pair.server)
+        if let Some(server) = self.registry().get(&pair.server)
             && let Some(until) = self.breakers.open_until(&server.origin(), pair).await
         {
             return (ConnectionState::CircuitOpen { until }, None);
@@ -251,7 +223,7 @@ impl ManagerBuilder {
             breakers: CircuitBreakers::new(shared.clone(), clock.clone(), config.breaker.clone()),
             limiter: OriginLimiter::new(shared, clock.clone(), config.limits.clone()),
             backoff: Backoff::new(config.backoff.clone()),
-            servers,
+            servers: std::sync::RwLock::new(Arc::new(servers)),
             connector: self.connector,
             tokens: self.tokens,
             tool_cache: self
@@ -293,12 +265,21 @@ impl ReconnectionManager {
         }
     }
 
-    pub fn servers(&self) -> impl Iterator<Item = &Arc<ServerConfig>> {
-        self.inner.servers.iter()
+    /// The configured servers now, in configuration order (a snapshot: a concurrent
+    /// [`Self::replace_servers`] does not change what it yields).
+    pub fn servers(&self) -> impl Iterator<Item = Arc<ServerConfig>> + use<> {
+        let list = self.server_list();
+        (0..list.len()).map(move |i| list[i].clone())
     }
 
-    pub fn server(&self, name: &ServerName) -> Option<&Arc<ServerConfig>> {
-        self.inner.servers.get(name)
+    /// The configured servers now, in configuration order, as one shared list (cheap: for
+    /// lookups on every call).
+    pub fn server_list(&self) -> Arc<[Arc<ServerConfig>]> {
+        self.inner.registry().list()
+    }
+
+    pub fn server(&self, name: &ServerName) -> Option<Arc<ServerConfig>> {
+        self.inner.registry().get(name).cloned()
     }
 
     /// Reconnect on login (SPEC §2): checks every candidate, marks the eligible ones active and
@@ -307,7 +288,8 @@ impl ReconnectionManager {
     pub async fn reconnect_servers(&self, user: &UserId) -> Vec<ServerName> {
         let inner = &self.inner;
         let mut scheduled = Vec::new();
-        for server in inner.servers.iter() {
+        let registry = inner.registry();
+        for server in registry.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
             let eligibility = inner.eligibility(&pair, server).await;
             tracing::debug!(%pair, ?eligibility, "reconnect on login");
@@ -441,7 +423,8 @@ impl ReconnectionManager {
     pub async fn server_states(&self, user: &UserId) -> Vec<ServerStatus> {
         let now = self.inner.clock.now();
         let mut out = Vec::new();
-        for server in self.inner.servers.iter() {
+        let registry = self.inner.registry();
+        for server in registry.iter() {
             let pair = PairKey::new(user.clone(), server.name.clone());
             let (state, since) = self.inner.state_of(&pair).await;
             let tools = match self.inner.sessions.view(&pair) {
@@ -610,7 +593,7 @@ impl ReconnectionManager {
 
     fn lookup(&self, server: &ServerName) -> Result<Arc<ServerConfig>, UnknownServer> {
         self.inner
-            .servers
+            .registry()
             .get(server)
             .cloned()
             .ok_or_else(|| UnknownServer(server.to_string()))

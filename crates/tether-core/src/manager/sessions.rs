@@ -205,6 +205,27 @@ impl SessionTable {
             .count()
     }
 
+    /// Forgets every pair of `server` (its state and tool list), returning their live sessions
+    /// for closing.
+    pub fn remove_server(
+        &self,
+        server: &crate::ids::ServerName,
+    ) -> Vec<(PairKey, Option<Arc<dyn Session>>)> {
+        let mut slots = self.slots();
+        let pairs: Vec<PairKey> = slots
+            .keys()
+            .filter(|pair| &pair.server == server)
+            .cloned()
+            .collect();
+        pairs
+            .into_iter()
+            .filter_map(|pair| {
+                let slot = slots.remove(&pair)?;
+                Some((pair, slot.session))
+            })
+            .collect()
+    }
+
     /// Every live session, taken out, for shutdown.
     pub fn drain_sessions(&self) -> Vec<Arc<dyn Session>> {
         self.slots()

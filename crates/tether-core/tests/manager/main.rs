@@ -9,6 +9,7 @@ mod outage;
 mod rate_limit;
 mod recovery;
 mod requests;
+mod servers;
 mod stagger;
 mod storm;
 mod stubs;

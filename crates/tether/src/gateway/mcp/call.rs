@@ -38,9 +38,10 @@ pub(crate) async fn call_tool(
     context: &CallContext,
 ) -> Result<ToolResult, UnknownTool> {
     let manager = app.manager();
+    let servers = manager.server_list();
     let (server, tool) = app
         .naming()
-        .split(name, manager.servers().map(|s| &s.name))
+        .split(name, servers.iter().map(|s| &s.name))
         .ok_or_else(|| UnknownTool::new(name))?;
     if !app.policy().permits(&server, tool) {
         return Err(UnknownTool::new(name));

@@ -36,10 +36,11 @@ impl AggregatedServer {
             return None;
         }
         let manager = self.app.manager();
+        let servers = manager.server_list();
         let (server, _) = self
             .app
             .naming()
-            .split(tool, manager.servers().map(|s| &s.name))?;
+            .split(tool, servers.iter().map(|s| &s.name))?;
         let url = manager.authorization_link(user, &server).await?;
         let nonce: u64 = rand::random();
         let id = format!("tether-authorize-{server}-{nonce:016x}");

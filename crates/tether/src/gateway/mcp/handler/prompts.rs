@@ -20,7 +20,7 @@ impl AggregatedServer {
             .list_page(user, "prompts/list", "prompts", "prompts", cursor)
             .await?;
         let naming = self.app.naming();
-        let manager = self.app.manager();
+        let servers = self.app.manager().server_list();
         let mut object = Map::new();
         let mut list = Vec::new();
         if let Some(page) = page {
@@ -28,7 +28,7 @@ impl AggregatedServer {
                 let Some(name) = prompt.get("name").and_then(Value::as_str) else {
                     continue;
                 };
-                if !naming.round_trips(&page.server, name, manager.servers().map(|s| &s.name)) {
+                if !naming.round_trips(&page.server, name, servers.iter().map(|s| &s.name)) {
                     tracing::debug!(server = %page.server, name, "prompt name claimed by another server's prefix; not listed");
                     continue;
                 }
@@ -66,9 +66,10 @@ impl AggregatedServer {
         &self,
         name: &str,
     ) -> Result<(tether_core::ServerName, String), McpError> {
+        let servers = self.app.manager().server_list();
         self.app
             .naming()
-            .split(name, self.app.manager().servers().map(|s| &s.name))
+            .split(name, servers.iter().map(|s| &s.name))
             .map(|(server, prompt)| (server, prompt.to_owned()))
             .ok_or_else(|| {
                 let quoted: String = name.chars().take(128).collect();

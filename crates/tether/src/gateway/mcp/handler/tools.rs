@@ -57,8 +57,9 @@ impl AggregatedServer {
 
     pub(super) fn to_rmcp_tool(&self, listed: &ListedTool) -> Option<Tool> {
         let naming = self.app.naming();
-        let servers = self.app.manager().servers().map(|s| &s.name);
-        if !naming.round_trips(&listed.server, &listed.tool.name, servers) {
+        let servers = self.app.manager().server_list();
+        let names = servers.iter().map(|s| &s.name);
+        if !naming.round_trips(&listed.server, &listed.tool.name, names) {
             // The unprefixed server's tool would be read as another server's.
             tracing::debug!(server = %listed.server, tool = %listed.tool.name, "tool name claimed by another server's prefix; not listed");
             return None;

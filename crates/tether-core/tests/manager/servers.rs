@@ -1,0 +1,114 @@
+use tether_core::{Change, ConnectionState, CoreConfig, ListKind};
+
+use crate::support::*;
+
+/// A reload or catalog change: an unchanged server keeps its session, a changed one is closed
+/// and connects anew with its new settings, a removed one is gone, an added one is callable.
+#[tokio::test(start_paused = true)]
+async fn replacing_the_servers_closes_only_what_changed_and_adds_the_new() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![
+            http_server("keep", "https://keep.example/mcp"),
+            http_server("move", "https://old.example/mcp"),
+            http_server("drop", "https://drop.example/mcp"),
+        ],
+    );
+    h.tokens.valid_for_everyone();
+    let u = user("u");
+    let presence = h.manager.agent_present(&u);
+    let mut changes = h.manager.changes();
+    for name in ["keep", "move", "drop"] {
+        assert!(h.manager.reconnect_server(&u, &server(name)).await);
+    }
+    assert_eq!(h.connector.open_sessions(), 3);
+
+    let replaced = h
+        .manager
+        .replace_servers(vec![
+            http_server("keep", "https://keep.example/mcp"),
+            http_server("move", "https://new.example/mcp"),
+            http_server("add", "https://add.example/mcp"),
+        ])
+        .await
+        .expect("valid servers");
+    assert_eq!(replaced.added, [server("add")]);
+    assert_eq!(replaced.changed, [server("move")]);
+    assert_eq!(replaced.removed, [server("drop")]);
+    assert_eq!(
+        h.connector.open_sessions(),
+        1,
+        "the changed and the removed server's sessions were closed"
+    );
+    let names: Vec<_> = h.manager.servers().map(|s| s.name.to_string()).collect();
+    assert_eq!(names, ["keep", "move", "add"], "in the new order");
+    assert_eq!(
+        h.manager.state(&u, &server("move")).await,
+        ConnectionState::Disconnected
+    );
+    assert!(
+        h.manager
+            .list_tools(&u)
+            .await
+            .iter()
+            .all(|t| t.server != server("drop")),
+        "the removed server's tools are not listed"
+    );
+    let connects = h.connector.calls().len();
+
+    // The changed server connects again on its next call, to its new address.
+    let r = h
+        .manager
+        .call_tool(&u, &server("move"), "search", None)
+        .await
+        .expect("known");
+    assert!(!r.is_error, "{}", r.text());
+    let r = h
+        .manager
+        .call_tool(&u, &server("add"), "search", None)
+        .await
+        .expect("known");
+    assert!(!r.is_error, "{}", r.text());
+    assert_eq!(h.connector.calls().len(), connects + 2);
+    let r = h
+        .manager
+        .call_tool(&u, &server("keep"), "search", None)
+        .await
+        .expect("known");
+    assert!(!r.is_error, "{}", r.text());
+    assert_eq!(
+        h.connector.calls().len(),
+        connects + 2,
+        "the unchanged server kept its session"
+    );
+    assert!(
+        h.manager
+            .call_tool(&u, &server("drop"), "search", None)
+            .await
+            .is_err(),
+        "the removed server is unknown"
+    );
+
+    // The user's open agent session hears that its tools changed, once per touched server.
+    let mut heard = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        if change.change == Change::List(ListKind::Tools) {
+            heard.push(change.server.to_string());
+        }
+    }
+    heard.sort();
+    assert_eq!(heard, ["add", "drop", "move"]);
+    drop(presence);
+
+    // A list that names a server twice is refused and changes nothing.
+    assert!(
+        h.manager
+            .replace_servers(vec![
+                http_server("a", "https://a.example/mcp"),
+                http_server("a", "https://b.example/mcp"),
+            ])
+            .await
+            .is_err()
+    );
+    assert_eq!(h.manager.servers().count(), 3);
+}
