@@ -42,7 +42,7 @@ pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;
 pub use manager::{
     AgentPresence, AttemptOutcome, Change, Eligibility, ListedTool, ManagerBuilder, ManagerStats,
-    ReconnectionManager, RequestError, ServerChange, UnknownServer,
+    ReconnectionManager, RequestError, ServerChange, ServerChanges, UnknownServer,
 };
 pub use shared::{InProcessState, SharedState};
 pub use state::{ConnectionState, ServerStatus};

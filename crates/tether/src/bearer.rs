@@ -2,7 +2,7 @@
 //! tether-oauth's `McpAuthorizer` (which refreshes single-flight and persists rotations).
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 use tether_core::{ConnectError, ServerName, UserId};
@@ -14,7 +14,7 @@ pub struct AuthorizerBearer {
     authorizer: Arc<McpAuthorizer>,
     /// Servers configured without OAuth: their requests go bare without a token lookup (which
     /// would be a store query per request, answered "no tokens" every time).
-    without_oauth: Arc<HashSet<ServerName>>,
+    without_oauth: Arc<RwLock<HashSet<ServerName>>>,
 }
 
 impl AuthorizerBearer {
@@ -26,9 +26,24 @@ impl AuthorizerBearer {
     }
 
     /// Sends requests to `servers` without asking for a token.
-    pub fn without_oauth(mut self, servers: impl IntoIterator<Item = ServerName>) -> Self {
-        self.without_oauth = Arc::new(servers.into_iter().collect());
+    pub fn without_oauth(self, servers: impl IntoIterator<Item = ServerName>) -> Self {
+        self.replace_without_oauth(servers);
         self
+    }
+
+    /// The servers without OAuth, after a configuration reload (every clone sees it).
+    pub fn replace_without_oauth(&self, servers: impl IntoIterator<Item = ServerName>) {
+        *self
+            .without_oauth
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = servers.into_iter().collect();
+    }
+
+    fn is_without_oauth(&self, server: &ServerName) -> bool {
+        self.without_oauth
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(server)
     }
 }
 
@@ -57,7 +72,7 @@ impl BearerSource for AuthorizerBearer {
         user: &UserId,
         server: &ServerName,
     ) -> Result<Option<Bearer>, ConnectError> {
-        if self.without_oauth.contains(server) {
+        if self.is_without_oauth(server) {
             return Ok(None);
         }
         match self.authorizer.access_token(user, server).await {

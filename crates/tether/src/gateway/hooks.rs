@@ -2,7 +2,7 @@
 //! server, and extra readiness checks (database, Redis, …).
 
 use async_trait::async_trait;
-use tether_core::{ServerName, UserId};
+use tether_core::{ServerChanges, ServerName, UserId};
 
 /// A hook failed; the text is shown to the caller, so it must hold no secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -34,4 +34,12 @@ pub trait ReadinessCheck: Send + Sync + std::fmt::Debug + 'static {
     fn detail(&self) -> Option<String> {
         None
     }
+}
+
+/// Reads the servers again from where they come (the binary: its configuration file) and
+/// applies them; `POST /v1/admin/reload` calls it. `Err` names every problem found, and then
+/// nothing was changed.
+#[async_trait]
+pub trait Reloader: Send + Sync + std::fmt::Debug + 'static {
+    async fn reload(&self) -> Result<ServerChanges, HookError>;
 }

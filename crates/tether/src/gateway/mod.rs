@@ -19,12 +19,14 @@ mod listener;
 pub mod mcp;
 mod metrics;
 mod server;
+mod servers_view;
 mod state;
 mod users;
 
 pub use config::{AdminConfig, GatewayConfig, HttpConfig, McpConfig};
-pub use hooks::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
+pub use hooks::{HookError, MetricsSource, PairForgetter, ReadinessCheck, Reloader};
 pub use metrics::{CallOutcome, GatewayMetrics};
 pub use server::{Gateway, GatewayBuilder, GatewayError, shutdown_signal};
+pub use servers_view::ServersView;
 pub use state::AppState;
 pub use users::UserRegistry;

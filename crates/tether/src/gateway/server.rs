@@ -13,7 +13,8 @@ use tokio_util::sync::CancellationToken;
 use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
 use super::config::{GatewayConfig, HttpConfig, McpConfig};
 use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
-use super::mcp::{HostGuard, SessionOwners, ToolFilter, ToolNaming, ToolPolicy, check_prefixes};
+use super::mcp::{HostGuard, SessionOwners, ToolFilter};
+use super::servers_view::ServersView;
 use super::state::{AppState, Parts};
 use super::users::UserRegistry;
 use super::{api, body_deadline, listener, mcp};
@@ -104,28 +105,17 @@ impl GatewayBuilder {
     }
 
     pub fn build(self) -> Result<Gateway, GatewayError> {
-        let naming = ToolNaming::new(self.mcp.tool_separator.clone())
-            .ok_or_else(|| {
-                GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
-            })?
-            .with_prefixes(self.prefixes);
-        let effective: Vec<(ServerName, String)> = self
-            .manager
-            .servers()
-            .map(|server| (server.name.clone(), naming.prefix(&server.name)))
-            .collect();
-        check_prefixes(&effective).map_err(GatewayError::Invalid)?;
+        let servers: Vec<ServerName> = self.manager.servers().map(|s| s.name.clone()).collect();
+        let view = ServersView::new(
+            &self.mcp.tool_separator,
+            &servers,
+            self.prefixes,
+            self.tools,
+        )?;
         if self.mcp.max_body_bytes == 0 {
             return Err(GatewayError::Invalid(
                 "mcp.max_body_bytes must be positive".to_owned(),
             ));
-        }
-        for server in self.tools.keys() {
-            if self.manager.server(server).is_none() {
-                return Err(GatewayError::Invalid(format!(
-                    "tools.{server}: no such server is configured"
-                )));
-            }
         }
         let sessions = mcp::session_manager(&self.mcp);
         let hosts = Arc::new(HostGuard::new(
@@ -139,8 +129,7 @@ impl GatewayBuilder {
             admin: self.admin,
             users: UserRegistry::new(self.max_tracked_users),
             mcp: self.mcp,
-            naming,
-            policy: ToolPolicy::new(self.tools),
+            view,
             session_owners: SessionOwners::new(sessions.clone()),
             forgetter: self.forgetter,
             readiness: self.readiness,

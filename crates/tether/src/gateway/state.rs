@@ -2,16 +2,17 @@
 //! metrics and the hooks. Cheap to clone.
 
 use crate::gateway::mcp::handler::questions::ParkedCalls;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use tether_core::ReconnectionManager;
 
 use super::auth::{AdminCredentials, HostAuth};
 use super::config::McpConfig;
-use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
+use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck, Reloader};
 use super::mcp::{SessionOwners, ToolNaming, ToolPolicy};
 use super::metrics::GatewayMetrics;
+use super::servers_view::ServersView;
 use super::users::UserRegistry;
 
 #[derive(Debug, Clone)]
@@ -27,10 +28,12 @@ struct Inner {
     users: UserRegistry,
     metrics: GatewayMetrics,
     mcp: McpConfig,
-    naming: ToolNaming,
-    policy: ToolPolicy,
+    /// Replaced whole when the servers are (see [`ServersView`]).
+    view: RwLock<Arc<ServersView>>,
     session_owners: SessionOwners,
     forgetter: Option<Arc<dyn PairForgetter>>,
+    /// Set once by the binary after assembly (the reloader needs the assembled gateway).
+    reloader: std::sync::OnceLock<Arc<dyn Reloader>>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     metrics_sources: Vec<Arc<dyn MetricsSource>>,
     shutting_down: AtomicBool,
@@ -45,8 +48,7 @@ pub(crate) struct Parts {
     pub admin: AdminCredentials,
     pub users: UserRegistry,
     pub mcp: McpConfig,
-    pub naming: ToolNaming,
-    pub policy: ToolPolicy,
+    pub view: ServersView,
     pub session_owners: SessionOwners,
     pub forgetter: Option<Arc<dyn PairForgetter>>,
     pub readiness: Vec<Arc<dyn ReadinessCheck>>,
@@ -63,10 +65,10 @@ impl AppState {
                 users: parts.users,
                 metrics: GatewayMetrics::new(),
                 mcp: parts.mcp,
-                naming: parts.naming,
-                policy: parts.policy,
+                view: RwLock::new(Arc::new(parts.view)),
                 session_owners: parts.session_owners,
                 forgetter: parts.forgetter,
+                reloader: std::sync::OnceLock::new(),
                 readiness: parts.readiness,
                 metrics_sources: parts.metrics_sources,
                 shutting_down: AtomicBool::new(false),
@@ -103,12 +105,29 @@ impl AppState {
         &self.inner.mcp
     }
 
-    pub fn naming(&self) -> &ToolNaming {
-        &self.inner.naming
+    fn view(&self) -> Arc<ServersView> {
+        self.inner
+            .view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
-    pub fn policy(&self) -> &ToolPolicy {
-        &self.inner.policy
+    pub fn naming(&self) -> Arc<ToolNaming> {
+        self.view().naming.clone()
+    }
+
+    pub fn policy(&self) -> Arc<ToolPolicy> {
+        self.view().policy.clone()
+    }
+
+    /// Swaps in the view of a new server list (see `ServersView::new` for its checks).
+    pub fn set_servers_view(&self, view: ServersView) {
+        *self
+            .inner
+            .view
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
     }
 
     pub fn session_owners(&self) -> &SessionOwners {
@@ -117,6 +136,15 @@ impl AppState {
 
     pub fn forgetter(&self) -> Option<&Arc<dyn PairForgetter>> {
         self.inner.forgetter.as_ref()
+    }
+
+    pub fn reloader(&self) -> Option<&Arc<dyn Reloader>> {
+        self.inner.reloader.get()
+    }
+
+    /// Where `POST /v1/admin/reload` reloads from; the first one set stays.
+    pub fn set_reloader(&self, reloader: Arc<dyn Reloader>) {
+        let _ = self.inner.reloader.set(reloader);
     }
 
     pub fn metrics_sources(&self) -> &[Arc<dyn MetricsSource>] {

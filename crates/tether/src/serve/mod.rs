@@ -5,6 +5,7 @@
 mod dev;
 mod hooks;
 mod oauth;
+mod reload;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tether::gateway::auth::{AdminCredentials, HostAuth};
-use tether::gateway::{Gateway, GatewayConfig, shutdown_signal};
+use tether::gateway::{Gateway, GatewayConfig, Reloader, shutdown_signal};
 use tether_core::{InProcessState, ReconnectionManager, SharedState, SystemClock};
 use tether_mcp::{LocalWires, McpConnector, WireMemory};
 use tether_oauth::store::{FlowStore, MemoryFlowStore, MemoryRefreshLock, RefreshLock};
@@ -216,7 +217,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             .map(|entry| entry.server.name.clone()),
     );
     let connector = McpConnector::default()
-        .with_bearer_source(Arc::new(bearer))
+        .with_bearer_source(Arc::new(bearer.clone()))
         .with_wire_memory(wires);
     let servers: BTreeMap<_, _> = config
         .servers
@@ -242,12 +243,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .clock(Arc::new(SystemClock))
     .build()?;
 
-    let mut filters = gateway_config.tools.clone();
-    for entry in &config.servers {
-        if entry.tools != Default::default() {
-            filters.insert(entry.server.name.clone(), entry.tools.clone());
-        }
-    }
     let gateway = Gateway::builder(
         manager.clone(),
         host_auth(&config, &gateway_config, args.dev)?,
@@ -255,14 +250,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .mcp(gateway_config.mcp.clone())
     .public_url(public_url.clone())
     .http(gateway_config.http.clone())
-    .tool_filters(filters)
-    .name_prefixes(
-        config
-            .servers
-            .iter()
-            .filter_map(|entry| Some((entry.server.name.clone(), entry.prefix.clone()?)))
-            .collect(),
-    )
+    .tool_filters(reload::tool_filters(&config, &gateway_config))
+    .name_prefixes(reload::name_prefixes(&config))
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {
@@ -287,6 +276,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              their account to another user. Use oauth.return_url and POST /v1/me/oauth/complete"
         );
     }
+    let reloader = Arc::new(reload::ConfigReloader {
+        path: args.config.clone(),
+        manager: manager.clone(),
+        flows: flows.clone(),
+        bearer,
+        app: gateway.state().clone(),
+        started: config.clone(),
+        running: tokio::sync::Mutex::new(()),
+    });
+    gateway.state().set_reloader(reloader.clone());
+    tokio::spawn(reload_on_hangup(reloader));
     let oauth = Arc::new(OAuthRoutes::new(
         flows,
         manager,
@@ -310,4 +310,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await;
     store.close().await;
     Ok(())
+}
+
+/// SIGHUP reloads the servers from the configuration file (as `POST /v1/admin/reload` does);
+/// a file with problems changes nothing and is logged.
+async fn reload_on_hangup(reloader: Arc<reload::ConfigReloader>) {
+    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    else {
+        tracing::warn!("SIGHUP cannot be watched; reload with POST /v1/admin/reload");
+        return;
+    };
+    while hangups.recv().await.is_some() {
+        match reloader.reload().await {
+            Ok(changes) => tracing::info!(
+                added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed,
+                "configuration reloaded (SIGHUP)"
+            ),
+            Err(error) => tracing::error!(%error, "configuration not reloaded (SIGHUP)"),
+        }
+    }
 }

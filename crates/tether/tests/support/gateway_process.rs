@@ -303,6 +303,11 @@ impl GatewayProcess {
             .expect("VmHWM in /proc/PID/status")
     }
 
+    /// The process id (to send it signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the gateway is running")
+    }
+
     /// Resets the peak resident memory to the current one (`clear_refs` 5, Linux 4.0+).
     pub fn reset_peak_rss(&self) {
         let pid = self.child.id().expect("the gateway is running");

@@ -1,6 +1,8 @@
 //! The gateway's HTTP API besides `/mcp`: the user's own servers (`/v1/me/…`, host JWT),
-//! health and readiness probes, Prometheus metrics and the operator status page.
+//! health and readiness probes, Prometheus metrics, the operator status page and the operator
+//! actions (`/v1/admin/…`, admin credential).
 
+mod admin;
 mod error;
 mod health;
 mod me;
@@ -31,6 +33,7 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/status", get(status::status_page))
+        .route("/v1/admin/reload", post(admin::reload))
         .merge(me)
         .with_state(app)
 }

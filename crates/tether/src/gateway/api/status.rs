@@ -5,11 +5,10 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use futures::future::join_all;
 
-use super::error::ApiError;
 use super::rows::ServerRow;
 use crate::gateway::state::AppState;
 
@@ -17,27 +16,8 @@ use crate::gateway::state::AppState;
 const MAX_USERS_SHOWN: usize = 500;
 
 pub async fn status_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    let admin = app.admin();
-    if !admin.is_configured() {
-        return ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: "the status page is not enabled".into(),
-        }
-        .into_response();
-    }
-    if !admin.allows(&headers) {
-        let mut response = ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthorized",
-            message: "the admin credential is required".into(),
-        }
-        .into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Basic realm="tether-status", charset="UTF-8""#),
-        );
-        return response;
+    if let Err(refused) = super::admin::check_admin(&app, &headers) {
+        return refused;
     }
     let users = app.users().users();
     let total = users.len();

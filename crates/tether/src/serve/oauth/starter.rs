@@ -18,7 +18,8 @@ use crate::config::ServerEntry;
 /// "needs authorization" stubs (through [`AuthorizationLinks`]).
 pub struct FlowStarter {
     pub authorizer: Arc<McpAuthorizer>,
-    pub servers: BTreeMap<ServerName, ServerEntry>,
+    /// Replaced whole on a configuration reload ([`Self::replace_servers`]).
+    servers: std::sync::RwLock<Arc<BTreeMap<ServerName, ServerEntry>>>,
     /// `{public_url}/oauth/callback`
     pub redirect_uri: String,
     /// `{public_url}`: links point at `{public_url}/oauth/begin/{state}`.
@@ -46,7 +47,7 @@ const LINK_REUSE: Duration = Duration::from_secs(5 * 60);
 impl fmt::Debug for FlowStarter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlowStarter")
-            .field("servers", &self.servers.len())
+            .field("servers", &self.entries().len())
             .field("redirect_uri", &self.redirect_uri)
             .finish_non_exhaustive()
     }
@@ -62,13 +63,28 @@ impl FlowStarter {
     ) -> Self {
         Self {
             authorizer,
-            servers,
+            servers: std::sync::RwLock::new(Arc::new(servers)),
             redirect_uri: format!("{public_url}/oauth/callback"),
             public_url,
             client_metadata_url,
             start_url,
             links: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn entries(&self) -> Arc<BTreeMap<ServerName, ServerEntry>> {
+        self.servers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The servers flows are started for, after a configuration reload.
+    pub fn replace_servers(&self, servers: BTreeMap<ServerName, ServerEntry>) {
+        *self
+            .servers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(servers);
     }
 
     /// Starts a flow for the pair and returns the link to send the user to: Tether's
@@ -78,7 +94,8 @@ impl FlowStarter {
         user: &UserId,
         server: &ServerName,
     ) -> Result<String, (StatusCode, &'static str, String)> {
-        let Some(entry) = self.servers.get(server) else {
+        let entries = self.entries();
+        let Some(entry) = entries.get(server) else {
             return Err((
                 StatusCode::NOT_FOUND,
                 "unknown_server",
