@@ -12,16 +12,19 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use crate::gateway::state::AppState;
 
-/// `Err` with the answer when `headers` lack the admin credential (or it is not configured).
-pub(crate) fn check_admin(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+/// The answer refusing a request whose `headers` lack the admin credential (or when none is
+/// configured); `None` when the credential is there.
+pub(crate) fn admin_refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
     let admin = app.admin();
     if !admin.is_configured() {
-        return Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            code: "not_found",
-            message: "the admin credential is not configured".into(),
-        }
-        .into_response());
+        return Some(
+            ApiError {
+                status: StatusCode::NOT_FOUND,
+                code: "not_found",
+                message: "the admin credential is not configured".into(),
+            }
+            .into_response(),
+        );
     }
     if !admin.allows(headers) {
         let mut response = ApiError {
@@ -34,15 +37,15 @@ pub(crate) fn check_admin(app: &AppState, headers: &HeaderMap) -> Result<(), Res
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static(r#"Basic realm="tether-status", charset="UTF-8""#),
         );
-        return Err(response);
+        return Some(response);
     }
-    Ok(())
+    None
 }
 
 /// `POST /v1/admin/reload`: the servers are read again from the configuration file and
 /// applied (see `Reloader`); answers what changed, or 400 with every problem of the file.
 pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = check_admin(&app, &headers) {
+    if let Some(refused) = admin_refusal(&app, &headers) {
         return refused;
     }
     if headers.contains_key(header::ORIGIN) {

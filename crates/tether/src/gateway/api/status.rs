@@ -16,7 +16,7 @@ use crate::gateway::state::AppState;
 const MAX_USERS_SHOWN: usize = 500;
 
 pub async fn status_page(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refused) = super::admin::check_admin(&app, &headers) {
+    if let Some(refused) = super::admin::admin_refusal(&app, &headers) {
         return refused;
     }
     let users = app.users().users();
