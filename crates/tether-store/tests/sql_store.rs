@@ -168,6 +168,10 @@ both_backends!(
     registrations_keep_their_secret_sealed_and_per_issuer
 );
 both_backends!(tools, tool_lists_survive_a_restart);
+both_backends!(
+    catalog,
+    the_catalog_keeps_entries_and_bumps_its_version_on_every_write
+);
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
@@ -377,6 +381,95 @@ async fn registrations_keep_their_secret_sealed_and_per_issuer(dir: &Fixture) {
         &dir.stored_bytes().await,
         "cs-plaintext-client-secret"
     ));
+}
+
+async fn the_catalog_keeps_entries_and_bumps_its_version_on_every_write(dir: &Fixture) {
+    use tether_store::sql::{CatalogEntry, CatalogWrite};
+    let store = open(dir, KEY1).await;
+    let now = Timestamp::from_millis(7);
+    let entry = |name: &str, url: &str| CatalogEntry {
+        name: name.to_owned(),
+        definition: format!(r#"{{"name":"{name}","url":"{url}"}}"#),
+    };
+    let (v0, empty) = store.catalog().await.expect("read");
+    assert!(empty.is_empty());
+    let a = entry("a", "https://a.example/mcp");
+    assert_eq!(
+        store.catalog_put(&a, true, now).await.expect("create"),
+        CatalogWrite::Done
+    );
+    assert_eq!(
+        store.catalog_put(&a, true, now).await.expect("create"),
+        CatalogWrite::Conflict,
+        "a name is created once"
+    );
+    assert_eq!(
+        store
+            .catalog_put(&entry("b", "x"), false, now)
+            .await
+            .expect("update"),
+        CatalogWrite::Conflict,
+        "no such entry to update"
+    );
+    let v1 = store.catalog_version().await.expect("version");
+    assert!(v1 > v0, "a create bumps the version");
+    let a2 = entry("a", "https://a2.example/mcp");
+    assert_eq!(
+        store.catalog_put(&a2, false, now).await.expect("update"),
+        CatalogWrite::Done
+    );
+    store.close().await;
+
+    // Across a restart.
+    let store = open(dir, KEY1).await;
+    let (v2, entries) = store.catalog().await.expect("read");
+    assert!(v2 > v1, "an update bumps the version");
+    assert_eq!(entries, [a2]);
+    // Deleting a server forgets its tokens and tool lists for every user, and nothing else.
+    for user in ["u1", "u2"] {
+        store
+            .save(
+                &PairKey::new(user, "a"),
+                &CachedTools {
+                    tools: Vec::new().into(),
+                    fetched_at: now,
+                },
+            )
+            .await
+            .expect("saved");
+    }
+    store
+        .save(
+            &PairKey::new("u1", "other"),
+            &CachedTools {
+                tools: Vec::new().into(),
+                fetched_at: now,
+            },
+        )
+        .await
+        .expect("saved");
+    assert_eq!(
+        store.catalog_delete("a").await.expect("delete"),
+        CatalogWrite::Done
+    );
+    assert_eq!(
+        store.catalog_delete("a").await.expect("delete"),
+        CatalogWrite::Conflict
+    );
+    store.forget_server("a").await.expect("forgotten");
+    assert_eq!(
+        store.load(&PairKey::new("u2", "a")).await.expect("read"),
+        None
+    );
+    assert!(
+        store
+            .load(&PairKey::new("u1", "other"))
+            .await
+            .expect("read")
+            .is_some()
+    );
+    let (v3, entries) = store.catalog().await.expect("read");
+    assert!(v3 > v2 && entries.is_empty());
 }
 
 async fn tool_lists_survive_a_restart(dir: &Fixture) {

@@ -1,10 +1,11 @@
-//! Tokens, client registrations and tool lists in SQL (SQLite by default, PostgreSQL for
+//! Tokens, client registrations, tool lists and the server catalog in SQL (SQLite by default, PostgreSQL for
 //! several replicas), secrets sealed with [`crate::crypto::Keyring`].
 //!
 //! One [`SqlStore`] implements tether-oauth's `TokenVault` and `RegistrationStore` and
 //! tether-core's `TokenStore` and `ToolCache`. Errors say which operation failed and why in
 //! general terms; they never carry a value, a key or the database URL's credentials.
 
+mod catalog;
 mod registrations;
 mod rekey;
 mod tokens;
@@ -21,6 +22,7 @@ use tether_core::StoreError;
 
 use crate::crypto::{CryptoError, Keyring};
 
+pub use catalog::{CatalogEntry, CatalogWrite};
 pub use rekey::RekeyReport;
 
 /// Which database is behind the pool: the SQL is the same but for placeholders and the

@@ -1,0 +1,152 @@
+//! The server catalog: servers added while Tether runs, each kept as its configuration entry in
+//! JSON (the binary parses and validates it; this module stores text), and a version every
+//! change bumps in the same transaction, so replicas notice a change with one small query.
+//!
+//! Also here: forgetting everything of a server that was deleted (its tokens and tool lists,
+//! for every user).
+
+use tether_core::StoreError;
+
+use super::{SqlStore, db_error, ms};
+
+/// One catalog entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub name: String,
+    /// The server's entry as JSON, as the binary wrote it.
+    pub definition: String,
+}
+
+/// How a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogWrite {
+    Done,
+    /// Create: the name is taken. Update or delete: there is no such entry.
+    Conflict,
+}
+
+impl SqlStore {
+    /// The catalog's version: it changes with every write.
+    pub async fn catalog_version(&self) -> Result<i64, StoreError> {
+        let (version,): (i64,) =
+            sqlx::query_as(&self.sql("SELECT version FROM catalog_version WHERE id = 1"))
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| db_error("read catalog version", &e))?;
+        Ok(version)
+    }
+
+    /// The version and every entry, by name. The version is read first: a write between the
+    /// two reads shows as a newer version at the next poll.
+    pub async fn catalog(&self) -> Result<(i64, Vec<CatalogEntry>), StoreError> {
+        let version = self.catalog_version().await?;
+        let rows: Vec<(String, String)> =
+            sqlx::query_as(&self.sql("SELECT name, definition FROM catalog_servers ORDER BY name"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("read catalog", &e))?;
+        Ok((
+            version,
+            rows.into_iter()
+                .map(|(name, definition)| CatalogEntry { name, definition })
+                .collect(),
+        ))
+    }
+
+    /// Adds (`create`) or replaces an entry; `now` in milliseconds since the epoch.
+    pub async fn catalog_put(
+        &self,
+        entry: &CatalogEntry,
+        create: bool,
+        now: tether_core::Timestamp,
+    ) -> Result<CatalogWrite, StoreError> {
+        let statement = if create {
+            "INSERT INTO catalog_servers (name, definition, updated_at) VALUES (?, ?, ?) \
+             ON CONFLICT (name) DO NOTHING"
+        } else {
+            "UPDATE catalog_servers SET definition = ?, updated_at = ? WHERE name = ?"
+        };
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_error("write catalog", &e))?;
+        let statement = self.sql(statement);
+        let query = sqlx::query(&statement);
+        let query = if create {
+            query
+                .bind(entry.name.as_str())
+                .bind(entry.definition.as_str())
+                .bind(ms(now))
+        } else {
+            query
+                .bind(entry.definition.as_str())
+                .bind(ms(now))
+                .bind(entry.name.as_str())
+        };
+        let written = query
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("write catalog", &e))?
+            .rows_affected();
+        if written == 0 {
+            return Ok(CatalogWrite::Conflict);
+        }
+        self.bump_catalog(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("write catalog", &e))?;
+        Ok(CatalogWrite::Done)
+    }
+
+    /// Deletes an entry.
+    pub async fn catalog_delete(&self, name: &str) -> Result<CatalogWrite, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_error("delete catalog entry", &e))?;
+        let deleted = sqlx::query(&self.sql("DELETE FROM catalog_servers WHERE name = ?"))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("delete catalog entry", &e))?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(CatalogWrite::Conflict);
+        }
+        self.bump_catalog(&mut tx).await?;
+        tx.commit()
+            .await
+            .map_err(|e| db_error("delete catalog entry", &e))?;
+        Ok(CatalogWrite::Done)
+    }
+
+    async fn bump_catalog(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&self.sql("UPDATE catalog_version SET version = version + 1 WHERE id = 1"))
+            .execute(&mut **tx)
+            .await
+            .map_err(|e| db_error("bump catalog version", &e))?;
+        Ok(())
+    }
+
+    /// Deletes every user's tokens and tool list of `server` (a server deleted from the
+    /// catalog); returns how many token records went.
+    pub async fn forget_server(&self, server: &str) -> Result<u64, StoreError> {
+        let tokens = sqlx::query(&self.sql("DELETE FROM tokens WHERE server = ?"))
+            .bind(server)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("delete server tokens", &e))?
+            .rows_affected();
+        sqlx::query(&self.sql("DELETE FROM tool_lists WHERE server = ?"))
+            .bind(server)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db_error("delete server tool lists", &e))?;
+        Ok(tokens)
+    }
+}
