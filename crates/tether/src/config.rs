@@ -46,6 +46,34 @@ pub struct TetherConfig {
     pub servers: Vec<ServerEntry>,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+/// `[catalog]`: servers added while Tether runs, through `/v1/admin/servers` (admin
+/// credential), kept in the storage and shared by every replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Whether the admin API may add servers.
+    pub enabled: bool,
+    /// Host names or IP literals (as written in URLs) a catalog server may name although they
+    /// are loopback, private or plain http: internal MCP servers. Other URLs must be public
+    /// https hosts.
+    pub allowed_hosts: Vec<String>,
+    /// How often a replica looks for catalog changes made on another replica.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: std::time::Duration,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allowed_hosts: Vec::new(),
+            poll_interval: std::time::Duration::from_secs(1),
+        }
+    }
 }
 
 /// `[log]`: how the gateway's log lines look.
@@ -285,6 +313,9 @@ impl TetherConfig {
             .collect();
         if let Err(collision) = check_prefixes(&prefixes) {
             problems.push(collision);
+        }
+        if self.catalog.poll_interval.is_zero() {
+            problems.push("catalog.poll_interval must be positive".to_owned());
         }
         let uses_oauth = self.servers.iter().any(|entry| entry.server.oauth);
         if uses_oauth && self.oauth.return_url.is_none() && !self.oauth.unverified_callback {

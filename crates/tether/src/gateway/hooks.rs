@@ -43,3 +43,48 @@ pub trait ReadinessCheck: Send + Sync + std::fmt::Debug + 'static {
 pub trait Reloader: Send + Sync + std::fmt::Debug + 'static {
     async fn reload(&self) -> Result<ServerChanges, HookError>;
 }
+
+/// One server of the catalog API: where it comes from and its `[[servers]]` entry as JSON.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CatalogServer {
+    pub name: String,
+    /// `config` (the configuration file: read-only here) or `catalog` (the admin API).
+    pub source: &'static str,
+    pub definition: serde_json::Value,
+}
+
+/// Why a catalog request was refused. The texts are shown to the operator; no secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// The definition is not a valid server (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// No such server in the catalog (404).
+    #[error("no such server in the catalog")]
+    NotFound,
+    /// The name is taken, or belongs to the configuration file (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The catalog is switched off (`catalog.enabled = false`) (404).
+    #[error("the server catalog is not enabled")]
+    Disabled,
+    /// The storage could not be reached (503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// The servers added while Tether runs: `/v1/admin/servers`. Every change is effective on
+/// this replica when the call returns and on the others within their poll interval.
+#[async_trait]
+pub trait ServerCatalog: Send + Sync + std::fmt::Debug + 'static {
+    /// The configuration file's servers, then the catalog's.
+    async fn list(&self) -> Result<Vec<CatalogServer>, CatalogError>;
+    async fn create(&self, definition: serde_json::Value) -> Result<CatalogServer, CatalogError>;
+    async fn update(
+        &self,
+        name: &str,
+        definition: serde_json::Value,
+    ) -> Result<CatalogServer, CatalogError>;
+    /// Deletes the server, its live sessions, and every user's tokens and tool lists of it.
+    async fn delete(&self, name: &str) -> Result<(), CatalogError>;
+}

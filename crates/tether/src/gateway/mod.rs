@@ -24,7 +24,10 @@ mod state;
 mod users;
 
 pub use config::{AdminConfig, GatewayConfig, HttpConfig, McpConfig};
-pub use hooks::{HookError, MetricsSource, PairForgetter, ReadinessCheck, Reloader};
+pub use hooks::{
+    CatalogError, CatalogServer, HookError, MetricsSource, PairForgetter, ReadinessCheck, Reloader,
+    ServerCatalog,
+};
 pub use metrics::{CallOutcome, GatewayMetrics};
 pub use server::{Gateway, GatewayBuilder, GatewayError, shutdown_signal};
 pub use servers_view::ServersView;

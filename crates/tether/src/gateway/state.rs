@@ -9,7 +9,7 @@ use tether_core::ReconnectionManager;
 
 use super::auth::{AdminCredentials, HostAuth};
 use super::config::McpConfig;
-use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck, Reloader};
+use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck, Reloader, ServerCatalog};
 use super::mcp::{SessionOwners, ToolNaming, ToolPolicy};
 use super::metrics::GatewayMetrics;
 use super::servers_view::ServersView;
@@ -34,6 +34,8 @@ struct Inner {
     forgetter: Option<Arc<dyn PairForgetter>>,
     /// Set once by the binary after assembly (the reloader needs the assembled gateway).
     reloader: std::sync::OnceLock<Arc<dyn Reloader>>,
+    /// Set once by the binary, as the reloader.
+    catalog: std::sync::OnceLock<Arc<dyn ServerCatalog>>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     metrics_sources: Vec<Arc<dyn MetricsSource>>,
     shutting_down: AtomicBool,
@@ -69,6 +71,7 @@ impl AppState {
                 session_owners: parts.session_owners,
                 forgetter: parts.forgetter,
                 reloader: std::sync::OnceLock::new(),
+                catalog: std::sync::OnceLock::new(),
                 readiness: parts.readiness,
                 metrics_sources: parts.metrics_sources,
                 shutting_down: AtomicBool::new(false),
@@ -145,6 +148,15 @@ impl AppState {
     /// Where `POST /v1/admin/reload` reloads from; the first one set stays.
     pub fn set_reloader(&self, reloader: Arc<dyn Reloader>) {
         let _ = self.inner.reloader.set(reloader);
+    }
+
+    pub fn catalog(&self) -> Option<&Arc<dyn ServerCatalog>> {
+        self.inner.catalog.get()
+    }
+
+    /// What `/v1/admin/servers` manages; the first one set stays.
+    pub fn set_catalog(&self, catalog: Arc<dyn ServerCatalog>) {
+        let _ = self.inner.catalog.set(catalog);
     }
 
     pub fn metrics_sources(&self) -> &[Arc<dyn MetricsSource>] {

@@ -2,10 +2,11 @@
 //! sealed), shared state (in-process or Redis), the OAuth client, the MCP connector, the
 //! reconnection manager and the HTTP gateway — and serves until Ctrl-C or SIGTERM.
 
+mod catalog;
 mod dev;
 mod hooks;
 mod oauth;
-mod reload;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use tether::gateway::auth::{AdminCredentials, HostAuth};
-use tether::gateway::{Gateway, GatewayConfig, Reloader, shutdown_signal};
+use tether::gateway::{Gateway, GatewayConfig, shutdown_signal};
 use tether_core::{InProcessState, ReconnectionManager, SharedState, SystemClock};
 use tether_mcp::{LocalWires, McpConnector, WireMemory};
 use tether_oauth::store::{FlowStore, MemoryFlowStore, MemoryRefreshLock, RefreshLock};
@@ -250,8 +251,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .mcp(gateway_config.mcp.clone())
     .public_url(public_url.clone())
     .http(gateway_config.http.clone())
-    .tool_filters(reload::tool_filters(&config, &gateway_config))
-    .name_prefixes(reload::name_prefixes(&config))
+    .tool_filters(sources::tool_filters(&config, &gateway_config))
+    .name_prefixes(sources::name_prefixes(&config))
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {
@@ -276,17 +277,20 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
              their account to another user. Use oauth.return_url and POST /v1/me/oauth/complete"
         );
     }
-    let reloader = Arc::new(reload::ConfigReloader {
-        path: args.config.clone(),
-        manager: manager.clone(),
-        flows: flows.clone(),
+    let sources = Arc::new(sources::ServerSources::new(
+        args.config.clone(),
+        &config,
+        manager.clone(),
+        flows.clone(),
         bearer,
-        app: gateway.state().clone(),
-        started: config.clone(),
-        running: tokio::sync::Mutex::new(()),
-    });
-    gateway.state().set_reloader(reloader.clone());
-    tokio::spawn(reload_on_hangup(reloader));
+        gateway.state().clone(),
+        store.clone(),
+    ));
+    gateway.state().set_reloader(sources.clone());
+    tokio::spawn(sources::reload_on_hangup(sources.clone()));
+    if config.catalog.enabled {
+        catalog::start(&sources, &config.catalog, network_for_catalog(&config)).await?;
+    }
     let oauth = Arc::new(OAuthRoutes::new(
         flows,
         manager,
@@ -312,21 +316,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGHUP reloads the servers from the configuration file (as `POST /v1/admin/reload` does);
-/// a file with problems changes nothing and is logged.
-async fn reload_on_hangup(reloader: Arc<reload::ConfigReloader>) {
-    let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-    else {
-        tracing::warn!("SIGHUP cannot be watched; reload with POST /v1/admin/reload");
-        return;
-    };
-    while hangups.recv().await.is_some() {
-        match reloader.reload().await {
-            Ok(changes) => tracing::info!(
-                added = ?changes.added, changed = ?changes.changed, removed = ?changes.removed,
-                "configuration reloaded (SIGHUP)"
-            ),
-            Err(error) => tracing::error!(%error, "configuration not reloaded (SIGHUP)"),
-        }
+/// What catalog servers' URLs may name: public https hosts, and the hosts `catalog.allowed_hosts`
+/// exempts.
+fn network_for_catalog(config: &TetherConfig) -> NetworkPolicy {
+    NetworkPolicy {
+        allow_private_addresses: config.oauth.allow_private_addresses,
+        allowed_hosts: config.catalog.allowed_hosts.clone(),
     }
 }

@@ -1,15 +1,22 @@
-//! `/v1/admin/…`: operator actions behind the admin credential (the one of `/status`).
+//! `/v1/admin/…`: operator actions behind the admin credential (the one of `/status`): the
+//! configuration reload and the server catalog.
 //!
 //! The credential may be HTTP Basic, which browsers attach on their own; so a request that
 //! carries an `Origin` header (every cross-site browser POST does, API clients do not) is
 //! refused: a web page cannot make an operator's browser take an admin action.
 
+use std::sync::Arc;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use serde_json::Value;
+
 use super::error::ApiError;
+use crate::gateway::hooks::{CatalogError, ServerCatalog};
 use crate::gateway::state::AppState;
 
 /// The answer refusing a request whose `headers` lack the admin credential (or when none is
@@ -42,19 +49,26 @@ pub(crate) fn admin_refusal(app: &AppState, headers: &HeaderMap) -> Option<Respo
     None
 }
 
-/// `POST /v1/admin/reload`: the servers are read again from the configuration file and
-/// applied (see `Reloader`); answers what changed, or 400 with every problem of the file.
-pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(refused) = admin_refusal(&app, &headers) {
-        return refused;
+/// The refusal of an admin action: no credential, or from a web page.
+fn action_refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
+    if let Some(refused) = admin_refusal(app, headers) {
+        return Some(refused);
     }
-    if headers.contains_key(header::ORIGIN) {
-        return ApiError {
+    headers.contains_key(header::ORIGIN).then(|| {
+        ApiError {
             status: StatusCode::FORBIDDEN,
             code: "cross_origin",
             message: "admin actions are not taken from web pages".into(),
         }
-        .into_response();
+        .into_response()
+    })
+}
+
+/// `POST /v1/admin/reload`: the servers are read again from the configuration file and
+/// applied (see `Reloader`); answers what changed, or 400 with every problem of the file.
+pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(refused) = action_refusal(&app, &headers) {
+        return refused;
     }
     let Some(reloader) = app.reloader() else {
         return ApiError {
@@ -72,5 +86,128 @@ pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response
             message: error.0,
         }
         .into_response(),
+    }
+}
+
+fn catalog_error(error: CatalogError) -> Response {
+    let (status, code) = match &error {
+        CatalogError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_server"),
+        CatalogError::NotFound => (StatusCode::NOT_FOUND, "unknown_server"),
+        CatalogError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+        CatalogError::Disabled => (StatusCode::NOT_FOUND, "not_found"),
+        CatalogError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    };
+    ApiError {
+        status,
+        code,
+        message: error.to_string(),
+    }
+    .into_response()
+}
+
+/// The catalog, or the answer when the request may not use it.
+fn catalog_for(
+    app: &AppState,
+    headers: &HeaderMap,
+    action: bool,
+) -> Result<Arc<dyn ServerCatalog>, Box<Response>> {
+    let refused = if action {
+        action_refusal(app, headers)
+    } else {
+        admin_refusal(app, headers)
+    };
+    if let Some(refused) = refused {
+        return Err(Box::new(refused));
+    }
+    app.catalog()
+        .cloned()
+        .ok_or_else(|| Box::new(catalog_error(CatalogError::Disabled)))
+}
+
+/// `GET /v1/admin/servers`: the file's servers (`source: "config"`), then the catalog's.
+pub async fn list_servers(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let catalog = match catalog_for(&app, &headers, false) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    match catalog.list().await {
+        Ok(servers) => Json(servers).into_response(),
+        Err(error) => catalog_error(error),
+    }
+}
+
+/// `GET /v1/admin/servers/{name}`
+pub async fn get_server(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let catalog = match catalog_for(&app, &headers, false) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    match catalog.list().await {
+        Ok(servers) => match servers.into_iter().find(|s| s.name == name) {
+            Some(server) => Json(server).into_response(),
+            None => catalog_error(CatalogError::NotFound),
+        },
+        Err(error) => catalog_error(error),
+    }
+}
+
+/// `POST /v1/admin/servers` with a `[[servers]]` entry as JSON: 201 with the server.
+pub async fn create_server(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let catalog = match catalog_for(&app, &headers, true) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    let Json(definition) = match body {
+        Ok(body) => body,
+        Err(rejection) => return catalog_error(CatalogError::Invalid(rejection.body_text())),
+    };
+    match catalog.create(definition).await {
+        Ok(server) => (StatusCode::CREATED, Json(server)).into_response(),
+        Err(error) => catalog_error(error),
+    }
+}
+
+/// `PUT /v1/admin/servers/{name}`: replaces the entry; live sessions reopen with it.
+pub async fn update_server(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let catalog = match catalog_for(&app, &headers, true) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    let Json(definition) = match body {
+        Ok(body) => body,
+        Err(rejection) => return catalog_error(CatalogError::Invalid(rejection.body_text())),
+    };
+    match catalog.update(&name, definition).await {
+        Ok(server) => Json(server).into_response(),
+        Err(error) => catalog_error(error),
+    }
+}
+
+/// `DELETE /v1/admin/servers/{name}`: 204.
+pub async fn delete_server(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let catalog = match catalog_for(&app, &headers, true) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    match catalog.delete(&name).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => catalog_error(error),
     }
 }

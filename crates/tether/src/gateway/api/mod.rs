@@ -34,6 +34,16 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/status", get(status::status_page))
         .route("/v1/admin/reload", post(admin::reload))
+        .route(
+            "/v1/admin/servers",
+            get(admin::list_servers).post(admin::create_server),
+        )
+        .route(
+            "/v1/admin/servers/{name}",
+            get(admin::get_server)
+                .put(admin::update_server)
+                .delete(admin::delete_server),
+        )
         .merge(me)
         .with_state(app)
 }
