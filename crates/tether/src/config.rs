@@ -205,6 +205,9 @@ pub struct ServerEntry {
     /// What the server's tool and prompt names start with on `/mcp` (and whether its resource
     /// URIs are wrapped); `None`: the server's name and `gateway.mcp.tool_separator`.
     pub prefix: Option<String>,
+    /// Who may see and use the server: members of one of these groups (the host token's
+    /// groups claim); empty: everyone.
+    pub groups: Vec<String>,
 }
 
 const CLIENT_KEYS: [&str; 4] = [
@@ -232,6 +235,11 @@ impl<'de> Deserialize<'de> for ServerEntry {
             Some(toml::Value::String(prefix)) => Some(prefix),
             Some(_) => return Err(D::Error::custom("prefix must be a string")),
         };
+        let groups = match table.remove("groups") {
+            None => Vec::new(),
+            Some(value) => Vec::<String>::deserialize(value)
+                .map_err(|_| D::Error::custom("groups must be a list of strings"))?,
+        };
         let server =
             ServerConfig::deserialize(toml::Value::Table(table)).map_err(D::Error::custom)?;
         let client =
@@ -243,6 +251,7 @@ impl<'de> Deserialize<'de> for ServerEntry {
             client,
             tools,
             prefix,
+            groups,
         })
     }
 }
@@ -259,6 +268,18 @@ impl Serialize for ServerEntry {
         }
         if let Some(prefix) = &self.prefix {
             table.insert("prefix".to_owned(), toml::Value::String(prefix.clone()));
+        }
+        if !self.groups.is_empty() {
+            table.insert(
+                "groups".to_owned(),
+                toml::Value::Array(
+                    self.groups
+                        .iter()
+                        .cloned()
+                        .map(toml::Value::String)
+                        .collect(),
+                ),
+            );
         }
         table.serialize(s)
     }

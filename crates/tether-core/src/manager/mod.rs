@@ -286,10 +286,19 @@ impl ReconnectionManager {
     /// starts them staggered (the i-th after i × stagger). Returns the scheduled servers at once;
     /// the attempts run in the background.
     pub async fn reconnect_servers(&self, user: &UserId) -> Vec<ServerName> {
+        self.reconnect_servers_among(user, |_| true).await
+    }
+
+    /// [`Self::reconnect_servers`] over the servers `allowed` keeps (those the user may use).
+    pub async fn reconnect_servers_among(
+        &self,
+        user: &UserId,
+        allowed: impl Fn(&ServerConfig) -> bool,
+    ) -> Vec<ServerName> {
         let inner = &self.inner;
         let mut scheduled = Vec::new();
         let registry = inner.registry();
-        for server in registry.iter() {
+        for server in registry.iter().filter(|s| allowed(s)) {
             let pair = PairKey::new(user.clone(), server.name.clone());
             let eligibility = inner.eligibility(&pair, server).await;
             tracing::debug!(%pair, ?eligibility, "reconnect on login");

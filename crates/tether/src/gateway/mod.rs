@@ -30,6 +30,6 @@ pub use hooks::{
 };
 pub use metrics::{CallOutcome, GatewayMetrics};
 pub use server::{Gateway, GatewayBuilder, GatewayError, shutdown_signal};
-pub use servers_view::ServersView;
+pub use servers_view::{ServerAccess, ServersView};
 pub use state::AppState;
 pub use users::UserRegistry;

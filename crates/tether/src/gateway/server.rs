@@ -37,6 +37,7 @@ pub struct GatewayBuilder {
     http: HttpConfig,
     tools: BTreeMap<ServerName, ToolFilter>,
     prefixes: HashMap<ServerName, String>,
+    groups: HashMap<ServerName, Vec<String>>,
     public_url: Option<String>,
     admin: AdminCredentials,
     max_tracked_users: usize,
@@ -68,6 +69,12 @@ impl GatewayBuilder {
     /// `[[servers]]`; empty: the server's own names).
     pub fn name_prefixes(mut self, prefixes: HashMap<ServerName, String>) -> Self {
         self.prefixes = prefixes;
+        self
+    }
+
+    /// Servers open to members of some groups only (`groups` in `[[servers]]`).
+    pub fn server_groups(mut self, groups: HashMap<ServerName, Vec<String>>) -> Self {
+        self.groups = groups;
         self
     }
 
@@ -111,6 +118,7 @@ impl GatewayBuilder {
             &servers,
             self.prefixes,
             self.tools,
+            self.groups,
         )?;
         if self.mcp.max_body_bytes == 0 {
             return Err(GatewayError::Invalid(
@@ -169,6 +177,7 @@ impl Gateway {
             http: HttpConfig::default(),
             tools: BTreeMap::new(),
             prefixes: HashMap::new(),
+            groups: HashMap::new(),
             public_url: None,
             admin: AdminCredentials::default(),
             max_tracked_users: 100_000,

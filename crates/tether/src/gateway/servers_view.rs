@@ -1,5 +1,6 @@
-//! How the configured servers appear on `/mcp`: their names' prefixes ([`ToolNaming`]) and
-//! their tool filters ([`ToolPolicy`]), checked against the servers they describe. Built by
+//! How the configured servers appear on `/mcp`: their names' prefixes ([`ToolNaming`]), their
+//! tool filters ([`ToolPolicy`]) and who may use them (their `groups`), checked against the
+//! servers they describe. Built by
 //! the gateway's builder and built again, then swapped in whole, when the servers are replaced
 //! at run time (a configuration reload).
 
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use tether_core::ServerName;
 
+use super::auth::UserGroups;
 use super::mcp::{ToolFilter, ToolNaming, ToolPolicy, check_prefixes};
 use super::server::GatewayError;
 
@@ -16,6 +18,8 @@ use super::server::GatewayError;
 pub struct ServersView {
     pub(crate) naming: Arc<ToolNaming>,
     pub(crate) policy: Arc<ToolPolicy>,
+    /// Servers open to some groups only; the others are open to every user.
+    pub(crate) groups: Arc<HashMap<ServerName, Vec<String>>>,
 }
 
 impl ServersView {
@@ -26,6 +30,7 @@ impl ServersView {
         servers: &[ServerName],
         prefixes: HashMap<ServerName, String>,
         filters: BTreeMap<ServerName, ToolFilter>,
+        groups: HashMap<ServerName, Vec<String>>,
     ) -> Result<Self, GatewayError> {
         let naming = ToolNaming::new(separator.to_owned())
             .ok_or_else(|| {
@@ -44,9 +49,53 @@ impl ServersView {
                 )));
             }
         }
+        let groups = groups
+            .into_iter()
+            .filter(|(server, groups)| !groups.is_empty() && servers.contains(server))
+            .collect();
         Ok(Self {
             naming: Arc::new(naming),
             policy: Arc::new(ToolPolicy::new(filters)),
+            groups: Arc::new(groups),
         })
+    }
+}
+
+/// Which of the servers one user may see and use: taken once per request from the view and
+/// the user's groups.
+#[derive(Debug, Clone)]
+pub struct ServerAccess {
+    groups: Arc<HashMap<ServerName, Vec<String>>>,
+    user: UserGroups,
+}
+
+impl ServerAccess {
+    pub fn new(view: &ServersView, user: UserGroups) -> Self {
+        Self {
+            groups: view.groups.clone(),
+            user,
+        }
+    }
+
+    /// Everything, for callers that are not a user (the operator page).
+    pub fn everyone_allowed() -> Self {
+        Self {
+            groups: Arc::default(),
+            user: UserGroups::default(),
+        }
+    }
+
+    /// The servers open to some groups only that this user may not use.
+    pub fn denied(&self) -> impl Iterator<Item = &ServerName> {
+        self.groups
+            .iter()
+            .filter(|(_, allowed)| !self.user.may_use(allowed))
+            .map(|(server, _)| server)
+    }
+
+    pub fn permits(&self, server: &ServerName) -> bool {
+        self.groups
+            .get(server)
+            .is_none_or(|allowed| self.user.may_use(allowed))
     }
 }

@@ -124,6 +124,11 @@ impl AppState {
         self.view().policy.clone()
     }
 
+    /// Which servers a user with `groups` may see and use now.
+    pub fn access(&self, groups: super::auth::UserGroups) -> super::servers_view::ServerAccess {
+        super::servers_view::ServerAccess::new(&self.view(), groups)
+    }
+
     /// Swaps in the view of a new server list (see `ServersView::new` for its checks).
     pub fn set_servers_view(&self, view: ServersView) {
         *self

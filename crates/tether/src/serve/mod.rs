@@ -253,6 +253,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .http(gateway_config.http.clone())
     .tool_filters(sources::tool_filters(&config, &gateway_config))
     .name_prefixes(sources::name_prefixes(&config))
+    .server_groups(sources::server_groups(&config.servers))
     .admin(AdminCredentials::from_config(&gateway_config.admin)?)
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {
@@ -300,6 +301,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             secure_cookies: public_url.starts_with("https://"),
             authorize_per_minute: config.oauth.authorize_per_minute,
         },
+        gateway.state().clone(),
     ));
     let oauth_router = oauth.router(gateway.state().clone());
     let gateway = gateway.merge_routes(oauth_router);

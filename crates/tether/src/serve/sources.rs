@@ -33,6 +33,15 @@ pub(crate) fn name_prefixes(config: &TetherConfig) -> HashMap<ServerName, String
         .collect()
 }
 
+/// The servers open to some groups only.
+pub(crate) fn server_groups(entries: &[ServerEntry]) -> HashMap<ServerName, Vec<String>> {
+    entries
+        .iter()
+        .filter(|entry| !entry.groups.is_empty())
+        .map(|entry| (entry.server.name.clone(), entry.groups.clone()))
+        .collect()
+}
+
 /// `[gateway.tools]` with each `[[servers]]`' own `allow`/`deny` over it.
 pub(crate) fn tool_filters(
     config: &TetherConfig,
@@ -146,6 +155,7 @@ impl ServerSources {
             &names,
             prefixes,
             filters,
+            server_groups(entries),
         )
         .map_err(|e| HookError(e.to_string()))
     }

@@ -60,6 +60,13 @@ pub fn jwt(sub: &str) -> String {
     jwt_with(json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600}))
 }
 
+/// A valid host token for `sub` in `groups` (the default `groups` claim).
+pub fn jwt_in_groups(sub: &str, groups: &[&str]) -> String {
+    jwt_with(
+        json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() + 600, "groups": groups}),
+    )
+}
+
 /// A host token for `sub` that expired an hour ago.
 pub fn expired_jwt(sub: &str) -> String {
     jwt_with(json!({"sub": sub, "iss": ISSUER, "aud": AUDIENCE, "exp": now() - 3600}))

@@ -1,22 +1,31 @@
 //! `/v1/me/…`: the authenticated user's own servers.
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::json;
 use tether_core::{AttemptOutcome, ServerName, UserId};
 
 use super::error::ApiError;
 use super::rows::ServerRow;
-use crate::gateway::auth::AuthUser;
+use crate::gateway::ServerAccess;
+use crate::gateway::auth::{AuthUser, UserGroups};
 use crate::gateway::state::AppState;
 
 /// `POST /v1/me/reconnect`: reconnect-on-login. Answers as soon as the attempts are scheduled
 /// (the core runs them in the background, staggered).
-pub async fn reconnect_all(State(app): State<AppState>, AuthUser(user): AuthUser) -> Response {
-    let scheduled = app.manager().reconnect_servers(&user).await;
+pub async fn reconnect_all(
+    State(app): State<AppState>,
+    AuthUser(user): AuthUser,
+    groups: Option<Extension<UserGroups>>,
+) -> Response {
+    let access = access(&app, groups);
+    let scheduled = app
+        .manager()
+        .reconnect_servers_among(&user, |s| access.permits(&s.name))
+        .await;
     (StatusCode::ACCEPTED, Json(json!({"scheduled": scheduled}))).into_response()
 }
 
@@ -24,9 +33,22 @@ pub async fn reconnect_all(State(app): State<AppState>, AuthUser(user): AuthUser
 pub async fn list_servers(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
+    groups: Option<Extension<UserGroups>>,
 ) -> Json<Vec<ServerRow>> {
+    let access = access(&app, groups);
     let states = app.manager().server_states(&user).await;
-    Json(states.iter().map(ServerRow::from).collect())
+    Json(
+        states
+            .iter()
+            .filter(|s| access.permits(&s.name))
+            .map(ServerRow::from)
+            .collect(),
+    )
+}
+
+/// The servers the request's user may see and use.
+fn access(app: &AppState, groups: Option<Extension<UserGroups>>) -> ServerAccess {
+    app.access(groups.map(|Extension(g)| g).unwrap_or_default())
 }
 
 #[derive(Debug, Serialize)]
@@ -36,11 +58,16 @@ struct ReconnectAnswer {
     row: ServerRow,
 }
 
-fn known_server(app: &AppState, name: &str) -> Result<ServerName, ApiError> {
+/// A configured server the user may use; the others are as unknown as a name never configured.
+fn known_server(
+    app: &AppState,
+    name: &str,
+    groups: Option<Extension<UserGroups>>,
+) -> Result<ServerName, ApiError> {
     let server = ServerName::new(name);
     match app.manager().server(&server) {
-        Some(_) => Ok(server),
-        None => Err(ApiError::unknown_server(name)),
+        Some(_) if access(app, groups).permits(&server) => Ok(server),
+        _ => Err(ApiError::unknown_server(name)),
     }
 }
 
@@ -57,9 +84,10 @@ async fn row_of(app: &AppState, user: &UserId, server: &ServerName) -> Option<Se
 pub async fn reconnect_one(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
+    groups: Option<Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let server = known_server(&app, &name)?;
+    let server = known_server(&app, &name, groups)?;
     let outcome = app
         .manager()
         .reconnect_server_outcome(&user, &server)
@@ -81,9 +109,10 @@ pub async fn reconnect_one(
 pub async fn remove_server(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
+    groups: Option<Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let server = known_server(&app, &name)?;
+    let server = known_server(&app, &name, groups)?;
     app.manager().disconnect(&user, &server).await;
     if let Some(forgetter) = app.forgetter() {
         forgetter.forget(&user, &server).await.map_err(|e| {

@@ -28,6 +28,14 @@ pub struct HostAuthConfig {
     /// make Tether hammer the host's key endpoint.
     #[serde(default = "default_jwks_min_refresh", with = "humantime_serde")]
     pub jwks_min_refresh: Duration,
+    /// The claim listing the user's groups (or roles): an array of strings, or one string of
+    /// space-separated names. Servers with `groups` are for members of one of them only.
+    #[serde(default = "default_groups_claim")]
+    pub groups_claim: String,
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
 }
 
 fn default_leeway() -> Duration {
@@ -53,6 +61,7 @@ impl HostAuthConfig {
             leeway: default_leeway(),
             jwks_ttl: default_jwks_ttl(),
             jwks_min_refresh: default_jwks_min_refresh(),
+            groups_claim: default_groups_claim(),
         }
     }
 }

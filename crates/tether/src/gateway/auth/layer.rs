@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use tether_core::UserId;
 use tracing::Instrument;
 
+use super::UserGroups;
 use super::error::AuthError;
 use crate::gateway::state::AppState;
 
@@ -24,17 +25,24 @@ pub async fn require_user(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let user = match authenticate(&app, request.headers()).await {
-        Ok(user) => user,
+    let (user, groups) = match authenticate(&app, request.headers()).await {
+        Ok(caller) => caller,
         Err(error) => {
             tracing::debug!(%error, path = %request.uri().path(), "host token refused");
             return error.into_response();
         }
     };
     app.users().seen(&user);
+    // A user whose token no longer has a server's group (a new token after leaving the group)
+    // loses their sessions to it at this request: their tokens for it stay, unused.
+    let access = app.access(groups.clone());
+    for server in access.denied() {
+        app.manager().disconnect(&user, server).await;
+    }
     let id = request_id(request.headers());
     let span = tracing::info_span!("request", id = %id, %user);
     request.extensions_mut().insert(user);
+    request.extensions_mut().insert(groups);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -64,14 +72,14 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
 async fn authenticate(
     app: &AppState,
     headers: &axum::http::HeaderMap,
-) -> Result<UserId, AuthError> {
+) -> Result<(UserId, UserGroups), AuthError> {
     let value = headers.get(AUTHORIZATION).ok_or(AuthError::Missing)?;
     if value.len() > MAX_TOKEN_LEN {
         return Err(AuthError::Malformed);
     }
     let text = value.to_str().map_err(|_| AuthError::Malformed)?;
     let token = bearer_token(text).ok_or(AuthError::Missing)?;
-    app.host_auth().verify(token).await
+    app.host_auth().verify_caller(token).await
 }
 
 /// The token of an `Authorization: Bearer …` value (the scheme is case-insensitive).

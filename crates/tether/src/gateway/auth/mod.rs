@@ -9,6 +9,7 @@
 mod admin;
 mod config;
 mod error;
+mod groups;
 mod jwks;
 mod layer;
 mod verified;
@@ -17,5 +18,6 @@ mod verify;
 pub use admin::AdminCredentials;
 pub use config::HostAuthConfig;
 pub use error::{AuthConfigError, AuthError};
+pub use groups::UserGroups;
 pub use layer::{AuthUser, require_user};
 pub use verify::HostAuth;

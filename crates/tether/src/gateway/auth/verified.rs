@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use tether_core::UserId;
 
+use super::UserGroups;
+
 /// The longest an entry is trusted, in seconds.
 pub(crate) const MAX_AGE_SECS: u64 = 60;
 /// Entries kept at most; a full map first drops what has expired, then everything.
@@ -24,6 +26,7 @@ type TokenDigest = [u8; 32];
 #[derive(Debug)]
 struct Entry {
     user: UserId,
+    groups: UserGroups,
     /// Unix seconds; the entry is used while `now < until`.
     until: u64,
 }
@@ -39,11 +42,11 @@ fn digest(token: &str) -> TokenDigest {
 
 impl VerifiedTokens {
     /// The user of `token` if it was verified and is still good at `now` (Unix seconds).
-    pub(crate) fn get(&self, token: &str, now: u64) -> Option<UserId> {
+    pub(crate) fn get(&self, token: &str, now: u64) -> Option<(UserId, UserGroups)> {
         let key = digest(token);
         let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match entries.get(&key) {
-            Some(entry) if now < entry.until => Some(entry.user.clone()),
+            Some(entry) if now < entry.until => Some((entry.user.clone(), entry.groups.clone())),
             Some(_) => {
                 entries.remove(&key);
                 None
@@ -54,7 +57,13 @@ impl VerifiedTokens {
 
     /// Records that `token` speaks for `user` until `good_until` (Unix seconds, the verifier's
     /// own limit), trusted for at most [`MAX_AGE_SECS`] from `now`.
-    pub(crate) fn insert(&self, token: &str, user: UserId, good_until: u64, now: u64) {
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        (user, groups): (UserId, UserGroups),
+        good_until: u64,
+        now: u64,
+    ) {
         let until = good_until.min(now.saturating_add(MAX_AGE_SECS));
         if until <= now {
             return;
@@ -67,7 +76,14 @@ impl VerifiedTokens {
                 entries.clear();
             }
         }
-        entries.insert(key, Entry { user, until });
+        entries.insert(
+            key,
+            Entry {
+                user,
+                groups,
+                until,
+            },
+        );
     }
 
     #[cfg(test)]
@@ -80,8 +96,8 @@ impl VerifiedTokens {
 mod tests {
     use super::*;
 
-    fn user(id: &str) -> UserId {
-        UserId::from(id.to_owned())
+    fn user(id: &str) -> (UserId, UserGroups) {
+        (UserId::from(id.to_owned()), UserGroups::default())
     }
 
     #[test]

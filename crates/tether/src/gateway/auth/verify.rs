@@ -8,6 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use tether_core::{Timestamp, UserId};
 
+use super::UserGroups;
 use super::config::HostAuthConfig;
 use super::error::{AuthConfigError, AuthError};
 use super::jwks::JwksCache;
@@ -26,6 +27,8 @@ pub struct HostAuth {
     hs256: Option<DecodingKey>,
     jwks: Option<JwksCache>,
     verified: VerifiedTokens,
+    /// The claim with the user's groups.
+    groups_claim: String,
 }
 
 impl fmt::Debug for HostAuth {
@@ -46,6 +49,9 @@ struct Claims {
     /// Checked by `jsonwebtoken`; read here only to know how long the verification holds.
     #[serde(default)]
     exp: Option<serde_json::Value>,
+    /// The others, among them the groups claim.
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, serde_json::Value>,
 }
 
 /// Unix seconds, the unit of `exp`.
@@ -110,31 +116,40 @@ impl HostAuth {
             hs256,
             jwks,
             verified: VerifiedTokens::default(),
+            groups_claim: config.groups_claim.clone(),
         })
     }
 
     /// The user the token speaks for, if the token is acceptable. A token verified within the
     /// last minute and not expired since is answered from [`VerifiedTokens`].
     pub async fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        Ok(self.verify_caller(token).await?.0)
+    }
+
+    /// The user the token speaks for and the groups it gives them.
+    pub async fn verify_caller(&self, token: &str) -> Result<(UserId, UserGroups), AuthError> {
         let now = unix_now();
-        if let Some(user) = self.verified.get(token, now) {
-            return Ok(user);
+        if let Some(caller) = self.verified.get(token, now) {
+            return Ok(caller);
         }
-        let (user, exp) = self.verify_signed(token).await?;
+        let (caller, exp) = self.verify_signed(token).await?;
         if let Some(exp) = exp {
             self.verified.insert(
                 token,
-                user.clone(),
+                caller.clone(),
                 exp.saturating_add(self.leeway_secs),
                 now,
             );
         }
-        Ok(user)
+        Ok(caller)
     }
 
     /// The full check: signature, algorithm and claims. Also the token's `exp`, when it is a
     /// whole number of seconds.
-    async fn verify_signed(&self, token: &str) -> Result<(UserId, Option<u64>), AuthError> {
+    async fn verify_signed(
+        &self,
+        token: &str,
+    ) -> Result<((UserId, UserGroups), Option<u64>), AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Malformed)?;
         // The algorithm decides the key source, and each source accepts only its own
         // algorithms: an HS256 token is never checked against a public key (the classic
@@ -162,12 +177,13 @@ impl HostAuth {
             }
             _ => AuthError::Invalid,
         })?;
-        let Claims { sub, exp } = data.claims;
+        let Claims { sub, exp, rest } = data.claims;
         if sub.is_empty() || sub.len() > MAX_SUBJECT_LEN || sub.chars().any(char::is_control) {
             return Err(AuthError::Invalid);
         }
+        let groups = UserGroups::from_claim(rest.get(&self.groups_claim));
         Ok((
-            UserId::from(sub),
+            (UserId::from(sub), groups),
             exp.as_ref().and_then(serde_json::Value::as_u64),
         ))
     }
@@ -257,13 +273,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_groups_claim_comes_with_the_user_and_is_remembered_with_it() {
+        let auth = auth();
+        let t = token(
+            json!({"sub": "alice", "iss": "host", "aud": "tether", "exp": now() + 60, "groups": ["eng"]}),
+        );
+        for _ in 0..2 {
+            let (user, groups) = auth.verify_caller(&t).await.expect("accepted");
+            assert_eq!(user, UserId::new("alice"));
+            assert!(groups.contains("eng") && !groups.contains("fin"));
+        }
+    }
+
+    #[tokio::test]
     async fn a_verified_token_is_remembered_and_only_that_token() {
         let auth = auth();
         let exp = now() + 60;
         let good = token(json!({"sub": "alice", "iss": "host", "aud": "tether", "exp": exp}));
         assert_eq!(auth.verify(&good).await, Ok(UserId::new("alice")));
         assert_eq!(
-            auth.verified.get(&good, now()),
+            auth.verified.get(&good, now()).map(|(user, _)| user),
             Some(UserId::new("alice")),
             "remembered"
         );

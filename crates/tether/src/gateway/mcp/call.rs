@@ -5,8 +5,9 @@
 use std::time::Instant;
 
 use serde_json::{Map, Value};
-use tether_core::{CallContext, ToolResult, UserId};
+use tether_core::{CallContext, ToolResult};
 
+use super::caller::Caller;
 use crate::gateway::metrics::CallOutcome;
 use crate::gateway::state::AppState;
 
@@ -29,10 +30,11 @@ impl UnknownTool {
 }
 
 /// Calls the aggregated tool `name` for `user`. Upstream failures are answers (stubs with
-/// `isError`), not errors: the model is told why and when to retry.
+/// `isError`), not errors: the model is told why and when to retry. A server the user may not
+/// use is as unknown as one that does not exist.
 pub(crate) async fn call_tool(
     app: &AppState,
-    user: &UserId,
+    user: &Caller,
     name: &str,
     arguments: Option<Map<String, Value>>,
     context: &CallContext,
@@ -43,7 +45,7 @@ pub(crate) async fn call_tool(
         .naming()
         .split(name, servers.iter().map(|s| &s.name))
         .ok_or_else(|| UnknownTool::new(name))?;
-    if !app.policy().permits(&server, tool) {
+    if !user.access.permits(&server) || !app.policy().permits(&server, tool) {
         return Err(UnknownTool::new(name));
     }
     // A tool the server is known not to have is the caller's mistake; with nothing known yet

@@ -25,9 +25,10 @@ use rmcp::model::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use tether_core::{CallContext, ToolResult, UserId};
+use tether_core::{CallContext, ToolResult};
 
 use super::call::{UnknownTool, call_tool};
+use super::caller::Caller;
 use super::direct_calls::Running;
 use super::direct_stream;
 use crate::gateway::state::AppState;
@@ -179,7 +180,7 @@ struct Success<'a> {
 /// among the session's running calls: a cancel by the agent ends it.
 pub(crate) async fn answer(
     app: &AppState,
-    user: &UserId,
+    user: &Caller,
     id: RequestId,
     params: CallToolRequestParams,
     running: Running,

@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{ReadResourceRequestParams, RequestId};
 use serde_json::{Value, json};
-use tether_core::UserId;
 
+use super::caller::Caller;
 use super::direct::{self, JSON};
 use super::direct_calls::Running;
 use super::handler;
@@ -23,7 +23,7 @@ use crate::gateway::state::AppState;
 /// Reads the resource and answers as one JSON-RPC message; a cancel by the agent ends it.
 pub(crate) async fn answer(
     app: &AppState,
-    user: &UserId,
+    user: &Caller,
     id: RequestId,
     params: ReadResourceRequestParams,
     running: Running,

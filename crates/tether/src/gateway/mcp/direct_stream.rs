@@ -18,10 +18,11 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use rmcp::model::RequestId;
 use serde_json::{Map, Value, json};
-use tether_core::{CallContext, Downstream, METHOD_NOT_FOUND, PeerError, ToolResult, UserId};
+use tether_core::{CallContext, Downstream, METHOD_NOT_FOUND, PeerError, ToolResult};
 use tokio::sync::mpsc;
 
 use super::call::{UnknownTool, call_tool};
+use super::caller::Caller;
 use super::direct;
 use super::direct_calls::Running;
 use crate::gateway::state::AppState;
@@ -61,7 +62,7 @@ type RunningCall = BoxFuture<'static, Result<ToolResult, UnknownTool>>;
 /// event stream from the first notification the upstream sends for it on.
 pub(crate) async fn answer(
     app: AppState,
-    user: UserId,
+    user: Caller,
     id: RequestId,
     name: String,
     arguments: Option<Map<String, Value>>,

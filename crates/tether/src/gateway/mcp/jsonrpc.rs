@@ -14,6 +14,7 @@ use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage
 use serde_json::{Value, json};
 use tether_core::UserId;
 
+use super::caller::Caller;
 use super::direct::{self, DirectAllowed, Plain};
 use super::direct_calls;
 use super::direct_read;
@@ -157,7 +158,16 @@ async fn try_direct(
     if parts.extensions.get::<DirectAllowed>().is_none() || !direct::plain_headers(&parts.headers) {
         return None;
     }
-    let user = parts.extensions.get::<UserId>()?;
+    let user = Caller {
+        user: parts.extensions.get::<UserId>()?.clone(),
+        access: app.access(
+            parts
+                .extensions
+                .get::<crate::gateway::auth::UserGroups>()
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    };
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
     let (id, plain) = direct::plain_request(body)?;
     if !app.session_owners().is_live(session).await {
@@ -165,8 +175,8 @@ async fn try_direct(
     }
     let running = app.session_owners().direct_calls().begin(session, &id);
     Some(match plain {
-        Plain::Call(params) => direct::answer(app, user, id, params, running).await,
-        Plain::Read(params) => direct_read::answer(app, user, id, params, running).await,
+        Plain::Call(params) => direct::answer(app, &user, id, params, running).await,
+        Plain::Read(params) => direct_read::answer(app, &user, id, params, running).await,
     })
 }
 

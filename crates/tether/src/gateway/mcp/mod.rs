@@ -7,6 +7,7 @@
 //! through the host-JWT middleware.
 
 mod call;
+mod caller;
 mod direct;
 mod direct_calls;
 mod direct_read;

@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use tether::gateway::AppState;
-use tether::gateway::auth::{AuthUser, require_user};
+use tether::gateway::auth::{AuthUser, UserGroups, require_user};
 use tether_core::{AttemptOutcome, ReconnectionManager, ServerName, UserId};
 use tether_oauth::OAuthError;
 
@@ -91,6 +91,8 @@ pub struct OAuthRoutes {
     /// Confirmations done: completion key → answer.
     completions: Recent<CompletionAnswer>,
     authorize_rate: AuthorizeRate,
+    /// The gateway's state: which servers a user may use.
+    app: AppState,
 }
 
 impl OAuthRoutes {
@@ -98,6 +100,7 @@ impl OAuthRoutes {
         flows: Arc<FlowStarter>,
         manager: ReconnectionManager,
         policy: CallbackPolicy,
+        app: AppState,
     ) -> Self {
         let authorize_rate = AuthorizeRate::per_minute(policy.authorize_per_minute);
         Self {
@@ -108,6 +111,7 @@ impl OAuthRoutes {
             callbacks: Recent::new(COMPLETED_TTL, COMPLETED_MAX),
             completions: Recent::new(COMPLETED_TTL, COMPLETED_MAX),
             authorize_rate,
+            app,
         }
     }
 
@@ -176,8 +180,15 @@ fn oauth_code(error: &OAuthError) -> &'static str {
 async fn authorize(
     State(routes): State<Arc<OAuthRoutes>>,
     AuthUser(user): AuthUser,
+    groups: Option<axum::Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Response {
+    let access = routes
+        .app
+        .access(groups.map(|axum::Extension(g)| g).unwrap_or_default());
+    if !access.permits(&ServerName::new(&name)) {
+        return json_error(StatusCode::NOT_FOUND, "unknown_server", "no such server");
+    }
     if let Err(wait) = routes.authorize_rate.check(&user) {
         let seconds = wait.as_secs().max(1);
         let mut response = json_error(

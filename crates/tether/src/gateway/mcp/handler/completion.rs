@@ -4,15 +4,16 @@
 use rmcp::ErrorData as McpError;
 use rmcp::model::{CompleteRequestParams, CompleteResult, Reference};
 use serde_json::Value;
-use tether_core::{CallContext, UserId};
+use tether_core::CallContext;
 
 use super::AggregatedServer;
 use super::resources::{from_json, to_params};
+use crate::gateway::mcp::caller::Caller;
 
 impl AggregatedServer {
     pub(super) async fn completion(
         &self,
-        user: &UserId,
+        user: &Caller,
         request: CompleteRequestParams,
     ) -> Result<CompleteResult, McpError> {
         let mut params = to_params(&request)?;

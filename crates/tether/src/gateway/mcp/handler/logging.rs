@@ -11,21 +11,23 @@
 use futures::future::join_all;
 use rmcp::ErrorData as McpError;
 use rmcp::model::{LoggingLevel, SetLevelRequestParams};
-use tether_core::{CallContext, UserId};
+use tether_core::CallContext;
 
 use super::AggregatedServer;
 use super::resources::to_params;
+use crate::gateway::mcp::caller::Caller;
 
 impl AggregatedServer {
     pub(super) async fn set_upstream_level(
         &self,
-        user: &UserId,
+        user: &Caller,
         level: LoggingLevel,
     ) -> Result<(), McpError> {
         let params = to_params(&SetLevelRequestParams::new(level))?;
         let manager = self.app.manager();
         let servers: Vec<_> = manager
             .servers()
+            .filter(|s| user.access.permits(&s.name))
             .filter(|s| manager.offers(user, &s.name, "logging") == Some(true))
             .map(|s| s.name.clone())
             .collect();

@@ -25,6 +25,8 @@ use rmcp::{ErrorData as McpError, RoleServer, ServerHandler};
 use serde_json::Value;
 use tether_core::{AgentInput, ServerName, UserId};
 
+use super::caller::Caller;
+use crate::gateway::auth::UserGroups;
 use crate::gateway::state::AppState;
 
 mod changes;
@@ -74,6 +76,21 @@ impl AggregatedServer {
     fn log_threshold(&self) -> Option<rmcp::model::LoggingLevel> {
         let session = self.session.get()?;
         self.app.session_owners().log_level(session)
+    }
+
+    /// The request's user and the servers they may use (their token's groups).
+    fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
+        let user = self.user(context)?;
+        let groups = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|parts| parts.extensions.get::<UserGroups>())
+            .cloned()
+            .unwrap_or_default();
+        Ok(Caller {
+            user,
+            access: self.app.access(groups),
+        })
     }
 
     fn user(&self, context: &RequestContext<RoleServer>) -> Result<UserId, McpError> {
@@ -128,9 +145,9 @@ impl ServerHandler for AggregatedServer {
         request: InitializeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<InitializeResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         // First initialize binds; rmcp allows one initialize per session anyway.
-        let _ = self.bound.set(user);
+        let _ = self.bound.set(user.user);
         context.peer.set_peer_info(request.clone());
         self.negotiate_initialize(&request)
     }
@@ -147,13 +164,13 @@ impl ServerHandler for AggregatedServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         let policy = self.app.policy();
         let tools = self
             .tools_of(&user)
             .await
             .iter()
-            .filter(|t| policy.permits(&t.server, &t.tool.name))
+            .filter(|t| user.access.permits(&t.server) && policy.permits(&t.server, &t.tool.name))
             .filter_map(|t| self.to_rmcp_tool(t))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
@@ -164,7 +181,7 @@ impl ServerHandler for AggregatedServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         let (call_context, messages) = relay::call_context(&context, self.log_threshold());
         if call_context.input.is_some() {
             return self
@@ -197,7 +214,7 @@ impl ServerHandler for AggregatedServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.resources(&user, cursor(request.as_ref())).await
     }
 
@@ -206,7 +223,7 @@ impl ServerHandler for AggregatedServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.resource_templates(&user, cursor(request.as_ref()))
             .await
     }
@@ -216,7 +233,7 @@ impl ServerHandler for AggregatedServer {
         request: ReadResourceRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         let (call, messages) = relay::call_context(&context, self.log_threshold());
         relay::relay(self.read(&user, request, &call), messages, &context).await
     }
@@ -230,7 +247,7 @@ impl ServerHandler for AggregatedServer {
         request: SubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.subscribe_to(&user, &request.uri, true).await
     }
 
@@ -243,7 +260,7 @@ impl ServerHandler for AggregatedServer {
         request: UnsubscribeRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.subscribe_to(&user, &request.uri, false).await
     }
 
@@ -252,7 +269,7 @@ impl ServerHandler for AggregatedServer {
         request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.prompts(&user, cursor(request.as_ref())).await
     }
 
@@ -261,7 +278,7 @@ impl ServerHandler for AggregatedServer {
         request: GetPromptRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         let (call, messages) = relay::call_context(&context, self.log_threshold());
         relay::relay(self.prompt(&user, request, &call), messages, &context).await
     }
@@ -271,7 +288,7 @@ impl ServerHandler for AggregatedServer {
         request: CompleteRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CompleteResult, McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         self.completion(&user, request).await
     }
 
@@ -284,7 +301,7 @@ impl ServerHandler for AggregatedServer {
         request: SetLevelRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
-        let user = self.user(&context)?;
+        let user = self.caller(&context)?;
         let owners = self.app.session_owners();
         let upstream_level = session_of(&context.extensions)
             .and_then(|session| owners.set_log_level(&session, request.level))
@@ -308,7 +325,7 @@ fn session_of(extensions: &rmcp::model::Extensions) -> Option<String> {
 /// as JSON, with the agent's URIs, asked through the core like every request.
 pub(crate) async fn read_resource_json(
     app: &AppState,
-    user: &UserId,
+    user: &Caller,
     request: ReadResourceRequestParams,
 ) -> Result<Value, McpError> {
     AggregatedServer::new(app.clone())
@@ -326,7 +343,7 @@ impl AggregatedServer {
     /// the session revisions sends during the call parks the call until the retry answers it.
     async fn call_for_2026_agent(
         &self,
-        user: UserId,
+        user: Caller,
         request: CallToolRequestParams,
         mut call_context: tether_core::CallContext,
         messages: tokio::sync::mpsc::Receiver<relay::ToAgent>,

@@ -4,16 +4,17 @@
 use rmcp::ErrorData as McpError;
 use rmcp::model::{GetPromptRequestParams, GetPromptResponse, ListPromptsResult};
 use serde_json::{Map, Value};
-use tether_core::{CallContext, UserId};
+use tether_core::CallContext;
 
 use super::AggregatedServer;
 use super::resources::{from_json, to_params};
 use super::surface::is_input_required;
+use crate::gateway::mcp::caller::Caller;
 
 impl AggregatedServer {
     pub(super) async fn prompts(
         &self,
-        user: &UserId,
+        user: &Caller,
         cursor: Option<&str>,
     ) -> Result<ListPromptsResult, McpError> {
         let page = self
@@ -46,7 +47,7 @@ impl AggregatedServer {
 
     pub(super) async fn prompt(
         &self,
-        user: &UserId,
+        user: &Caller,
         request: GetPromptRequestParams,
         call: &CallContext,
     ) -> Result<GetPromptResponse, McpError> {

@@ -7,15 +7,16 @@ use rmcp::model::{
     ReadResourceResponse,
 };
 use serde_json::{Map, Value};
-use tether_core::{CallContext, ServerName, UserId};
+use tether_core::{CallContext, ServerName};
 
 use super::AggregatedServer;
 use super::surface::{Page, is_input_required};
+use crate::gateway::mcp::caller::Caller;
 
 impl AggregatedServer {
     pub(super) async fn resources(
         &self,
-        user: &UserId,
+        user: &Caller,
         cursor: Option<&str>,
     ) -> Result<ListResourcesResult, McpError> {
         let page = self
@@ -26,7 +27,7 @@ impl AggregatedServer {
 
     pub(super) async fn resource_templates(
         &self,
-        user: &UserId,
+        user: &Caller,
         cursor: Option<&str>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let page = self
@@ -43,7 +44,7 @@ impl AggregatedServer {
 
     pub(super) async fn read(
         &self,
-        user: &UserId,
+        user: &Caller,
         request: ReadResourceRequestParams,
         call: &CallContext,
     ) -> Result<ReadResourceResponse, McpError> {
@@ -58,7 +59,7 @@ impl AggregatedServer {
     /// them (what the direct path streams out without building rmcp's types).
     pub(super) async fn read_json(
         &self,
-        user: &UserId,
+        user: &Caller,
         request: ReadResourceRequestParams,
         call: &CallContext,
     ) -> Result<Value, McpError> {
@@ -85,7 +86,7 @@ impl AggregatedServer {
     /// the session then hears of that resource's updates.
     pub(super) async fn subscribe_to(
         &self,
-        user: &UserId,
+        user: &Caller,
         uri: &str,
         on: bool,
     ) -> Result<(), McpError> {

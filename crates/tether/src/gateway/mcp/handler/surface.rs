@@ -12,9 +12,10 @@ use rmcp::ErrorData as McpError;
 use rmcp::model::ErrorCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tether_core::{CallContext, RequestError, ServerName, UserId};
+use tether_core::{CallContext, RequestError, ServerName};
 
 use super::AggregatedServer;
+use crate::gateway::mcp::caller::Caller;
 
 /// Where an aggregated list stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,12 +100,16 @@ impl AggregatedServer {
     /// One request to one of the user's servers.
     pub(super) async fn ask(
         &self,
-        user: &UserId,
+        user: &Caller,
         server: &ServerName,
         method: &str,
         params: Map<String, Value>,
         call: &CallContext,
     ) -> Result<Value, McpError> {
+        // A server the user may not use is as unknown as one that does not exist.
+        if !user.access.permits(server) {
+            return Err(McpError::invalid_params("unknown server", None));
+        }
         let mut result = self
             .app
             .manager()
@@ -120,7 +125,7 @@ impl AggregatedServer {
     /// servers that offer `capability`, from `cursor` on.
     pub(super) async fn list_page(
         &self,
-        user: &UserId,
+        user: &Caller,
         method: &str,
         capability: &str,
         items: &str,
@@ -133,7 +138,11 @@ impl AggregatedServer {
             self.connect_never_connected(user).await;
         }
         let manager = self.app.manager();
-        let servers: Vec<ServerName> = manager.servers().map(|s| s.name.clone()).collect();
+        let servers: Vec<ServerName> = manager
+            .servers()
+            .map(|s| s.name.clone())
+            .filter(|name| user.access.permits(name))
+            .collect();
         let start = match &cursor {
             None => 0,
             Some(c) => servers

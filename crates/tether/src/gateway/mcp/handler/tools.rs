@@ -4,20 +4,21 @@
 use futures::future::join_all;
 use rmcp::model::{CallToolResult, Tool};
 use serde_json::Value;
-use tether_core::{ConnectionState, ListedTool, ServerName, ToolResult, UserId};
+use tether_core::{ConnectionState, ListedTool, ServerName, ToolResult};
 
 use super::AggregatedServer;
+use crate::gateway::mcp::caller::Caller;
 
 impl AggregatedServer {
     /// The user's tools, after connecting (once, concurrently, through the core's limits) the
     /// servers that have never been connected for the user: with neither a live session nor a
     /// cached list they would otherwise be missing from the model's view altogether. Servers in
     /// any other state (failed, circuit open, needs authorization) are not retried here.
-    pub(super) async fn tools_of(&self, user: &UserId) -> Vec<ListedTool> {
+    pub(super) async fn tools_of(&self, user: &Caller) -> Vec<ListedTool> {
         let manager = self.app.manager();
         let listed = manager.list_tools(user).await;
         let mut never_connected: Vec<ServerName> = Vec::new();
-        for server in manager.servers() {
+        for server in manager.servers().filter(|s| user.access.permits(&s.name)) {
             if listed.iter().any(|t| t.server == server.name) {
                 continue;
             }
@@ -40,10 +41,10 @@ impl AggregatedServer {
     /// Connects (once, concurrently, through the core's limits) the user's servers that have
     /// no session and are in no state that says to wait: resources and prompts are listed from
     /// live sessions only.
-    pub(super) async fn connect_never_connected(&self, user: &UserId) {
+    pub(super) async fn connect_never_connected(&self, user: &Caller) {
         let manager = self.app.manager();
         let mut idle: Vec<ServerName> = Vec::new();
-        for server in manager.servers() {
+        for server in manager.servers().filter(|s| user.access.permits(&s.name)) {
             if manager.state(user, &server.name).await == ConnectionState::Disconnected {
                 idle.push(server.name.clone());
             }
