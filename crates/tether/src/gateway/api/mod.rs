@@ -3,6 +3,7 @@
 //! actions (`/v1/admin/…`, admin credential).
 
 mod admin;
+mod admin_forms;
 mod error;
 mod health;
 mod me;
@@ -33,6 +34,9 @@ pub(crate) fn router(app: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/status", get(status::status_page))
+        .route("/status/servers", post(admin_forms::add_server))
+        .route("/status/servers/delete", post(admin_forms::delete_server))
+        .route("/status/pairs", post(admin_forms::pair_action))
         .route("/v1/admin/reload", post(admin::reload))
         .route(
             "/v1/admin/servers",

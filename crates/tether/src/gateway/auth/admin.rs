@@ -58,6 +58,32 @@ impl AdminCredentials {
         self.token.is_some() || self.basic.is_some()
     }
 
+    /// The token the admin page's forms carry against cross-site requests: derived from the
+    /// credential (so every replica with it agrees, and it changes with it), never the
+    /// credential itself. `None` when no credential is configured.
+    pub fn form_token(&self) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        if !self.is_configured() {
+            return None;
+        }
+        let mut hash = Sha256::new();
+        hash.update(b"tether admin form token\0");
+        hash.update(self.token.as_deref().unwrap_or_default().as_bytes());
+        hash.update(b"\0");
+        if let Some((user, password)) = &self.basic {
+            hash.update(user.as_bytes());
+            hash.update(b"\0");
+            hash.update(password.as_bytes());
+        }
+        Some(hash.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Whether `given` is the form token, compared in constant time.
+    pub fn accepts_form_token(&self, given: &str) -> bool {
+        self.form_token()
+            .is_some_and(|token| constant_time_eq(token.as_bytes(), given.as_bytes()))
+    }
+
     /// Whether the request's Authorization header carries a configured credential.
     pub fn allows(&self, headers: &HeaderMap) -> bool {
         let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {

@@ -1,0 +1,165 @@
+//! The admin page's actions (`POST /status/…`, HTML forms): add or delete a catalog server,
+//! reconnect or forget a user's pair. Each answers with a redirect back to the page.
+//!
+//! A browser attaches a remembered Basic credential to any request to the page's origin, also
+//! one another site's page makes it send. So besides the credential a form must carry the
+//! page's form token (derived from the credential, see `AdminCredentials::form_token`), which
+//! another site cannot read, and an `Origin` header, when there is one, must be the page's own.
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tether_core::{ServerName, UserId};
+
+use super::admin::admin_refusal;
+use super::error::ApiError;
+use crate::gateway::state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct NewServer {
+    csrf: String,
+    name: String,
+    url: String,
+    #[serde(default)]
+    oauth: Option<String>,
+    /// Comma- or space-separated; empty: everyone.
+    #[serde(default)]
+    groups: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct NamedServer {
+    csrf: String,
+    name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PairAction {
+    csrf: String,
+    user: String,
+    server: String,
+    /// `reconnect` or `forget`.
+    action: String,
+}
+
+/// The refusal of a form that is not the admin's own.
+fn form_refusal(app: &AppState, headers: &HeaderMap, csrf: &str) -> Option<Response> {
+    if let Some(refused) = admin_refusal(app, headers) {
+        return Some(refused);
+    }
+    let same_origin = match headers.get(header::ORIGIN) {
+        None => true,
+        Some(origin) => {
+            let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+            let origin = origin.to_str().ok();
+            matches!((origin, host), (Some(origin), Some(host))
+                if origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://")) == Some(host))
+        }
+    };
+    (!same_origin || !app.admin().accepts_form_token(csrf)).then(|| {
+        ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: "this form did not come from the admin page".into(),
+        }
+        .into_response()
+    })
+}
+
+/// Back to the page, with what happened in the query (shown at the top).
+fn back(message: &str) -> Response {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("done", message)
+        .finish();
+    let mut response = Redirect::to(&format!("/status?{query}")).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `POST /status/servers`: adds a catalog server.
+pub async fn add_server(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NewServer>,
+) -> Response {
+    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
+        return refused;
+    }
+    let Some(catalog) = app.catalog().cloned() else {
+        return back("the server catalog is not enabled");
+    };
+    let groups: Vec<&str> = form
+        .groups
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .collect();
+    let mut definition = json!({"name": form.name.trim(), "url": form.url.trim()});
+    if form.oauth.is_some() {
+        definition["oauth"] = Value::Bool(true);
+    }
+    if !groups.is_empty() {
+        definition["groups"] = json!(groups);
+    }
+    match catalog.create(definition).await {
+        Ok(server) => back(&format!("added {}", server.name)),
+        Err(error) => back(&format!("not added: {error}")),
+    }
+}
+
+/// `POST /status/servers/delete`: deletes a catalog server (with every user's tokens of it).
+pub async fn delete_server(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<NamedServer>,
+) -> Response {
+    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
+        return refused;
+    }
+    let Some(catalog) = app.catalog().cloned() else {
+        return back("the server catalog is not enabled");
+    };
+    match catalog.delete(&form.name).await {
+        Ok(()) => back(&format!("deleted {}", form.name)),
+        Err(error) => back(&format!("not deleted: {error}")),
+    }
+}
+
+/// `POST /status/pairs`: reconnects a user's pair now, or forgets it (session closed, tokens
+/// and tool list deleted, as the user's own `DELETE /v1/me/servers/{name}`).
+pub async fn pair_action(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<PairAction>,
+) -> Response {
+    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
+        return refused;
+    }
+    let user = UserId::from(form.user);
+    let server = ServerName::new(&form.server);
+    let manager = app.manager();
+    if manager.server(&server).is_none() {
+        return back("no such server");
+    }
+    match form.action.as_str() {
+        "reconnect" => match manager.reconnect_server_outcome(&user, &server).await {
+            Ok(outcome) => back(&format!("reconnect {server}: {outcome:?}")),
+            Err(_) => back("no such server"),
+        },
+        "forget" => {
+            manager.disconnect(&user, &server).await;
+            if let Some(forgetter) = app.forgetter()
+                && let Err(error) = forgetter.forget(&user, &server).await
+            {
+                return back(&format!("not forgotten: {error}"));
+            }
+            back(&format!("forgot {server} for the user"))
+        }
+        _ => back("unknown action"),
+    }
+}
