@@ -224,8 +224,17 @@ impl GuardedHttpClient {
     }
 
     async fn send(&self, request: OAuthHttpRequest) -> Result<HttpResponse, OAuthHttpClientError> {
-        let redirect_policy = request.redirect_policy;
-        let mut request = request.request;
+        self.send_request(request.request, request.redirect_policy)
+            .await
+    }
+
+    /// A request of Tether's own (not one rmcp built), through the same checks: the address
+    /// policy on every hop, redirects by `redirect_policy`, the outcome recorded.
+    pub(crate) async fn send_request(
+        &self,
+        mut request: HttpRequest,
+        redirect_policy: OAuthHttpRedirectPolicy,
+    ) -> Result<HttpResponse, OAuthHttpClientError> {
         if let Some(published) = &self.resource_indicator {
             restore_resource_indicator(&mut request, published);
         }

@@ -33,7 +33,7 @@ pub mod store;
 
 pub use authorizer::{
     AuthorizationStart, AuthorizerConfig, McpAuthorizer, OAuthStores, PreregisteredClient,
-    StartOptions,
+    Revocation, StartOptions,
 };
 pub use error::OAuthError;
 pub use secret::Secret;

@@ -10,7 +10,10 @@ mod client_identity;
 mod discovery;
 mod flow;
 mod refresh;
+mod revocation;
 mod step_up;
+
+pub use revocation::Revocation;
 
 use std::collections::HashMap;
 use std::fmt;

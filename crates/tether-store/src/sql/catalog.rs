@@ -133,6 +133,17 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The users holding tokens of `server` (to revoke them before [`Self::forget_server`]).
+    pub async fn token_users(&self, server: &str) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&self.sql("SELECT user_id FROM tokens WHERE server = ?"))
+                .bind(server)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("list token holders", &e))?;
+        Ok(rows.into_iter().map(|(user,)| user).collect())
+    }
+
     /// Deletes every user's tokens and tool list of `server` (a server deleted from the
     /// catalog); returns how many token records went.
     pub async fn forget_server(&self, server: &str) -> Result<u64, StoreError> {

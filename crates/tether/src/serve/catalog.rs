@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde_json::Value;
 use tether::gateway::{CatalogError, CatalogServer, ServerCatalog};
 use tether_core::{Timestamp, TransportConfig};
@@ -24,6 +25,9 @@ use url::Url;
 
 use super::sources::ServerSources;
 use crate::config::{CatalogConfig, ServerEntry};
+
+/// Revocations of a deleted server's grants in flight at once.
+const REVOCATIONS_AT_ONCE: usize = 8;
 
 /// What a URL of a catalog server is checked as: the target of requests on behalf of a public
 /// server, so loopback, private and metadata addresses and plain http are refused.
@@ -285,9 +289,34 @@ impl ServerCatalog for Catalog {
             return Err(CatalogError::NotFound);
         }
         self.refresh_locked().await?;
-        // After the sessions are closed: no request of this replica uses the tokens any more.
-        let forgotten = store.forget_server(name).await.map_err(unavailable)?;
-        tracing::info!(server = %name, tokens = forgotten, "catalog server deleted with its tokens");
+        // The sessions are closed: no request of this replica uses the tokens any more. Their
+        // grants are revoked in the background (one slow authorization server must not hold
+        // the operator's request), then the tokens are deleted.
+        let holders = store.token_users(name).await.map_err(unavailable)?;
+        let (store, authorizer) = (store.clone(), self.sources.authorizer.clone());
+        let server = tether_core::ServerName::new(name);
+        tokio::spawn(async move {
+            futures::stream::iter(holders)
+                .map(|user| {
+                    let (authorizer, server) = (authorizer.clone(), server.clone());
+                    async move {
+                        let user = tether_core::UserId::from(user);
+                        super::hooks::revoke_at_authorization_server(&authorizer, &user, &server)
+                            .await;
+                    }
+                })
+                .buffer_unordered(REVOCATIONS_AT_ONCE)
+                .collect::<()>()
+                .await;
+            match store.forget_server(server.as_str()).await {
+                Ok(tokens) => {
+                    tracing::info!(%server, tokens, "catalog server deleted with its tokens");
+                }
+                Err(error) => {
+                    tracing::warn!(%server, %error, "tokens of a deleted server not deleted")
+                }
+            }
+        });
         Ok(())
     }
 }

@@ -20,6 +20,7 @@ pub struct ForgetTokens {
 #[async_trait]
 impl PairForgetter for ForgetTokens {
     async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), HookError> {
+        revoke_at_authorization_server(&self.authorizer, user, server).await;
         self.authorizer
             .revoke_local(user, server)
             .await
@@ -28,6 +29,27 @@ impl PairForgetter for ForgetTokens {
             .remove(&PairKey::new(user.clone(), server.clone()))
             .await
             .map_err(|e| HookError(format!("could not delete the tool list: {e}")))
+    }
+}
+
+/// The longest a revocation may hold up forgetting a pair.
+const REVOCATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Revokes the pair's grant where its authorization server offers it (RFC 7009), before its
+/// tokens are deleted; a failure is logged and the deletion goes on.
+pub async fn revoke_at_authorization_server(
+    authorizer: &McpAuthorizer,
+    user: &UserId,
+    server: &ServerName,
+) {
+    match tokio::time::timeout(REVOCATION_TIMEOUT, authorizer.revoke_remote(user, server)).await {
+        Ok(Ok(outcome)) => tracing::debug!(%user, %server, ?outcome, "revocation"),
+        Ok(Err(error)) => {
+            tracing::info!(%user, %server, %error, "grant not revoked; the tokens are deleted anyway");
+        }
+        Err(_) => {
+            tracing::info!(%user, %server, "revocation timed out; the tokens are deleted anyway")
+        }
     }
 }
 

@@ -286,6 +286,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         bearer,
         gateway.state().clone(),
         store.clone(),
+        authorizer.clone(),
     ));
     gateway.state().set_reloader(sources.clone());
     tokio::spawn(sources::reload_on_hangup(sources.clone()));

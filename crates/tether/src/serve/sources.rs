@@ -65,6 +65,8 @@ pub(crate) struct ServerSources {
     pub bearer: AuthorizerBearer,
     pub app: AppState,
     pub store: SqlStore,
+    /// Revokes a deleted catalog server's grants.
+    pub authorizer: Arc<tether_oauth::McpAuthorizer>,
     /// The configuration the gateway started with, to tell what a reload cannot apply.
     pub started: TetherConfig,
     /// The configuration file as last read (the catalog's changes are applied beside it).
@@ -84,6 +86,7 @@ impl ServerSources {
         bearer: AuthorizerBearer,
         app: AppState,
         store: SqlStore,
+        authorizer: Arc<tether_oauth::McpAuthorizer>,
     ) -> Self {
         Self {
             path,
@@ -92,6 +95,7 @@ impl ServerSources {
             bearer,
             app,
             store,
+            authorizer,
             started: config.clone(),
             file: std::sync::Mutex::new(config.clone()),
             catalog: std::sync::Mutex::new((i64::MIN, Vec::new())),
