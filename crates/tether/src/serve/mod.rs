@@ -281,12 +281,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let sources = Arc::new(sources::ServerSources::new(
         args.config.clone(),
         &config,
-        manager.clone(),
-        flows.clone(),
-        bearer,
-        gateway.state().clone(),
-        store.clone(),
-        authorizer.clone(),
+        sources::Wiring {
+            manager: manager.clone(),
+            flows: flows.clone(),
+            bearer,
+            app: gateway.state().clone(),
+            store: store.clone(),
+            authorizer: authorizer.clone(),
+        },
     ));
     gateway.state().set_reloader(sources.clone());
     tokio::spawn(sources::reload_on_hangup(sources.clone()));

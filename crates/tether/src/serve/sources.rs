@@ -77,17 +77,27 @@ pub(crate) struct ServerSources {
     pub applying: tokio::sync::Mutex<()>,
 }
 
+/// What the servers are applied to, and where their tokens and catalog live.
+#[derive(Debug)]
+pub(crate) struct Wiring {
+    pub manager: ReconnectionManager,
+    pub flows: Arc<FlowStarter>,
+    pub bearer: AuthorizerBearer,
+    pub app: AppState,
+    pub store: SqlStore,
+    pub authorizer: Arc<tether_oauth::McpAuthorizer>,
+}
+
 impl ServerSources {
-    pub(crate) fn new(
-        path: PathBuf,
-        config: &TetherConfig,
-        manager: ReconnectionManager,
-        flows: Arc<FlowStarter>,
-        bearer: AuthorizerBearer,
-        app: AppState,
-        store: SqlStore,
-        authorizer: Arc<tether_oauth::McpAuthorizer>,
-    ) -> Self {
+    pub(crate) fn new(path: PathBuf, config: &TetherConfig, wiring: Wiring) -> Self {
+        let Wiring {
+            manager,
+            flows,
+            bearer,
+            app,
+            store,
+            authorizer,
+        } = wiring;
         Self {
             path,
             manager,
