@@ -390,6 +390,7 @@ async fn the_catalog_keeps_entries_and_bumps_its_version_on_every_write(dir: &Fi
     let entry = |name: &str, url: &str| CatalogEntry {
         name: name.to_owned(),
         definition: format!(r#"{{"name":"{name}","url":"{url}"}}"#),
+        owner: None,
     };
     let (v0, empty) = store.catalog().await.expect("read");
     assert!(empty.is_empty());

@@ -64,6 +64,14 @@ pub struct CatalogConfig {
     /// How often a replica looks for catalog changes made on another replica.
     #[serde(with = "humantime_serde")]
     pub poll_interval: std::time::Duration,
+    /// Whether users may add servers for themselves (`POST /v1/me/servers`).
+    pub user_servers: bool,
+    /// Servers one user may add.
+    pub user_server_limit: usize,
+    /// When not empty, the only origins (`https://host[:port]`) a user's server may be on.
+    pub user_server_origins: Vec<String>,
+    /// As `allowed_hosts`, for users' servers.
+    pub user_allowed_hosts: Vec<String>,
 }
 
 impl Default for CatalogConfig {
@@ -72,6 +80,10 @@ impl Default for CatalogConfig {
             enabled: true,
             allowed_hosts: Vec::new(),
             poll_interval: std::time::Duration::from_secs(1),
+            user_servers: true,
+            user_server_limit: 5,
+            user_server_origins: Vec::new(),
+            user_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -208,6 +220,8 @@ pub struct ServerEntry {
     /// Who may see and use the server: members of one of these groups (the host token's
     /// groups claim); empty: everyone.
     pub groups: Vec<String>,
+    /// The user who added the server for themselves (never from the file): it is theirs only.
+    pub owner: Option<tether_core::UserId>,
 }
 
 const CLIENT_KEYS: [&str; 4] = [
@@ -252,6 +266,7 @@ impl<'de> Deserialize<'de> for ServerEntry {
             tools,
             prefix,
             groups,
+            owner: None,
         })
     }
 }

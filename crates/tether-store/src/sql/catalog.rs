@@ -15,6 +15,8 @@ pub struct CatalogEntry {
     pub name: String,
     /// The server's entry as JSON, as the binary wrote it.
     pub definition: String,
+    /// The user who added it for themselves; `None`: the operator's.
+    pub owner: Option<String>,
 }
 
 /// How a write went.
@@ -40,15 +42,20 @@ impl SqlStore {
     /// two reads shows as a newer version at the next poll.
     pub async fn catalog(&self) -> Result<(i64, Vec<CatalogEntry>), StoreError> {
         let version = self.catalog_version().await?;
-        let rows: Vec<(String, String)> =
-            sqlx::query_as(&self.sql("SELECT name, definition FROM catalog_servers ORDER BY name"))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| db_error("read catalog", &e))?;
+        let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
+            &self.sql("SELECT name, definition, owner FROM catalog_servers ORDER BY name"),
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db_error("read catalog", &e))?;
         Ok((
             version,
             rows.into_iter()
-                .map(|(name, definition)| CatalogEntry { name, definition })
+                .map(|(name, definition, owner)| CatalogEntry {
+                    name,
+                    definition,
+                    owner,
+                })
                 .collect(),
         ))
     }
@@ -61,7 +68,7 @@ impl SqlStore {
         now: tether_core::Timestamp,
     ) -> Result<CatalogWrite, StoreError> {
         let statement = if create {
-            "INSERT INTO catalog_servers (name, definition, updated_at) VALUES (?, ?, ?) \
+            "INSERT INTO catalog_servers (name, definition, updated_at, owner) VALUES (?, ?, ?, ?) \
              ON CONFLICT (name) DO NOTHING"
         } else {
             "UPDATE catalog_servers SET definition = ?, updated_at = ? WHERE name = ?"
@@ -78,6 +85,7 @@ impl SqlStore {
                 .bind(entry.name.as_str())
                 .bind(entry.definition.as_str())
                 .bind(ms(now))
+                .bind(entry.owner.as_deref())
         } else {
             query
                 .bind(entry.definition.as_str())

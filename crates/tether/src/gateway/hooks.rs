@@ -87,4 +87,19 @@ pub trait ServerCatalog: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<CatalogServer, CatalogError>;
     /// Deletes the server, its live sessions, and every user's tokens and tool lists of it.
     async fn delete(&self, name: &str) -> Result<(), CatalogError>;
+
+    /// A server `owner` adds for themselves (`{name, url, transport?, oauth?, scopes?}`): seen
+    /// and used by them only, listed to them as `{name}{separator}{tool}`.
+    async fn create_owned(
+        &self,
+        owner: &tether_core::UserId,
+        definition: serde_json::Value,
+    ) -> Result<CatalogServer, CatalogError>;
+
+    /// Deletes one of `owner`'s own servers (by its name in the catalog).
+    async fn delete_owned(
+        &self,
+        owner: &tether_core::UserId,
+        name: &str,
+    ) -> Result<(), CatalogError>;
 }

@@ -119,6 +119,7 @@ impl GatewayBuilder {
             self.prefixes,
             self.tools,
             self.groups,
+            HashMap::new(),
         )?;
         if self.mcp.max_body_bytes == 0 {
             return Err(GatewayError::Invalid(

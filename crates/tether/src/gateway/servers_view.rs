@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use tether_core::ServerName;
+use tether_core::{ServerName, UserId};
 
 use super::auth::UserGroups;
 use super::mcp::{ToolFilter, ToolNaming, ToolPolicy, check_prefixes};
@@ -20,28 +20,44 @@ pub struct ServersView {
     pub(crate) policy: Arc<ToolPolicy>,
     /// Servers open to some groups only; the others are open to every user.
     pub(crate) groups: Arc<HashMap<ServerName, Vec<String>>>,
+    /// Servers a user added for themselves: that user's only.
+    pub(crate) owners: Arc<HashMap<ServerName, UserId>>,
 }
 
 impl ServersView {
-    /// The view of `servers`: no two names may collide under their prefixes, and every filter
-    /// must name one of them.
+    /// The view of `servers`: no two names one user sees may collide under their prefixes (the
+    /// shared servers together, and each user's own servers with the shared ones), and every
+    /// filter must name one of them.
     pub fn new(
         separator: &str,
         servers: &[ServerName],
         prefixes: HashMap<ServerName, String>,
         filters: BTreeMap<ServerName, ToolFilter>,
         groups: HashMap<ServerName, Vec<String>>,
+        owners: HashMap<ServerName, UserId>,
     ) -> Result<Self, GatewayError> {
         let naming = ToolNaming::new(separator.to_owned())
             .ok_or_else(|| {
                 GatewayError::Invalid("mcp.tool_separator must not be empty".to_owned())
             })?
             .with_prefixes(prefixes);
-        let effective: Vec<(ServerName, String)> = servers
+        let effective = |server: &ServerName| (server.clone(), naming.prefix(server));
+        let shared: Vec<(ServerName, String)> = servers
             .iter()
-            .map(|server| (server.clone(), naming.prefix(server)))
+            .filter(|server| !owners.contains_key(*server))
+            .map(effective)
             .collect();
-        check_prefixes(&effective).map_err(GatewayError::Invalid)?;
+        check_prefixes(&shared).map_err(GatewayError::Invalid)?;
+        let mut by_owner: HashMap<&UserId, Vec<(ServerName, String)>> = HashMap::new();
+        for server in servers {
+            if let Some(owner) = owners.get(server) {
+                by_owner.entry(owner).or_default().push(effective(server));
+            }
+        }
+        for own in by_owner.into_values() {
+            let seen: Vec<_> = shared.iter().cloned().chain(own).collect();
+            check_prefixes(&seen).map_err(GatewayError::Invalid)?;
+        }
         for server in filters.keys() {
             if !servers.contains(server) {
                 return Err(GatewayError::Invalid(format!(
@@ -57,6 +73,7 @@ impl ServersView {
             naming: Arc::new(naming),
             policy: Arc::new(ToolPolicy::new(filters)),
             groups: Arc::new(groups),
+            owners: Arc::new(owners),
         })
     }
 }
@@ -66,26 +83,23 @@ impl ServersView {
 #[derive(Debug, Clone)]
 pub struct ServerAccess {
     groups: Arc<HashMap<ServerName, Vec<String>>>,
+    owners: Arc<HashMap<ServerName, UserId>>,
     user: UserGroups,
+    who: UserId,
 }
 
 impl ServerAccess {
-    pub fn new(view: &ServersView, user: UserGroups) -> Self {
+    pub fn new(view: &ServersView, who: UserId, user: UserGroups) -> Self {
         Self {
             groups: view.groups.clone(),
+            owners: view.owners.clone(),
             user,
+            who,
         }
     }
 
-    /// Everything, for callers that are not a user (the operator page).
-    pub fn everyone_allowed() -> Self {
-        Self {
-            groups: Arc::default(),
-            user: UserGroups::default(),
-        }
-    }
-
-    /// The servers open to some groups only that this user may not use.
+    /// The servers open to some groups only that this user may not use (other users' own
+    /// servers are never theirs: no session to close).
     pub fn denied(&self) -> impl Iterator<Item = &ServerName> {
         self.groups
             .iter()
@@ -94,8 +108,17 @@ impl ServerAccess {
     }
 
     pub fn permits(&self, server: &ServerName) -> bool {
-        self.groups
+        self.owners
             .get(server)
-            .is_none_or(|allowed| self.user.may_use(allowed))
+            .is_none_or(|owner| owner == &self.who)
+            && self
+                .groups
+                .get(server)
+                .is_none_or(|allowed| self.user.may_use(allowed))
+    }
+
+    /// Whether `server` is one this user added for themselves.
+    pub fn owns(&self, server: &ServerName) -> bool {
+        self.owners.get(server) == Some(&self.who)
     }
 }

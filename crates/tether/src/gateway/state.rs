@@ -125,8 +125,12 @@ impl AppState {
     }
 
     /// Which servers a user with `groups` may see and use now.
-    pub fn access(&self, groups: super::auth::UserGroups) -> super::servers_view::ServerAccess {
-        super::servers_view::ServerAccess::new(&self.view(), groups)
+    pub fn access(
+        &self,
+        user: &tether_core::UserId,
+        groups: super::auth::UserGroups,
+    ) -> super::servers_view::ServerAccess {
+        super::servers_view::ServerAccess::new(&self.view(), user.clone(), groups)
     }
 
     /// Swaps in the view of a new server list (see `ServersView::new` for its checks).

@@ -38,6 +38,29 @@ pub(crate) struct Catalog {
     sources: Arc<ServerSources>,
     network: NetworkPolicy,
     allowed_hosts: Vec<String>,
+    users: UserServers,
+}
+
+/// What users may add for themselves (`catalog.user_*`).
+#[derive(Debug, Clone)]
+struct UserServers {
+    enabled: bool,
+    limit: usize,
+    origins: Vec<String>,
+    allowed_hosts: Vec<String>,
+}
+
+/// The keys a user's server may have: the rest (prefix, groups, filters, client settings,
+/// timeouts) is the operator's to set.
+const USER_KEYS: [&str; 5] = ["name", "url", "transport", "oauth", "scopes"];
+
+/// A user's server's name in the catalog: theirs, then 8 hex digits of a hash of the user, so
+/// that two users' `github` are two servers (the user sees theirs as `github` in tool names).
+fn owned_name(owner: &tether_core::UserId, name: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(format!("tether user server\0{}", owner.as_str()).as_bytes());
+    let tag: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!("{name}-{tag}")
 }
 
 /// Reads and applies the stored catalog, hands it to the gateway and starts polling it.
@@ -50,6 +73,12 @@ pub(crate) async fn start(
         sources: sources.clone(),
         network,
         allowed_hosts: config.allowed_hosts.clone(),
+        users: UserServers {
+            enabled: config.user_servers,
+            limit: config.user_server_limit,
+            origins: config.user_server_origins.clone(),
+            allowed_hosts: config.user_allowed_hosts.clone(),
+        },
     });
     catalog
         .refresh()
@@ -105,7 +134,10 @@ impl Catalog {
         let entries = rows
             .iter()
             .filter_map(|row| match serde_json::from_str::<ServerEntry>(&row.definition) {
-                Ok(entry) => Some(entry),
+                Ok(mut entry) => {
+                    entry.owner = row.owner.clone().map(tether_core::UserId::from);
+                    Some(entry)
+                }
                 Err(error) => {
                     tracing::warn!(server = %row.name, %error, "a stored catalog server does not parse; left out");
                     None
@@ -155,18 +187,17 @@ impl Catalog {
                     .to_owned(),
             )),
             TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => {
-                self.check_url(url)?;
+                self.check_url(url, &self.allowed_hosts)?;
                 Ok(entry)
             }
         }
     }
 
-    fn check_url(&self, url: &str) -> Result<(), CatalogError> {
+    fn check_url(&self, url: &str, allowed_hosts: &[String]) -> Result<(), CatalogError> {
         let parsed = Url::parse(url)
             .map_err(|_| CatalogError::Invalid("the url is not an absolute URL".to_owned()))?;
         let host = parsed.host_str().unwrap_or_default();
-        let exempt = self
-            .allowed_hosts
+        let exempt = allowed_hosts
             .iter()
             .any(|allowed| allowed.eq_ignore_ascii_case(host.trim_matches(['[', ']'])));
         if exempt && matches!(parsed.scheme(), "http" | "https") && parsed.username().is_empty() {
@@ -218,6 +249,7 @@ impl Catalog {
         let row = CatalogEntry {
             name: name.clone(),
             definition,
+            owner: entry.owner.as_ref().map(|owner| owner.as_str().to_owned()),
         };
         match self
             .sources
@@ -242,7 +274,11 @@ impl Catalog {
 fn catalog_server(entry: &ServerEntry) -> CatalogServer {
     CatalogServer {
         name: entry.server.name.to_string(),
-        source: "catalog",
+        source: if entry.owner.is_some() {
+            "user"
+        } else {
+            "catalog"
+        },
         definition: serde_json::to_value(entry).unwrap_or(Value::Null),
     }
 }
@@ -274,7 +310,106 @@ impl ServerCatalog for Catalog {
     async fn update(&self, name: &str, definition: Value) -> Result<CatalogServer, CatalogError> {
         let entry = self.parse(definition, Some(name))?;
         let _one_at_a_time = self.sources.applying.lock().await;
+        let (_, catalog) = self.sources.catalog_entries();
+        if catalog
+            .iter()
+            .any(|e| e.server.name.as_str() == name && e.owner.is_some())
+        {
+            return Err(CatalogError::Conflict(
+                "a user's own server is changed by that user (delete it and add it again)"
+                    .to_owned(),
+            ));
+        }
         self.write(&entry, false).await
+    }
+
+    async fn create_owned(
+        &self,
+        owner: &tether_core::UserId,
+        definition: Value,
+    ) -> Result<CatalogServer, CatalogError> {
+        if !self.users.enabled {
+            return Err(CatalogError::Disabled);
+        }
+        let Some(object) = definition.as_object() else {
+            return Err(CatalogError::Invalid(
+                "a server is a JSON object".to_owned(),
+            ));
+        };
+        if let Some(key) = object.keys().find(|k| !USER_KEYS.contains(&k.as_str())) {
+            return Err(CatalogError::Invalid(format!(
+                "{key:?} is not among what a user may set ({})",
+                USER_KEYS.join(", ")
+            )));
+        }
+        let name = object
+            .get("name")
+            .and_then(Value::as_str)
+            .ok_or_else(|| CatalogError::Invalid("a name is required".to_owned()))?
+            .to_owned();
+        if name.is_empty() || name.len() > 48 {
+            return Err(CatalogError::Invalid(
+                "the name must be 1–48 characters of A–Z, a–z, 0–9, '-' or '_'".to_owned(),
+            ));
+        }
+        let mut definition = definition.clone();
+        definition["name"] = Value::String(owned_name(owner, &name));
+        let mut entry: ServerEntry = serde_json::from_value(definition)
+            .map_err(|e| CatalogError::Invalid(format!("not a valid server: {e}")))?;
+        let url = match &entry.server.transport {
+            TransportConfig::StreamableHttp { url } | TransportConfig::Sse { url } => url.clone(),
+            TransportConfig::Stdio { .. } => {
+                return Err(CatalogError::Invalid("a server needs a url".to_owned()));
+            }
+        };
+        self.check_url(&url, &self.users.allowed_hosts)?;
+        if !self.users.origins.is_empty() {
+            let origin = Url::parse(&url)
+                .map(|u| u.origin().ascii_serialization())
+                .unwrap_or_default();
+            if !self
+                .users
+                .origins
+                .iter()
+                .any(|o| o.trim_end_matches('/') == origin)
+            {
+                return Err(CatalogError::Invalid(format!(
+                    "servers may be added on these origins only: {}",
+                    self.users.origins.join(", ")
+                )));
+            }
+        }
+        let separator = self.sources.app.mcp_config().tool_separator.clone();
+        entry.prefix = Some(format!("{name}{separator}"));
+        entry.owner = Some(owner.clone());
+        let _one_at_a_time = self.sources.applying.lock().await;
+        let (_, catalog) = self.sources.catalog_entries();
+        let owned = catalog
+            .iter()
+            .filter(|e| e.owner.as_ref() == Some(owner))
+            .count();
+        if owned >= self.users.limit {
+            return Err(CatalogError::Conflict(format!(
+                "a user may add at most {} servers; delete one first",
+                self.users.limit
+            )));
+        }
+        self.write(&entry, true).await
+    }
+
+    async fn delete_owned(
+        &self,
+        owner: &tether_core::UserId,
+        name: &str,
+    ) -> Result<(), CatalogError> {
+        let (_, catalog) = self.sources.catalog_entries();
+        let theirs = catalog
+            .iter()
+            .any(|e| e.server.name.as_str() == name && e.owner.as_ref() == Some(owner));
+        if !theirs {
+            return Err(CatalogError::NotFound);
+        }
+        self.delete(name).await
     }
 
     async fn delete(&self, name: &str) -> Result<(), CatalogError> {

@@ -170,6 +170,10 @@ impl ServerSources {
             prefixes,
             filters,
             server_groups(entries),
+            entries
+                .iter()
+                .filter_map(|e| Some((e.server.name.clone(), e.owner.clone()?)))
+                .collect(),
         )
         .map_err(|e| HookError(e.to_string()))
     }

@@ -89,7 +89,7 @@ pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response
     }
 }
 
-fn catalog_error(error: CatalogError) -> Response {
+pub(crate) fn catalog_error(error: CatalogError) -> Response {
     let (status, code) = match &error {
         CatalogError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_server"),
         CatalogError::NotFound => (StatusCode::NOT_FOUND, "unknown_server"),

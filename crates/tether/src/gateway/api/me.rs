@@ -12,6 +12,7 @@ use super::error::ApiError;
 use super::rows::ServerRow;
 use crate::gateway::ServerAccess;
 use crate::gateway::auth::{AuthUser, UserGroups};
+use crate::gateway::hooks::CatalogError;
 use crate::gateway::state::AppState;
 
 /// `POST /v1/me/reconnect`: reconnect-on-login. Answers as soon as the attempts are scheduled
@@ -21,7 +22,7 @@ pub async fn reconnect_all(
     AuthUser(user): AuthUser,
     groups: Option<Extension<UserGroups>>,
 ) -> Response {
-    let access = access(&app, groups);
+    let access = access(&app, &user, groups);
     let scheduled = app
         .manager()
         .reconnect_servers_among(&user, |s| access.permits(&s.name))
@@ -35,7 +36,7 @@ pub async fn list_servers(
     AuthUser(user): AuthUser,
     groups: Option<Extension<UserGroups>>,
 ) -> Json<Vec<ServerRow>> {
-    let access = access(&app, groups);
+    let access = access(&app, &user, groups);
     let states = app.manager().server_states(&user).await;
     Json(
         states
@@ -47,8 +48,8 @@ pub async fn list_servers(
 }
 
 /// The servers the request's user may see and use.
-fn access(app: &AppState, groups: Option<Extension<UserGroups>>) -> ServerAccess {
-    app.access(groups.map(|Extension(g)| g).unwrap_or_default())
+fn access(app: &AppState, user: &UserId, groups: Option<Extension<UserGroups>>) -> ServerAccess {
+    app.access(user, groups.map(|Extension(g)| g).unwrap_or_default())
 }
 
 #[derive(Debug, Serialize)]
@@ -61,12 +62,13 @@ struct ReconnectAnswer {
 /// A configured server the user may use; the others are as unknown as a name never configured.
 fn known_server(
     app: &AppState,
+    user: &UserId,
     name: &str,
     groups: Option<Extension<UserGroups>>,
 ) -> Result<ServerName, ApiError> {
     let server = ServerName::new(name);
     match app.manager().server(&server) {
-        Some(_) if access(app, groups).permits(&server) => Ok(server),
+        Some(_) if access(app, user, groups).permits(&server) => Ok(server),
         _ => Err(ApiError::unknown_server(name)),
     }
 }
@@ -87,7 +89,7 @@ pub async fn reconnect_one(
     groups: Option<Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let server = known_server(&app, &name, groups)?;
+    let server = known_server(&app, &user, &name, groups)?;
     let outcome = app
         .manager()
         .reconnect_server_outcome(&user, &server)
@@ -103,6 +105,28 @@ pub async fn reconnect_one(
     .into_response())
 }
 
+/// `POST /v1/me/servers` with `{name, url, transport?, oauth?, scopes?}`: a server for this
+/// user alone (see `ServerCatalog::create_owned`); 201 with its catalog name and definition.
+pub async fn add_server(
+    State(app): State<AppState>,
+    AuthUser(user): AuthUser,
+    body: Result<Json<serde_json::Value>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Some(catalog) = app.catalog().cloned() else {
+        return super::admin::catalog_error(CatalogError::Disabled);
+    };
+    let Json(definition) = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            return super::admin::catalog_error(CatalogError::Invalid(rejection.body_text()));
+        }
+    };
+    match catalog.create_owned(&user, definition).await {
+        Ok(server) => (StatusCode::CREATED, Json(server)).into_response(),
+        Err(error) => super::admin::catalog_error(error),
+    }
+}
+
 /// `DELETE /v1/me/servers/{name}`: closes the user's session to the server and lets the
 /// [`PairForgetter`](crate::gateway::PairForgetter), when there is one, delete the pair's
 /// tokens.
@@ -112,7 +136,20 @@ pub async fn remove_server(
     groups: Option<Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let server = known_server(&app, &name, groups)?;
+    let own = access(&app, &user, groups.clone()).owns(&ServerName::new(&name));
+    if own && let Some(catalog) = app.catalog().cloned() {
+        // One of the user's own servers: deleted (its sessions closed, its grant revoked, its
+        // tokens gone).
+        return match catalog.delete_owned(&user, &name).await {
+            Ok(()) => Ok(StatusCode::NO_CONTENT),
+            Err(error) => Err(ApiError {
+                status: StatusCode::CONFLICT,
+                code: "not_deleted",
+                message: error.to_string(),
+            }),
+        };
+    }
+    let server = known_server(&app, &user, &name, groups)?;
     app.manager().disconnect(&user, &server).await;
     if let Some(forgetter) = app.forgetter() {
         forgetter.forget(&user, &server).await.map_err(|e| {

@@ -25,7 +25,7 @@ use crate::gateway::state::AppState;
 pub(crate) fn router(app: AppState) -> Router {
     let me = Router::new()
         .route("/v1/me/reconnect", post(me::reconnect_all))
-        .route("/v1/me/servers", get(me::list_servers))
+        .route("/v1/me/servers", get(me::list_servers).post(me::add_server))
         .route("/v1/me/servers/{name}/reconnect", post(me::reconnect_one))
         .route("/v1/me/servers/{name}", delete(me::remove_server))
         .layer(from_fn_with_state(app.clone(), require_user));

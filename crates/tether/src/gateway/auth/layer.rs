@@ -35,7 +35,7 @@ pub async fn require_user(
     app.users().seen(&user);
     // A user whose token no longer has a server's group (a new token after leaving the group)
     // loses their sessions to it at this request: their tokens for it stay, unused.
-    let access = app.access(groups.clone());
+    let access = app.access(&user, groups.clone());
     for server in access.denied() {
         app.manager().disconnect(&user, server).await;
     }

@@ -43,7 +43,13 @@ pub(crate) async fn call_tool(
     let servers = manager.server_list();
     let (server, tool) = app
         .naming()
-        .split(name, servers.iter().map(|s| &s.name))
+        .split(
+            name,
+            servers
+                .iter()
+                .filter(|s| user.access.permits(&s.name))
+                .map(|s| &s.name),
+        )
         .ok_or_else(|| UnknownTool::new(name))?;
     if !user.access.permits(&server) || !app.policy().permits(&server, tool) {
         return Err(UnknownTool::new(name));

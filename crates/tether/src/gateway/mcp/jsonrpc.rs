@@ -158,15 +158,17 @@ async fn try_direct(
     if parts.extensions.get::<DirectAllowed>().is_none() || !direct::plain_headers(&parts.headers) {
         return None;
     }
+    let id = parts.extensions.get::<UserId>()?.clone();
     let user = Caller {
-        user: parts.extensions.get::<UserId>()?.clone(),
         access: app.access(
+            &id,
             parts
                 .extensions
                 .get::<crate::gateway::auth::UserGroups>()
                 .cloned()
                 .unwrap_or_default(),
         ),
+        user: id,
     };
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
     let (id, plain) = direct::plain_request(body)?;

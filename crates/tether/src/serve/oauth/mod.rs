@@ -183,9 +183,10 @@ async fn authorize(
     groups: Option<axum::Extension<UserGroups>>,
     Path(name): Path<String>,
 ) -> Response {
-    let access = routes
-        .app
-        .access(groups.map(|axum::Extension(g)| g).unwrap_or_default());
+    let access = routes.app.access(
+        &user,
+        groups.map(|axum::Extension(g)| g).unwrap_or_default(),
+    );
     if !access.permits(&ServerName::new(&name)) {
         return json_error(StatusCode::NOT_FOUND, "unknown_server", "no such server");
     }

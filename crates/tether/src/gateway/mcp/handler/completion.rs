@@ -19,7 +19,7 @@ impl AggregatedServer {
         let mut params = to_params(&request)?;
         let server = match &request.r#ref {
             Reference::Prompt(prompt) => {
-                let (server, name) = self.split_prompt(&prompt.name)?;
+                let (server, name) = self.split_prompt(user, &prompt.name)?;
                 if let Some(Value::Object(reference)) = params.get_mut("ref") {
                     reference.insert("name".to_owned(), Value::String(name));
                 }

@@ -12,9 +12,10 @@ use rmcp::RoleServer;
 use rmcp::model::{CustomNotification, ErrorCode, ServerNotification};
 use rmcp::service::{Peer, RequestContext};
 use serde_json::json;
-use tether_core::{ServerName, UserId};
+use tether_core::ServerName;
 
 use super::AggregatedServer;
+use crate::gateway::mcp::caller::Caller;
 
 /// The specification's "URL elicitation required" error code.
 const URL_ELICITATION_REQUIRED: i32 = -32042;
@@ -24,7 +25,7 @@ impl AggregatedServer {
     /// agent can open a URL for its user.
     pub(super) async fn authorization_elicitation(
         &self,
-        user: &UserId,
+        user: &Caller,
         tool: &str,
         context: &RequestContext<RoleServer>,
     ) -> Option<McpError> {
@@ -37,10 +38,13 @@ impl AggregatedServer {
         }
         let manager = self.app.manager();
         let servers = manager.server_list();
-        let (server, _) = self
-            .app
-            .naming()
-            .split(tool, servers.iter().map(|s| &s.name))?;
+        let (server, _) = self.app.naming().split(
+            tool,
+            servers
+                .iter()
+                .filter(|s| user.access.permits(&s.name))
+                .map(|s| &s.name),
+        )?;
         let url = manager.authorization_link(user, &server).await?;
         let nonce: u64 = rand::random();
         let id = format!("tether-authorize-{server}-{nonce:016x}");

@@ -88,8 +88,8 @@ impl AggregatedServer {
             .cloned()
             .unwrap_or_default();
         Ok(Caller {
+            access: self.app.access(&user, groups),
             user,
-            access: self.app.access(groups),
         })
     }
 
@@ -171,7 +171,7 @@ impl ServerHandler for AggregatedServer {
             .await
             .iter()
             .filter(|t| user.access.permits(&t.server) && policy.permits(&t.server, &t.tool.name))
-            .filter_map(|t| self.to_rmcp_tool(t))
+            .filter_map(|t| self.to_rmcp_tool(&user, t))
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -394,7 +394,7 @@ impl AggregatedServer {
     /// A finished call as the agent gets it.
     async fn answer_call(
         &self,
-        user: &UserId,
+        user: &Caller,
         name: &str,
         result: Result<tether_core::ToolResult, super::call::UnknownTool>,
         context: &RequestContext<RoleServer>,

@@ -29,7 +29,11 @@ impl AggregatedServer {
                 let Some(name) = prompt.get("name").and_then(Value::as_str) else {
                     continue;
                 };
-                if !naming.round_trips(&page.server, name, servers.iter().map(|s| &s.name)) {
+                let seen = servers
+                    .iter()
+                    .filter(|s| user.access.permits(&s.name))
+                    .map(|s| &s.name);
+                if !naming.round_trips(&page.server, name, seen) {
                     tracing::debug!(server = %page.server, name, "prompt name claimed by another server's prefix; not listed");
                     continue;
                 }
@@ -51,7 +55,7 @@ impl AggregatedServer {
         request: GetPromptRequestParams,
         call: &CallContext,
     ) -> Result<GetPromptResponse, McpError> {
-        let (server, name) = self.split_prompt(&request.name)?;
+        let (server, name) = self.split_prompt(user, &request.name)?;
         // A 2026-07-28 agent's retry carries its `inputResponses` and `requestState` here.
         let mut params = to_params(&request)?;
         params.insert("name".to_owned(), Value::String(name));
@@ -65,12 +69,19 @@ impl AggregatedServer {
     /// The server and upstream name of an aggregated prompt name.
     pub(super) fn split_prompt(
         &self,
+        user: &Caller,
         name: &str,
     ) -> Result<(tether_core::ServerName, String), McpError> {
         let servers = self.app.manager().server_list();
         self.app
             .naming()
-            .split(name, servers.iter().map(|s| &s.name))
+            .split(
+                name,
+                servers
+                    .iter()
+                    .filter(|s| user.access.permits(&s.name))
+                    .map(|s| &s.name),
+            )
             .map(|(server, prompt)| (server, prompt.to_owned()))
             .ok_or_else(|| {
                 let quoted: String = name.chars().take(128).collect();

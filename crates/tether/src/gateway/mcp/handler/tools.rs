@@ -56,10 +56,13 @@ impl AggregatedServer {
         .await;
     }
 
-    pub(super) fn to_rmcp_tool(&self, listed: &ListedTool) -> Option<Tool> {
+    pub(super) fn to_rmcp_tool(&self, user: &Caller, listed: &ListedTool) -> Option<Tool> {
         let naming = self.app.naming();
         let servers = self.app.manager().server_list();
-        let names = servers.iter().map(|s| &s.name);
+        let names = servers
+            .iter()
+            .filter(|s| user.access.permits(&s.name))
+            .map(|s| &s.name);
         if !naming.round_trips(&listed.server, &listed.tool.name, names) {
             // The unprefixed server's tool would be read as another server's.
             tracing::debug!(server = %listed.server, tool = %listed.tool.name, "tool name claimed by another server's prefix; not listed");
