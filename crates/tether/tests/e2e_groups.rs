@@ -12,21 +12,11 @@ use serde_json::Value;
 use tether_testkit::{DemoTools, serve_streamable_http};
 
 use support::gateway_process::{
-    GatewayProcess, Launch, TempDir, add_args, call, config_text, result_text,
+    GatewayProcess, Launch, TempDir, add_args, call, config_text, result_text, tool_names,
 };
 use support::{jwt_in_groups, mcp_client};
 
 type Client = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>;
-
-async fn tool_names(client: &Client) -> Vec<String> {
-    let tools = tokio::time::timeout(Duration::from_secs(30), client.peer().list_all_tools())
-        .await
-        .expect("tools/list in time")
-        .expect("tools/list");
-    let mut names: Vec<String> = tools.into_iter().map(|t| t.name.to_string()).collect();
-    names.sort();
-    names
-}
 
 async fn refused_call(client: &Client, tool: &str) -> bool {
     let mut params = CallToolRequestParams::new(tool.to_owned());

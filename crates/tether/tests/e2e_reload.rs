@@ -15,7 +15,7 @@ use tether_testkit::{DemoTools, serve_streamable_http};
 
 use support::gateway_process::{
     ADMIN_PASSWORD, ADMIN_USER, GatewayProcess, Launch, TempDir, add_args, call, config_text,
-    result_text,
+    result_text, tool_names,
 };
 use support::{jwt, mcp_client};
 
@@ -25,16 +25,6 @@ fn servers(entries: &[(&str, &str)]) -> String {
         .map(|(name, url)| format!("[[servers]]\nname = \"{name}\"\nurl = \"{url}\"\n"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-async fn tool_names(
-    client: &rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
-) -> Vec<String> {
-    let tools = tokio::time::timeout(Duration::from_secs(30), client.peer().list_all_tools())
-        .await
-        .expect("tools/list in time")
-        .expect("tools/list");
-    tools.into_iter().map(|t| t.name.to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

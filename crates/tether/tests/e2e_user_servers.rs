@@ -13,19 +13,9 @@ use tether_testkit::{DemoTools, serve_streamable_http};
 
 use support::gateway_process::{
     ADMIN_PASSWORD, ADMIN_USER, GatewayProcess, Launch, TempDir, add_args, call, config_text,
-    result_text,
+    result_text, tool_names,
 };
 use support::{jwt, mcp_client};
-
-type Client = rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>;
-
-async fn tool_names(client: &Client) -> Vec<String> {
-    let tools = tokio::time::timeout(Duration::from_secs(30), client.peer().list_all_tools())
-        .await
-        .expect("tools/list in time")
-        .expect("tools/list");
-    tools.into_iter().map(|t| t.name.to_string()).collect()
-}
 
 async fn add(gateway: &GatewayProcess, token: &str, body: Value) -> (u16, Value) {
     let response = gateway

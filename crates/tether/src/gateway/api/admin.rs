@@ -155,19 +155,30 @@ pub async fn get_server(
     }
 }
 
+/// A JSON body as a server definition, or the answer refusing it.
+pub(crate) fn definition(body: Result<Json<Value>, JsonRejection>) -> Result<Value, Box<Response>> {
+    body.map(|Json(definition)| definition)
+        .map_err(|rejection| Box::new(catalog_error(CatalogError::Invalid(rejection.body_text()))))
+}
+
+/// The catalog and the definition of an admin action that writes, or the answer refusing it.
+fn write_request(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<(Arc<dyn ServerCatalog>, Value), Box<Response>> {
+    Ok((catalog_for(app, headers, true)?, definition(body)?))
+}
+
 /// `POST /v1/admin/servers` with a `[[servers]]` entry as JSON: 201 with the server.
 pub async fn create_server(
     State(app): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let catalog = match catalog_for(&app, &headers, true) {
-        Ok(catalog) => catalog,
+    let (catalog, definition) = match write_request(&app, &headers, body) {
+        Ok(request) => request,
         Err(refused) => return *refused,
-    };
-    let Json(definition) = match body {
-        Ok(body) => body,
-        Err(rejection) => return catalog_error(CatalogError::Invalid(rejection.body_text())),
     };
     match catalog.create(definition).await {
         Ok(server) => (StatusCode::CREATED, Json(server)).into_response(),
@@ -182,13 +193,9 @@ pub async fn update_server(
     headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let catalog = match catalog_for(&app, &headers, true) {
-        Ok(catalog) => catalog,
+    let (catalog, definition) = match write_request(&app, &headers, body) {
+        Ok(request) => request,
         Err(refused) => return *refused,
-    };
-    let Json(definition) = match body {
-        Ok(body) => body,
-        Err(rejection) => return catalog_error(CatalogError::Invalid(rejection.body_text())),
     };
     match catalog.update(&name, definition).await {
         Ok(server) => Json(server).into_response(),

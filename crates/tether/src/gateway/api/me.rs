@@ -115,11 +115,9 @@ pub async fn add_server(
     let Some(catalog) = app.catalog().cloned() else {
         return super::admin::catalog_error(CatalogError::Disabled);
     };
-    let Json(definition) = match body {
-        Ok(body) => body,
-        Err(rejection) => {
-            return super::admin::catalog_error(CatalogError::Invalid(rejection.body_text()));
-        }
+    let definition = match super::admin::definition(body) {
+        Ok(definition) => definition,
+        Err(refused) => return *refused,
     };
     match catalog.create_owned(&user, definition).await {
         Ok(server) => (StatusCode::CREATED, Json(server)).into_response(),

@@ -43,13 +43,7 @@ pub(crate) async fn call_tool(
     let servers = manager.server_list();
     let (server, tool) = app
         .naming()
-        .split(
-            name,
-            servers
-                .iter()
-                .filter(|s| user.access.permits(&s.name))
-                .map(|s| &s.name),
-        )
+        .split(name, user.sees(&servers))
         .ok_or_else(|| UnknownTool::new(name))?;
     if !user.access.permits(&server) || !app.policy().permits(&server, tool) {
         return Err(UnknownTool::new(name));

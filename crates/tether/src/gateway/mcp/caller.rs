@@ -12,6 +12,20 @@ pub(crate) struct Caller {
     pub(crate) access: ServerAccess,
 }
 
+impl Caller {
+    /// The names of those of `servers` this caller may see, for reading aggregated names
+    /// (another user's server must not claim a name this user means).
+    pub(crate) fn sees<'a>(
+        &'a self,
+        servers: &'a [std::sync::Arc<tether_core::ServerConfig>],
+    ) -> impl Iterator<Item = &'a tether_core::ServerName> {
+        servers
+            .iter()
+            .filter(|s| self.access.permits(&s.name))
+            .map(|s| &s.name)
+    }
+}
+
 impl std::ops::Deref for Caller {
     type Target = UserId;
 

@@ -38,13 +38,7 @@ impl AggregatedServer {
         }
         let manager = self.app.manager();
         let servers = manager.server_list();
-        let (server, _) = self.app.naming().split(
-            tool,
-            servers
-                .iter()
-                .filter(|s| user.access.permits(&s.name))
-                .map(|s| &s.name),
-        )?;
+        let (server, _) = self.app.naming().split(tool, user.sees(&servers))?;
         let url = manager.authorization_link(user, &server).await?;
         let nonce: u64 = rand::random();
         let id = format!("tether-authorize-{server}-{nonce:016x}");

@@ -29,10 +29,7 @@ impl AggregatedServer {
                 let Some(name) = prompt.get("name").and_then(Value::as_str) else {
                     continue;
                 };
-                let seen = servers
-                    .iter()
-                    .filter(|s| user.access.permits(&s.name))
-                    .map(|s| &s.name);
+                let seen = user.sees(&servers);
                 if !naming.round_trips(&page.server, name, seen) {
                     tracing::debug!(server = %page.server, name, "prompt name claimed by another server's prefix; not listed");
                     continue;
@@ -75,13 +72,7 @@ impl AggregatedServer {
         let servers = self.app.manager().server_list();
         self.app
             .naming()
-            .split(
-                name,
-                servers
-                    .iter()
-                    .filter(|s| user.access.permits(&s.name))
-                    .map(|s| &s.name),
-            )
+            .split(name, user.sees(&servers))
             .map(|(server, prompt)| (server, prompt.to_owned()))
             .ok_or_else(|| {
                 let quoted: String = name.chars().take(128).collect();

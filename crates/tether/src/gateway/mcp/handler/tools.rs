@@ -59,10 +59,7 @@ impl AggregatedServer {
     pub(super) fn to_rmcp_tool(&self, user: &Caller, listed: &ListedTool) -> Option<Tool> {
         let naming = self.app.naming();
         let servers = self.app.manager().server_list();
-        let names = servers
-            .iter()
-            .filter(|s| user.access.permits(&s.name))
-            .map(|s| &s.name);
+        let names = user.sees(&servers);
         if !naming.round_trips(&listed.server, &listed.tool.name, names) {
             // The unprefixed server's tool would be read as another server's.
             tracing::debug!(server = %listed.server, tool = %listed.tool.name, "tool name claimed by another server's prefix; not listed");
