@@ -45,7 +45,7 @@ pub trait Reloader: Send + Sync + std::fmt::Debug + 'static {
 }
 
 /// One server of the catalog API: where it comes from and its `[[servers]]` entry as JSON.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CatalogServer {
     pub name: String,
     /// `config` (the configuration file: read-only here) or `catalog` (the admin API).

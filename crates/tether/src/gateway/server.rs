@@ -145,7 +145,9 @@ impl GatewayBuilder {
             metrics_sources: self.metrics_sources,
         });
         let mcp_cancel = CancellationToken::new();
-        let router = api::router(app.clone()).merge(mcp::router(
+        let (api_router, doc) = api::router(app.clone());
+        app.merge_api_doc(doc);
+        let router = api_router.merge(mcp::router(
             app.clone(),
             sessions,
             mcp_cancel.clone(),

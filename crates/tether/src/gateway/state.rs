@@ -15,6 +15,17 @@ use super::metrics::GatewayMetrics;
 use super::servers_view::ServersView;
 use super::users::UserRegistry;
 
+/// The OpenAPI document (utoipa's type has no `Debug`).
+struct ApiDocument(utoipa::openapi::OpenApi);
+
+impl std::fmt::Debug for ApiDocument {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiDocument")
+            .field("paths", &self.0.paths.paths.len())
+            .finish()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -34,6 +45,8 @@ struct Inner {
     forgetter: Option<Arc<dyn PairForgetter>>,
     /// Set once by the binary after assembly (the reloader needs the assembled gateway).
     reloader: std::sync::OnceLock<Arc<dyn Reloader>>,
+    /// The OpenAPI document of the routes served.
+    api_doc: RwLock<ApiDocument>,
     /// Set once by the binary, as the reloader.
     catalog: std::sync::OnceLock<Arc<dyn ServerCatalog>>,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
@@ -72,6 +85,7 @@ impl AppState {
                 forgetter: parts.forgetter,
                 reloader: std::sync::OnceLock::new(),
                 catalog: std::sync::OnceLock::new(),
+                api_doc: RwLock::new(ApiDocument(utoipa::openapi::OpenApi::default())),
                 readiness: parts.readiness,
                 metrics_sources: parts.metrics_sources,
                 shutting_down: AtomicBool::new(false),
@@ -166,6 +180,26 @@ impl AppState {
     /// What `/v1/admin/servers` manages; the first one set stays.
     pub fn set_catalog(&self, catalog: Arc<dyn ServerCatalog>) {
         let _ = self.inner.catalog.set(catalog);
+    }
+
+    /// The OpenAPI document of the routes served, as JSON.
+    pub fn api_doc(&self) -> serde_json::Value {
+        let doc = self
+            .inner
+            .api_doc
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        serde_json::to_value(&doc.0).unwrap_or_default()
+    }
+
+    /// Adds the paths and components of routes merged into the gateway (the binary's).
+    pub fn merge_api_doc(&self, other: utoipa::openapi::OpenApi) {
+        self.inner
+            .api_doc
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0
+            .merge(other);
     }
 
     pub fn metrics_sources(&self) -> &[Arc<dyn MetricsSource>] {

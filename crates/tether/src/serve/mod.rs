@@ -306,7 +306,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         gateway.state().clone(),
     ));
-    let oauth_router = oauth.router(gateway.state().clone());
+    let (oauth_router, oauth_doc) = oauth.router(gateway.state().clone());
+    gateway.state().merge_api_doc(oauth_doc);
     let gateway = gateway.merge_routes(oauth_router);
 
     tracing::info!(listen = %bound, public_url = %public_url, "tether is serving");

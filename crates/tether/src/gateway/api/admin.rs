@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::error::ApiError;
-use crate::gateway::hooks::{CatalogError, ServerCatalog};
+use crate::gateway::hooks::{CatalogError, CatalogServer, ServerCatalog};
 use crate::gateway::state::AppState;
 
 /// The answer refusing a request whose `headers` lack the admin credential (or when none is
@@ -66,6 +66,14 @@ fn action_refusal(app: &AppState, headers: &HeaderMap) -> Option<Response> {
 
 /// `POST /v1/admin/reload`: the servers are read again from the configuration file and
 /// applied (see `Reloader`); answers what changed, or 400 with every problem of the file.
+#[utoipa::path(post, path = "/v1/admin/reload", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Applied: the servers added, changed and removed", body = serde_json::Value),
+        (status = 400, description = "The file has problems; nothing changed", body = super::error::ErrorBody),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 404, description = "Nothing to reload from, or no admin credential configured", body = super::error::ErrorBody),
+    ))]
 pub async fn reload(State(app): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(refused) = action_refusal(&app, &headers) {
         return refused;
@@ -125,6 +133,12 @@ fn catalog_for(
 }
 
 /// `GET /v1/admin/servers`: the file's servers (`source: "config"`), then the catalog's.
+#[utoipa::path(get, path = "/v1/admin/servers", operation_id = "admin_list_servers", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every server and where it comes from", body = [CatalogServer]),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 404, description = "The catalog or the admin credential is not configured", body = super::error::ErrorBody),
+    ))]
 pub async fn list_servers(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let catalog = match catalog_for(&app, &headers, false) {
         Ok(catalog) => catalog,
@@ -137,6 +151,13 @@ pub async fn list_servers(State(app): State<AppState>, headers: HeaderMap) -> Re
 }
 
 /// `GET /v1/admin/servers/{name}`
+#[utoipa::path(get, path = "/v1/admin/servers/{name}", operation_id = "admin_get_server", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 200, description = "The server", body = CatalogServer),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 404, description = "No such server", body = super::error::ErrorBody),
+    ))]
 pub async fn get_server(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -171,6 +192,15 @@ fn write_request(
 }
 
 /// `POST /v1/admin/servers` with a `[[servers]]` entry as JSON: 201 with the server.
+#[utoipa::path(post, path = "/v1/admin/servers", operation_id = "admin_create_server", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    request_body(content = serde_json::Value, description = "A `[[servers]]` entry as JSON"),
+    responses(
+        (status = 201, description = "Added; effective on every replica within the poll interval", body = CatalogServer),
+        (status = 400, description = "Not a valid server, or a refused URL", body = super::error::ErrorBody),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 409, description = "The name is taken", body = super::error::ErrorBody),
+    ))]
 pub async fn create_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -187,6 +217,17 @@ pub async fn create_server(
 }
 
 /// `PUT /v1/admin/servers/{name}`: replaces the entry; live sessions reopen with it.
+#[utoipa::path(put, path = "/v1/admin/servers/{name}", operation_id = "admin_update_server", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    request_body(content = serde_json::Value, description = "A `[[servers]]` entry as JSON"),
+    responses(
+        (status = 200, description = "Replaced", body = CatalogServer),
+        (status = 400, description = "Not a valid server, or a refused URL", body = super::error::ErrorBody),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 404, description = "No such catalog server", body = super::error::ErrorBody),
+        (status = 409, description = "A server of the file, or a user's own", body = super::error::ErrorBody),
+    ))]
 pub async fn update_server(
     State(app): State<AppState>,
     Path(name): Path<String>,
@@ -204,6 +245,15 @@ pub async fn update_server(
 }
 
 /// `DELETE /v1/admin/servers/{name}`: 204.
+#[utoipa::path(delete, path = "/v1/admin/servers/{name}", operation_id = "admin_delete_server", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 204, description = "Deleted, with its sessions; its grants are revoked and its tokens deleted"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 404, description = "No such catalog server", body = super::error::ErrorBody),
+        (status = 409, description = "A server of the file", body = super::error::ErrorBody),
+    ))]
 pub async fn delete_server(
     State(app): State<AppState>,
     Path(name): Path<String>,

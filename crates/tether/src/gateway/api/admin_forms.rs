@@ -18,7 +18,7 @@ use super::admin::admin_refusal;
 use super::error::ApiError;
 use crate::gateway::state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NewServer {
     csrf: String,
     name: String,
@@ -30,13 +30,13 @@ pub struct NewServer {
     groups: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct NamedServer {
     csrf: String,
     name: String,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PairAction {
     csrf: String,
     user: String,
@@ -82,6 +82,14 @@ fn back(message: &str) -> Response {
 }
 
 /// `POST /status/servers`: adds a catalog server.
+#[utoipa::path(post, path = "/status/servers", operation_id = "form_add_server", tag = "admin",
+    request_body(content = NewServer, content_type = "application/x-www-form-urlencoded"),
+    security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 303, description = "Back to the page, with what happened"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
+    ))]
 pub async fn add_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -113,6 +121,14 @@ pub async fn add_server(
 }
 
 /// `POST /status/servers/delete`: deletes a catalog server (with every user's tokens of it).
+#[utoipa::path(post, path = "/status/servers/delete", operation_id = "form_delete_server", tag = "admin",
+    request_body(content = NamedServer, content_type = "application/x-www-form-urlencoded"),
+    security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 303, description = "Back to the page, with what happened"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
+    ))]
 pub async fn delete_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -132,6 +148,14 @@ pub async fn delete_server(
 
 /// `POST /status/pairs`: reconnects a user's pair now, or forgets it (session closed, tokens
 /// and tool list deleted, as the user's own `DELETE /v1/me/servers/{name}`).
+#[utoipa::path(post, path = "/status/pairs", tag = "admin",
+    request_body(content = PairAction, content_type = "application/x-www-form-urlencoded"),
+    security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 303, description = "Back to the page, with what happened"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
+    ))]
 pub async fn pair_action(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -13,6 +13,15 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The body of every API error, as the OpenAPI document names it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// A stable code (`unknown_server`, `unauthorized`, …).
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
 /// Quoted client input is cut to this length.
 const MAX_QUOTED: usize = 128;
 

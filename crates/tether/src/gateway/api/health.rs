@@ -14,10 +14,19 @@ use crate::gateway::state::AppState;
 /// A check that takes longer counts as failed: a probe must answer quickly.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "probes", security(()),
+    responses((status = 200, description = "The process answers", body = serde_json::Value)))]
 pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
+/// Readiness: not shutting down, and every dependency check passes.
+#[utoipa::path(get, path = "/readyz", tag = "probes", security(()),
+    responses(
+        (status = 200, description = "Ready: every check passes", body = serde_json::Value),
+        (status = 503, description = "Not ready (shutting down, or a check failed)", body = serde_json::Value),
+    ))]
 pub async fn readyz(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let results = join_all(app.readiness_checks().iter().map(|check| async move {
         let result = tokio::time::timeout(CHECK_TIMEOUT, check.check()).await;

@@ -17,6 +17,11 @@ use crate::gateway::state::AppState;
 
 /// `POST /v1/me/reconnect`: reconnect-on-login. Answers as soon as the attempts are scheduled
 /// (the core runs them in the background, staggered).
+#[utoipa::path(post, path = "/v1/me/reconnect", tag = "me", security(("host_jwt" = [])),
+    responses(
+        (status = 202, description = "The reconnects scheduled, by server", body = serde_json::Value),
+        (status = 401, description = "No acceptable host token", body = super::error::ErrorBody),
+    ))]
 pub async fn reconnect_all(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
@@ -31,6 +36,11 @@ pub async fn reconnect_all(
 }
 
 /// `GET /v1/me/servers`: every configured server with the user's state of it.
+#[utoipa::path(get, path = "/v1/me/servers", operation_id = "me_list_servers", tag = "me", security(("host_jwt" = [])),
+    responses(
+        (status = 200, description = "The servers the user may use, with their state", body = [ServerRow]),
+        (status = 401, description = "No acceptable host token", body = super::error::ErrorBody),
+    ))]
 pub async fn list_servers(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
@@ -83,6 +93,13 @@ async fn row_of(app: &AppState, user: &UserId, server: &ServerName) -> Option<Se
 }
 
 /// `POST /v1/me/servers/{name}/reconnect`: one attempt now; answers when it has ended.
+#[utoipa::path(post, path = "/v1/me/servers/{name}/reconnect", tag = "me", security(("host_jwt" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 200, description = "The attempt's outcome and the pair's state", body = serde_json::Value),
+        (status = 401, description = "No acceptable host token", body = super::error::ErrorBody),
+        (status = 404, description = "No such server for this user", body = super::error::ErrorBody),
+    ))]
 pub async fn reconnect_one(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
@@ -107,6 +124,15 @@ pub async fn reconnect_one(
 
 /// `POST /v1/me/servers` with `{name, url, transport?, oauth?, scopes?}`: a server for this
 /// user alone (see `ServerCatalog::create_owned`); 201 with its catalog name and definition.
+#[utoipa::path(post, path = "/v1/me/servers", operation_id = "me_add_server", tag = "me", security(("host_jwt" = [])),
+    request_body(content = serde_json::Value, description = "`{name, url, transport?, oauth?, scopes?}`"),
+    responses(
+        (status = 201, description = "Added, for this user alone", body = crate::gateway::hooks::CatalogServer),
+        (status = 400, description = "Not a valid server, a refused URL or a key a user may not set", body = super::error::ErrorBody),
+        (status = 401, description = "No acceptable host token", body = super::error::ErrorBody),
+        (status = 404, description = "Users may not add servers here", body = super::error::ErrorBody),
+        (status = 409, description = "Past the per-user limit, or the name is taken", body = super::error::ErrorBody),
+    ))]
 pub async fn add_server(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
@@ -128,6 +154,13 @@ pub async fn add_server(
 /// `DELETE /v1/me/servers/{name}`: closes the user's session to the server and lets the
 /// [`PairForgetter`](crate::gateway::PairForgetter), when there is one, delete the pair's
 /// tokens.
+#[utoipa::path(delete, path = "/v1/me/servers/{name}", operation_id = "me_remove_server", tag = "me", security(("host_jwt" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 204, description = "Disconnected, the grant revoked, the tokens deleted (the user's own server: deleted)"),
+        (status = 401, description = "No acceptable host token", body = super::error::ErrorBody),
+        (status = 404, description = "No such server for this user", body = super::error::ErrorBody),
+    ))]
 pub async fn remove_server(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,

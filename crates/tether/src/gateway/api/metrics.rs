@@ -6,6 +6,10 @@ use axum::response::IntoResponse;
 
 use crate::gateway::state::AppState;
 
+/// Prometheus metrics of the gateway, its upstream attempts and its stores.
+#[utoipa::path(get, path = "/metrics", tag = "probes", security(()),
+    responses((status = 200, description = "Prometheus text exposition (no user ids)",
+        content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
     let stats = app.manager().stats().await;
     let mut text = app

@@ -8,46 +8,57 @@ mod error;
 mod health;
 mod me;
 mod metrics;
+mod openapi;
 mod rows;
 mod status;
 
 use axum::Router;
+use axum::extract::State;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{delete, get, post};
+use axum::routing::get;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody};
 pub use rows::ServerRow;
 
 use crate::gateway::auth::require_user;
 use crate::gateway::state::AppState;
 
-/// `/v1/me/…` behind the host JWT; the probes, `/metrics` and `/status` (own credential) not.
-pub(crate) fn router(app: AppState) -> Router {
-    let me = Router::new()
-        .route("/v1/me/reconnect", post(me::reconnect_all))
-        .route("/v1/me/servers", get(me::list_servers).post(me::add_server))
-        .route("/v1/me/servers/{name}/reconnect", post(me::reconnect_one))
-        .route("/v1/me/servers/{name}", delete(me::remove_server))
+/// `/v1/me/…` behind the host JWT; the probes, `/metrics`, `/status` and `/v1/admin/…` (own
+/// credential) not. Every route is registered with its description: the document (served at
+/// `/openapi.json`) is made from the same registrations.
+pub(crate) fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let me = OpenApiRouter::new()
+        .routes(routes!(me::reconnect_all))
+        .routes(routes!(me::list_servers, me::add_server))
+        .routes(routes!(me::reconnect_one))
+        .routes(routes!(me::remove_server))
         .layer(from_fn_with_state(app.clone(), require_user));
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/status", get(status::status_page))
-        .route("/status/servers", post(admin_forms::add_server))
-        .route("/status/servers/delete", post(admin_forms::delete_server))
-        .route("/status/pairs", post(admin_forms::pair_action))
-        .route("/v1/admin/reload", post(admin::reload))
-        .route(
-            "/v1/admin/servers",
-            get(admin::list_servers).post(admin::create_server),
-        )
-        .route(
-            "/v1/admin/servers/{name}",
-            get(admin::get_server)
-                .put(admin::update_server)
-                .delete(admin::delete_server),
-        )
+    let (router, doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(status::status_page))
+        .routes(routes!(admin_forms::add_server))
+        .routes(routes!(admin_forms::delete_server))
+        .routes(routes!(admin_forms::pair_action))
+        .routes(routes!(admin::reload))
+        .routes(routes!(admin::list_servers, admin::create_server))
+        .routes(routes!(
+            admin::get_server,
+            admin::update_server,
+            admin::delete_server
+        ))
         .merge(me)
-        .with_state(app)
+        .with_state(app.clone())
+        .split_for_parts();
+    let router = router.route("/openapi.json", get(openapi_json).with_state(app));
+    (router, doc)
+}
+
+/// `GET /openapi.json`: the document as assembled (the binary's routes included).
+async fn openapi_json(State(app): State<AppState>) -> axum::Json<serde_json::Value> {
+    axum::Json(app.api_doc())
 }

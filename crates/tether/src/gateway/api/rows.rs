@@ -4,7 +4,7 @@
 use serde::Serialize;
 use tether_core::{ConnectionState, ServerStatus};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ServerRow {
     pub name: String,
     /// `connected`, `connecting`, `reconnecting`, `needs_authorization`, `circuit_open`,

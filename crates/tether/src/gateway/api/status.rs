@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use futures::future::join_all;
 
+use super::error::ErrorBody;
 use super::rows::ServerRow;
 use crate::gateway::hooks::CatalogServer;
 use crate::gateway::state::AppState;
@@ -20,6 +21,15 @@ use crate::gateway::state::AppState;
 /// Users shown on one page; the rest are counted.
 const MAX_USERS_SHOWN: usize = 500;
 
+/// The admin page: servers, users' pairs and their states, with the admin's forms.
+#[utoipa::path(get, path = "/status", tag = "admin",
+    params(("done" = Option<String>, Query, description = "What the last form did (shown on the page)")),
+    security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 200, description = "The admin page", content_type = "text/html", body = String),
+        (status = 401, description = "The admin credential is required", body = ErrorBody),
+        (status = 404, description = "No admin credential is configured", body = ErrorBody),
+    ))]
 pub async fn status_page(
     State(app): State<AppState>,
     headers: HeaderMap,

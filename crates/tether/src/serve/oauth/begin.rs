@@ -13,6 +13,15 @@ use super::OAuthRoutes;
 use super::binding;
 use super::page::page;
 
+/// The user's browser opens the authorization link: the flow is bound to this browser
+/// (cookie) and the browser sent on to the authorization server.
+#[utoipa::path(get, path = "/oauth/begin/{state}", tag = "oauth", security(()),
+    params(("state" = String, Path, description = "The flow's state")),
+    responses(
+        (status = 303, description = "To the authorization server"),
+        (status = 403, description = "The link was opened in another browser", content_type = "text/html", body = String),
+        (status = 404, description = "No such flow (expired or used)", content_type = "text/html", body = String),
+    ))]
 pub(super) async fn begin(
     State(routes): State<Arc<OAuthRoutes>>,
     Path(state): Path<String>,

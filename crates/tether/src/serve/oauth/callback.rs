@@ -25,6 +25,20 @@ use tether_oauth::{OAuthError, Secret};
 use super::page::page;
 use super::{CallbackAnswer, OAuthRoutes, binding, completion_key, oauth_status};
 
+/// The authorization server sends the user's browser back here.
+#[utoipa::path(get, path = "/oauth/callback", tag = "oauth", security(()),
+    params(
+        ("state" = Option<String>, Query, description = "The flow's state"),
+        ("code" = Option<String>, Query, description = "The authorization code"),
+        ("iss" = Option<String>, Query, description = "The authorization server (RFC 9207)"),
+        ("error" = Option<String>, Query, description = "The authorization server's refusal"),
+    ),
+    responses(
+        (status = 200, description = "A page saying how it went", content_type = "text/html", body = String),
+        (status = 303, description = "To the host page, with the server and a completion code"),
+        (status = 400, description = "Not a valid callback", content_type = "text/html", body = String),
+        (status = 403, description = "Not the browser that started the flow", content_type = "text/html", body = String),
+    ))]
 pub(super) async fn callback(
     State(routes): State<Arc<OAuthRoutes>>,
     Query(params): Query<HashMap<String, String>>,

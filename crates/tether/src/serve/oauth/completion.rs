@@ -17,12 +17,23 @@ use tether_core::AttemptOutcome;
 
 use super::{CompletionAnswer, OAuthRoutes, completion_key, json_error, oauth_code, oauth_status};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CompleteRequest {
     code: String,
 }
 
+/// The host page confirms an authorization its user finished (`completion_code` from the
+/// callback's redirect): exchanged only for the user who started it.
+#[utoipa::path(post, path = "/v1/me/oauth/complete", tag = "oauth", security(("host_jwt" = [])),
+    request_body = CompleteRequest,
+    responses(
+        (status = 200, description = "`{server, connected}`", body = serde_json::Value),
+        (status = 400, description = "Not a completion code", body = tether::gateway::api::ErrorBody),
+        (status = 401, description = "No acceptable host token", body = tether::gateway::api::ErrorBody),
+        (status = 403, description = "Another user started this authorization", body = tether::gateway::api::ErrorBody),
+        (status = 404, description = "No such completion (expired or used)", body = tether::gateway::api::ErrorBody),
+    ))]
 pub(super) async fn complete(
     State(routes): State<Arc<OAuthRoutes>>,
     AuthUser(user): AuthUser,

@@ -33,12 +33,13 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 use tether::gateway::AppState;
 use tether::gateway::auth::{AuthUser, UserGroups, require_user};
 use tether_core::{AttemptOutcome, ReconnectionManager, ServerName, UserId};
 use tether_oauth::OAuthError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use rate::AuthorizeRate;
 use recent::Recent;
@@ -115,17 +116,19 @@ impl OAuthRoutes {
         }
     }
 
-    pub fn router(self: Arc<Self>, app: AppState) -> Router {
-        let with_user = Router::new()
-            .route("/v1/me/servers/{name}/authorize", post(authorize))
-            .route("/v1/me/oauth/complete", post(completion::complete))
+    /// The routes and their part of the OpenAPI document.
+    pub fn router(self: Arc<Self>, app: AppState) -> (Router, utoipa::openapi::OpenApi) {
+        let with_user = OpenApiRouter::new()
+            .routes(routes!(authorize))
+            .routes(routes!(completion::complete))
             .layer(from_fn_with_state(app, require_user))
             .with_state(self.clone());
-        Router::new()
-            .route("/oauth/begin/{state}", get(begin::begin))
-            .route("/oauth/callback", get(callback::callback))
+        OpenApiRouter::new()
+            .routes(routes!(begin::begin))
+            .routes(routes!(callback::callback))
             .with_state(self)
             .merge(with_user)
+            .split_for_parts()
     }
 
     fn remember(&self, state: &str, user: &UserId, server: &ServerName) {
@@ -177,6 +180,16 @@ fn oauth_code(error: &OAuthError) -> &'static str {
     }
 }
 
+/// Starts an authorization of the user at the server: the link to send their browser to.
+#[utoipa::path(post, path = "/v1/me/servers/{name}/authorize", tag = "oauth", security(("host_jwt" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 200, description = "`{authorization_url}`: Tether's /oauth/begin link", body = serde_json::Value),
+        (status = 401, description = "No acceptable host token", body = tether::gateway::api::ErrorBody),
+        (status = 404, description = "No such server for this user", body = tether::gateway::api::ErrorBody),
+        (status = 409, description = "The server needs no authorization", body = tether::gateway::api::ErrorBody),
+        (status = 429, description = "Too many authorizations started (Retry-After)", body = tether::gateway::api::ErrorBody),
+    ))]
 async fn authorize(
     State(routes): State<Arc<OAuthRoutes>>,
     AuthUser(user): AuthUser,
