@@ -8,6 +8,7 @@
 
 use axum::Form;
 use axum::extract::State;
+use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -45,11 +46,57 @@ pub struct PairAction {
     action: String,
 }
 
-/// The refusal of a form that is not the admin's own.
-fn form_refusal(app: &AppState, headers: &HeaderMap, csrf: &str) -> Option<Response> {
-    if let Some(refused) = admin_refusal(app, headers) {
-        return Some(refused);
+/// A form that carries the page's form token.
+trait PageForm {
+    fn csrf(&self) -> &str;
+}
+
+impl PageForm for NewServer {
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
+}
+
+impl PageForm for NamedServer {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl PageForm for PairAction {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// The form, if it is the admin's own: the credential first (401), then a readable form
+/// (400), then the page's token and origin (403).
+fn admitted<T: PageForm>(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<T, Box<Response>> {
+    if let Some(refused) = admin_refusal(app, headers) {
+        return Err(Box::new(refused));
+    }
+    let Form(form) = form.map_err(|rejection| {
+        Box::new(
+            ApiError {
+                status: StatusCode::BAD_REQUEST,
+                code: "bad_form",
+                message: rejection.body_text(),
+            }
+            .into_response(),
+        )
+    })?;
+    match form_refusal(app, headers, form.csrf()) {
+        Some(refused) => Err(Box::new(refused)),
+        None => Ok(form),
+    }
+}
+
+/// The refusal of a form that is not the page's own.
+fn form_refusal(app: &AppState, headers: &HeaderMap, csrf: &str) -> Option<Response> {
     let same_origin = match headers.get(header::ORIGIN) {
         None => true,
         Some(origin) => {
@@ -87,17 +134,19 @@ fn back(message: &str) -> Response {
     security(("admin_basic" = []), ("admin_token" = [])),
     responses(
         (status = 303, description = "Back to the page, with what happened"),
+        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
         (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
         (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
     ))]
 pub async fn add_server(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<NewServer>,
+    form: Result<Form<NewServer>, FormRejection>,
 ) -> Response {
-    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
-        return refused;
-    }
+    let form = match admitted(&app, &headers, form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
     let Some(catalog) = app.catalog().cloned() else {
         return back("the server catalog is not enabled");
     };
@@ -126,17 +175,19 @@ pub async fn add_server(
     security(("admin_basic" = []), ("admin_token" = [])),
     responses(
         (status = 303, description = "Back to the page, with what happened"),
+        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
         (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
         (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
     ))]
 pub async fn delete_server(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<NamedServer>,
+    form: Result<Form<NamedServer>, FormRejection>,
 ) -> Response {
-    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
-        return refused;
-    }
+    let form = match admitted(&app, &headers, form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
     let Some(catalog) = app.catalog().cloned() else {
         return back("the server catalog is not enabled");
     };
@@ -153,17 +204,19 @@ pub async fn delete_server(
     security(("admin_basic" = []), ("admin_token" = [])),
     responses(
         (status = 303, description = "Back to the page, with what happened"),
+        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
         (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
         (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
     ))]
 pub async fn pair_action(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Form(form): Form<PairAction>,
+    form: Result<Form<PairAction>, FormRejection>,
 ) -> Response {
-    if let Some(refused) = form_refusal(&app, &headers, &form.csrf) {
-        return refused;
-    }
+    let form = match admitted(&app, &headers, form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
     let user = UserId::from(form.user);
     let server = ServerName::new(&form.server);
     let manager = app.manager();

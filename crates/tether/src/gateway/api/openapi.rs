@@ -92,6 +92,7 @@ fn mcp_get() {}
 #[utoipa::path(delete, path = "/mcp", tag = "mcp", security(("host_jwt" = [])),
     responses(
         (status = 200, description = "The session ended"),
+        (status = 400, description = "No session id", body = serde_json::Value),
         (status = 401, description = "No acceptable host token", body = ErrorBody),
         (status = 404, description = "No such session for this user", body = serde_json::Value),
     ))]

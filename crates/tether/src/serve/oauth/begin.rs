@@ -19,6 +19,7 @@ use super::page::page;
     params(("state" = String, Path, description = "The flow's state")),
     responses(
         (status = 303, description = "To the authorization server"),
+        (status = 400, description = "Not a flow's state", content_type = "text/html", body = String),
         (status = 403, description = "The link was opened in another browser", content_type = "text/html", body = String),
         (status = 404, description = "No such flow (expired or used)", content_type = "text/html", body = String),
     ))]
