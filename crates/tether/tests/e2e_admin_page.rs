@@ -1,6 +1,7 @@
 //! The admin page driven in the machine's headless Chromium (playwright-core, from
 //! `tests/peers`): an operator adds a server through the form, an agent calls it, the page shows
-//! the user's pair connected, and the server's delete button removes it. Forms that do not come
+//! the user's pair connected, the server is switched off and on again, and its delete button
+//! removes it. Forms that do not come
 //! from the page (no form token, another site's `Origin`) are refused.
 //!
 //! Needs /usr/bin/chromium and `npm ci` in crates/tether/tests/peers (`scripts/test` does both).
@@ -123,6 +124,31 @@ async fn an_operator_adds_a_server_in_the_admin_page_and_sees_it_connect() {
         let status = request.send().await.expect("answers").status();
         assert_eq!(status.as_u16(), 403, "{form:?} from {origin:?}");
     }
+
+    // Switched off in the page: marked, and gone from the agent's tools; on again.
+    let switched = page_step(&gateway, &["switch", "formed"]).await;
+    assert_eq!(
+        switched["done"].as_str().map(str::trim),
+        Some("disabled formed"),
+        "{switched}"
+    );
+    assert!(
+        switched["servers"]
+            .as_str()
+            .is_some_and(|t| t.contains("(disabled)")),
+        "{switched}"
+    );
+    assert!(
+        !support::gateway_process::tool_names(&agent)
+            .await
+            .contains(&"formed__add".to_owned())
+    );
+    let switched = page_step(&gateway, &["switch", "formed"]).await;
+    assert_eq!(
+        switched["done"].as_str().map(str::trim),
+        Some("enabled formed"),
+        "{switched}"
+    );
 
     let deleted = page_step(&gateway, &["delete", "formed"]).await;
     assert_eq!(

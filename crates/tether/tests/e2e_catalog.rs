@@ -206,6 +206,45 @@ async fn a_catalog_server_reaches_every_replica_within_two_seconds_and_leaves_wi
     .await;
     assert_eq!(status, 409, "a file server is not deleted through the API");
 
+    // A file server switched off on replica 2: gone from replica 1 within 2 s; on again, back.
+    let (status, _) = admin(
+        &pair.two,
+        reqwest::Method::POST,
+        "/v1/admin/servers/filed/disable",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let took = within_bound("the disabled server gone from replica 1", || async {
+        !lists(&one, "filed__add").await
+    })
+    .await;
+    println!("disabled: gone from replica 1 after {took:?}");
+    let (status, body) = admin(
+        &pair.one,
+        reqwest::Method::GET,
+        "/v1/admin/servers/filed",
+        None,
+    )
+    .await;
+    assert_eq!((status, &body["disabled"]), (200, &json!(true)), "{body}");
+    let (status, _) = admin(
+        &pair.one,
+        reqwest::Method::POST,
+        "/v1/admin/servers/filed/enable",
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    within_bound("the enabled server back on replica 2", || {
+        lists(&two, "filed__add")
+    })
+    .await;
+    assert_eq!(
+        result_text(&call(&two, "filed__add", add_args(1, 1)).await),
+        "2"
+    );
+
     // Deleted on replica 1: gone on both within 2 s, and no longer callable.
     let (status, body) = admin(
         &pair.one,

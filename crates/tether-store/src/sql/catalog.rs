@@ -141,6 +141,44 @@ impl SqlStore {
         Ok(())
     }
 
+    /// The servers switched off.
+    pub async fn disabled_servers(&self) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as(&self.sql("SELECT name FROM disabled_servers ORDER BY name"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db_error("read disabled servers", &e))?;
+        Ok(rows.into_iter().map(|(name,)| name).collect())
+    }
+
+    /// Switches `name` off (`disabled`) or on again; bumps the catalog's version when it
+    /// changed anything.
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(|e| db_error("switch server", &e))?;
+        let statement = if disabled {
+            "INSERT INTO disabled_servers (name) VALUES (?) ON CONFLICT (name) DO NOTHING"
+        } else {
+            "DELETE FROM disabled_servers WHERE name = ?"
+        };
+        let changed = sqlx::query(&self.sql(statement))
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db_error("switch server", &e))?
+            .rows_affected();
+        if changed > 0 {
+            self.bump_catalog(&mut tx).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|e| db_error("switch server", &e))?;
+        Ok(changed > 0)
+    }
+
     /// The users holding tokens of `server` (to revoke them before [`Self::forget_server`]).
     pub async fn token_users(&self, server: &str) -> Result<Vec<String>, StoreError> {
         let rows: Vec<(String,)> =

@@ -48,9 +48,12 @@ pub trait Reloader: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct CatalogServer {
     pub name: String,
-    /// `config` (the configuration file: read-only here) or `catalog` (the admin API).
+    /// `config` (the configuration file: read-only here), `catalog` (the admin API) or `user`
+    /// (a user's own).
     pub source: &'static str,
     pub definition: serde_json::Value,
+    /// Switched off by an operator: kept, not served.
+    pub disabled: bool,
 }
 
 /// Why a catalog request was refused. The texts are shown to the operator; no secrets.
@@ -87,6 +90,9 @@ pub trait ServerCatalog: Send + Sync + std::fmt::Debug + 'static {
     ) -> Result<CatalogServer, CatalogError>;
     /// Deletes the server, its live sessions, and every user's tokens and tool lists of it.
     async fn delete(&self, name: &str) -> Result<(), CatalogError>;
+
+    /// Switches a server (the file's or the catalog's) off or on again, on every replica.
+    async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), CatalogError>;
 
     /// A server `owner` adds for themselves (`{name, url, transport?, oauth?, scopes?}`): seen
     /// and used by them only, listed to them as `{name}{separator}{tool}`.

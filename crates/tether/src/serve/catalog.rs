@@ -131,6 +131,12 @@ impl Catalog {
             return Ok(None);
         }
         let (version, rows) = store.catalog().await.map_err(unavailable)?;
+        let disabled = store.disabled_servers().await.map_err(unavailable)?;
+        *self
+            .sources
+            .disabled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = disabled.into_iter().collect();
         let entries = rows
             .iter()
             .filter_map(|row| match serde_json::from_str::<ServerEntry>(&row.definition) {
@@ -217,7 +223,7 @@ impl Catalog {
         let (_, mut catalog) = self.sources.catalog_entries();
         catalog.retain(|e| e.server.name != entry.server.name);
         catalog.push(entry.clone());
-        let merged = ServerSources::merged(&file, &catalog);
+        let merged = ServerSources::merged(&file, &catalog, &self.sources.disabled());
         self.sources
             .check(&file, &merged)
             .map(|_| ())
@@ -267,12 +273,13 @@ impl Catalog {
             CatalogWrite::Conflict => return Err(CatalogError::NotFound),
         }
         self.refresh_locked().await?;
-        Ok(catalog_server(entry))
+        Ok(catalog_server(entry, false))
     }
 }
 
-fn catalog_server(entry: &ServerEntry) -> CatalogServer {
+fn catalog_server(entry: &ServerEntry, disabled: bool) -> CatalogServer {
     CatalogServer {
+        disabled,
         name: entry.server.name.to_string(),
         source: if entry.owner.is_some() {
             "user"
@@ -288,6 +295,8 @@ impl ServerCatalog for Catalog {
     async fn list(&self) -> Result<Vec<CatalogServer>, CatalogError> {
         let file = self.sources.file();
         let (_, catalog) = self.sources.catalog_entries();
+        let disabled = self.sources.disabled();
+        let off = |entry: &ServerEntry| disabled.contains(entry.server.name.as_str());
         let mut servers: Vec<CatalogServer> = file
             .servers
             .iter()
@@ -295,9 +304,14 @@ impl ServerCatalog for Catalog {
                 name: entry.server.name.to_string(),
                 source: "config",
                 definition: serde_json::to_value(entry).unwrap_or(Value::Null),
+                disabled: off(entry),
             })
             .collect();
-        servers.extend(catalog.iter().map(catalog_server));
+        servers.extend(
+            catalog
+                .iter()
+                .map(|entry| catalog_server(entry, off(entry))),
+        );
         Ok(servers)
     }
 
@@ -321,6 +335,25 @@ impl ServerCatalog for Catalog {
             ));
         }
         self.write(&entry, false).await
+    }
+
+    async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), CatalogError> {
+        let _one_at_a_time = self.sources.applying.lock().await;
+        let file = self.sources.file();
+        let (_, catalog) = self.sources.catalog_entries();
+        let known = ServerSources::merged_all(&file, &catalog)
+            .iter()
+            .any(|e| e.server.name.as_str() == name);
+        if !known {
+            return Err(CatalogError::NotFound);
+        }
+        self.sources
+            .store
+            .set_disabled(name, !enabled)
+            .await
+            .map_err(unavailable)?;
+        self.refresh_locked().await?;
+        Ok(())
     }
 
     async fn create_owned(

@@ -73,6 +73,8 @@ pub(crate) struct ServerSources {
     pub file: std::sync::Mutex<TetherConfig>,
     /// The catalog's entries as last applied, and their version.
     pub catalog: std::sync::Mutex<(i64, Vec<ServerEntry>)>,
+    /// The servers an operator switched off (file or catalog), as last read from the store.
+    pub disabled: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// One change at a time: two would interleave their swaps.
     pub applying: tokio::sync::Mutex<()>,
 }
@@ -109,6 +111,7 @@ impl ServerSources {
             started: config.clone(),
             file: std::sync::Mutex::new(config.clone()),
             catalog: std::sync::Mutex::new((i64::MIN, Vec::new())),
+            disabled: std::sync::Mutex::default(),
             applying: tokio::sync::Mutex::new(()),
         }
     }
@@ -129,7 +132,26 @@ impl ServerSources {
 
     /// The file's servers, then the catalog's (a catalog entry whose name the file took since
     /// is left out, with a warning).
-    pub(crate) fn merged(file: &TetherConfig, catalog: &[ServerEntry]) -> Vec<ServerEntry> {
+    pub(crate) fn disabled(&self) -> std::collections::BTreeSet<String> {
+        self.disabled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The file's servers, then the catalog's, without those switched off.
+    pub(crate) fn merged(
+        file: &TetherConfig,
+        catalog: &[ServerEntry],
+        disabled: &std::collections::BTreeSet<String>,
+    ) -> Vec<ServerEntry> {
+        let mut entries = Self::merged_all(file, catalog);
+        entries.retain(|e| !disabled.contains(e.server.name.as_str()));
+        entries
+    }
+
+    /// The file's servers, then the catalog's (switched off or not).
+    pub(crate) fn merged_all(file: &TetherConfig, catalog: &[ServerEntry]) -> Vec<ServerEntry> {
         let mut entries = file.servers.clone();
         for entry in catalog {
             if entries.iter().any(|e| e.server.name == entry.server.name) {
@@ -184,7 +206,7 @@ impl ServerSources {
         file: TetherConfig,
         catalog: (i64, Vec<ServerEntry>),
     ) -> Result<ServerChanges, HookError> {
-        let entries = Self::merged(&file, &catalog.1);
+        let entries = Self::merged(&file, &catalog.1, &self.disabled());
         let view = self.check(&file, &entries)?;
         // What connects must know first whether to look for tokens, and flows must know the
         // new servers before a stub links to them.

@@ -3,6 +3,7 @@
 // on stdout.
 //   add NAME URL          fill in and submit the "add server" form; {done, servers}
 //   pairs                 load the page; {pairs} (the users table's text)
+//   switch NAME           press the server's disable (or enable) button; {done, servers}
 //   delete NAME           press the server's delete button; {done, servers}
 import { chromium } from 'playwright-core';
 
@@ -25,6 +26,11 @@ try {
     out = { done: await page.textContent('#done'), servers: await page.textContent('#servers') };
   } else if (step === 'pairs') {
     out = { pairs: await page.textContent('#pairs') };
+  } else if (step === 'switch') {
+    const [name] = rest;
+    const row = page.locator('#servers tr', { hasText: name });
+    await Promise.all([page.waitForNavigation(), row.locator('button[name=action]').click()]);
+    out = { done: await page.textContent('#done'), servers: await page.textContent('#servers') };
   } else if (step === 'delete') {
     const [name] = rest;
     const row = page.locator('#servers tr', { hasText: name });

@@ -244,6 +244,54 @@ pub async fn update_server(
     }
 }
 
+/// `POST /v1/admin/servers/{name}/disable` (and `/enable`): switches a server off (kept,
+/// not served, its sessions closed) or on again, on every replica.
+#[utoipa::path(post, path = "/v1/admin/servers/{name}/disable", tag = "admin",
+    security(("admin_basic" = []), ("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 204, description = "Switched off"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 404, description = "No such server", body = super::error::ErrorBody),
+    ))]
+pub async fn disable_server(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    switch(&app, &headers, &name, false).await
+}
+
+/// `POST /v1/admin/servers/{name}/enable`: switches a server on again.
+#[utoipa::path(post, path = "/v1/admin/servers/{name}/enable", tag = "admin",
+    security(("admin_basic" = []), ("admin_token" = [])),
+    params(("name" = String, Path, description = "The server's name")),
+    responses(
+        (status = 204, description = "Switched on"),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Sent from a web page (an Origin header)", body = super::error::ErrorBody),
+        (status = 404, description = "No such server", body = super::error::ErrorBody),
+    ))]
+pub async fn enable_server(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    switch(&app, &headers, &name, true).await
+}
+
+async fn switch(app: &AppState, headers: &HeaderMap, name: &str, enabled: bool) -> Response {
+    let catalog = match catalog_for(app, headers, true) {
+        Ok(catalog) => catalog,
+        Err(refused) => return *refused,
+    };
+    match catalog.set_enabled(name, enabled).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => catalog_error(error),
+    }
+}
+
 /// `DELETE /v1/admin/servers/{name}`: 204.
 #[utoipa::path(delete, path = "/v1/admin/servers/{name}", operation_id = "admin_delete_server", tag = "admin", security(("admin_basic" = []), ("admin_token" = [])),
     params(("name" = String, Path, description = "The server's name")),

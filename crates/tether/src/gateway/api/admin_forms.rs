@@ -38,6 +38,20 @@ pub struct NamedServer {
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct ServerSwitch {
+    csrf: String,
+    name: String,
+    /// `disable` or `enable`.
+    action: String,
+}
+
+impl PageForm for ServerSwitch {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct PairAction {
     csrf: String,
     user: String,
@@ -194,6 +208,39 @@ pub async fn delete_server(
     match catalog.delete(&form.name).await {
         Ok(()) => back(&format!("deleted {}", form.name)),
         Err(error) => back(&format!("not deleted: {error}")),
+    }
+}
+
+/// `POST /status/servers/switch`: switches a server off (kept, not served) or on again.
+#[utoipa::path(post, path = "/status/servers/switch", tag = "admin",
+    request_body(content = ServerSwitch, content_type = "application/x-www-form-urlencoded"),
+    security(("admin_basic" = []), ("admin_token" = [])),
+    responses(
+        (status = 303, description = "Back to the page, with what happened"),
+        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
+        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
+        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
+    ))]
+pub async fn switch_server(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ServerSwitch>, FormRejection>,
+) -> Response {
+    let form = match admitted(&app, &headers, form) {
+        Ok(form) => form,
+        Err(refused) => return *refused,
+    };
+    let Some(catalog) = app.catalog().cloned() else {
+        return back("the server catalog is not enabled");
+    };
+    let enabled = match form.action.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => return back("unknown action"),
+    };
+    match catalog.set_enabled(&form.name, enabled).await {
+        Ok(()) => back(&format!("{}d {}", form.action, form.name)),
+        Err(error) => back(&format!("not {}d: {error}", form.action)),
     }
 }
 

@@ -43,8 +43,11 @@ pub(crate) fn router(app: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(status::status_page))
         .routes(routes!(admin_forms::add_server))
         .routes(routes!(admin_forms::delete_server))
+        .routes(routes!(admin_forms::switch_server))
         .routes(routes!(admin_forms::pair_action))
         .routes(routes!(admin::reload))
+        .routes(routes!(admin::disable_server))
+        .routes(routes!(admin::enable_server))
         .routes(routes!(admin::list_servers, admin::create_server))
         .routes(routes!(
             admin::get_server,

@@ -123,11 +123,24 @@ async fn servers_section(app: &AppState, token: &str, page: &mut String) {
                 name: s.name.to_string(),
                 source: "config",
                 definition: serde_json::Value::Null,
+                disabled: false,
             })
             .collect(),
     };
     for server in &listed {
-        let delete = if server.source == "catalog" {
+        let switch = if app.catalog().is_some() {
+            let action = if server.disabled { "enable" } else { "disable" };
+            format!(
+                "<form method=\"post\" action=\"/status/servers/switch\" style=\"display:inline\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
+                 <input type=\"hidden\" name=\"name\" value=\"{name}\">\
+                 <button type=\"submit\" name=\"action\" value=\"{action}\">{action}</button></form>",
+                name = escape(&server.name)
+            )
+        } else {
+            String::new()
+        };
+        let delete = if server.source != "config" {
             format!(
                 "<form method=\"post\" action=\"/status/servers/delete\">\
                  <input type=\"hidden\" name=\"csrf\" value=\"{token}\">\
@@ -140,9 +153,10 @@ async fn servers_section(app: &AppState, token: &str, page: &mut String) {
         };
         let _ = write!(
             page,
-            "<tr><td>{}</td><td>{}</td><td><code>{}</code></td><td>{delete}</td></tr>",
+            "<tr><td>{}</td><td>{}{}</td><td><code>{}</code></td><td>{switch}{delete}</td></tr>",
             escape(&server.name),
             server.source,
+            if server.disabled { " (disabled)" } else { "" },
             escape(&server.definition.to_string()),
         );
     }
