@@ -146,7 +146,7 @@ impl GatewayBuilder {
         });
         let mcp_cancel = CancellationToken::new();
         let (api_router, doc) = api::router(app.clone());
-        app.merge_api_doc(doc);
+        app.set_api_doc(doc);
         let router = api_router.merge(mcp::router(
             app.clone(),
             sessions,

@@ -192,6 +192,15 @@ impl AppState {
         serde_json::to_value(&doc.0).unwrap_or_default()
     }
 
+    /// The document of the gateway's own routes (its info, servers and security schemes).
+    pub(crate) fn set_api_doc(&self, doc: utoipa::openapi::OpenApi) {
+        self.inner
+            .api_doc
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .0 = doc;
+    }
+
     /// Adds the paths and components of routes merged into the gateway (the binary's).
     pub fn merge_api_doc(&self, other: utoipa::openapi::OpenApi) {
         self.inner

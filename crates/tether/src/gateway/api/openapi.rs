@@ -20,6 +20,7 @@ use super::error::ErrorBody;
     info(
         title = "Tether",
         version = env!("CARGO_PKG_VERSION"),
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
         description = "Per-user gateway to remote, OAuth-protected MCP servers: the host \
             platform's agents connect to /mcp with the user's host token; /v1/me manages the \
             user's servers; /v1/admin and /status are the operator's."
