@@ -173,3 +173,52 @@ async fn a_users_own_server_is_theirs_alone_under_the_name_they_chose() {
     up1.stop().await;
     up2.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_turns_users_servers_off_or_keeps_them_to_some_origins() {
+    let off_dir = TempDir::new("user-servers-off");
+    let off = GatewayProcess::start(
+        &Launch::new(&off_dir.path),
+        &config_text(&off_dir.path, "[catalog]\nuser_servers = false\n"),
+    )
+    .await;
+    let (status, body) = add(
+        &off,
+        &jwt("alice"),
+        json!({"name": "mine", "url": "https://mcp.example.com/mcp"}),
+    )
+    .await;
+    assert_eq!(status, 404, "switched off: {body}");
+    off.kill().await;
+
+    let some_dir = TempDir::new("user-servers-origins");
+    let some = GatewayProcess::start(
+        &Launch::new(&some_dir.path),
+        &config_text(
+            &some_dir.path,
+            "[catalog]\nuser_server_origins = [\"https://mcp.example.com\"]\n",
+        ),
+    )
+    .await;
+    let (status, body) = add(
+        &some,
+        &jwt("alice"),
+        json!({"name": "other", "url": "https://mcp.elsewhere.example/mcp"}),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("https://mcp.example.com")),
+        "the error names the allowed origins: {body}"
+    );
+    let (status, body) = add(
+        &some,
+        &jwt("alice"),
+        json!({"name": "allowed", "url": "https://mcp.example.com/mcp"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    some.kill().await;
+}
