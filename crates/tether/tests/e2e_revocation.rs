@@ -1,7 +1,8 @@
 //! Forgetting tokens revokes their grant at the authorization server (RFC 7009), counted by
 //! oidc-provider: a user removing a server (`DELETE /v1/me/servers/{name}`, the peer's
 //! confidential static client), and an operator deleting a catalog server (a client Tether
-//! registered dynamically), whose grants are revoked in the background before the tokens go.
+//! registered dynamically), whose grants are revoked in the background before the tokens go
+//! (checked in the gateway's storage).
 //!
 //! Needs `npm ci` in crates/tether-oauth/tests/peers.
 
@@ -101,6 +102,20 @@ async fn removing_a_server_revokes_the_grant_at_the_authorization_server() {
         .expect("answers");
     assert_eq!(deleted.status().as_u16(), 204);
     revoked_after(&peers, before, "the catalog delete").await;
+    // And the tokens are gone from the storage.
+    let started = Instant::now();
+    while !store.token_users("beta").await.expect("reads").is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the deleted server's tokens were deleted within 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        store.token_users("alpha").await.expect("reads").is_empty(),
+        "the user's removal deleted alpha's tokens"
+    );
+    store.close().await;
 
     let _ = client.cancel().await;
     gateway.kill().await;
