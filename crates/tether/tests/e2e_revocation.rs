@@ -92,6 +92,18 @@ async fn removing_a_server_revokes_the_grant_at_the_authorization_server() {
         result_text(&call(&client, "beta__add", add_args(2, 3)).await),
         "5"
     );
+    // The gateway's storage (its SQLite file), read beside it.
+    let store = tether_store::sql::SqlStore::open(
+        &format!("sqlite://{}", dir.path.join("tether.db").display()),
+        tether_store::crypto::Keyring::parse(support::gateway_process::ENCRYPTION_KEY)
+            .expect("the gateway's key"),
+    )
+    .await
+    .expect("the gateway's storage opens");
+    assert!(
+        !store.token_users("beta").await.expect("reads").is_empty(),
+        "alice holds tokens of beta"
+    );
     let before = grants_revoked(&peers).await;
     let deleted = gateway
         .http
