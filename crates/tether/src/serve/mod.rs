@@ -304,7 +304,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             secure_cookies: public_url.starts_with("https://"),
             authorize_per_minute: config.oauth.authorize_per_minute,
         },
-        gateway.state().clone(),
     ));
     let (oauth_router, oauth_doc) = oauth.router(gateway.state().clone());
     gateway.state().merge_api_doc(oauth_doc);

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tether_core::{ServerName, UserId};
 
 use super::admin::admin_refusal;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use crate::gateway::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,6 +58,27 @@ pub struct PairAction {
     server: String,
     /// `reconnect` or `forget`.
     action: String,
+}
+
+/// What every form of the admin page answers (for the OpenAPI document).
+#[derive(utoipa::IntoResponses)]
+#[allow(
+    dead_code,
+    reason = "it describes the answers; the handlers build them"
+)]
+enum FormAnswers {
+    /// Back to the page, with what happened
+    #[response(status = 303)]
+    Back,
+    /// Not a readable form
+    #[response(status = 400)]
+    BadForm(#[to_schema] ErrorBody),
+    /// The admin credential is required
+    #[response(status = 401)]
+    Unauthorized(#[to_schema] ErrorBody),
+    /// Not a form of the admin page
+    #[response(status = 403)]
+    Forbidden(#[to_schema] ErrorBody),
 }
 
 /// A form that carries the page's form token.
@@ -146,12 +167,7 @@ fn back(message: &str) -> Response {
 #[utoipa::path(post, path = "/status/servers", operation_id = "form_add_server", tag = "admin",
     request_body(content = NewServer, content_type = "application/x-www-form-urlencoded"),
     security(("admin_basic" = []), ("admin_token" = [])),
-    responses(
-        (status = 303, description = "Back to the page, with what happened"),
-        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
-        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
-        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
-    ))]
+    responses(FormAnswers))]
 pub async fn add_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -187,12 +203,7 @@ pub async fn add_server(
 #[utoipa::path(post, path = "/status/servers/delete", operation_id = "form_delete_server", tag = "admin",
     request_body(content = NamedServer, content_type = "application/x-www-form-urlencoded"),
     security(("admin_basic" = []), ("admin_token" = [])),
-    responses(
-        (status = 303, description = "Back to the page, with what happened"),
-        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
-        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
-        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
-    ))]
+    responses(FormAnswers))]
 pub async fn delete_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -215,12 +226,7 @@ pub async fn delete_server(
 #[utoipa::path(post, path = "/status/servers/switch", tag = "admin",
     request_body(content = ServerSwitch, content_type = "application/x-www-form-urlencoded"),
     security(("admin_basic" = []), ("admin_token" = [])),
-    responses(
-        (status = 303, description = "Back to the page, with what happened"),
-        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
-        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
-        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
-    ))]
+    responses(FormAnswers))]
 pub async fn switch_server(
     State(app): State<AppState>,
     headers: HeaderMap,
@@ -249,12 +255,7 @@ pub async fn switch_server(
 #[utoipa::path(post, path = "/status/pairs", tag = "admin",
     request_body(content = PairAction, content_type = "application/x-www-form-urlencoded"),
     security(("admin_basic" = []), ("admin_token" = [])),
-    responses(
-        (status = 303, description = "Back to the page, with what happened"),
-        (status = 400, description = "Not a readable form", body = super::error::ErrorBody),
-        (status = 401, description = "The admin credential is required", body = super::error::ErrorBody),
-        (status = 403, description = "Not a form of the admin page", body = super::error::ErrorBody),
-    ))]
+    responses(FormAnswers))]
 pub async fn pair_action(
     State(app): State<AppState>,
     headers: HeaderMap,

@@ -1,9 +1,9 @@
 //! `/v1/me/…`: the authenticated user's own servers.
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use serde::Serialize;
 use serde_json::json;
 use tether_core::{AttemptOutcome, ServerName, UserId};
@@ -11,7 +11,7 @@ use tether_core::{AttemptOutcome, ServerName, UserId};
 use super::error::ApiError;
 use super::rows::ServerRow;
 use crate::gateway::ServerAccess;
-use crate::gateway::auth::{AuthUser, UserGroups};
+use crate::gateway::auth::{AuthAccess, AuthUser};
 use crate::gateway::hooks::CatalogError;
 use crate::gateway::state::AppState;
 
@@ -25,9 +25,8 @@ use crate::gateway::state::AppState;
 pub async fn reconnect_all(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
-    groups: Option<Extension<UserGroups>>,
+    AuthAccess(access): AuthAccess,
 ) -> Response {
-    let access = access(&app, &user, groups);
     let scheduled = app
         .manager()
         .reconnect_servers_among(&user, |s| access.permits(&s.name))
@@ -44,9 +43,8 @@ pub async fn reconnect_all(
 pub async fn list_servers(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
-    groups: Option<Extension<UserGroups>>,
+    AuthAccess(access): AuthAccess,
 ) -> Json<Vec<ServerRow>> {
-    let access = access(&app, &user, groups);
     let states = app.manager().server_states(&user).await;
     Json(
         states
@@ -57,11 +55,6 @@ pub async fn list_servers(
     )
 }
 
-/// The servers the request's user may see and use.
-fn access(app: &AppState, user: &UserId, groups: Option<Extension<UserGroups>>) -> ServerAccess {
-    app.access(user, groups.map(|Extension(g)| g).unwrap_or_default())
-}
-
 #[derive(Debug, Serialize)]
 struct ReconnectAnswer {
     connected: bool,
@@ -70,15 +63,10 @@ struct ReconnectAnswer {
 }
 
 /// A configured server the user may use; the others are as unknown as a name never configured.
-fn known_server(
-    app: &AppState,
-    user: &UserId,
-    name: &str,
-    groups: Option<Extension<UserGroups>>,
-) -> Result<ServerName, ApiError> {
+fn known_server(app: &AppState, access: &ServerAccess, name: &str) -> Result<ServerName, ApiError> {
     let server = ServerName::new(name);
     match app.manager().server(&server) {
-        Some(_) if access(app, user, groups).permits(&server) => Ok(server),
+        Some(_) if access.permits(&server) => Ok(server),
         _ => Err(ApiError::unknown_server(name)),
     }
 }
@@ -103,10 +91,10 @@ async fn row_of(app: &AppState, user: &UserId, server: &ServerName) -> Option<Se
 pub async fn reconnect_one(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
-    groups: Option<Extension<UserGroups>>,
+    AuthAccess(access): AuthAccess,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let server = known_server(&app, &user, &name, groups)?;
+    let server = known_server(&app, &access, &name)?;
     let outcome = app
         .manager()
         .reconnect_server_outcome(&user, &server)
@@ -164,10 +152,10 @@ pub async fn add_server(
 pub async fn remove_server(
     State(app): State<AppState>,
     AuthUser(user): AuthUser,
-    groups: Option<Extension<UserGroups>>,
+    AuthAccess(access): AuthAccess,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let own = access(&app, &user, groups.clone()).owns(&ServerName::new(&name));
+    let own = access.owns(&ServerName::new(&name));
     if own && let Some(catalog) = app.catalog().cloned() {
         // One of the user's own servers: deleted (its sessions closed, its grant revoked, its
         // tokens gone).
@@ -180,7 +168,7 @@ pub async fn remove_server(
             }),
         };
     }
-    let server = known_server(&app, &user, &name, groups)?;
+    let server = known_server(&app, &access, &name)?;
     app.manager().disconnect(&user, &server).await;
     if let Some(forgetter) = app.forgetter() {
         forgetter.forget(&user, &server).await.map_err(|e| {

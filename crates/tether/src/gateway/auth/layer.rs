@@ -13,6 +13,7 @@ use tracing::Instrument;
 
 use super::UserGroups;
 use super::error::AuthError;
+use crate::gateway::ServerAccess;
 use crate::gateway::state::AppState;
 
 /// Longer Authorization headers are refused before any parsing.
@@ -35,14 +36,15 @@ pub async fn require_user(
     app.users().seen(&user);
     // A user whose token no longer has a server's group (a new token after leaving the group)
     // loses their sessions to it at this request: their tokens for it stay, unused.
-    let access = app.access(&user, groups.clone());
+    let access = app.access(&user, groups);
     for server in access.denied() {
         app.manager().disconnect(&user, server).await;
     }
     let id = request_id(request.headers());
     let span = tracing::info_span!("request", id = %id, %user);
     request.extensions_mut().insert(user);
-    request.extensions_mut().insert(groups);
+    // Computed once here for every handler of the request (`AuthAccess`).
+    request.extensions_mut().insert(access);
     let mut response = next.run(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
@@ -87,6 +89,25 @@ fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, token) = value.trim().split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The servers the authenticated user of a request may see and use (their token's groups, their
+/// own servers), as [`require_user`] found them.
+#[derive(Debug, Clone)]
+pub struct AuthAccess(pub ServerAccess);
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthAccess {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        // Absent only if a route was mounted without the middleware: refuse, never default.
+        parts
+            .extensions
+            .get::<ServerAccess>()
+            .cloned()
+            .map(AuthAccess)
+            .ok_or(AuthError::Missing)
+    }
 }
 
 /// The authenticated user of a request that went through [`require_user`].

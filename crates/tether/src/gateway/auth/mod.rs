@@ -19,5 +19,5 @@ pub use admin::AdminCredentials;
 pub use config::HostAuthConfig;
 pub use error::{AuthConfigError, AuthError};
 pub use groups::UserGroups;
-pub use layer::{AuthUser, require_user};
+pub use layer::{AuthAccess, AuthUser, require_user};
 pub use verify::HostAuth;

@@ -160,14 +160,10 @@ async fn try_direct(
     }
     let id = parts.extensions.get::<UserId>()?.clone();
     let user = Caller {
-        access: app.access(
-            &id,
-            parts
-                .extensions
-                .get::<crate::gateway::auth::UserGroups>()
-                .cloned()
-                .unwrap_or_default(),
-        ),
+        access: parts
+            .extensions
+            .get::<crate::gateway::ServerAccess>()?
+            .clone(),
         user: id,
     };
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;

@@ -35,7 +35,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tether::gateway::AppState;
-use tether::gateway::auth::{AuthUser, UserGroups, require_user};
+use tether::gateway::auth::{AuthAccess, AuthUser, require_user};
 use tether_core::{AttemptOutcome, ReconnectionManager, ServerName, UserId};
 use tether_oauth::OAuthError;
 use utoipa_axum::router::OpenApiRouter;
@@ -92,8 +92,6 @@ pub struct OAuthRoutes {
     /// Confirmations done: completion key → answer.
     completions: Recent<CompletionAnswer>,
     authorize_rate: AuthorizeRate,
-    /// The gateway's state: which servers a user may use.
-    app: AppState,
 }
 
 impl OAuthRoutes {
@@ -101,7 +99,6 @@ impl OAuthRoutes {
         flows: Arc<FlowStarter>,
         manager: ReconnectionManager,
         policy: CallbackPolicy,
-        app: AppState,
     ) -> Self {
         let authorize_rate = AuthorizeRate::per_minute(policy.authorize_per_minute);
         Self {
@@ -112,7 +109,6 @@ impl OAuthRoutes {
             callbacks: Recent::new(COMPLETED_TTL, COMPLETED_MAX),
             completions: Recent::new(COMPLETED_TTL, COMPLETED_MAX),
             authorize_rate,
-            app,
         }
     }
 
@@ -193,13 +189,9 @@ fn oauth_code(error: &OAuthError) -> &'static str {
 async fn authorize(
     State(routes): State<Arc<OAuthRoutes>>,
     AuthUser(user): AuthUser,
-    groups: Option<axum::Extension<UserGroups>>,
+    AuthAccess(access): AuthAccess,
     Path(name): Path<String>,
 ) -> Response {
-    let access = routes.app.access(
-        &user,
-        groups.map(|axum::Extension(g)| g).unwrap_or_default(),
-    );
     if !access.permits(&ServerName::new(&name)) {
         return json_error(StatusCode::NOT_FOUND, "unknown_server", "no such server");
     }

@@ -26,7 +26,7 @@ use serde_json::Value;
 use tether_core::{AgentInput, ServerName, UserId};
 
 use super::caller::Caller;
-use crate::gateway::auth::UserGroups;
+use crate::gateway::ServerAccess;
 use crate::gateway::state::AppState;
 
 mod changes;
@@ -81,16 +81,13 @@ impl AggregatedServer {
     /// The request's user and the servers they may use (their token's groups).
     fn caller(&self, context: &RequestContext<RoleServer>) -> Result<Caller, McpError> {
         let user = self.user(context)?;
-        let groups = context
+        let access = context
             .extensions
             .get::<Parts>()
-            .and_then(|parts| parts.extensions.get::<UserGroups>())
+            .and_then(|parts| parts.extensions.get::<ServerAccess>())
             .cloned()
-            .unwrap_or_default();
-        Ok(Caller {
-            access: self.app.access(&user, groups),
-            user,
-        })
+            .ok_or_else(|| McpError::invalid_request("the request is not authenticated", None))?;
+        Ok(Caller { access, user })
     }
 
     fn user(&self, context: &RequestContext<RoleServer>) -> Result<UserId, McpError> {
