@@ -129,6 +129,19 @@ impl AuthorizedClient {
         Self { http, credentials }
     }
 
+    /// Runs `call` with the per-origin client (a reference count) and the source's token,
+    /// under the same rule as every request of this client (one retry with a refreshed token
+    /// after a 401).
+    pub(crate) async fn send_with<T, Fut>(
+        &self,
+        call: impl Fn(reqwest::Client, Option<String>) -> Fut,
+    ) -> Result<T, HttpError>
+    where
+        Fut: Future<Output = Result<T, HttpError>>,
+    {
+        self.send(|token| call(self.http.clone(), token)).await
+    }
+
     async fn send<T, Fut>(&self, call: impl Fn(Option<String>) -> Fut) -> Result<T, HttpError>
     where
         Fut: Future<Output = Result<T, HttpError>>,

@@ -1,6 +1,7 @@
 //! Reading a server's `text/event-stream` body into SSE events with a bound on each event's
-//! size, for the legacy SSE transport (rmcp bounds its own Streamable HTTP streams, but its
-//! bounded reader is private).
+//! size, for the legacy SSE transport and the Streamable HTTP requests Tether sends itself
+//! (`streamable::post`; rmcp bounds the streams of its own client, but its bounded reader is
+//! private).
 //!
 //! It owns the byte counting only; parsing is the `sse-stream` crate's. It must not buffer an
 //! event beyond [`MAX_SSE_EVENT_BYTES`]: the parser keeps an unfinished event in memory, so a
@@ -19,7 +20,8 @@ pub(crate) const MAX_SSE_EVENT_BYTES: usize = 16 * 1024 * 1024;
 pub(crate) enum BodyError {
     #[error("reading the event stream failed")]
     Read(#[source] reqwest::Error),
-    #[error("an event exceeded {0} bytes")]
+    /// Worded as rmcp's own limit error, which the exchange recognises by its text.
+    #[error("an event exceeded the maximum size of {0} bytes")]
     TooLarge(usize),
 }
 

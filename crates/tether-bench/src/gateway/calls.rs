@@ -30,6 +30,9 @@ pub const PASS_THROUGH: &str = "proxy";
 pub const TETHER: &str = "tether";
 /// Through Tether as an agent of 2026-07-28: no session, each call a stateless request.
 pub const TETHER_2026: &str = "tether26";
+/// Through another build of Tether (`--baseline-tether`): a change measured before and after
+/// in the same rounds.
+pub const BASELINE: &str = "baseline";
 
 /// Another MCP gateway measured as one more path (`--peer NAME=TOOL@URL`).
 #[derive(Debug, Clone)]
@@ -79,6 +82,8 @@ pub struct CallsSettings {
     /// Where the upstream listens (`--upstream-addr`).
     pub upstream_addr: String,
     pub peers: Vec<PeerPath>,
+    /// Another `tether` binary, run with the same configuration as one more path.
+    pub baseline: Option<std::path::PathBuf>,
 }
 
 /// The text the large-answer phases echo: a 64 KiB tool result (and argument).
@@ -279,6 +284,10 @@ pub async fn run(
         servers_toml(&[("up".to_owned(), upstream.url.clone())])
     );
     let gateway = Gateway::start(&bins.tether, "calls", &config).await?;
+    let baseline = match &settings.baseline {
+        Some(bin) => Some(Gateway::start(bin, "calls-baseline", &config).await?),
+        None => None,
+    };
     let result = async {
         let n = settings.concurrency.max(1);
         let mcp = format!("{}/mcp", gateway.base);
@@ -286,6 +295,7 @@ pub async fn run(
         let mut proxied = Vec::with_capacity(n);
         let mut through = Vec::with_capacity(n);
         let mut stateless = Vec::with_capacity(n);
+        let mut before = Vec::with_capacity(n);
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
             proxied.push(connect(&http, &proxy.url, None).await?);
@@ -303,6 +313,15 @@ pub async fn run(
             );
             through.push(client);
             stateless.push(connect_2026(&http, &mcp, &token).await?);
+            if let Some(baseline) = &baseline {
+                let client =
+                    connect(&http, &format!("{}/mcp", baseline.base), Some(&token)).await?;
+                tokio::time::timeout(STEP, client.peer().list_all_tools())
+                    .await
+                    .context("tools/list through the baseline timed out")?
+                    .context("tools/list through the baseline")?;
+                before.push(client);
+            }
         }
         let mut peers = Vec::with_capacity(settings.peers.len());
         for peer in &settings.peers {
@@ -319,6 +338,9 @@ pub async fn run(
             (TETHER, &through, "up__echo", Some(gateway.pid)),
             (TETHER_2026, &stateless, "up__echo", Some(gateway.pid)),
         ];
+        if let Some(baseline) = &baseline {
+            paths.push((BASELINE, &before, "up__echo", Some(baseline.pid)));
+        }
         for (peer, clients) in settings.peers.iter().zip(&peers) {
             paths.push((peer.name, clients, &peer.tool, None));
         }
@@ -350,6 +372,7 @@ pub async fn run(
             .chain(proxied)
             .chain(through)
             .chain(stateless)
+            .chain(before)
             .chain(peers.into_iter().flatten())
         {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
@@ -359,6 +382,9 @@ pub async fn run(
     .await
     .with_context(|| format!("gateway log tail:\n{}", gateway.log_tail()));
     gateway.stop().await;
+    if let Some(baseline) = baseline {
+        baseline.stop().await;
+    }
     proxy.stop().await;
     upstream.stop().await;
     result

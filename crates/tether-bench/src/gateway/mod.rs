@@ -99,6 +99,11 @@ pub struct Args {
     /// `echo`; no Authorization header is sent). Repeatable.
     #[arg(long)]
     peer: Vec<String>,
+    /// Tool calls: another build of `tether` (e.g. of the commit before a change), run with
+    /// the same configuration as the path `baseline` of the same rounds, so a change is
+    /// measured before and after in one run.
+    #[arg(long)]
+    baseline_tether: Option<std::path::PathBuf>,
 }
 
 fn ms(d: Duration) -> String {
@@ -348,6 +353,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         scale_calls: args.scale_calls,
         upstream_addr: args.upstream_addr.clone(),
         peers: peers.clone(),
+        baseline: args.baseline_tether.clone(),
     };
     let (phases, scale) = calls::run(bins, &settings).await?;
     let header = format!(
@@ -391,6 +397,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     let mut tether = Vec::new();
     let mut proxy = Vec::new();
     let mut stateless = Vec::new();
+    let mut baseline = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let find = |path: &str, concurrency: usize| {
             phases.iter().find(|p| {
@@ -420,6 +427,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             (calls::TETHER, &mut tether),
             (calls::PASS_THROUGH, &mut proxy),
             (calls::TETHER_2026, &mut stateless),
+            (calls::BASELINE, &mut baseline),
         ] {
             let Some((m1, mn)) = find(path, 1).zip(find(path, c)) else {
                 continue;
@@ -456,6 +464,23 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             s.p50_ms,
             s.ratio,
             s.cpu_ms
+        );
+    }
+    if let Some(b) = Versus::median(&baseline) {
+        println!(
+            "median of {} rounds, the baseline build of Tether: adds {:.3} ms at p50, keeps \
+             {:.2}× of direct throughput, spends {:.4} ms CPU per call",
+            baseline.len(),
+            b.p50_ms,
+            b.ratio,
+            b.cpu_ms
+        );
+    }
+    if let Some(r) = RatioGoals::of(&tether, &baseline) {
+        println!(
+            "this build / the baseline build (median over the rounds of each round's ratio): \
+             added p50 {:.2}×, throughput {:.2}×, CPU per call {:.2}×",
+            r.added_p50, r.throughput, r.cpu
         );
     }
     let direct_scale = scale.iter().find(|r| r.phase.path == calls::DIRECT);
@@ -496,7 +521,12 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             direct.throughput(),
             ms(direct.p50)
         );
-        for path in [calls::PASS_THROUGH, calls::TETHER, calls::TETHER_2026] {
+        for path in [
+            calls::PASS_THROUGH,
+            calls::TETHER,
+            calls::TETHER_2026,
+            calls::BASELINE,
+        ] {
             if let Some(p) = large(path) {
                 line.push_str(&format!(
                     "; {path} {:.2}× of direct, p50 {} ms, CPU per call {} ms",

@@ -10,6 +10,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, CustomRequest, RequestId};
@@ -18,6 +20,9 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpResponseLimits,
 };
 use sse_stream::Sse;
+use url::Url;
+
+use super::post::{self, Outgoing, Posted};
 
 use crate::authorized::AuthorizedClient;
 use crate::error::HttpError;
@@ -35,6 +40,9 @@ const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protoco
 pub(super) struct Endpoint {
     pub(super) http: AuthorizedClient,
     pub(super) uri: Arc<str>,
+    /// `uri` parsed, once per session; `None` if it does not parse (rmcp's client then
+    /// sends, and reports the failure as before).
+    pub(super) url: Option<Url>,
     /// `None` before `initialize` is answered, and for servers that run without sessions
     /// (rmcp's client allows those too).
     pub(super) session_id: Option<Arc<str>>,
@@ -81,6 +89,32 @@ impl Endpoint {
                 headers,
                 Self::limits(),
             )
+            .await
+    }
+
+    /// POSTs one request of the session ([`super::post`]); without a parsed URL through
+    /// [`Self::post`].
+    pub(super) async fn send_request(
+        &self,
+        message: ClientJsonRpcMessage,
+    ) -> Result<Posted, HttpError> {
+        let Some(url) = &self.url else {
+            return self.post(message).await.map(Posted::from);
+        };
+        let (message, headers) = if self.modern {
+            super::modern::stamp(message)
+        } else {
+            (message, self.headers())
+        };
+        let body = Bytes::from(serde_json::to_vec(&message).map_err(post::unserializable)?);
+        let outgoing = Outgoing {
+            url,
+            session_id: self.session_id.as_deref(),
+            headers: &headers,
+            limits: Self::limits(),
+        };
+        self.http
+            .send_with(|http, token| post::send(http, &outgoing, body.clone(), token))
             .await
     }
 

@@ -23,9 +23,7 @@ use rmcp::model::{
     ServerJsonRpcMessage,
 };
 use rmcp::transport::common::client_side_sse::SseRetryPolicy;
-use rmcp::transport::streamable_http_client::{
-    SseError, StreamableHttpError, StreamableHttpPostResponse,
-};
+use rmcp::transport::streamable_http_client::{SseError, StreamableHttpError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -34,6 +32,7 @@ use tether_core::{ConnectError, Downstream, ListKind, PeerError, SessionEvents, 
 use tracing::{debug, trace};
 
 use super::endpoint::{Endpoint, EventStream};
+use super::post::Posted;
 use super::questions::OpenQuestions;
 use crate::error::{self, HttpError};
 
@@ -285,7 +284,7 @@ pub(super) async fn request(
     };
     let result = async {
         let response = endpoint
-            .post(ClientJsonRpcMessage::request(request, id.clone()))
+            .send_request(ClientJsonRpcMessage::request(request, id.clone()))
             .await
             .map_err(ExchangeError::Send)?;
         read_answer(endpoint, &id, response, Phase::Session(listeners)).await
@@ -299,18 +298,25 @@ pub(super) async fn request(
 pub(super) async fn read_answer(
     endpoint: &Endpoint,
     id: &RequestId,
-    response: StreamableHttpPostResponse,
+    response: Posted,
     phase: Phase<'_>,
 ) -> Result<Answer, ExchangeError> {
     match response {
-        StreamableHttpPostResponse::Json(message, _) => {
-            json_answer(message, id).ok_or(ExchangeError::Unexpected)
-        }
-        StreamableHttpPostResponse::Sse(stream, _) => {
-            read_stream(endpoint, id, stream, phase).await
-        }
-        // 202 Accepted to a request (it must be answered), or a kind a later rmcp adds.
-        _ => Err(ExchangeError::Unexpected),
+        Posted::Message(message) => json_answer(message, id).ok_or(ExchangeError::Unexpected),
+        Posted::Json(body) => json_body_answer(body, id).ok_or(ExchangeError::Unexpected),
+        Posted::Events(stream) => read_stream(endpoint, id, stream, phase).await,
+        // 202 Accepted to a request: it must be answered.
+        Posted::Accepted => Err(ExchangeError::Unexpected),
+    }
+}
+
+/// A JSON body as the answer to request `id`, if it is one; its result is cut out of the
+/// body's text in place, as from an event.
+fn json_body_answer(body: bytes::Bytes, id: &RequestId) -> Option<Answer> {
+    let text = String::from_utf8(Vec::from(body)).ok()?;
+    match route(text)? {
+        Routed::Answer { id: theirs, answer } if is_ours(id, theirs.as_ref()) => Some(answer),
+        _ => None,
     }
 }
 

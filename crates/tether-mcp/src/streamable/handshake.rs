@@ -107,9 +107,11 @@ pub(crate) async fn open(
     settings: Settings,
     known: Option<Wire>,
 ) -> Result<Handshake, ConnectError> {
+    let url = url::Url::parse(&uri).ok();
     let mut endpoint = Endpoint {
         http,
         uri,
+        url,
         session_id: None,
         protocol_version: None,
         // rmcp does not resume the stream of an `initialize` answer either.
@@ -153,7 +155,9 @@ async fn discover(
         .post(ClientJsonRpcMessage::request(request, id.clone()))
         .await
     {
-        Ok(response) => exchange::read_answer(endpoint, &id, response, Phase::Handshake).await,
+        Ok(response) => {
+            exchange::read_answer(endpoint, &id, response.into(), Phase::Handshake).await
+        }
         Err(e) => Err(ExchangeError::Send(e)),
     };
     endpoint.modern = false;
@@ -242,7 +246,7 @@ async fn initialize(
         | StreamableHttpPostResponse::Sse(_, session_id) => session_id.clone(),
         _ => None,
     };
-    let answer = exchange::read_answer(&endpoint, &id, response, Phase::Handshake)
+    let answer = exchange::read_answer(&endpoint, &id, response.into(), Phase::Handshake)
         .await
         .map_err(handshake_failed)?;
     let result: InitializeResult = match answer.decode("initialize result") {

@@ -19,6 +19,8 @@
 //! - `endpoint`: where requests go and the headers each carries;
 //! - `handshake`: `server/discover`, or `initialize` + `notifications/initialized`;
 //! - `modern`: what every request carries on the 2026-07-28 wire (`_meta`, standard headers);
+//! - `post`: a request's `POST` sent with reqwest directly (URL parsed once, body serialized
+//!   once, JSON answers left as bytes);
 //! - `exchange`: one request and its answer (event streams, resumption, server requests,
 //!   cancellation of abandoned requests);
 //! - `input`: input-required results (2026-07-28) answered by the agent;
@@ -31,6 +33,7 @@ mod handshake;
 mod input;
 mod listener;
 mod modern;
+mod post;
 mod questions;
 mod session;
 
