@@ -21,12 +21,19 @@ const MAX_TOKEN_LEN: usize = 16 * 1024;
 
 /// Middleware: 401 unless the request carries an acceptable host token; otherwise the user is
 /// recorded as seen and handed on in the request extensions.
-pub async fn require_user(
-    State(app): State<AppState>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let (user, groups) = match authenticate(&app, request.headers()).await {
+pub async fn require_user(State(app): State<AppState>, request: Request, next: Next) -> Response {
+    authenticated(&app, request, |request| next.run(request)).await
+}
+
+/// [`require_user`] with the rest of the request's handling as `next`, so that `/mcp` runs its
+/// checks as one middleware (each axum layer boxes the request's future and clones the inner
+/// service again, on every call).
+pub(crate) async fn authenticated<F, Fut>(app: &AppState, mut request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let (user, groups) = match authenticate(app, request.headers()).await {
         Ok(caller) => caller,
         Err(error) => {
             tracing::debug!(%error, path = %request.uri().path(), "host token refused");
@@ -45,7 +52,7 @@ pub async fn require_user(
     request.extensions_mut().insert(user);
     // Computed once here for every handler of the request (`AuthAccess`).
     request.extensions_mut().insert(access);
-    let mut response = next.run(request).instrument(span).await;
+    let mut response = next(request).instrument(span).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }

@@ -19,5 +19,6 @@ pub use admin::AdminCredentials;
 pub use config::HostAuthConfig;
 pub use error::{AuthConfigError, AuthError};
 pub use groups::UserGroups;
+pub(crate) use layer::authenticated;
 pub use layer::{AuthAccess, AuthUser, require_user};
 pub use verify::HostAuth;

@@ -6,9 +6,8 @@
 //! then handed on unchanged, unless it is a call the [direct](super::direct) path answers.
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage};
 use serde_json::{Value, json};
@@ -79,10 +78,14 @@ fn request_id(value: &Value) -> Option<Value> {
         .cloned()
 }
 
-/// Middleware on `/mcp`: POST bodies over the limit get 413, malformed ones a JSON-RPC error.
-pub async fn check_body(State(app): State<AppState>, request: Request, next: Next) -> Response {
+/// The last check of `/mcp` ([`super::gate`]): POST bodies over the limit get 413, malformed ones a JSON-RPC error.
+pub(crate) async fn check_body<F, Fut>(app: &AppState, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if request.method() != Method::POST {
-        return as_jsonrpc_error(next.run(request).await).await;
+        return as_jsonrpc_error(next(request).await).await;
     }
     let limit = app.mcp_config().max_body_bytes;
     // Refuse early when the client announces too much; the read below enforces the limit for
@@ -100,7 +103,7 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
     let Ok(bytes) = to_bytes(body, limit).await else {
         return too_large(limit);
     };
-    if let Some(response) = try_direct(&app, &parts, &bytes).await {
+    if let Some(response) = try_direct(app, &parts, &bytes).await {
         return response;
     }
     if let Some(id) = direct_calls::cancelled_request(&bytes)
@@ -138,9 +141,7 @@ pub async fn check_body(State(app): State<AppState>, request: Request, next: Nex
         Ok(_) => {}
         Err(_) => return malformed(&bytes),
     }
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let response = next(Request::from_parts(parts, Body::from(bytes))).await;
     let mut response = as_jsonrpc_error(response).await;
     if interactive {
         response.extensions_mut().insert(InteractiveAgent);

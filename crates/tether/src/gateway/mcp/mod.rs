@@ -24,7 +24,9 @@ mod sessions;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
+use axum::extract::{Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::Response;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
@@ -34,7 +36,7 @@ pub use names::{ToolNaming, check_prefixes};
 pub use origin::HostGuard;
 pub use sessions::{SESSION_HEADER, SessionOwners};
 
-use crate::gateway::auth::require_user;
+use crate::gateway::auth::authenticated;
 use crate::gateway::config::McpConfig;
 use crate::gateway::state::AppState;
 
@@ -66,12 +68,29 @@ pub(crate) fn router(
         sessions,
         server_config,
     );
-    // Layers run outside in: Host and Origin, authenticate, then check the session's owner,
-    // then the body.
     Router::new()
         .route_service("/mcp", service)
-        .layer(from_fn_with_state(app.clone(), jsonrpc::check_body))
-        .layer(from_fn_with_state(app.clone(), sessions::guard_sessions))
-        .layer(from_fn_with_state(app, require_user))
-        .layer(from_fn_with_state(hosts, origin::guard_origin))
+        .layer(from_fn_with_state(Gate { app, hosts }, gate))
+}
+
+/// What [`gate`] needs.
+#[derive(Clone)]
+struct Gate {
+    app: AppState,
+    hosts: Arc<HostGuard>,
+}
+
+/// Every check in front of rmcp, in order: Host and Origin, authenticate, the session's
+/// owner, then the body (which the direct path may answer). One middleware, not four layers:
+/// each axum layer boxes the request's future and clones the inner service on every request.
+async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
+    let app = &gate.app;
+    origin::guard_origin(&gate.hosts, request, |request| {
+        authenticated(app, request, |request| {
+            sessions::guard_sessions(app, request, |request| {
+                jsonrpc::check_body(app, request, |request| next.run(request))
+            })
+        })
+    })
+    .await
 }

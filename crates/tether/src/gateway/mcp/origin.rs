@@ -7,9 +7,8 @@
 //! The host JWT already keeps a rebinding page from acting as a user; this is the second lock,
 //! and it covers the direct `tools/call` path that never reaches rmcp's own host check.
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The hosts and origins `/mcp` accepts.
@@ -99,15 +98,16 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
-pub(crate) async fn guard_origin(
-    State(guard): State<std::sync::Arc<HostGuard>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    if let Err(reason) = check_request(&guard, &request) {
+/// The first check of [`super::gate`]: 403 for a Host or Origin this gateway does not serve.
+pub(crate) async fn guard_origin<F, Fut>(guard: &HostGuard, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    if let Err(reason) = check_request(guard, &request) {
         return (StatusCode::FORBIDDEN, reason).into_response();
     }
-    next.run(request).await
+    next(request).await
 }
 
 fn check_request(guard: &HostGuard, request: &Request) -> Result<(), &'static str> {

@@ -26,9 +26,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderValue, Method, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rmcp::model::LoggingLevel;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -290,13 +289,17 @@ impl SessionOwners {
     }
 }
 
-/// Middleware on `/mcp` (after authentication): refuses other users' session ids and records
+/// A check of `/mcp` (after authentication, see [`super::gate`]): refuses other users' session ids and records
 /// the owner of sessions as they are created.
-pub async fn guard_sessions(
-    State(app): State<AppState>,
+pub(crate) async fn guard_sessions<F, Fut>(
+    app: &AppState,
     mut request: Request,
-    next: Next,
-) -> Response {
+    next: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let Some(user) = request.extensions().get::<UserId>().cloned() else {
         return AuthError::Missing.into_response();
     };
@@ -337,7 +340,7 @@ pub async fn guard_sessions(
         }
     }
     let is_delete = request.method() == Method::DELETE;
-    let response = next.run(request).await;
+    let response = next(request).await;
     match session {
         None => {
             if let Some(created) = response
