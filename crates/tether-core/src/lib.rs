@@ -29,6 +29,7 @@ pub mod time;
 pub mod token;
 pub mod tool;
 pub mod tool_cache;
+mod tool_result_serde;
 pub mod tracker;
 
 pub use config::{CoreConfig, ServerConfig, TransportConfig};

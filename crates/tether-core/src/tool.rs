@@ -35,17 +35,15 @@ impl Tool {
     }
 }
 
-/// The result of `tools/call`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
+/// The result of `tools/call`: `content`, `structuredContent` (written when present),
+/// `isError` (written when true) and every other member in `extra`. Read and written by hand
+/// (`tool_result_serde`): it is on every call's path, and serde's `flatten` buffers
+/// the whole result (a large text included) before reading it.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ToolResult {
-    #[serde(default)]
     pub content: Vec<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub structured_content: Option<Value>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_error: bool,
-    #[serde(flatten)]
     pub extra: Map<String, Value>,
 }
 
@@ -88,6 +86,61 @@ mod tests {
         let tool: Tool = serde_json::from_value(wire.clone()).expect("valid tool");
         assert_eq!(tool.name, "search");
         assert_eq!(serde_json::to_value(&tool).expect("serializes"), wire);
+    }
+
+    #[test]
+    fn results_round_trip_with_members_the_core_does_not_know() {
+        let wire = json!({
+            "content": [{"type": "text", "text": "a"}],
+            "structuredContent": {"n": 1},
+            "isError": true,
+            "_meta": {"k": "v"},
+            "resultType": "complete"
+        });
+        let result: ToolResult = serde_json::from_value(wire.clone()).expect("valid result");
+        assert_eq!(result.content.len(), 1);
+        assert_eq!(result.structured_content, Some(json!({"n": 1})));
+        assert!(result.is_error);
+        assert_eq!(result.extra.len(), 2);
+        assert_eq!(serde_json::to_value(&result).expect("serializes"), wire);
+        let text = serde_json::to_string(&result).expect("serializes");
+        let again: ToolResult = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(again, result);
+    }
+
+    #[test]
+    fn absent_and_null_members_take_their_defaults() {
+        let result: ToolResult =
+            serde_json::from_str(r#"{"structuredContent": null}"#).expect("valid");
+        assert_eq!(result, ToolResult::default());
+        assert_eq!(
+            serde_json::to_value(&result).expect("serializes"),
+            json!({"content": []})
+        );
+    }
+
+    #[test]
+    fn malformed_results_are_refused() {
+        for text in [
+            r#"{"content": {}}"#,
+            r#"{"isError": "yes"}"#,
+            r#"{"isError": null}"#,
+            r#"{"content": [], "content": []}"#,
+            r#"[]"#,
+            r#""text""#,
+        ] {
+            assert!(serde_json::from_str::<ToolResult>(text).is_err(), "{text}");
+        }
+    }
+
+    #[test]
+    fn extra_members_never_repeat_a_named_one() {
+        let mut result = ToolResult::error_text("x");
+        result.extra.insert("isError".to_owned(), json!(false));
+        result.extra.insert("content".to_owned(), json!([]));
+        let text = serde_json::to_string(&result).expect("serializes");
+        assert_eq!(text.matches("\"isError\"").count(), 1, "{text}");
+        assert_eq!(text.matches("\"content\"").count(), 1, "{text}");
     }
 
     #[test]
