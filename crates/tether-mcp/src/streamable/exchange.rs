@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
     ClientRequest, ClientResult, CustomResult, ErrorCode, ErrorData, RequestId,
@@ -395,7 +396,9 @@ async fn read_stream(
     // The server's requests being answered by the agent, read beside the stream so that the
     // server can withdraw one (`notifications/cancelled`) while the agent thinks.
     let own = OpenQuestions::default();
-    let mut answering = futures::stream::FuturesUnordered::new();
+    // Made at the first server request: an empty `FuturesUnordered` already allocates a task
+    // the size of these futures, on every request.
+    let mut answering = None;
     let questions = match phase {
         Phase::Session(Listeners {
             questions: Some(questions),
@@ -406,7 +409,7 @@ async fn read_stream(
     loop {
         let stopped = loop {
             let next = tokio::select! {
-                Some(()) = answering.next(), if !answering.is_empty() => continue,
+                Some(()) = next_answered(&mut answering), if has_pending(answering.as_ref()) => continue,
                 next = stream.next() => next,
             };
             let event = match next {
@@ -425,20 +428,22 @@ async fn read_stream(
                 } => match phase {
                     Phase::Session(listeners) => {
                         let asked = questions.ask(request.clone());
-                        answering.push(async move {
-                            let withdrawn = asked.withdrawn.clone();
-                            tokio::select! {
-                                () = answer_server_request(
-                                    endpoint,
-                                    request,
-                                    &method,
-                                    params,
-                                    listeners.downstream,
-                                ) => {}
-                                // Dropping the question tells the agent it was withdrawn.
-                                () = withdrawn.cancelled() => {}
-                            }
-                        });
+                        answering
+                            .get_or_insert_with(FuturesUnordered::new)
+                            .push(async move {
+                                let withdrawn = asked.withdrawn.clone();
+                                tokio::select! {
+                                    () = answer_server_request(
+                                        endpoint,
+                                        request,
+                                        &method,
+                                        params,
+                                        listeners.downstream,
+                                    ) => {}
+                                    // Dropping the question tells the agent it was withdrawn.
+                                    () = withdrawn.cancelled() => {}
+                                }
+                            });
                     }
                     Phase::Handshake => debug!("skipped a server request during initialize"),
                 },
@@ -471,6 +476,17 @@ async fn read_stream(
         };
         stream = resume(endpoint, &mut resumption, stopped).await?;
     }
+}
+
+fn has_pending<F>(answering: Option<&FuturesUnordered<F>>) -> bool {
+    answering.is_some_and(|a| !a.is_empty())
+}
+
+/// The next server request the agent finished answering.
+async fn next_answered<F: Future<Output = ()>>(
+    answering: &mut Option<FuturesUnordered<F>>,
+) -> Option<()> {
+    answering.as_mut()?.next().await
 }
 
 const CANCELLED: &str = "notifications/cancelled";
