@@ -303,7 +303,7 @@ pub(super) async fn read_answer(
     phase: Phase<'_>,
 ) -> Result<Answer, ExchangeError> {
     match response {
-        Posted::Message(message) => json_answer(message, id).ok_or(ExchangeError::Unexpected),
+        Posted::Message(message) => json_answer(*message, id).ok_or(ExchangeError::Unexpected),
         Posted::Json(body) => json_body_answer(body, id).ok_or(ExchangeError::Unexpected),
         Posted::Events(stream) => read_stream(endpoint, id, stream, phase).await,
         // 202 Accepted to a request: it must be answered.

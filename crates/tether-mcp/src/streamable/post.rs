@@ -48,7 +48,7 @@ const MAX_RETRY_AFTER_BYTES: usize = 128;
 /// The response to a request's `POST`.
 pub(super) enum Posted {
     /// A JSON answer that rmcp's client has already typed (the handshake's path).
-    Message(ServerJsonRpcMessage),
+    Message(Box<ServerJsonRpcMessage>),
     /// A JSON body (the answer, or a JSON-RPC error sent with a failure status), unread.
     Json(Bytes),
     /// The answer's event stream, each event bounded.
@@ -60,7 +60,7 @@ pub(super) enum Posted {
 impl From<StreamableHttpPostResponse> for Posted {
     fn from(response: StreamableHttpPostResponse) -> Self {
         match response {
-            StreamableHttpPostResponse::Json(message, _) => Self::Message(message),
+            StreamableHttpPostResponse::Json(message, _) => Self::Message(Box::new(message)),
             StreamableHttpPostResponse::Sse(stream, _) => Self::Events(stream),
             // 202, or a kind a later rmcp adds: no answer to read either way.
             _ => Self::Accepted,
