@@ -6,6 +6,8 @@
 //! page's form token (derived from the credential, see `AdminCredentials::form_token`), which
 //! another site cannot read, and an `Origin` header, when there is one, must be the page's own.
 
+use std::sync::Arc;
+
 use axum::Form;
 use axum::extract::State;
 use axum::extract::rejection::FormRejection;
@@ -17,6 +19,7 @@ use tether_core::{ServerName, UserId};
 
 use super::admin::admin_refusal;
 use super::error::{ApiError, ErrorBody};
+use crate::gateway::hooks::ServerCatalog;
 use crate::gateway::state::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -130,6 +133,21 @@ fn admitted<T: PageForm>(
     }
 }
 
+/// [`admitted`] for a form that changes the catalog, with the catalog; without one, back to
+/// the page saying so.
+fn admitted_to_catalog<T: PageForm>(
+    app: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<T>, FormRejection>,
+) -> Result<(T, Arc<dyn ServerCatalog>), Box<Response>> {
+    let form = admitted(app, headers, form)?;
+    let catalog = app
+        .catalog()
+        .cloned()
+        .ok_or_else(|| Box::new(back("the server catalog is not enabled")))?;
+    Ok((form, catalog))
+}
+
 /// The refusal of a form that is not the page's own.
 fn form_refusal(app: &AppState, headers: &HeaderMap, csrf: &str) -> Option<Response> {
     let same_origin = match headers.get(header::ORIGIN) {
@@ -173,12 +191,9 @@ pub async fn add_server(
     headers: HeaderMap,
     form: Result<Form<NewServer>, FormRejection>,
 ) -> Response {
-    let form = match admitted(&app, &headers, form) {
-        Ok(form) => form,
+    let (form, catalog) = match admitted_to_catalog(&app, &headers, form) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
-    };
-    let Some(catalog) = app.catalog().cloned() else {
-        return back("the server catalog is not enabled");
     };
     let groups: Vec<&str> = form
         .groups
@@ -209,12 +224,9 @@ pub async fn delete_server(
     headers: HeaderMap,
     form: Result<Form<NamedServer>, FormRejection>,
 ) -> Response {
-    let form = match admitted(&app, &headers, form) {
-        Ok(form) => form,
+    let (form, catalog) = match admitted_to_catalog(&app, &headers, form) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
-    };
-    let Some(catalog) = app.catalog().cloned() else {
-        return back("the server catalog is not enabled");
     };
     match catalog.delete(&form.name).await {
         Ok(()) => back(&format!("deleted {}", form.name)),
@@ -232,12 +244,9 @@ pub async fn switch_server(
     headers: HeaderMap,
     form: Result<Form<ServerSwitch>, FormRejection>,
 ) -> Response {
-    let form = match admitted(&app, &headers, form) {
-        Ok(form) => form,
+    let (form, catalog) = match admitted_to_catalog(&app, &headers, form) {
+        Ok(admitted) => admitted,
         Err(refused) => return *refused,
-    };
-    let Some(catalog) = app.catalog().cloned() else {
-        return back("the server catalog is not enabled");
     };
     let enabled = match form.action.as_str() {
         "enable" => true,
