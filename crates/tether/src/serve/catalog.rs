@@ -84,7 +84,7 @@ pub(crate) async fn start(
         .refresh()
         .await
         .context("cannot apply the server catalog")?;
-    sources.app.set_catalog(catalog.clone());
+    sources.wiring.app.set_catalog(catalog.clone());
     tokio::spawn(poll(catalog, config.poll_interval));
     Ok(())
 }
@@ -125,7 +125,7 @@ impl Catalog {
 
     /// Applies the stored catalog if its version moved; the caller holds `applying`.
     async fn refresh_locked(&self) -> Result<Option<tether_core::ServerChanges>, CatalogError> {
-        let store = &self.sources.store;
+        let store = &self.sources.wiring.store;
         let version = store.catalog_version().await.map_err(unavailable)?;
         if version == self.sources.catalog_entries().0 {
             return Ok(None);
@@ -259,6 +259,7 @@ impl Catalog {
         };
         match self
             .sources
+            .wiring
             .store
             .catalog_put(&row, create, now())
             .await
@@ -348,6 +349,7 @@ impl ServerCatalog for Catalog {
             return Err(CatalogError::NotFound);
         }
         self.sources
+            .wiring
             .store
             .set_disabled(name, !enabled)
             .await
@@ -412,7 +414,7 @@ impl ServerCatalog for Catalog {
                 )));
             }
         }
-        let separator = self.sources.app.mcp_config().tool_separator.clone();
+        let separator = self.sources.wiring.app.mcp_config().tool_separator.clone();
         entry.prefix = Some(format!("{name}{separator}"));
         entry.owner = Some(owner.clone());
         let _one_at_a_time = self.sources.applying.lock().await;
@@ -452,7 +454,7 @@ impl ServerCatalog for Catalog {
                 "{name:?} is a server of the configuration file; remove it there"
             )));
         }
-        let store = &self.sources.store;
+        let store = &self.sources.wiring.store;
         if store.catalog_delete(name).await.map_err(unavailable)? == CatalogWrite::Conflict {
             return Err(CatalogError::NotFound);
         }
@@ -461,7 +463,7 @@ impl ServerCatalog for Catalog {
         // grants are revoked in the background (one slow authorization server must not hold
         // the operator's request), then the tokens are deleted.
         let holders = store.token_users(name).await.map_err(unavailable)?;
-        let (store, authorizer) = (store.clone(), self.sources.authorizer.clone());
+        let (store, authorizer) = (store.clone(), self.sources.wiring.authorizer.clone());
         let server = tether_core::ServerName::new(name);
         tokio::spawn(async move {
             futures::stream::iter(holders)

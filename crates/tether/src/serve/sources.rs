@@ -60,13 +60,8 @@ pub(crate) fn tool_filters(
 #[derive(Debug)]
 pub(crate) struct ServerSources {
     pub path: PathBuf,
-    pub manager: ReconnectionManager,
-    pub flows: Arc<FlowStarter>,
-    pub bearer: AuthorizerBearer,
-    pub app: AppState,
-    pub store: SqlStore,
-    /// Revokes a deleted catalog server's grants.
-    pub authorizer: Arc<tether_oauth::McpAuthorizer>,
+    /// What the servers are applied to.
+    pub wiring: Wiring,
     /// The configuration the gateway started with, to tell what a reload cannot apply.
     pub started: TetherConfig,
     /// The configuration file as last read (the catalog's changes are applied beside it).
@@ -87,27 +82,15 @@ pub(crate) struct Wiring {
     pub bearer: AuthorizerBearer,
     pub app: AppState,
     pub store: SqlStore,
+    /// Revokes a deleted catalog server's grants.
     pub authorizer: Arc<tether_oauth::McpAuthorizer>,
 }
 
 impl ServerSources {
     pub(crate) fn new(path: PathBuf, config: &TetherConfig, wiring: Wiring) -> Self {
-        let Wiring {
-            manager,
-            flows,
-            bearer,
-            app,
-            store,
-            authorizer,
-        } = wiring;
         Self {
             path,
-            manager,
-            flows,
-            bearer,
-            app,
-            store,
-            authorizer,
+            wiring,
             started: config.clone(),
             file: std::sync::Mutex::new(config.clone()),
             catalog: std::sync::Mutex::new((i64::MIN, Vec::new())),
@@ -187,7 +170,7 @@ impl ServerSources {
             }
         }
         ServersView::new(
-            &self.app.mcp_config().tool_separator,
+            &self.wiring.app.mcp_config().tool_separator,
             &names,
             prefixes,
             filters,
@@ -210,20 +193,21 @@ impl ServerSources {
         let view = self.check(&file, &entries)?;
         // What connects must know first whether to look for tokens, and flows must know the
         // new servers before a stub links to them.
-        self.bearer.replace_without_oauth(
+        self.wiring.bearer.replace_without_oauth(
             entries
                 .iter()
                 .filter(|entry| !entry.server.oauth)
                 .map(|entry| entry.server.name.clone()),
         );
-        self.flows.replace_servers(
+        self.wiring.flows.replace_servers(
             entries
                 .iter()
                 .map(|entry| (entry.server.name.clone(), entry.clone()))
                 .collect(),
         );
-        self.app.set_servers_view(view);
+        self.wiring.app.set_servers_view(view);
         let changes = self
+            .wiring
             .manager
             .replace_servers(entries.iter().map(|e| e.server.clone()).collect())
             .await
