@@ -172,6 +172,11 @@ pub struct OAuthSettings {
     /// is left.
     #[serde(with = "humantime_serde")]
     pub refresh_ahead: Duration,
+    /// How long a pair's access token, once read from the store for an upstream request, is
+    /// used again without reading it (never once it is due for refresh; dropped on a 401 and
+    /// on every write of this replica). `0s`: read the store for every request.
+    #[serde(with = "humantime_serde")]
+    pub remember_tokens_for: Duration,
 }
 
 impl Default for OAuthSettings {
@@ -185,9 +190,13 @@ impl Default for OAuthSettings {
             authorize_per_minute: 10,
             allow_private_addresses: false,
             refresh_ahead: Duration::from_secs(60),
+            remember_tokens_for: Duration::from_secs(5),
         }
     }
 }
+
+/// The longest `oauth.remember_tokens_for` accepted.
+const MAX_REMEMBER_TOKENS_FOR: Duration = Duration::from_secs(60);
 
 /// The OAuth client settings of one server.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -352,6 +361,13 @@ impl TetherConfig {
         }
         if self.catalog.poll_interval.is_zero() {
             problems.push("catalog.poll_interval must be positive".to_owned());
+        }
+        if self.oauth.remember_tokens_for > MAX_REMEMBER_TOKENS_FOR {
+            // Another replica's rotation or revocation is seen this late at most.
+            problems.push(format!(
+                "oauth.remember_tokens_for must be at most {}s",
+                MAX_REMEMBER_TOKENS_FOR.as_secs()
+            ));
         }
         let uses_oauth = self.servers.iter().any(|entry| entry.server.oauth);
         if uses_oauth && self.oauth.return_url.is_none() && !self.oauth.unverified_callback {
@@ -569,6 +585,8 @@ mod tests {
             ),
             ("public_url = \"tether.example\"", "public_url"),
             ("listen = \"nowhere\"", "listen"),
+            ("[oauth]\nremember_tokens_for = \"61s\"", "at most 60s"),
+            ("[oauth]\nremember_tokens_for = 5", "remember_tokens_for"),
         ] {
             let err = format!("{:#}", TetherConfig::parse(text).expect_err(text));
             assert!(err.contains(needle), "{text:?} gave {err}");

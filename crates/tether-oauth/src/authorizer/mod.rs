@@ -31,7 +31,7 @@ use crate::secret::Secret;
 use crate::ssrf::NetworkPolicy;
 use crate::store::{
     FlowStore, MemoryFlowStore, MemoryRefreshLock, MemoryRegistrationStore, MemoryTokenVault,
-    RefreshLock, RegistrationStore, TokenEndpointAuthMethod, TokenVault,
+    RecentTokens, RefreshLock, RegistrationStore, TokenEndpointAuthMethod, TokenVault,
 };
 
 /// The scope that makes OIDC-flavoured authorization servers issue refresh tokens.
@@ -65,6 +65,9 @@ pub struct AuthorizerConfig {
     pub token_endpoint_backoff_max: Duration,
     /// On shutdown, how long [`McpAuthorizer::drain`] waits for refreshes in flight.
     pub refresh_drain_timeout: Duration,
+    /// How long an access token read for an upstream request is remembered for the pair's
+    /// next requests ([`RecentTokens`]); zero reads the store every time. Default 5 s.
+    pub remember_tokens_for: Duration,
 }
 
 impl Default for AuthorizerConfig {
@@ -82,6 +85,7 @@ impl Default for AuthorizerConfig {
             token_endpoint_backoff_min: Duration::from_secs(2),
             token_endpoint_backoff_max: Duration::from_secs(120),
             refresh_drain_timeout: Duration::from_secs(20),
+            remember_tokens_for: crate::store::KEEP_RECENT_FOR,
         }
     }
 }
@@ -106,6 +110,7 @@ impl fmt::Debug for AuthorizerConfig {
                 &self.token_endpoint_backoff_max,
             )
             .field("refresh_drain_timeout", &self.refresh_drain_timeout)
+            .field("remember_tokens_for", &self.remember_tokens_for)
             .finish_non_exhaustive()
     }
 }
@@ -195,6 +200,8 @@ pub struct McpAuthorizer {
     /// connecting at once share one registration.
     registering: Mutex<HashMap<RegistrationKey, Arc<tokio::sync::Mutex<()>>>>,
     step_ups: step_up::StepUps,
+    /// The vault of [`Self::stores`], which remembers the tokens of busy pairs for a moment.
+    recent: Arc<RecentTokens>,
     refreshes: Arc<RefreshCounters>,
     token_endpoint_backoff: Arc<as_backoff::AsBackoff>,
     /// Refreshes run in their own tasks once their request may be sent, so that a caller going
@@ -231,14 +238,22 @@ fn parse_url(text: &str, what: &str) -> Result<Url, OAuthError> {
 }
 
 impl McpAuthorizer {
-    pub fn new(config: AuthorizerConfig, stores: OAuthStores) -> Result<Self, OAuthError> {
+    pub fn new(config: AuthorizerConfig, mut stores: OAuthStores) -> Result<Self, OAuthError> {
         let http = HttpClients::new(
             config.network.clone(),
             config.request_timeout,
             config.request_observer.clone(),
         )
         .map_err(|e| OAuthError::protocol(format!("cannot build the HTTP client: {e}")))?;
+        // Every write of the authorizer (and of rmcp through it) goes through this vault, so
+        // each one drops what it remembered.
+        let recent = Arc::new(RecentTokens::new(
+            stores.vault.clone(),
+            config.remember_tokens_for,
+        ));
+        stores.vault = recent.clone();
         Ok(Self {
+            recent,
             registering: Mutex::new(HashMap::new()),
             step_ups: step_up::StepUps::default(),
             refreshes: Arc::default(),
@@ -290,6 +305,13 @@ impl McpAuthorizer {
         AuthorizationManager::new_with_oauth_http_client(base_url.clone(), Arc::new(http.clone()))
             .await
             .map_err(|e| classify(e, http))
+    }
+
+    /// Drops the remembered tokens of `server`, whose tokens were deleted in the store directly
+    /// (a server deleted from the catalog), so that a server added again under its name is
+    /// never sent them.
+    pub fn forget_remembered(&self, server: &ServerName) {
+        self.recent.forget_server(server);
     }
 
     /// Forgets the pair's tokens (user disconnects).

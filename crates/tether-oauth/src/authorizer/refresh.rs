@@ -24,16 +24,24 @@ use crate::secret::Secret;
 impl McpAuthorizer {
     /// A usable access token for the pair, refreshed first when less than 60 s or 10 % of its
     /// lifetime is left. Refreshes are single-flight per pair through the [`crate::store::RefreshLock`].
+    /// A record read in the last few seconds answers without the store while its token is not
+    /// due ([`crate::store::RecentTokens`]).
     pub async fn access_token(
         &self,
         user: &UserId,
         server: &ServerName,
     ) -> Result<Secret, OAuthError> {
         let pair = PairKey::new(user.clone(), server.clone());
-        let Some(seen) = self.stores.vault.get(&pair).await? else {
+        let due = |record: &crate::store::TokenRecord| {
+            needs_refresh(record, now(), self.config.refresh_ahead)
+        };
+        if let Some(token) = self.recent.remembered(&pair, |record| !due(record)) {
+            return Ok(token);
+        }
+        let Some(seen) = self.recent.load(&pair).await? else {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };
-        if !needs_refresh(&seen, now(), self.config.refresh_ahead) {
+        if !due(&seen) {
             return Ok(seen.access_token);
         }
         self.refresh_single_flight(&pair, seen, false).await
@@ -49,6 +57,7 @@ impl McpAuthorizer {
         rejected: &Secret,
     ) -> Result<Secret, OAuthError> {
         let pair = PairKey::new(user.clone(), server.clone());
+        self.recent.forget(&pair);
         let Some(seen) = self.stores.vault.get(&pair).await? else {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };

@@ -6,6 +6,7 @@
 
 pub mod flow;
 pub mod lock;
+pub mod recent;
 pub mod registration;
 pub mod vault;
 
@@ -13,6 +14,7 @@ pub use flow::{
     CallbackParams, FLOW_TTL, FlowRecord, FlowStore, MAX_FLOWS, MAX_FLOWS_PER_USER, MemoryFlowStore,
 };
 pub use lock::{MemoryRefreshLock, RefreshLock};
+pub use recent::{KEEP_RECENT_FOR, RecentTokens};
 pub use registration::{
     ClientSource, Endpoints, MemoryRegistrationStore, RegistrationRecord, RegistrationStore,
     TokenEndpointAuthMethod,

@@ -465,6 +465,8 @@ impl ServerCatalog for Catalog {
         let holders = store.token_users(name).await.map_err(unavailable)?;
         let (store, authorizer) = (store.clone(), self.sources.wiring.authorizer.clone());
         let server = tether_core::ServerName::new(name);
+        // Nothing remembered of its tokens may reach a server added again under the name.
+        authorizer.forget_remembered(&server);
         tokio::spawn(async move {
             futures::stream::iter(holders)
                 .map(|user| {
@@ -478,7 +480,9 @@ impl ServerCatalog for Catalog {
                 .buffer_unordered(REVOCATIONS_AT_ONCE)
                 .collect::<()>()
                 .await;
-            match store.forget_server(server.as_str()).await {
+            let forgotten = store.forget_server(server.as_str()).await;
+            authorizer.forget_remembered(&server);
+            match forgotten {
                 Ok(tokens) => {
                     tracing::info!(%server, tokens, "catalog server deleted with its tokens");
                 }

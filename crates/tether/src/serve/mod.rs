@@ -201,6 +201,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             client_name: config.oauth.client_name.clone(),
             client_metadata_url: config.oauth.client_metadata_url.clone(),
             refresh_ahead: config.oauth.refresh_ahead,
+            remember_tokens_for: config.oauth.remember_tokens_for,
             ..AuthorizerConfig::default()
         },
         OAuthStores {
