@@ -14,6 +14,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::{ClientLifecycleMode, RoleClient, serve_client, serve_client_with_lifecycle};
 use serde_json::json;
 
+use super::oauth_tokens;
 use super::pass_through::PassThrough;
 use super::procs::{
     Binaries, Gateway, Upstream, cpu_seconds, http_client, jwt, rss_kib, servers_toml,
@@ -33,6 +34,11 @@ pub const TETHER_2026: &str = "tether26";
 /// Through another build of Tether (`--baseline-tether`): a change measured before and after
 /// in the same rounds.
 pub const BASELINE: &str = "baseline";
+/// Through Tether to the upstream configured with OAuth (`--oauth`), the pair's access token
+/// remembered for 5 s (the default)...
+pub const OAUTH: &str = "oauth";
+/// ...and read from the store for every upstream request (`remember_tokens_for = "0s"`).
+pub const OAUTH_STORE: &str = "oauth-db";
 
 /// Another MCP gateway measured as one more path (`--peer NAME=TOOL@URL`).
 #[derive(Debug, Clone)]
@@ -84,6 +90,8 @@ pub struct CallsSettings {
     pub peers: Vec<PeerPath>,
     /// Another `tether` binary, run with the same configuration as one more path.
     pub baseline: Option<std::path::PathBuf>,
+    /// The paths [`OAUTH`] and [`OAUTH_STORE`].
+    pub oauth: bool,
 }
 
 /// The text the large-answer phases echo: a 64 KiB tool result (and argument).
@@ -288,14 +296,25 @@ pub async fn run(
         Some(bin) => Some(Gateway::start(bin, "calls-baseline", &config).await?),
         None => None,
     };
+    let n = settings.concurrency.max(1);
+    let mut oauth_gateways = Vec::new();
+    if settings.oauth {
+        for (label, remember_for) in [("calls-oauth", "5s"), ("calls-oauth-db", "0s")] {
+            let config = oauth_tokens::config("up", &upstream.url, remember_for);
+            let gateway = Gateway::start(&bins.tether, label, &config).await?;
+            let users = (0..n).map(|i| format!("calls-{i}"));
+            oauth_tokens::seed(&gateway, "up", &upstream.url, users).await?;
+            oauth_gateways.push(gateway);
+        }
+    }
     let result = async {
-        let n = settings.concurrency.max(1);
         let mcp = format!("{}/mcp", gateway.base);
         let mut direct = Vec::with_capacity(n);
         let mut proxied = Vec::with_capacity(n);
         let mut through = Vec::with_capacity(n);
         let mut stateless = Vec::with_capacity(n);
         let mut before = Vec::with_capacity(n);
+        let mut oauth: Vec<Vec<Client>> = oauth_gateways.iter().map(|_| Vec::new()).collect();
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
             proxied.push(connect(&http, &proxy.url, None).await?);
@@ -322,6 +341,18 @@ pub async fn run(
                     .context("tools/list through the baseline")?;
                 before.push(client);
             }
+            for (gateway, clients) in oauth_gateways.iter().zip(&mut oauth) {
+                let client = connect(&http, &format!("{}/mcp", gateway.base), Some(&token)).await?;
+                let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
+                    .await
+                    .context("tools/list through an OAuth gateway timed out")?
+                    .context("tools/list through an OAuth gateway")?;
+                ensure!(
+                    tools.iter().any(|t| t.name == "up__echo"),
+                    "the OAuth gateway does not list up__echo (not connected?)"
+                );
+                clients.push(client);
+            }
         }
         let mut peers = Vec::with_capacity(settings.peers.len());
         for peer in &settings.peers {
@@ -340,6 +371,13 @@ pub async fn run(
         ];
         if let Some(baseline) = &baseline {
             paths.push((BASELINE, &before, "up__echo", Some(baseline.pid)));
+        }
+        for ((path, gateway), clients) in [OAUTH, OAUTH_STORE]
+            .into_iter()
+            .zip(&oauth_gateways)
+            .zip(&oauth)
+        {
+            paths.push((path, clients, "up__echo", Some(gateway.pid)));
         }
         for (peer, clients) in settings.peers.iter().zip(&peers) {
             paths.push((peer.name, clients, &peer.tool, None));
@@ -380,6 +418,7 @@ pub async fn run(
             .chain(through)
             .chain(stateless)
             .chain(before)
+            .chain(oauth.into_iter().flatten())
             .chain(peers.into_iter().flatten())
         {
             let _ = tokio::time::timeout(Duration::from_secs(5), client.cancel()).await;
@@ -391,6 +430,9 @@ pub async fn run(
     gateway.stop().await;
     if let Some(baseline) = baseline {
         baseline.stop().await;
+    }
+    for gateway in oauth_gateways {
+        gateway.stop().await;
     }
     proxy.stop().await;
     upstream.stop().await;

@@ -13,6 +13,7 @@
 
 mod calls;
 mod idle;
+mod oauth_tokens;
 pub(crate) mod pass_through;
 pub(crate) mod procs;
 mod resources;
@@ -104,6 +105,11 @@ pub struct Args {
     /// measured before and after in one run.
     #[arg(long)]
     baseline_tether: Option<std::path::PathBuf>,
+    /// Tool calls: two more paths through Tether to the same upstream configured with OAuth
+    /// (tokens written into the store first): `oauth` remembers a pair's access token for 5 s,
+    /// `oauth-db` reads the store for every upstream request.
+    #[arg(long)]
+    oauth: bool,
 }
 
 fn ms(d: Duration) -> String {
@@ -354,6 +360,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         upstream_addr: args.upstream_addr.clone(),
         peers: peers.clone(),
         baseline: args.baseline_tether.clone(),
+        oauth: args.oauth,
     };
     let (phases, scale) = calls::run(bins, &settings).await?;
     let header = format!(
@@ -398,6 +405,8 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     let mut proxy = Vec::new();
     let mut stateless = Vec::new();
     let mut baseline = Vec::new();
+    let mut oauth = Vec::new();
+    let mut oauth_store = Vec::new();
     for round in 1..=args.rounds.max(1) {
         let find = |path: &str, concurrency: usize| {
             phases.iter().find(|p| {
@@ -428,6 +437,8 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             (calls::PASS_THROUGH, &mut proxy),
             (calls::TETHER_2026, &mut stateless),
             (calls::BASELINE, &mut baseline),
+            (calls::OAUTH, &mut oauth),
+            (calls::OAUTH_STORE, &mut oauth_store),
         ] {
             let Some((m1, mn)) = find(path, 1).zip(find(path, c)) else {
                 continue;
@@ -481,6 +492,36 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             "this build / the baseline build (median over the rounds of each round's ratio): \
              added p50 {:.2}×, throughput {:.2}×, CPU per call {:.2}×",
             r.added_p50, r.throughput, r.cpu
+        );
+    }
+    for (path, figures, what) in [
+        (calls::OAUTH, &oauth, "the access token remembered for 5 s"),
+        (
+            calls::OAUTH_STORE,
+            &oauth_store,
+            "the access token read from the store per request",
+        ),
+    ] {
+        if let Some(o) = Versus::median(figures) {
+            println!(
+                "median of {} rounds, {path} (OAuth, {what}): adds {:.3} ms at p50, keeps \
+                 {:.2}× of direct throughput, spends {:.4} ms CPU per call",
+                figures.len(),
+                o.p50_ms,
+                o.ratio,
+                o.cpu_ms
+            );
+        }
+    }
+    if let Some(r) = RatioGoals::of(&oauth, &oauth_store) {
+        println!(
+            "{} / {} (median over the rounds of each round's ratio): added p50 {:.2}×, \
+             throughput {:.2}×, CPU per call {:.2}×",
+            calls::OAUTH,
+            calls::OAUTH_STORE,
+            r.added_p50,
+            r.throughput,
+            r.cpu
         );
     }
     let direct_scale = scale.iter().find(|r| r.phase.path == calls::DIRECT);

@@ -21,7 +21,7 @@ const JWT_SECRET: &str = "tether-bench-host-token-secret-0123456789abcdef";
 const ISSUER: &str = "https://host.bench.invalid";
 const AUDIENCE: &str = "tether";
 /// The storage key (32 bytes, base64), id `bench`.
-const ENCRYPTION_KEY: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const ENCRYPTION_KEY: &str = "bench:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 /// How long a child may take to say where it listens.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 const START_POLL: Duration = Duration::from_millis(20);
@@ -272,7 +272,7 @@ pub struct Gateway {
     child: Child,
     _stdin: Option<ChildStdin>,
     stderr_path: PathBuf,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 /// The `[[servers]]` entries for `(name, url)` pairs: Streamable HTTP, no OAuth.
@@ -375,8 +375,13 @@ impl Gateway {
             child,
             _stdin: stdin,
             stderr_path,
-            _dir: dir,
+            dir,
         })
+    }
+
+    /// The SQLite store of a gateway started without a `head` of its own.
+    pub fn sqlite_url(&self) -> String {
+        format!("sqlite://{}", self.dir.path.join("tether.db").display())
     }
 
     /// The last lines the gateway logged (warnings and errors), for error messages.
