@@ -6,7 +6,7 @@ use tether_core::ServerName;
 use tracing::info;
 
 use super::discovery::{advertised_flag, advertised_strings};
-use super::{McpAuthorizer, StartOptions, now};
+use super::{McpAuthorizer, StartOptions};
 use crate::classify::classify;
 use crate::error::OAuthError;
 use crate::http::GuardedHttpClient;
@@ -71,6 +71,7 @@ impl McpAuthorizer {
         options: &StartOptions,
         http: &GuardedHttpClient,
     ) -> Result<RegistrationRecord, OAuthError> {
+        let registered_at = self.now();
         let record =
             |client_id: String, secret: Option<Secret>, method, source| RegistrationRecord {
                 client_id,
@@ -79,7 +80,7 @@ impl McpAuthorizer {
                 source,
                 redirect_uris: vec![options.redirect_uri.clone()],
                 endpoints: endpoints.clone(),
-                registered_at: now(),
+                registered_at,
             };
 
         // 1. Pre-registered (configuration).

@@ -10,7 +10,7 @@ use super::client_identity::configure_client;
 use super::discovery::{
     add_offline_access, asks_offline_access_from_openid_provider, issuer_key, metadata_from,
 };
-use super::{AuthorizationStart, McpAuthorizer, OFFLINE_ACCESS, StartOptions, now, parse_url};
+use super::{AuthorizationStart, McpAuthorizer, OFFLINE_ACCESS, StartOptions, parse_url};
 use crate::classify::classify;
 use crate::error::OAuthError;
 use crate::rmcp_adapter::{FlowStateStore, PairCredentialStore};
@@ -106,7 +106,7 @@ impl McpAuthorizer {
             pkce_verifier: Secret::new(stored.pkce_verifier.clone()),
             redirect_uri: options.redirect_uri.clone(),
             requested_scopes: stored.requested_scopes.clone(),
-            created_at: now(),
+            created_at: self.now(),
             authorization_url: Some(authorization_url.clone()),
             browser_binding: None,
             callback: None,
@@ -176,13 +176,16 @@ impl McpAuthorizer {
             registration.endpoints.issuer.clone(),
             registration.endpoints.iss_parameter_supported,
         ));
-        manager.set_credential_store(PairCredentialStore::new(
-            self.stores.vault.clone(),
-            self.stores.locks.clone(),
-            pair.clone(),
-            flow.issuer.clone(),
-            flow.resource.clone(),
-        ));
+        manager.set_credential_store(
+            PairCredentialStore::new(
+                self.stores.vault.clone(),
+                self.stores.locks.clone(),
+                pair.clone(),
+                flow.issuer.clone(),
+                flow.resource.clone(),
+            )
+            .with_clock(self.config.clock.clone()),
+        );
         configure_client(
             &mut manager,
             &metadata_from(&registration.endpoints),

@@ -18,10 +18,10 @@ pub use revocation::Revocation;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use rmcp::transport::auth::AuthorizationManager;
-use tether_core::{PairKey, ServerName, Timestamp, UserId};
+use tether_core::{Clock, PairKey, ServerName, SystemClock, Timestamp, UserId};
 use url::Url;
 
 use crate::classify::classify;
@@ -68,6 +68,8 @@ pub struct AuthorizerConfig {
     /// How long an access token read for an upstream request is remembered for the pair's
     /// next requests ([`RecentTokens`]); zero reads the store every time. Default 5 s.
     pub remember_tokens_for: Duration,
+    /// The wall clock every expiry decision reads (tests: `TokioClock`, on paused time).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for AuthorizerConfig {
@@ -86,6 +88,7 @@ impl Default for AuthorizerConfig {
             token_endpoint_backoff_max: Duration::from_secs(120),
             refresh_drain_timeout: Duration::from_secs(20),
             remember_tokens_for: crate::store::KEEP_RECENT_FOR,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -111,6 +114,7 @@ impl fmt::Debug for AuthorizerConfig {
             )
             .field("refresh_drain_timeout", &self.refresh_drain_timeout)
             .field("remember_tokens_for", &self.remember_tokens_for)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }
@@ -229,10 +233,6 @@ impl fmt::Debug for McpAuthorizer {
     }
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
-}
-
 fn parse_url(text: &str, what: &str) -> Result<Url, OAuthError> {
     Url::parse(text).map_err(|e| OAuthError::protocol(format!("{what} is not a URL: {e}")))
 }
@@ -279,6 +279,10 @@ impl McpAuthorizer {
 
     pub fn config(&self) -> &AuthorizerConfig {
         &self.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.config.clock.now()
     }
 
     /// Waits up to `timeout` for the refreshes in flight to finish (their rotated tokens

@@ -2,7 +2,7 @@
 //! per pair under its refresh lease.
 
 use oauth2::TokenResponse;
-use tether_core::{PairKey, ServerName, UserId};
+use tether_core::{Clock, PairKey, ServerName, Timestamp, UserId};
 use tracing::{info, warn};
 
 use super::client_identity::configure_client;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rmcp::transport::auth::AuthorizationManager;
 
 use super::as_backoff::AsBackoff;
-use super::{McpAuthorizer, OAuthStores, RefreshCounters, now, parse_url};
+use super::{McpAuthorizer, OAuthStores, RefreshCounters, parse_url};
 use crate::classify::classify;
 use crate::error::OAuthError;
 use crate::http::{HttpClients, HttpFailure, Outcome};
@@ -33,7 +33,7 @@ impl McpAuthorizer {
     ) -> Result<Secret, OAuthError> {
         let pair = PairKey::new(user.clone(), server.clone());
         let due = |record: &crate::store::TokenRecord| {
-            needs_refresh(record, now(), self.config.refresh_ahead)
+            needs_refresh(record, self.now(), self.config.refresh_ahead)
         };
         if let Some(token) = self.recent.remembered(&pair, |record| !due(record)) {
             return Ok(token);
@@ -62,7 +62,7 @@ impl McpAuthorizer {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };
         if seen.access_token != *rejected {
-            return usable_or_reauthorize(seen);
+            return usable_or_reauthorize(seen, self.now());
         }
         self.refresh_single_flight(&pair, seen, true).await
     }
@@ -81,7 +81,7 @@ impl McpAuthorizer {
                     "the access token was rejected and there is no refresh token",
                 ))
             } else {
-                usable_or_reauthorize(record)
+                usable_or_reauthorize(record, self.now())
             }
         };
         if seen.refresh_token.is_none() {
@@ -89,7 +89,7 @@ impl McpAuthorizer {
         }
         // A refresh that was only early must not fail a call its token can still serve.
         let still_valid_or = |record: &crate::store::TokenRecord, error: OAuthError| {
-            if !rejected && !is_expired(record, now()) {
+            if !rejected && !is_expired(record, self.now()) {
                 info!(%pair, %error, "refresh postponed; the current access token is still valid");
                 Ok(record.access_token.clone())
             } else {
@@ -124,7 +124,7 @@ impl McpAuthorizer {
         };
         let replaced =
             current.obtained_at != seen.obtained_at || current.access_token != seen.access_token;
-        if replaced && !is_expired(&current, now()) {
+        if replaced && !is_expired(&current, self.now()) {
             lease.release().await?;
             return Ok(current.access_token);
         }
@@ -137,6 +137,7 @@ impl McpAuthorizer {
             http: self.http.clone(),
             counters: self.refreshes.clone(),
             backoff: self.token_endpoint_backoff.clone(),
+            clock: self.config.clock.clone(),
         };
         // From here the token request may be sent: the refresh runs to the end in its own task
         // (its rotated refresh token stored) even if this caller goes away meanwhile.
@@ -159,6 +160,7 @@ struct RefreshJob {
     http: HttpClients,
     counters: Arc<RefreshCounters>,
     backoff: Arc<AsBackoff>,
+    clock: Arc<dyn Clock>,
 }
 
 impl RefreshJob {
@@ -200,7 +202,8 @@ impl RefreshJob {
             record.resource.clone(),
         )
         .with_lease(lease)
-        .replacing(record.obtained_at);
+        .replacing(record.obtained_at)
+        .with_clock(self.clock.clone());
         let lease_slot = store.lease_handle();
         manager.set_credential_store(store);
         let redirect_uri = registration
@@ -275,12 +278,70 @@ fn token_endpoint_failed(outcome: &Outcome) -> bool {
 
 pub(super) fn usable_or_reauthorize(
     record: crate::store::TokenRecord,
+    now: Timestamp,
 ) -> Result<Secret, OAuthError> {
-    if is_expired(&record, now()) {
+    if is_expired(&record, now) {
         Err(OAuthError::needs_authorization(
             "the access token expired and there is no refresh token",
         ))
     } else {
         Ok(record.access_token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tether_core::{Clock, PairKey, ServerName, TokioClock, UserId};
+
+    use crate::error::OAuthError;
+    use crate::secret::Secret;
+    use crate::store::TokenRecord;
+    use crate::{AuthorizerConfig, McpAuthorizer, OAuthStores};
+
+    /// Every expiry decision reads the authorizer's clock: on paused time a ten-minute token
+    /// is served, then due (and, without a refresh token, still served), then expired.
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_decided_on_the_authorizers_clock() {
+        let clock = Arc::new(TokioClock::new());
+        let stores = OAuthStores::in_memory();
+        let config = AuthorizerConfig {
+            clock: clock.clone(),
+            ..AuthorizerConfig::default()
+        };
+        let authorizer = McpAuthorizer::new(config, stores.clone()).expect("builds");
+        let (user, server) = (UserId::new("alice"), ServerName::new("notes"));
+        let now = clock.now();
+        let record = TokenRecord {
+            access_token: Secret::new("at-10-minutes"),
+            expires_at: Some(now + Duration::from_secs(600)),
+            scopes: vec![],
+            refresh_token: None,
+            obtained_at: now,
+            issuer: "https://as.example".into(),
+            client_id: "c".into(),
+            resource: "https://mcp.example/mcp".into(),
+        };
+        stores
+            .vault
+            .put(&PairKey::new(user.clone(), server.clone()), record)
+            .await
+            .expect("put");
+        let token = authorizer
+            .access_token(&user, &server)
+            .await
+            .expect("fresh");
+        assert_eq!(token.expose(), "at-10-minutes");
+        tokio::time::advance(Duration::from_secs(570)).await;
+        let due = authorizer.access_token(&user, &server).await;
+        assert_eq!(due.expect("due, not expired").expose(), "at-10-minutes");
+        tokio::time::advance(Duration::from_secs(31)).await;
+        let expired = authorizer.access_token(&user, &server).await;
+        assert!(
+            matches!(expired, Err(OAuthError::NeedsAuthorization(_))),
+            "{expired:?}"
+        );
     }
 }

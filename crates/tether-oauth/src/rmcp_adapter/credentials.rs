@@ -1,7 +1,7 @@
 //! rmcp's `CredentialStore` for one (user, server) over a [`TokenVault`] and a [`RefreshLock`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2::basic::BasicTokenType;
@@ -10,7 +10,7 @@ use rmcp::transport::auth::{
     AuthError, CredentialRefreshGuard, CredentialStore, OAuthTokenResponse, StoredCredentials,
     VendorExtraTokenFields,
 };
-use tether_core::{PairKey, StoreError, Timestamp};
+use tether_core::{Clock, PairKey, StoreError, SystemClock, Timestamp};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
@@ -36,6 +36,8 @@ pub struct PairCredentialStore {
     lease_wait: Duration,
     /// `obtained_at` of the record being refreshed: the save replaces only that record.
     replacing: Option<Timestamp>,
+    /// Dates the tokens saved (their `obtained_at`, and from it their expiry).
+    clock: Arc<dyn Clock>,
 }
 
 /// A refreshed token response is kept and its write retried this many times, pausing from
@@ -65,7 +67,14 @@ impl PairCredentialStore {
             lease_ttl: Duration::from_secs(30),
             lease_wait: Duration::from_secs(35),
             replacing: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The clock that dates saved tokens (the authorizer's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Saves only over the record obtained at `obtained_at` ([`TokenVault::replace`]), so that
@@ -175,7 +184,7 @@ impl CredentialStore for PairCredentialStore {
             // this response holds the only valid refresh token and must not be thrown away.
             warn!(pair = %self.pair, "refresh lease expired before saving; saving conditionally");
         }
-        let obtained_at = Timestamp::from_system_time(SystemTime::now());
+        let obtained_at = self.clock.now();
         let record = TokenRecord {
             access_token: Secret::new(response.access_token().secret().clone()),
             expires_at: response.expires_in().map(|lifetime| obtained_at + lifetime),

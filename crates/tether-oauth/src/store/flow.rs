@@ -6,11 +6,11 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tether_core::{ServerName, StoreError, Timestamp, UserId};
+use tether_core::{Clock, ServerName, StoreError, SystemClock, Timestamp, UserId};
 use tokio::sync::Mutex;
 
 use crate::secret::Secret;
@@ -105,14 +105,31 @@ pub trait FlowStore: Send + Sync + fmt::Debug + 'static {
     async fn take(&self, state: &str) -> Result<Option<FlowRecord>, StoreError>;
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryFlowStore {
     flows: Arc<Mutex<HashMap<String, FlowRecord>>>,
+    /// Decides which flows expired.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryFlowStore {
+    fn default() -> Self {
+        Self {
+            flows: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl MemoryFlowStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Expires flows by `clock` (tests: `TokioClock`, on paused time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Flows currently held (expired ones included until the next `put`), for tests.
@@ -123,10 +140,6 @@ impl MemoryFlowStore {
     pub async fn is_empty(&self) -> bool {
         self.len().await == 0
     }
-}
-
-fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
 }
 
 fn forget_oldest(flows: &mut HashMap<String, FlowRecord>, of: impl Fn(&FlowRecord) -> bool) {
@@ -143,7 +156,7 @@ fn forget_oldest(flows: &mut HashMap<String, FlowRecord>, of: impl Fn(&FlowRecor
 #[async_trait]
 impl FlowStore for MemoryFlowStore {
     async fn put(&self, state: &str, record: FlowRecord) -> Result<(), StoreError> {
-        let now = now();
+        let now = self.clock.now();
         let mut flows = self.flows.lock().await;
         // Abandoned flows would otherwise accumulate forever.
         flows.retain(|_, flow| !flow.is_expired(now));
@@ -161,7 +174,7 @@ impl FlowStore for MemoryFlowStore {
 
     async fn take(&self, state: &str) -> Result<Option<FlowRecord>, StoreError> {
         let taken = self.flows.lock().await.remove(state);
-        Ok(taken.filter(|flow| !flow.is_expired(now())))
+        Ok(taken.filter(|flow| !flow.is_expired(self.clock.now())))
     }
 }
 
@@ -189,6 +202,22 @@ mod tests {
             browser_binding: None,
             callback: None,
         }
+    }
+
+    fn now() -> Timestamp {
+        SystemClock.now()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flows_expire_by_the_stores_clock() {
+        let clock = Arc::new(tether_core::TokioClock::new());
+        let store = MemoryFlowStore::new().with_clock(clock.clone());
+        store.put("a", flow(clock.now())).await.expect("put");
+        store.put("b", flow(clock.now())).await.expect("put");
+        tokio::time::advance(FLOW_TTL - Duration::from_secs(1)).await;
+        assert!(store.take("a").await.expect("take").is_some());
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert!(store.take("b").await.expect("take").is_none(), "expired");
     }
 
     #[tokio::test]

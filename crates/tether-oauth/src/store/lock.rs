@@ -9,10 +9,10 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tether_core::{PairKey, StoreError, Timestamp};
+use tether_core::{Clock, PairKey, StoreError, SystemClock, Timestamp};
 use tokio::sync::Mutex;
 
 #[async_trait]
@@ -33,19 +33,32 @@ pub trait RefreshLock: Send + Sync + fmt::Debug + 'static {
     async fn still_held(&self, pair: &PairKey, owner: &str) -> Result<bool, StoreError>;
 }
 
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct MemoryRefreshLock {
     leases: Arc<Mutex<HashMap<PairKey, (String, Timestamp)>>>,
+    /// Decides which leases expired.
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryRefreshLock {
+    fn default() -> Self {
+        Self {
+            leases: Arc::default(),
+            clock: Arc::new(SystemClock),
+        }
+    }
 }
 
 impl MemoryRefreshLock {
     pub fn new() -> Self {
         Self::default()
     }
-}
 
-fn now() -> Timestamp {
-    Timestamp::from_system_time(SystemTime::now())
+    /// Expires leases by `clock` (tests: `TokioClock`, on paused time).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 #[async_trait]
@@ -56,7 +69,7 @@ impl RefreshLock for MemoryRefreshLock {
         owner: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let now = now();
+        let now = self.clock.now();
         let mut leases = self.leases.lock().await;
         match leases.get(pair) {
             Some((holder, expires_at)) if *expires_at > now && holder != owner => Ok(false),
@@ -77,7 +90,7 @@ impl RefreshLock for MemoryRefreshLock {
     }
 
     async fn still_held(&self, pair: &PairKey, owner: &str) -> Result<bool, StoreError> {
-        let now = now();
+        let now = self.clock.now();
         Ok(self
             .leases
             .lock()
