@@ -47,6 +47,12 @@ impl CountedVault {
     fn reads(&self) -> u32 {
         self.reads.load(Ordering::SeqCst)
     }
+
+    /// Alice's record as stored, read without counting.
+    async fn record(&self) -> TokenRecord {
+        let stored = self.inner.get(&pair()).await.expect("get");
+        stored.expect("alice's record")
+    }
 }
 
 #[async_trait]
@@ -194,13 +200,7 @@ async fn own_writes_and_a_forgotten_server_are_seen_at_once() {
     let first = r.one.access_token(&alice(), &notes()).await.expect("token");
 
     // A write through the authorizer's own vault (as a flow's new tokens are saved).
-    let mut replaced = r
-        .vault
-        .inner
-        .get(&pair())
-        .await
-        .expect("get")
-        .expect("record");
+    let mut replaced = r.vault.record().await;
     replaced.access_token = Secret::new("at-written-by-this-replica");
     r.one
         .stores()
@@ -252,13 +252,7 @@ async fn a_token_due_for_refresh_is_never_served_from_memory() {
     let r = replicas(Duration::from_secs(60)).await;
     // 2 h left of a 24 h lifetime: due (the last tenth); no refresh token, so the due token is
     // handed out as it is, each time from the store.
-    let mut record = r
-        .vault
-        .inner
-        .get(&pair())
-        .await
-        .expect("get")
-        .expect("record");
+    let mut record = r.vault.record().await;
     let now = Timestamp::from_system_time(SystemTime::now());
     record.obtained_at = now - Duration::from_secs(22 * 3600);
     record.expires_at = Some(now + Duration::from_secs(2 * 3600));

@@ -467,62 +467,37 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         p.ratio,
         p.cpu_ms
     );
-    if let Some(s) = Versus::median(&stateless) {
-        println!(
-            "median of {} rounds, a 2026-07-28 agent (stateless) through Tether: adds {:.3} ms \
-             at p50, keeps {:.2}× of direct throughput, spends {:.4} ms CPU per call",
-            stateless.len(),
-            s.p50_ms,
-            s.ratio,
-            s.cpu_ms
-        );
-    }
-    if let Some(b) = Versus::median(&baseline) {
-        println!(
-            "median of {} rounds, the baseline build of Tether: adds {:.3} ms at p50, keeps \
-             {:.2}× of direct throughput, spends {:.4} ms CPU per call",
-            baseline.len(),
-            b.p50_ms,
-            b.ratio,
-            b.cpu_ms
-        );
-    }
-    if let Some(r) = RatioGoals::of(&tether, &baseline) {
-        println!(
-            "this build / the baseline build (median over the rounds of each round's ratio): \
-             added p50 {:.2}×, throughput {:.2}×, CPU per call {:.2}×",
-            r.added_p50, r.throughput, r.cpu
-        );
-    }
-    for (path, figures, what) in [
-        (calls::OAUTH, &oauth, "the access token remembered for 5 s"),
+    for (figures, what) in [
+        (&stateless, "a 2026-07-28 agent (stateless) through Tether"),
+        (&baseline, "the baseline build of Tether"),
+        (&oauth, "oauth (OAuth, the access token remembered for 5 s)"),
         (
-            calls::OAUTH_STORE,
             &oauth_store,
-            "the access token read from the store per request",
+            "oauth-db (OAuth, the access token read from the store per request)",
         ),
     ] {
-        if let Some(o) = Versus::median(figures) {
+        if let Some(m) = Versus::median(figures) {
             println!(
-                "median of {} rounds, {path} (OAuth, {what}): adds {:.3} ms at p50, keeps \
-                 {:.2}× of direct throughput, spends {:.4} ms CPU per call",
+                "median of {} rounds, {what}: adds {:.3} ms at p50, keeps {:.2}× of direct \
+                 throughput, spends {:.4} ms CPU per call",
                 figures.len(),
-                o.p50_ms,
-                o.ratio,
-                o.cpu_ms
+                m.p50_ms,
+                m.ratio,
+                m.cpu_ms
             );
         }
     }
-    if let Some(r) = RatioGoals::of(&oauth, &oauth_store) {
-        println!(
-            "{} / {} (median over the rounds of each round's ratio): added p50 {:.2}×, \
-             throughput {:.2}×, CPU per call {:.2}×",
-            calls::OAUTH,
-            calls::OAUTH_STORE,
-            r.added_p50,
-            r.throughput,
-            r.cpu
-        );
+    for (this, that, what) in [
+        (&tether, &baseline, "this build / the baseline build"),
+        (&oauth, &oauth_store, "oauth / oauth-db"),
+    ] {
+        if let Some(r) = RatioGoals::of(this, that) {
+            println!(
+                "{what} (median over the rounds of each round's ratio): added p50 {:.2}×, \
+                 throughput {:.2}×, CPU per call {:.2}×",
+                r.added_p50, r.throughput, r.cpu
+            );
+        }
     }
     let direct_scale = scale.iter().find(|r| r.phase.path == calls::DIRECT);
     for row in &scale {
