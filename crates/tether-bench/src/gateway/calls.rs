@@ -34,6 +34,8 @@ pub const TETHER_2026: &str = "tether26";
 /// Through another build of Tether (`--baseline-tether`): a change measured before and after
 /// in the same rounds.
 pub const BASELINE: &str = "baseline";
+/// The baseline build with the agent of [`TETHER_2026`].
+pub const BASELINE_2026: &str = "base26";
 /// Through Tether to the upstream configured with OAuth (`--oauth`), the pair's access token
 /// remembered for 5 s (the default)...
 pub const OAUTH: &str = "oauth";
@@ -314,6 +316,7 @@ pub async fn run(
         let mut through = Vec::with_capacity(n);
         let mut stateless = Vec::with_capacity(n);
         let mut before = Vec::with_capacity(n);
+        let mut before26 = Vec::with_capacity(n);
         let mut oauth: Vec<Vec<Client>> = oauth_gateways.iter().map(|_| Vec::new()).collect();
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
@@ -340,6 +343,8 @@ pub async fn run(
                     .context("tools/list through the baseline timed out")?
                     .context("tools/list through the baseline")?;
                 before.push(client);
+                before26
+                    .push(connect_2026(&http, &format!("{}/mcp", baseline.base), &token).await?);
             }
             for (gateway, clients) in oauth_gateways.iter().zip(&mut oauth) {
                 let client = connect(&http, &format!("{}/mcp", gateway.base), Some(&token)).await?;
@@ -371,6 +376,7 @@ pub async fn run(
         ];
         if let Some(baseline) = &baseline {
             paths.push((BASELINE, &before, "up__echo", Some(baseline.pid)));
+            paths.push((BASELINE_2026, &before26, "up__echo", Some(baseline.pid)));
         }
         for ((path, gateway), clients) in [OAUTH, OAUTH_STORE]
             .into_iter()
@@ -418,6 +424,7 @@ pub async fn run(
             .chain(through)
             .chain(stateless)
             .chain(before)
+            .chain(before26)
             .chain(oauth.into_iter().flatten())
             .chain(peers.into_iter().flatten())
         {

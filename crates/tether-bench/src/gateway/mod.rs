@@ -405,6 +405,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     let mut proxy = Vec::new();
     let mut stateless = Vec::new();
     let mut baseline = Vec::new();
+    let mut baseline26 = Vec::new();
     let mut oauth = Vec::new();
     let mut oauth_store = Vec::new();
     for round in 1..=args.rounds.max(1) {
@@ -437,6 +438,7 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
             (calls::PASS_THROUGH, &mut proxy),
             (calls::TETHER_2026, &mut stateless),
             (calls::BASELINE, &mut baseline),
+            (calls::BASELINE_2026, &mut baseline26),
             (calls::OAUTH, &mut oauth),
             (calls::OAUTH_STORE, &mut oauth_store),
         ] {
@@ -470,6 +472,10 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     for (figures, what) in [
         (&stateless, "a 2026-07-28 agent (stateless) through Tether"),
         (&baseline, "the baseline build of Tether"),
+        (
+            &baseline26,
+            "a 2026-07-28 agent through the baseline build of Tether",
+        ),
         (&oauth, "oauth (OAuth, the access token remembered for 5 s)"),
         (
             &oauth_store,
@@ -489,6 +495,11 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     }
     for (this, that, what) in [
         (&tether, &baseline, "this build / the baseline build"),
+        (
+            &stateless,
+            &baseline26,
+            "2026-07-28 agents, this build / the baseline build",
+        ),
         (&oauth, &oauth_store, "oauth / oauth-db"),
     ] {
         if let Some(r) = RatioGoals::of(this, that) {
