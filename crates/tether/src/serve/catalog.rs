@@ -465,8 +465,6 @@ impl ServerCatalog for Catalog {
         let holders = store.token_users(name).await.map_err(unavailable)?;
         let (store, authorizer) = (store.clone(), self.sources.wiring.authorizer.clone());
         let server = tether_core::ServerName::new(name);
-        // Nothing remembered of its tokens may reach a server added again under the name.
-        authorizer.forget_remembered(&server);
         tokio::spawn(async move {
             futures::stream::iter(holders)
                 .map(|user| {
@@ -481,6 +479,8 @@ impl ServerCatalog for Catalog {
                 .collect::<()>()
                 .await;
             let forgotten = store.forget_server(server.as_str()).await;
+            // Applying the catalog forgot what this replica remembered of the server's tokens;
+            // a server added again under the name meanwhile may have read them since.
             authorizer.forget_remembered(&server);
             match forgotten {
                 Ok(tokens) => {

@@ -82,7 +82,8 @@ pub(crate) struct Wiring {
     pub bearer: AuthorizerBearer,
     pub app: AppState,
     pub store: SqlStore,
-    /// Revokes a deleted catalog server's grants.
+    /// Revokes a deleted catalog server's grants; forgets the tokens it remembered of servers
+    /// removed or changed.
     pub authorizer: Arc<tether_oauth::McpAuthorizer>,
 }
 
@@ -212,6 +213,11 @@ impl ServerSources {
             .replace_servers(entries.iter().map(|e| e.server.clone()).collect())
             .await
             .map_err(|e| HookError(e.to_string()))?;
+        // A server gone or changed (another URL, another authorization server) must not be
+        // sent a token remembered for what it was; the store decides from here on.
+        for server in changes.removed.iter().chain(&changes.changed) {
+            self.wiring.authorizer.forget_remembered(server);
+        }
         *self
             .file
             .lock()
