@@ -139,6 +139,27 @@ pub(super) async fn connect(
         .with_context(|| format!("initialize at {uri}"))
 }
 
+/// A session agent of a gateway (`what` in errors) that has listed its tools, and so
+/// connected the user's server, as an agent would first.
+async fn connect_listing(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    what: &str,
+) -> anyhow::Result<Client> {
+    let client = connect(http, url, Some(token)).await?;
+    let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
+        .await
+        .with_context(|| format!("tools/list through {what} timed out"))?
+        .with_context(|| format!("tools/list through {what}"))?;
+    ensure!(
+        tools.iter().any(|t| t.name == "up__echo"),
+        "{what} does not list up__echo: {:?}",
+        tools.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    Ok(client)
+}
+
 /// A client on the 2026-07-28 wire: `server/discover`, then stateless requests.
 async fn connect_2026(http: &reqwest::Client, uri: &str, token: &str) -> anyhow::Result<Client> {
     let config =
@@ -322,41 +343,16 @@ pub async fn run(
             direct.push(connect(&http, &upstream.url, None).await?);
             proxied.push(connect(&http, &proxy.url, None).await?);
             let token = jwt(&format!("calls-{i}"))?;
-            let client = connect(&http, &mcp, Some(&token)).await?;
-            // Lists (and so connects) the user's server, as an agent would first.
-            let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
-                .await
-                .context("tools/list through Tether timed out")?
-                .context("tools/list through Tether")?;
-            ensure!(
-                tools.iter().any(|t| t.name == "up__echo"),
-                "Tether does not list up__echo: {:?}",
-                tools.iter().map(|t| &t.name).collect::<Vec<_>>()
-            );
-            through.push(client);
+            through.push(connect_listing(&http, &mcp, &token, "Tether").await?);
             stateless.push(connect_2026(&http, &mcp, &token).await?);
             if let Some(baseline) = &baseline {
-                let client =
-                    connect(&http, &format!("{}/mcp", baseline.base), Some(&token)).await?;
-                tokio::time::timeout(STEP, client.peer().list_all_tools())
-                    .await
-                    .context("tools/list through the baseline timed out")?
-                    .context("tools/list through the baseline")?;
-                before.push(client);
-                before26
-                    .push(connect_2026(&http, &format!("{}/mcp", baseline.base), &token).await?);
+                let url = format!("{}/mcp", baseline.base);
+                before.push(connect_listing(&http, &url, &token, "the baseline").await?);
+                before26.push(connect_2026(&http, &url, &token).await?);
             }
             for (gateway, clients) in oauth_gateways.iter().zip(&mut oauth) {
-                let client = connect(&http, &format!("{}/mcp", gateway.base), Some(&token)).await?;
-                let tools = tokio::time::timeout(STEP, client.peer().list_all_tools())
-                    .await
-                    .context("tools/list through an OAuth gateway timed out")?
-                    .context("tools/list through an OAuth gateway")?;
-                ensure!(
-                    tools.iter().any(|t| t.name == "up__echo"),
-                    "the OAuth gateway does not list up__echo (not connected?)"
-                );
-                clients.push(client);
+                let url = format!("{}/mcp", gateway.base);
+                clients.push(connect_listing(&http, &url, &token, "an OAuth gateway").await?);
             }
         }
         let mut peers = Vec::with_capacity(settings.peers.len());
