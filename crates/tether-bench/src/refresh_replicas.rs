@@ -76,7 +76,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .timeout(std::time::Duration::from_secs(60))
         .build()
         .context("building the HTTP client")?;
-    let ports = (free_port().await?, free_port().await?);
+    let ports = (
+        tether_testkit::services::free_port().await?,
+        tether_testkit::services::free_port().await?,
+    );
     let public_url = format!("http://127.0.0.1:{}", ports.0);
     let redirect_uri = format!("{public_url}/oauth/callback");
 
@@ -236,10 +239,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
 fn user(i: usize) -> String {
     format!("refresh-user-{i}")
-}
-
-async fn free_port() -> anyhow::Result<u16> {
-    tether_testkit::services::free_port().await
 }
 
 /// Where the gateways send the browser back with a completion code (never fetched).

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::json;
 use tether_core::{Connector, Session, TransportConfig};
 use tether_mcp::McpConnector;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 use support::{http, request, sse};
@@ -79,8 +79,7 @@ struct NodeServer {
 }
 
 async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    listener.local_addr().expect("address").port()
+    tether_testkit::services::free_port().await.expect("bind")
 }
 
 /// Starts `server-everything <mode>` on a free port (env `PORT`) and waits, bounded, until it

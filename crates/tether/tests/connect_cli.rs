@@ -20,7 +20,7 @@ use tether_testkit::{
     serve_streamable_http,
 };
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
 /// The most one `tether connect` run may take (node peers and OAuth round trips included).
@@ -202,10 +202,9 @@ fn loopback_preload() -> String {
 }
 
 async fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    tether_testkit::services::free_port()
         .await
-        .expect("binds a free loopback port");
-    listener.local_addr().expect("local address").port()
+        .expect("binds a free loopback port")
 }
 
 /// Waits, bounded, until `port` on 127.0.0.1 accepts connections, or the child has exited.

@@ -104,10 +104,9 @@ impl Drop for TempDir {
 
 /// A loopback port that was free a moment ago.
 pub async fn free_port() -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+    tether_testkit::services::free_port()
         .await
-        .expect("binds a free loopback port");
-    listener.local_addr().expect("local address").port()
+        .expect("binds a free loopback port")
 }
 
 // ---------------------------------------------------------------------------------------------
