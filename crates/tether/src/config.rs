@@ -173,8 +173,9 @@ pub struct OAuthSettings {
     #[serde(with = "humantime_serde")]
     pub refresh_ahead: Duration,
     /// How long a pair's access token, once read from the store for an upstream request, is
-    /// used again without reading it (never once it is due for refresh; dropped on a 401 and
-    /// on every write of this replica). `0s`: read the store for every request.
+    /// used again without reading it (never once it is due for refresh; dropped on a 401, on
+    /// every write of this replica and when its server is removed or changed). `0s`: read the
+    /// store for every request.
     #[serde(with = "humantime_serde")]
     pub remember_tokens_for: Duration,
 }

@@ -311,9 +311,9 @@ impl McpAuthorizer {
             .map_err(|e| classify(e, http))
     }
 
-    /// Drops the remembered tokens of `server`, whose tokens were deleted in the store directly
-    /// (a server deleted from the catalog), so that a server added again under its name is
-    /// never sent them.
+    /// Drops the remembered tokens of `server`: it was removed or changed (the tokens may be
+    /// for what it was), or its tokens were deleted in the store directly (a catalog delete),
+    /// so that a server added again under its name is never sent them.
     pub fn forget_remembered(&self, server: &ServerName) {
         self.recent.forget_server(server);
     }
