@@ -1,17 +1,17 @@
 //! Memory of this process: resident (procfs, Linux) and live heap bytes (a counting allocator).
 
-use std::alloc::System;
+use cap::Cap;
+use mimalloc::MiMalloc;
 
-use stats_alloc::{INSTRUMENTED_SYSTEM, StatsAlloc};
-
+/// Counting over mimalloc, the gateway's own allocator: the pass-through proxy runs in this
+/// binary, and its floor is measured on the same allocator as Tether. (`stats_alloc` wraps
+/// only the system allocator in a `static` on stable Rust; `cap`'s constructor is `const`.)
 #[global_allocator]
-static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+static GLOBAL: Cap<MiMalloc> = Cap::new(MiMalloc, usize::MAX);
 
 /// Bytes allocated and not yet freed.
 pub fn live_heap_bytes() -> u64 {
-    let stats = GLOBAL.stats();
-
-    (stats.bytes_allocated as u64).saturating_sub(stats.bytes_deallocated as u64)
+    GLOBAL.allocated() as u64
 }
 
 /// (current RSS, peak RSS) in KiB; zeros where procfs is not available.

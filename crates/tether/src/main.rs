@@ -15,6 +15,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// mimalloc rather than glibc's malloc: a call allocates and frees many small buffers across
+/// two worker threads, and glibc's consolidation and free-list work was ~14 % of the
+/// gateway's CPU per call (README, "Benchmarks").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Tether keeps every user's connections to remote, OAuth-protected MCP servers alive, safely,
 /// at scale.
 #[derive(Debug, Parser)]
