@@ -99,7 +99,9 @@ impl Endpoint {
         message: ClientJsonRpcMessage,
     ) -> Result<Posted, HttpError> {
         let Some(url) = &self.url else {
-            return self.post(message).await.map(Posted::from);
+            // Boxed: rmcp's client future is several KiB, and inline it would be copied with
+            // every request's future although this road is almost never taken.
+            return Box::pin(self.post(message)).await.map(Posted::from);
         };
         let (message, headers) = if self.modern {
             super::modern::stamp(message)

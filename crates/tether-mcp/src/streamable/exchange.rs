@@ -283,14 +283,15 @@ pub(super) async fn request(
         endpoint,
         id: Some(id.clone()),
     };
-    let result = async {
-        let response = endpoint
-            .send_request(ClientJsonRpcMessage::request(request, id.clone()))
-            .await
-            .map_err(ExchangeError::Send)?;
-        read_answer(endpoint, &id, response, Phase::Session(listeners)).await
-    }
-    .await;
+    // No inner async block: with one (awaited in place) this future measured 6.2 KB where
+    // the block itself took 2.5 KB, and every request's future carries it.
+    let result = match endpoint
+        .send_request(ClientJsonRpcMessage::request(request, id.clone()))
+        .await
+    {
+        Ok(response) => read_answer(endpoint, &id, response, Phase::Session(listeners)).await,
+        Err(e) => Err(ExchangeError::Send(e)),
+    };
     guard.id = None;
     result
 }

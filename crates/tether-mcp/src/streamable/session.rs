@@ -126,22 +126,21 @@ impl StreamableSession {
     ) -> Result<T, ConnectError> {
         self.check_open()?;
         let id = RequestId::Number(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let answer = with_timeout(
-            self.call_timeout,
-            timed_out,
-            exchange::request(
-                &self.endpoint,
-                id,
-                request,
-                Listeners {
-                    downstream,
-                    events: self.events.as_deref(),
-                    questions: Some(&self.questions),
-                },
-            ),
-            |e| self.failed(e),
-        )
-        .await?;
+        // Boxed once here: the exchange's future is several KiB (event streams, resumption,
+        // server requests), and each move by value (into the timeout, into every caller's
+        // future up to the boxed trait method) copied all of it on every request.
+        let exchange = Box::pin(exchange::request(
+            &self.endpoint,
+            id,
+            request,
+            Listeners {
+                downstream,
+                events: self.events.as_deref(),
+                questions: Some(&self.questions),
+            },
+        ));
+        let answer =
+            with_timeout(self.call_timeout, timed_out, exchange, |e| self.failed(e)).await?;
         answer.decode(what).map_err(|e| match e {
             AnswerError::Refused(data) => error::from_jsonrpc(&data),
             AnswerError::Invalid(text) => ConnectError::Protocol(text),
