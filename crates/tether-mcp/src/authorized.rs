@@ -33,20 +33,28 @@ use crate::error::Mapped;
 type HttpError = StreamableHttpError<reqwest::Error>;
 type Headers = HashMap<HeaderName, HeaderValue>;
 
-/// Whose token a session's requests carry, and where it comes from.
+/// Whose token a session's requests carry, where it comes from, and the server URL it must
+/// have been issued for.
 #[derive(Debug, Clone)]
 pub(crate) struct Credentials {
     source: Arc<dyn BearerSource>,
     user: UserId,
     server: ServerName,
+    url: Arc<str>,
 }
 
 impl Credentials {
-    pub(crate) fn new(source: Arc<dyn BearerSource>, user: UserId, server: ServerName) -> Self {
+    pub(crate) fn new(
+        source: Arc<dyn BearerSource>,
+        user: UserId,
+        server: ServerName,
+        url: Arc<str>,
+    ) -> Self {
         Self {
             source,
             user,
             server,
+            url,
         }
     }
 
@@ -64,7 +72,7 @@ impl Credentials {
     {
         let sent = self
             .source
-            .bearer(&self.user, &self.server)
+            .bearer(&self.user, &self.server, &self.url)
             .await
             .map_err(&source_failed)?;
         let first = call(sent.as_ref().map(|b| b.secret().to_owned())).await;
@@ -74,7 +82,11 @@ impl Credentials {
         };
         // Without a token there is nothing to refresh: the 401 is the answer.
         let Some(sent) = sent else { return Err(error) };
-        match self.source.rejected(&self.user, &self.server, &sent).await {
+        match self
+            .source
+            .rejected(&self.user, &self.server, &self.url, &sent)
+            .await
+        {
             Ok(Some(fresh)) if fresh != sent => {
                 debug!(user = %self.user, server = %self.server, "token rejected; retrying once with a refreshed one");
                 call(Some(fresh.secret().to_owned())).await
@@ -309,6 +321,7 @@ mod tests {
                 &self,
                 _: &UserId,
                 _: &ServerName,
+                _: &str,
             ) -> Result<Option<Bearer>, ConnectError> {
                 Ok(Some(Bearer::new("secret-token")))
             }
@@ -316,12 +329,18 @@ mod tests {
                 &self,
                 _: &UserId,
                 _: &ServerName,
+                _: &str,
                 _: &Bearer,
             ) -> Result<Option<Bearer>, ConnectError> {
                 Ok(None)
             }
         }
-        let c = Credentials::new(Arc::new(Fixed), "alice".into(), "s".into());
+        let c = Credentials::new(
+            Arc::new(Fixed),
+            "alice".into(),
+            "s".into(),
+            Arc::from("https://mcp.example/mcp"),
+        );
         assert!(!format!("{c:?}").contains("secret"));
     }
 }

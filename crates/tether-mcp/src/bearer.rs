@@ -49,15 +49,18 @@ impl fmt::Display for Bearer {
 /// [`ConnectError`]'s rules (no token, code or secret).
 #[async_trait]
 pub trait BearerSource: Send + Sync + fmt::Debug + 'static {
-    /// The current token of (user, server); `None` sends the request without one (a server
-    /// that needs one answers 401, which becomes `NeedsAuthorization`).
+    /// The current token of (user, server) for a request to `url`, the server's URL as its
+    /// session was opened with (a source must not answer with a token issued for another URL
+    /// of the server); `None` sends the request without one (a server that needs one answers
+    /// 401, which becomes `NeedsAuthorization`).
     async fn bearer(
         &self,
         user: &UserId,
         server: &ServerName,
+        url: &str,
     ) -> Result<Option<Bearer>, ConnectError>;
 
-    /// The server answered 401 to a request that carried `rejected`. Called at most once per
+    /// The server at `url` answered 401 to a request that carried `rejected`. Called at most once per
     /// request: return a new token (the request is retried once with it), or
     /// `Err(NeedsAuthorization)` when only the user can help. `Ok(None)`, or the same token
     /// again, ends the request with `NeedsAuthorization` too.
@@ -68,6 +71,7 @@ pub trait BearerSource: Send + Sync + fmt::Debug + 'static {
         &self,
         user: &UserId,
         server: &ServerName,
+        url: &str,
         rejected: &Bearer,
     ) -> Result<Option<Bearer>, ConnectError>;
 

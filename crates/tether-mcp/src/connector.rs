@@ -206,12 +206,14 @@ impl McpConnector {
         )
     }
 
-    fn credentials(&self, request: &ConnectRequest) -> Option<Credentials> {
+    /// `url`: the server's URL this session is opened with, which its tokens must be for.
+    fn credentials(&self, request: &ConnectRequest, url: &str) -> Option<Credentials> {
         self.bearer_source.as_ref().map(|source| {
             Credentials::new(
                 source.clone(),
                 request.user.clone(),
                 request.server.name.clone(),
+                Arc::from(url),
             )
         })
     }
@@ -247,7 +249,7 @@ impl McpConnector {
         let known = self.wires.get(url).await;
         let handshake = streamable::open(
             server.name.clone(),
-            AuthorizedClient::new(client, self.credentials(request)),
+            AuthorizedClient::new(client, self.credentials(request, url)),
             Arc::from(url),
             settings,
             known,
@@ -303,7 +305,7 @@ impl McpConnector {
         // rmcp's default retries a broken event stream forever; ours gives up (see `resume`).
         transport_config.retry_config = Arc::new(self.resume_policy());
         let client = SessionHttpClient {
-            inner: AuthorizedClient::new(client, self.credentials(request)),
+            inner: AuthorizedClient::new(client, self.credentials(request, url)),
             standalone_stream: self.config.standalone_stream,
         };
         let transport = StreamableHttpClientTransport::with_client(client, transport_config);
@@ -318,7 +320,7 @@ impl McpConnector {
     ) -> Result<Arc<dyn Session>, ConnectError> {
         let server = &request.server;
         let client = self.origin_client(server)?;
-        let credentials = self.credentials(request);
+        let credentials = self.credentials(request, url);
         // Opening the stream, waiting for the endpoint and `initialize`: one connect timeout.
         let connect = async {
             let transport = LegacySseTransport::connect(

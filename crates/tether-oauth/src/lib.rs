@@ -26,6 +26,7 @@ pub mod headless;
 pub mod http;
 pub mod lease;
 pub mod refresh_policy;
+pub mod resource;
 pub mod rmcp_adapter;
 pub mod secret;
 pub mod ssrf;

@@ -66,11 +66,13 @@ async fn start_alice(
         .await
 }
 
-/// A refresh, forced by reporting the current access token as rejected.
-async fn refresh(authorizer: &McpAuthorizer) -> Result<(), OAuthError> {
-    let current = authorizer.access_token(&alice(), &server()).await?;
+/// A refresh, forced by reporting the current access token for `server_url` as rejected.
+async fn refresh(authorizer: &McpAuthorizer, server_url: &str) -> Result<(), OAuthError> {
+    let current = authorizer
+        .access_token(&alice(), &server(), server_url)
+        .await?;
     let fresh = authorizer
-        .access_token_after_rejection(&alice(), &server(), &current)
+        .access_token_after_rejection(&alice(), &server(), server_url, &current)
         .await?;
     assert_ne!(fresh, current, "the refresh issued a new access token");
     Ok(())
@@ -100,7 +102,7 @@ async fn token_requests_carry_the_resource_exactly_as_published_even_without_a_p
     authorize_alice(&authorizer, &host.base)
         .await
         .expect("the code exchange names the resource as published");
-    refresh(&authorizer)
+    refresh(&authorizer, &host.base)
         .await
         .expect("the refresh names the resource as published");
 
@@ -134,7 +136,9 @@ async fn a_post_only_token_endpoint_is_sent_client_secret_post() {
     authorize_alice(&authorizer, &host.base)
         .await
         .expect("the code exchange authenticates the way the server allows");
-    refresh(&authorizer).await.expect("so does the refresh");
+    refresh(&authorizer, &host.base)
+        .await
+        .expect("so does the refresh");
 
     let seen = auth.seen();
     assert_eq!(seen.registrations, 1);
@@ -222,7 +226,7 @@ async fn a_2025_03_26_server_is_authorized_at_its_origin_with_or_without_metadat
         authorize_alice(&authorizer, &server_url)
             .await
             .unwrap_or_else(|e| panic!("metadata {metadata}: {e}"));
-        refresh(&authorizer)
+        refresh(&authorizer, &server_url)
             .await
             .unwrap_or_else(|e| panic!("metadata {metadata}: refresh: {e}"));
         let paths = log.paths();
@@ -272,7 +276,7 @@ async fn a_changed_authorization_server_gets_a_new_registration_and_the_old_toke
     authorize_alice(&authorizer, &host.base)
         .await
         .expect("authorized with the new server");
-    refresh(&authorizer)
+    refresh(&authorizer, &host.base)
         .await
         .expect("refreshed at the new server");
     let record = authorizer.stores().vault.get(&pair).await.expect("vault");
@@ -312,7 +316,7 @@ async fn a_client_id_metadata_document_replaces_registration_where_supported() {
     authorize(&authorizer, "alice", "notes", &host.base, options)
         .await
         .expect("authorized with the metadata document as the client");
-    refresh(&authorizer).await.expect("refreshed");
+    refresh(&authorizer, &host.base).await.expect("refreshed");
 
     let seen = auth.seen();
     assert_eq!(seen.registrations, 0, "no dynamic registration");

@@ -363,6 +363,7 @@ proptest! {
                 .put(&pair.server, &peer.base, registration)
                 .await
                 .expect("stored");
+            let resource = format!("{}/mcp", peer.base);
             let expired = TokenRecord {
                 access_token: Secret::new("at-expired-91ab"),
                 expires_at: Some(Timestamp::from_millis(1_000)),
@@ -371,12 +372,12 @@ proptest! {
                 obtained_at: Timestamp::from_millis(1),
                 issuer: peer.base.clone(),
                 client_id: "client-1".into(),
-                resource: format!("{}/mcp", peer.base),
+                resource: resource.clone(),
             };
             stores.vault.put(&pair, expired).await.expect("stored");
             let outcome = tokio::time::timeout(
                 Duration::from_secs(30),
-                authorizer.access_token(&pair.user, &pair.server),
+                authorizer.access_token(&pair.user, &pair.server, &resource),
             )
             .await;
             let stored = stores.vault.get(&pair).await.expect("readable");

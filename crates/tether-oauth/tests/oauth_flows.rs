@@ -114,7 +114,7 @@ async fn discovery_via_www_authenticate_then_full_headless_flow() {
     assert_eq!(record.issuer, peer.issuer);
 
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("access token");
     assert_eq!(resource_status(&rs, "/mcp", &token).await, 200);
@@ -161,7 +161,7 @@ async fn discovery_via_well_known_path_aware() {
         "{paths:?}"
     );
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("token");
     assert_eq!(resource_status(&rs, "/mcp", &token).await, 200);
@@ -193,7 +193,7 @@ async fn discovery_via_well_known_root_fallback() {
         .expect("root location tried");
     assert!(path_aware < root, "root is the fallback: {paths:?}");
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("token");
     assert_eq!(resource_status(&rs, "/mcp", &token).await, 200);
@@ -232,7 +232,7 @@ async fn dynamic_registration_happens_once_for_two_users() {
     assert_eq!(registration.auth_method, TokenEndpointAuthMethod::None);
     for name in ["alice", "bob"] {
         let token = authorizer
-            .access_token(&user(name), &server())
+            .access_token(&user(name), &server(), &rs.url)
             .await
             .expect("token");
         assert_eq!(resource_status(&rs, "/mcp", &token).await, 200);
@@ -255,7 +255,7 @@ async fn preregistered_flow(client: PreregisteredClient, expect_basic_header: bo
     .expect("authorized");
     // Short-lived token: this refreshes, authenticating the client a second time.
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("token");
     assert_eq!(resource_status(&rs, "/mcp", &token).await, 200);
@@ -335,7 +335,7 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
     let old_refresh = before.refresh_token.clone().expect("refresh token");
 
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("refreshed");
     assert_ne!(token, before.access_token, "a new access token");
@@ -394,7 +394,7 @@ async fn invalid_grant_needs_authorization_and_removes_the_refresh_token() {
     );
 
     let error = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect_err("the revoked refresh token is rejected");
     assert!(
@@ -418,10 +418,12 @@ async fn invalid_grant_needs_authorization_and_removes_the_refresh_token() {
     // still handed out until the MCP server rejects it; after that the pair needs
     // authorization.
     let token_requests = peer.stats().await["tokenRequests"].clone();
-    let again = authorizer.access_token(&user("alice"), &server()).await;
+    let again = authorizer
+        .access_token(&user("alice"), &server(), &rs.url)
+        .await;
     assert_eq!(again.as_ref(), Ok(&record.access_token));
     let after_401 = authorizer
-        .access_token_after_rejection(&user("alice"), &server(), &record.access_token)
+        .access_token_after_rejection(&user("alice"), &server(), &rs.url, &record.access_token)
         .await;
     assert!(
         matches!(after_401, Err(OAuthError::NeedsAuthorization(_))),
@@ -466,7 +468,10 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
     // The node process needs a moment to go away; bounded.
     let mut error = None;
     for _ in 0..50 {
-        match authorizer.access_token(&user("alice"), &server()).await {
+        match authorizer
+            .access_token(&user("alice"), &server(), &rs.url)
+            .await
+        {
             Err(e) => {
                 error = Some(e);
                 break;
@@ -504,8 +509,12 @@ async fn concurrent_access_token_calls_refresh_once() {
     .expect("authorized");
     let calls: Vec<_> = (0..8)
         .map(|_| {
-            let authorizer = authorizer.clone();
-            tokio::spawn(async move { authorizer.access_token(&user("alice"), &server()).await })
+            let (authorizer, url) = (authorizer.clone(), rs.url.clone());
+            tokio::spawn(async move {
+                authorizer
+                    .access_token(&user("alice"), &server(), &url)
+                    .await
+            })
         })
         .collect();
     let mut tokens = Vec::new();
@@ -628,7 +637,7 @@ async fn step_up_on_insufficient_scope_then_bounded() {
     .await
     .expect("authorized");
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("token");
 
@@ -663,7 +672,7 @@ async fn step_up_on_insufficient_scope_then_bounded() {
         .await
         .expect("complete");
     let token = authorizer
-        .access_token(&user("alice"), &server())
+        .access_token(&user("alice"), &server(), &rs.url)
         .await
         .expect("token");
     assert_eq!(resource_status(&rs, "/mcp/admin", &token).await, 200);
@@ -678,7 +687,7 @@ async fn step_up_on_insufficient_scope_then_bounded() {
     let outcome = loop {
         assert!(attempts <= 5, "the step-up bound must stop this loop");
         let token = authorizer
-            .access_token(&user("alice"), &server())
+            .access_token(&user("alice"), &server(), &rs.url)
             .await
             .expect("token");
         let (status, challenge) = rs.challenge("/mcp/forbidden", Some(token.expose())).await;

@@ -80,7 +80,7 @@ async fn a_refresh_whose_caller_gave_up_still_stores_the_rotated_token() {
 
     let gave_up = tokio::time::timeout(
         Duration::from_secs(1),
-        authorizer.access_token(&UserId::new("alice"), &ServerName::new(SERVER)),
+        authorizer.access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url),
     )
     .await;
     assert!(gave_up.is_err(), "the caller's timeout fires first");
@@ -88,7 +88,7 @@ async fn a_refresh_whose_caller_gave_up_still_stores_the_rotated_token() {
     let after = wait_for_rotation(&authorizer, &before.refresh_token).await;
     peer.set_token_mode(0, Duration::ZERO).await;
     let token = authorizer
-        .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+        .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
         .expect("the next refresh works");
     assert_ne!(
@@ -166,7 +166,7 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
     let writes = vault.writes.load(Ordering::SeqCst);
 
     let token = authorizer
-        .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+        .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
         .expect("refreshed despite one failed write");
     assert!(
@@ -181,7 +181,7 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
     );
 
     let next = authorizer
-        .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+        .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
         .expect("the next refresh works");
     assert_ne!(next, token);
@@ -191,7 +191,7 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token() {
-    let (peer, _rs, authorizer) = authorized(LONG_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer) = authorized(LONG_TTL, OAuthStores::in_memory()).await;
     // 2 h left of a 24 h lifetime: due (the last tenth), far from expired.
     let mut record = stored(&authorizer).await.expect("tokens");
     let now = Timestamp::from_system_time(SystemTime::now());
@@ -210,7 +210,7 @@ async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token()
         .unwrap_or(0);
 
     let token = authorizer
-        .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+        .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
         .expect("the still-valid token");
     assert_eq!(token, record.access_token);
@@ -222,7 +222,7 @@ async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token()
 
     // The authorization server is backing off: the next call is not sent to it.
     let again = authorizer
-        .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+        .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
         .expect("the still-valid token again");
     assert_eq!(again, record.access_token);
@@ -236,13 +236,13 @@ async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_during_a_refresh_in_flight_wins() {
-    let (peer, _rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
     peer.set_token_mode(0, Duration::from_secs(2)).await;
     let refreshing = tokio::spawn({
-        let authorizer = authorizer.clone();
+        let (authorizer, url) = (authorizer.clone(), rs.url.clone());
         async move {
             authorizer
-                .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+                .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &url)
                 .await
         }
     });
@@ -262,14 +262,14 @@ async fn a_delete_during_a_refresh_in_flight_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_waits_for_a_refresh_in_flight_to_store_its_tokens() {
-    let (peer, _rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
     let before = stored(&authorizer).await.expect("tokens");
     peer.set_token_mode(0, Duration::from_secs(2)).await;
     let caller = tokio::spawn({
-        let authorizer = authorizer.clone();
+        let (authorizer, url) = (authorizer.clone(), rs.url.clone());
         async move {
             authorizer
-                .access_token(&UserId::new("alice"), &ServerName::new(SERVER))
+                .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &url)
                 .await
         }
     });

@@ -129,9 +129,17 @@ async fn token_requests(peer: &OidcPeer) -> usize {
 async fn a_busy_pairs_token_is_read_once_and_a_401_reads_the_store_again() {
     let r = replicas(Duration::from_secs(60)).await;
     let reads = r.vault.reads();
-    let first = r.one.access_token(&alice(), &notes()).await.expect("token");
+    let first = r
+        .one
+        .access_token(&alice(), &notes(), &r.rs.url)
+        .await
+        .expect("token");
     for _ in 0..50 {
-        let again = r.one.access_token(&alice(), &notes()).await.expect("token");
+        let again = r
+            .one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token");
         assert_eq!(again, first);
     }
     assert_eq!(r.vault.reads(), reads + 1, "51 requests, one store read");
@@ -142,19 +150,22 @@ async fn a_busy_pairs_token_is_read_once_and_a_401_reads_the_store_again() {
     let asked = token_requests(&r.peer).await;
     let rotated = r
         .two
-        .access_token_after_rejection(&alice(), &notes(), &first)
+        .access_token_after_rejection(&alice(), &notes(), &r.rs.url, &first)
         .await
         .expect("refreshed");
     assert_ne!(rotated, first);
     assert_eq!(token_requests(&r.peer).await, asked + 1);
     assert_eq!(
-        r.one.access_token(&alice(), &notes()).await.expect("token"),
+        r.one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token"),
         first,
         "another replica's rotation is not seen before the entry ages out or a 401"
     );
     let after_401 = r
         .one
-        .access_token_after_rejection(&alice(), &notes(), &first)
+        .access_token_after_rejection(&alice(), &notes(), &r.rs.url, &first)
         .await
         .expect("the stored successor");
     assert_eq!(
@@ -167,7 +178,10 @@ async fn a_busy_pairs_token_is_read_once_and_a_401_reads_the_store_again() {
         "one refresh in all"
     );
     assert_eq!(
-        r.one.access_token(&alice(), &notes()).await.expect("token"),
+        r.one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token"),
         rotated
     );
     assert_eq!(r.rs.challenge("/mcp", Some(rotated.expose())).await.0, 200);
@@ -177,19 +191,29 @@ async fn a_busy_pairs_token_is_read_once_and_a_401_reads_the_store_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_replicas_rotation_is_seen_once_the_entry_ages_out() {
     let r = replicas(REMEMBER_FOR).await;
-    let first = r.one.access_token(&alice(), &notes()).await.expect("token");
+    let first = r
+        .one
+        .access_token(&alice(), &notes(), &r.rs.url)
+        .await
+        .expect("token");
     let rotated = r
         .two
-        .access_token_after_rejection(&alice(), &notes(), &first)
+        .access_token_after_rejection(&alice(), &notes(), &r.rs.url, &first)
         .await
         .expect("refreshed");
     assert_eq!(
-        r.one.access_token(&alice(), &notes()).await.expect("token"),
+        r.one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token"),
         first
     );
     tokio::time::sleep(REMEMBER_FOR + Duration::from_millis(200)).await;
     assert_eq!(
-        r.one.access_token(&alice(), &notes()).await.expect("token"),
+        r.one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token"),
         rotated
     );
 }
@@ -197,7 +221,11 @@ async fn another_replicas_rotation_is_seen_once_the_entry_ages_out() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_writes_and_a_forgotten_server_are_seen_at_once() {
     let r = replicas(Duration::from_secs(60)).await;
-    let first = r.one.access_token(&alice(), &notes()).await.expect("token");
+    let first = r
+        .one
+        .access_token(&alice(), &notes(), &r.rs.url)
+        .await
+        .expect("token");
 
     // A write through the authorizer's own vault (as a flow's new tokens are saved).
     let mut replaced = r.vault.record().await;
@@ -208,18 +236,25 @@ async fn own_writes_and_a_forgotten_server_are_seen_at_once() {
         .put(&pair(), replaced)
         .await
         .expect("put");
-    let token = r.one.access_token(&alice(), &notes()).await.expect("token");
+    let token = r
+        .one
+        .access_token(&alice(), &notes(), &r.rs.url)
+        .await
+        .expect("token");
     assert_eq!(token.expose(), "at-written-by-this-replica");
     assert_ne!(token, first);
 
     // The tokens deleted in the store directly (a catalog delete), then forgotten.
     r.vault.inner.delete(&pair()).await.expect("delete");
     assert!(
-        r.one.access_token(&alice(), &notes()).await.is_ok(),
+        r.one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .is_ok(),
         "still remembered"
     );
     r.one.forget_remembered(&notes());
-    let gone = r.one.access_token(&alice(), &notes()).await;
+    let gone = r.one.access_token(&alice(), &notes(), &r.rs.url).await;
     assert!(
         matches!(gone, Err(OAuthError::NeedsAuthorization(_))),
         "{gone:?}"
@@ -235,12 +270,15 @@ async fn own_writes_and_a_forgotten_server_are_seen_at_once() {
     )
     .await
     .expect("authorized again");
-    r.one.access_token(&alice(), &notes()).await.expect("token");
+    r.one
+        .access_token(&alice(), &notes(), &r.rs.url)
+        .await
+        .expect("token");
     r.one
         .revoke_local(&alice(), &notes())
         .await
         .expect("deleted");
-    let gone = r.one.access_token(&alice(), &notes()).await;
+    let gone = r.one.access_token(&alice(), &notes(), &r.rs.url).await;
     assert!(
         matches!(gone, Err(OAuthError::NeedsAuthorization(_))),
         "{gone:?}"
@@ -265,7 +303,11 @@ async fn a_token_due_for_refresh_is_never_served_from_memory() {
         .expect("put");
     let reads = r.vault.reads();
     for _ in 0..3 {
-        let token = r.one.access_token(&alice(), &notes()).await.expect("token");
+        let token = r
+            .one
+            .access_token(&alice(), &notes(), &r.rs.url)
+            .await
+            .expect("token");
         assert_eq!(token, record.access_token);
     }
     assert!(

@@ -71,13 +71,15 @@ impl BearerSource for AuthorizerBearer {
         &self,
         user: &UserId,
         server: &ServerName,
+        url: &str,
     ) -> Result<Option<Bearer>, ConnectError> {
         if self.is_without_oauth(server) {
             return Ok(None);
         }
-        match self.authorizer.access_token(user, server).await {
+        match self.authorizer.access_token(user, server, url).await {
             Ok(token) => Ok(Some(Bearer::new(token.expose()))),
-            // No tokens yet: send the request bare; the server's 401 says where to authorize.
+            // No tokens yet (or only for another URL of the server): send the request bare; the
+            // server's 401 says where to authorize.
             Err(OAuthError::NeedsAuthorization(_)) => Ok(None),
             Err(error) => Err(to_connect_error(error)),
         }
@@ -87,13 +89,14 @@ impl BearerSource for AuthorizerBearer {
         &self,
         user: &UserId,
         server: &ServerName,
+        url: &str,
         rejected: &Bearer,
     ) -> Result<Option<Bearer>, ConnectError> {
         // The refresh is single-flight in the authorizer: concurrent 401s of one session share it.
         let rejected = tether_oauth::Secret::new(rejected.secret());
         match self
             .authorizer
-            .access_token_after_rejection(user, server, &rejected)
+            .access_token_after_rejection(user, server, url, &rejected)
             .await
         {
             Ok(token) => Ok(Some(Bearer::new(token.expose()))),

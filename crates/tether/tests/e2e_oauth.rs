@@ -9,6 +9,7 @@
 //!   rotated refresh token was stored (the next refresh works);
 //! - `invalid_grant` at refresh: the pair needs authorization and its stub carries a link to the
 //!   authorization server, which completes like any other flow;
+//! - a server moved to another URL (a reload) is never sent the tokens of its old URL;
 //! - the logs (`RUST_LOG=debug`) hold no token, code or secret.
 //!
 //! Needs `npm ci` in crates/tether-oauth/tests/peers and crates/tether-mcp/tests/peers.
@@ -21,10 +22,11 @@ use serde_json::Value;
 use tether_testkit::{DemoTools, ProtectionConfig, serve_protected};
 
 use support::gateway_process::{
-    GatewayProcess, Launch, TempDir, add_args, assert_bytes_contain_none, assert_contains_none,
-    authorize_through_gateway, call, client_secret_env, config_text, database_bytes,
-    follow_authorization, free_port, oauth_peers, oauth_secrets, oauth_server, result_text,
-    revoke_refresh_token, tail, tool_names, ts_client_call, wait_expired, wait_for,
+    ADMIN_PASSWORD, ADMIN_USER, GatewayProcess, Launch, TempDir, add_args,
+    assert_bytes_contain_none, assert_contains_none, authorize_through_gateway, call,
+    client_secret_env, config_text, database_bytes, follow_authorization, free_port, oauth_peers,
+    oauth_secrets, oauth_server, result_text, revoke_refresh_token, tail, tool_names,
+    ts_client_call, wait_expired, wait_for,
 };
 use support::{jwt, mcp_client};
 
@@ -355,4 +357,91 @@ async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_a_te
         &secrets,
     );
     gateway.kill().await;
+}
+
+/// A server moves: the configuration names another URL under the same name and is reloaded.
+/// The tokens issued for the old URL are never sent to the new one (the new server sees no
+/// `Authorization` header until the user authorizes it), the pair needs authorization, and an
+/// authorization for the new URL connects it with tokens of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tokens_issued_for_a_servers_old_url_never_reach_its_new_url() {
+    let dir = TempDir::new("moved-server");
+    let port = free_port().await;
+    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
+    let peers = oauth_peers(&redirect_uri, 300).await;
+    let old = &peers.server;
+    let config = config_text(&dir.path, &oauth_server("alpha", &old.url));
+    let gateway = GatewayProcess::start(&launch(&dir.path, port), &config).await;
+    let alice = jwt("alice");
+    let first = authorize_through_gateway(&gateway, &alice, "alpha").await;
+    assert_eq!(first.status, 200, "{}", first.page);
+    let client = mcp_client(&gateway.base, &alice).await;
+    let result = call(&client, "alpha__add", add_args(40, 2)).await;
+    assert_eq!(result_text(&result), "42", "{result}");
+    let old_tokens = old.accepted_tokens();
+    assert!(!old_tokens.is_empty(), "the old server accepted a token");
+
+    let moved = serve_protected(
+        DemoTools::default(),
+        "127.0.0.1:0",
+        ProtectionConfig::oidc_peer(&peers.peer.issuer),
+    )
+    .await
+    .expect("the new server starts");
+    std::fs::write(
+        dir.path.join("tether.toml"),
+        config_text(&dir.path, &oauth_server("alpha", &moved.url)),
+    )
+    .expect("rewrites the configuration");
+    let answer = gateway
+        .http
+        .post(gateway.url("/v1/admin/reload"))
+        .basic_auth(ADMIN_USER, Some(ADMIN_PASSWORD))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(answer.status().as_u16(), 200, "the reload is applied");
+
+    // Calls go on (bounded) while the pair moves: the first may still reach the old server
+    // over its open session; none may reach the new one with the old server's grant.
+    for _ in 0..10 {
+        let answer = call(&client, "alpha__add", add_args(1, 2)).await;
+        if answer["isError"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    gateway
+        .wait_state(
+            &alice,
+            "alpha",
+            "needs_authorization",
+            Duration::from_secs(30),
+        )
+        .await;
+    let sent = moved.header_values("authorization");
+    assert!(
+        sent.is_empty(),
+        "the new server was sent {} Authorization header(s) before any authorization for it",
+        sent.len()
+    );
+
+    let again = authorize_through_gateway(&gateway, &alice, "alpha").await;
+    assert_eq!(again.status, 200, "{}", again.page);
+    gateway
+        .wait_state(&alice, "alpha", "connected", Duration::from_secs(30))
+        .await;
+    let result = call(&client, "alpha__add", add_args(2, 3)).await;
+    assert_eq!(result_text(&result), "5", "{result}");
+    let new_tokens = moved.accepted_tokens();
+    assert!(!new_tokens.is_empty(), "the new server accepted a token");
+    for header in moved.header_values("authorization") {
+        assert!(
+            !old_tokens.iter().any(|t| header.ends_with(t.as_str())),
+            "a token of the old URL reached the new one"
+        );
+    }
+    let _ = client.cancel().await;
+    gateway.kill().await;
+    moved.stop().await;
 }

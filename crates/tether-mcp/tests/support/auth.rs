@@ -148,6 +148,7 @@ impl BearerSource for ScriptedSource {
         &self,
         _user: &UserId,
         _server: &ServerName,
+        _url: &str,
     ) -> Result<Option<Bearer>, ConnectError> {
         self.bearer_calls.fetch_add(1, Ordering::SeqCst);
         Ok(self
@@ -162,6 +163,7 @@ impl BearerSource for ScriptedSource {
         &self,
         _user: &UserId,
         _server: &ServerName,
+        _url: &str,
         _rejected: &Bearer,
     ) -> Result<Option<Bearer>, ConnectError> {
         self.rejected_calls.fetch_add(1, Ordering::SeqCst);

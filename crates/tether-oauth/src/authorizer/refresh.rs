@@ -18,42 +18,51 @@ use crate::error::OAuthError;
 use crate::http::{HttpClients, HttpFailure, Outcome};
 use crate::lease::Lease;
 use crate::refresh_policy::{is_expired, needs_refresh};
+use crate::resource::identifies;
 use crate::rmcp_adapter::PairCredentialStore;
 use crate::secret::Secret;
 
 impl McpAuthorizer {
-    /// A usable access token for the pair, refreshed first when less than 60 s or 10 % of its
-    /// lifetime is left. Refreshes are single-flight per pair through the [`crate::store::RefreshLock`].
-    /// A record read in the last few seconds answers without the store while its token is not
-    /// due ([`crate::store::RecentTokens`]).
+    /// A usable access token for the pair, to send to the MCP server at `server_url`, refreshed
+    /// first when less than 60 s or 10 % of its lifetime is left. Refreshes are single-flight
+    /// per pair through the [`crate::store::RefreshLock`]. A record read in the last few
+    /// seconds answers without the store while its token is not due
+    /// ([`crate::store::RecentTokens`]). Tokens issued for another resource (the server's URL
+    /// changed since) are never handed out: the pair needs authorization, and the record stays
+    /// until a new authorization replaces it (deleting it here could race one on a replica).
     pub async fn access_token(
         &self,
         user: &UserId,
         server: &ServerName,
+        server_url: &str,
     ) -> Result<Secret, OAuthError> {
         let pair = PairKey::new(user.clone(), server.clone());
         let due = |record: &crate::store::TokenRecord| {
             needs_refresh(record, self.now(), self.config.refresh_ahead)
         };
-        if let Some(token) = self.recent.remembered(&pair, |record| !due(record)) {
+        if let Some(token) = self.recent.remembered(&pair, |record| {
+            !due(record) && identifies(&record.resource, server_url)
+        }) {
             return Ok(token);
         }
         let Some(seen) = self.recent.load(&pair).await? else {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };
+        issued_for(&seen, server_url)?;
         if !due(&seen) {
             return Ok(seen.access_token);
         }
         self.refresh_single_flight(&pair, seen, false).await
     }
 
-    /// After the MCP server answered 401 to `rejected`: a replacement if someone already made
-    /// one, else one refresh (single-flight); without a refresh token the pair needs
-    /// authorization. Call once per 401, then retry the request once (SPEC §5).
+    /// After the MCP server at `server_url` answered 401 to `rejected`: a replacement if
+    /// someone already made one, else one refresh (single-flight); without a refresh token the
+    /// pair needs authorization. Call once per 401, then retry the request once (SPEC §5).
     pub async fn access_token_after_rejection(
         &self,
         user: &UserId,
         server: &ServerName,
+        server_url: &str,
         rejected: &Secret,
     ) -> Result<Secret, OAuthError> {
         let pair = PairKey::new(user.clone(), server.clone());
@@ -61,6 +70,7 @@ impl McpAuthorizer {
         let Some(seen) = self.stores.vault.get(&pair).await? else {
             return Err(OAuthError::needs_authorization("no tokens for this server"));
         };
+        issued_for(&seen, server_url)?;
         if seen.access_token != *rejected {
             return usable_or_reauthorize(seen, self.now());
         }
@@ -276,6 +286,18 @@ fn token_endpoint_failed(outcome: &Outcome) -> bool {
             .is_some_and(|status| status >= 500 || status == 429 || status == 408)
 }
 
+/// Refuses a record whose tokens were issued for another resource than `server_url`. A refresh
+/// would not help: it asks for the record's own resource again.
+fn issued_for(record: &crate::store::TokenRecord, server_url: &str) -> Result<(), OAuthError> {
+    if identifies(&record.resource, server_url) {
+        Ok(())
+    } else {
+        Err(OAuthError::needs_authorization(
+            "the stored tokens were issued for another URL of this server",
+        ))
+    }
+}
+
 pub(super) fn usable_or_reauthorize(
     record: crate::store::TokenRecord,
     now: Timestamp,
@@ -301,6 +323,8 @@ mod tests {
     use crate::store::TokenRecord;
     use crate::{AuthorizerConfig, McpAuthorizer, OAuthStores};
 
+    const URL: &str = "https://mcp.example/mcp";
+
     /// Every expiry decision reads the authorizer's clock: on paused time a ten-minute token
     /// is served, then due (and, without a refresh token, still served), then expired.
     #[tokio::test(start_paused = true)]
@@ -322,7 +346,7 @@ mod tests {
             obtained_at: now,
             issuer: "https://as.example".into(),
             client_id: "c".into(),
-            resource: "https://mcp.example/mcp".into(),
+            resource: URL.into(),
         };
         stores
             .vault
@@ -330,18 +354,70 @@ mod tests {
             .await
             .expect("put");
         let token = authorizer
-            .access_token(&user, &server)
+            .access_token(&user, &server, URL)
             .await
             .expect("fresh");
         assert_eq!(token.expose(), "at-10-minutes");
         tokio::time::advance(Duration::from_secs(570)).await;
-        let due = authorizer.access_token(&user, &server).await;
+        let due = authorizer.access_token(&user, &server, URL).await;
         assert_eq!(due.expect("due, not expired").expose(), "at-10-minutes");
         tokio::time::advance(Duration::from_secs(31)).await;
-        let expired = authorizer.access_token(&user, &server).await;
+        let expired = authorizer.access_token(&user, &server, URL).await;
         assert!(
             matches!(expired, Err(OAuthError::NeedsAuthorization(_))),
             "{expired:?}"
         );
+    }
+
+    /// The server moved to another URL under the same name: its tokens, whether remembered
+    /// from a moment ago or read from the store, are not handed out for the new URL (not even
+    /// after a 401 there), and the record stays for the old one.
+    #[tokio::test]
+    async fn tokens_issued_for_another_url_of_the_server_are_never_handed_out() {
+        let stores = OAuthStores::in_memory();
+        let authorizer =
+            McpAuthorizer::new(AuthorizerConfig::default(), stores.clone()).expect("builds");
+        let (user, server) = (UserId::new("alice"), ServerName::new("notes"));
+        let now = AuthorizerConfig::default().clock.now();
+        let record = TokenRecord {
+            access_token: Secret::new("at-for-old-url"),
+            expires_at: Some(now + Duration::from_secs(3600)),
+            scopes: vec![],
+            refresh_token: Some(Secret::new("rt-for-old-url")),
+            obtained_at: now,
+            issuer: "https://as.example".into(),
+            client_id: "c".into(),
+            resource: URL.into(),
+        };
+        let pair = PairKey::new(user.clone(), server.clone());
+        stores.vault.put(&pair, record).await.expect("put");
+        let old = authorizer.access_token(&user, &server, URL).await;
+        assert_eq!(old.expect("the old URL").expose(), "at-for-old-url");
+
+        for moved in ["https://elsewhere.example/mcp", "https://mcp.example/mcp2"] {
+            // The first read left the record remembered; the store holds it too.
+            for _ in 0..2 {
+                let refused = authorizer.access_token(&user, &server, moved).await;
+                assert!(
+                    matches!(refused, Err(OAuthError::NeedsAuthorization(_))),
+                    "{moved}: {refused:?}"
+                );
+            }
+            let rejected = Secret::new("at-for-old-url");
+            let after_401 = authorizer
+                .access_token_after_rejection(&user, &server, moved, &rejected)
+                .await;
+            assert!(
+                matches!(after_401, Err(OAuthError::NeedsAuthorization(_))),
+                "{moved}: {after_401:?}"
+            );
+        }
+        let kept = stores.vault.get(&pair).await.expect("get");
+        assert!(
+            kept.is_some(),
+            "the record is kept for a new authorization to replace"
+        );
+        let again = authorizer.access_token(&user, &server, URL).await;
+        assert_eq!(again.expect("the old URL again").expose(), "at-for-old-url");
     }
 }
