@@ -50,14 +50,26 @@ pub struct AgentInput {
     pub request_state: Option<String>,
 }
 
+impl AgentInput {
+    /// A first try: no answers and no state to send.
+    pub fn is_empty(&self) -> bool {
+        self.responses.is_none() && self.request_state.is_none()
+    }
+}
+
 impl CallContext {
     pub fn progress_token(&self) -> Option<&Value> {
         self.meta.as_ref()?.get("progressToken")
     }
 
-    /// Whether there is anything to carry besides the method and params.
+    /// Whether there is anything to carry besides the method and params. An agent's first try
+    /// carries no answers: its `input` says only how a question would go back to it, which
+    /// matters when there is a way back (`downstream`) or an upstream that asks by result
+    /// (checked by the session, not here).
     pub fn is_empty(&self) -> bool {
-        self.meta.is_none() && self.downstream.is_none() && self.input.is_none()
+        self.meta.is_none()
+            && self.downstream.is_none()
+            && self.input.as_ref().is_none_or(AgentInput::is_empty)
     }
 
     /// `params` with the agent's `_meta` put in (params that are not an object are left as
@@ -141,6 +153,12 @@ mod tests {
             }),
             ..CallContext::default()
         };
+        assert!(!retry.is_empty(), "answers to carry");
+        let first_try = CallContext {
+            input: Some(AgentInput::default()),
+            ..CallContext::default()
+        };
+        assert!(first_try.is_empty(), "a first try carries no answers");
         assert_eq!(
             retry.tool_call_params("ask", None),
             json!({"name": "ask", "inputResponses": {"name": {"action": "accept"}}, "requestState": "opaque"})

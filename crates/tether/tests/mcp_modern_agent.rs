@@ -299,3 +299,183 @@ async fn a_session_upstreams_question_reaches_a_2026_agent_as_an_input_required_
     gateway.stop().await;
     server.stop().await;
 }
+
+/// Every JSON-RPC message of a response, whether one JSON body or an event stream (read to
+/// its end: a stateless answer's stream ends with the answer).
+async fn messages(response: reqwest::Response) -> (String, Vec<Value>) {
+    let kind = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = tokio::time::timeout(std::time::Duration::from_secs(20), response.text())
+        .await
+        .expect("the answer ends in time")
+        .expect("a readable answer");
+    let messages = if kind.starts_with("application/json") {
+        vec![serde_json::from_str(&text).expect("a JSON body")]
+    } else {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str::<Value>(data.trim()).ok())
+            .filter(|message| message.get("jsonrpc").is_some())
+            .collect()
+    };
+    (kind, messages)
+}
+
+/// A stateless 2026-07-28 `tools/call`; `extra` is one more header.
+async fn call_2026(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: u64,
+    params: Value,
+    extra: Option<(&str, &str)>,
+) -> (String, Vec<Value>) {
+    let name = params["name"].as_str().unwrap_or_default().to_owned();
+    let mut params = params;
+    let meta = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "0"},
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    match params.get_mut("_meta").and_then(Value::as_object_mut) {
+        Some(own) => own.extend(meta.as_object().cloned().unwrap_or_default()),
+        None => params["_meta"] = meta,
+    }
+    let mut request = support::mcp_post(http, &format!("{base}/mcp"), token)
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", name);
+    if let Some((header, value)) = extra {
+        request = request.header(header, value);
+    }
+    let response = request
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(response.status(), 200);
+    messages(response).await
+}
+
+/// A plain 2026-07-28 call is answered by the gateway itself, as one JSON body, with what
+/// rmcp's stateless road answers for the same call (that road taken here by an `Mcp-Param-*`
+/// header, which the direct path leaves to rmcp and rmcp ignores for a tool without
+/// annotations): a complete result from a session upstream and from a 2026-07-28 one, an
+/// upstream's input-required result, an unknown tool, and a call with progress.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_2026_call_is_answered_directly_as_rmcp_would_answer_it() {
+    let tools = DemoTools::default().with_interaction();
+    let demo = serve_streamable_http(tools.clone(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let modern = tether_testkit::ModernPeer::start("modern").await;
+    let timeout = std::time::Duration::from_secs(20);
+    let gateway = support::TestGateway::start(
+        vec![
+            support::http_server("demo", &demo.url, timeout),
+            support::http_server("modern", &modern.url, timeout),
+        ],
+        |builder| builder,
+    )
+    .await;
+    let (http, token) = (reqwest::Client::new(), jwt("alice"));
+    let to_rmcp = Some(("mcp-param-unused", "x"));
+    for (i, params) in [
+        json!({"name": "demo__add", "arguments": {"a": 2, "b": 3}}),
+        json!({"name": "modern__add", "arguments": {"a": 4, "b": 5}}),
+        json!({"name": "modern__ask", "arguments": {}}),
+        json!({"name": "nobody__add", "arguments": {}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = 10 + i as u64;
+        let (kind, direct) =
+            call_2026(&http, &gateway.base, &token, id, params.clone(), None).await;
+        let (rmcp_kind, through_rmcp) =
+            call_2026(&http, &gateway.base, &token, id, params.clone(), to_rmcp).await;
+        assert!(kind.starts_with("application/json"), "{params}: {kind}");
+        assert!(
+            rmcp_kind.starts_with("text/event-stream"),
+            "{params}: rmcp's road: {rmcp_kind}"
+        );
+        assert_eq!(direct.len(), 1, "{params}: {direct:?}");
+        assert_eq!(through_rmcp.len(), 1, "{params}: {through_rmcp:?}");
+        let (direct, through_rmcp) = (direct[0].clone(), through_rmcp[0].clone());
+        if params["name"] == "modern__ask" {
+            assert_eq!(direct["result"]["resultType"], "input_required", "{direct}");
+            assert!(direct["result"]["inputRequests"].is_object(), "{direct}");
+        }
+        assert_eq!(direct, through_rmcp, "{params}");
+    }
+    let (_, added) = call_2026(
+        &http,
+        &gateway.base,
+        &token,
+        1,
+        json!({"name": "demo__add", "arguments": {"a": 2, "b": 3}}),
+        None,
+    )
+    .await;
+    assert_eq!(result_text(&added[0]["result"]), "5", "{added:?}");
+    assert_eq!(added[0]["result"]["resultType"], "complete", "{added:?}");
+
+    let progress = json!({"name": "demo__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "p"}});
+    let (_, direct) = call_2026(&http, &gateway.base, &token, 30, progress.clone(), None).await;
+    let (_, through_rmcp) = call_2026(&http, &gateway.base, &token, 30, progress, to_rmcp).await;
+    let notified = |messages: &[Value]| {
+        messages
+            .iter()
+            .filter(|m| m["method"] == "notifications/progress")
+            .count()
+    };
+    assert_eq!(notified(&direct), 3, "{direct:?}");
+    assert_eq!(notified(&through_rmcp), 3, "{through_rmcp:?}");
+    assert_eq!(direct.last(), through_rmcp.last());
+    assert_eq!(
+        direct.last().map(|m| result_text(&m["result"])),
+        Some("done after 3 steps".to_owned())
+    );
+    gateway.stop().await;
+    demo.stop().await;
+}
+
+/// What rmcp checks on a 2026-07-28 request is still checked: a tool name header that is not
+/// the body's, and a `_meta` without the agent's capabilities, are refused as rmcp refuses them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2026_call_with_wrong_headers_or_meta_is_refused() {
+    let (gateway, server) = demo_gateway(&DemoTools::default()).await;
+    let http = reqwest::Client::new();
+    let post = |name: &'static str, meta: Value| {
+        support::mcp_post(&http, &format!("{}/mcp", gateway.base), &jwt("alice"))
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", name)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "demo__add", "arguments": {"a": 1, "b": 1}, "_meta": meta}}))
+            .send()
+    };
+    let full = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
+    });
+    let mismatch = post("demo__other", full).await.expect("answered");
+    assert_eq!(mismatch.status(), 400);
+    let (_, answer) = messages(mismatch).await;
+    assert_eq!(answer[0]["error"]["code"], -32020, "{answer:?}");
+    let incomplete = post(
+        "demo__add",
+        json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28"}),
+    )
+    .await
+    .expect("answered");
+    assert_eq!(incomplete.status(), 400);
+    let (_, answer) = messages(incomplete).await;
+    assert_eq!(answer[0]["error"]["code"], -32602, "{answer:?}");
+    gateway.stop().await;
+    server.stop().await;
+}

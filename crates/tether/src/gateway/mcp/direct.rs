@@ -8,8 +8,8 @@
 //! [`guard_sessions`](super::sessions::guard_sessions)), so a call rmcp would accept without
 //! special handling is answered directly; the spec lets a server answer a POSTed request
 //! with either a JSON body or a stream. Anything else (other methods, notifications, requests
-//! with the 2026 per-request protocol metadata, Accept or version headers that need rmcp's
-//! full rules) goes to rmcp as before.
+//! with the 2026 per-request protocol metadata, which [`direct_modern`](super::direct_modern)
+//! looks at, Accept or version headers that need rmcp's full rules) goes to rmcp as before.
 //!
 //! What the worker did that still matters is kept: the session's idle timer (a request goes
 //! through rmcp at least every half idle timeout, see `SessionOwners::presented`) and a session
@@ -20,17 +20,19 @@ use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{
-    CallToolRequestMethod, CallToolRequestParams, ErrorCode, JsonRpcVersion2_0, ProtocolVersion,
-    ReadResourceRequestMethod, ReadResourceRequestParams, RequestId,
+    CallToolRequestMethod, CallToolRequestParams, ErrorCode, InputRequiredResult,
+    JsonRpcVersion2_0, ProtocolVersion, ReadResourceRequestMethod, ReadResourceRequestParams,
+    RequestId,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tether_core::{CallContext, ToolResult};
+use serde_json::{Map, Value, json};
+use tether_core::{AgentInput, CallContext, ToolResult};
 
 use super::call::{UnknownTool, call_tool};
 use super::caller::Caller;
 use super::direct_calls::Running;
 use super::direct_stream;
+use super::handler::surface::{is_input_required, without_protocol_meta};
 use crate::gateway::state::AppState;
 
 pub(crate) const JSON: &str = "application/json";
@@ -54,7 +56,7 @@ pub(crate) fn plain_headers(headers: &HeaderMap) -> bool {
         && !headers.contains_key("mcp-name")
 }
 
-fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+pub(crate) fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
     let (mut json, mut event_stream) = (false, false);
     for value in headers.get_all(header::ACCEPT) {
         let Ok(value) = value.to_str() else {
@@ -73,7 +75,7 @@ fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
     json && event_stream
 }
 
-fn is_json_body(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json_body(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -157,22 +159,76 @@ fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
         .then_some((read.id, params))
 }
 
-fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+/// A `tools/call` request's id and parameters, whatever they hold.
+pub(crate) fn read_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
     let call: ToolsCall = serde_json::from_slice(body).ok()?;
-    let params = call.params;
+    Some((call.id, call.params))
+}
+
+fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
+    let (id, params) = read_call(body)?;
     let versioned = params
         .meta
         .as_ref()
         .is_some_and(|meta| meta.protocol_version().is_some());
     (!versioned && params.input_responses.is_none() && params.request_state.is_none())
-        .then_some((call.id, params))
+        .then_some((id, params))
 }
 
 #[derive(Serialize)]
-struct Success<'a> {
+struct Success<'a, R> {
     jsonrpc: &'static str,
     id: &'a RequestId,
-    result: &'a ToolResult,
+    result: &'a R,
+}
+
+/// The wire an agent speaks, for what its answer carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentWire {
+    /// The session revisions (up to 2025-11-25): the result as the core has it.
+    Session,
+    /// 2026-07-28, stateless ([`direct_modern`](super::direct_modern)): `resultType` on every
+    /// result, an upstream's input-required result passed back, and the agent's `_meta` not
+    /// sent upstream beyond its progress token.
+    Modern,
+}
+
+impl AgentWire {
+    /// What goes with the call to the core: the agent's `_meta` (its progress token among
+    /// others) and, for a 2026-07-28 agent, that it answers questions itself.
+    fn context(self, meta: Option<Map<String, Value>>) -> CallContext {
+        CallContext {
+            meta,
+            downstream: None,
+            input: (self == Self::Modern).then(AgentInput::default),
+        }
+    }
+}
+
+/// A finished call's result as the agent's wire has it.
+enum Shaped {
+    Complete(ToolResult),
+    Asks(InputRequiredResult),
+}
+
+/// The result for `wire`; `Err` when an upstream's questions do not read as MCP's (rmcp's
+/// path answers that with the same internal error).
+fn shaped(mut result: ToolResult, wire: AgentWire) -> Result<Shaped, ()> {
+    if wire == AgentWire::Session {
+        return Ok(Shaped::Complete(result));
+    }
+    // The upstream leg's own protocol `_meta` describes that leg, not this one.
+    without_protocol_meta(&mut result.extra);
+    if is_input_required(&result.extra) {
+        return serde_json::from_value(Value::Object(result.extra))
+            .map(Shaped::Asks)
+            .map_err(|_| ());
+    }
+    result.extra.insert(
+        "resultType".to_owned(),
+        Value::String("complete".to_owned()),
+    );
+    Ok(Shaped::Complete(result))
 }
 
 /// Makes the call and answers it as one JSON-RPC message; a call with a progress token is
@@ -184,6 +240,7 @@ pub(crate) async fn answer(
     id: RequestId,
     params: CallToolRequestParams,
     running: Running,
+    wire: AgentWire,
 ) -> Response {
     let CallToolRequestParams {
         name,
@@ -191,12 +248,21 @@ pub(crate) async fn answer(
         meta,
         ..
     } = params;
-    let meta = meta
-        .filter(|meta| meta.get_progress_token().is_some())
-        .and_then(|meta| match serde_json::to_value(meta) {
-            Ok(Value::Object(meta)) => Some(meta),
-            _ => None,
-        });
+    let meta = meta.and_then(|meta| {
+        let token = meta.get_progress_token()?;
+        match wire {
+            AgentWire::Session => match serde_json::to_value(meta) {
+                Ok(Value::Object(meta)) => Some(meta),
+                _ => None,
+            },
+            // The rest of a 2026-07-28 agent's `_meta` (its version, capabilities) is about
+            // this leg; the upstream leg has its own.
+            AgentWire::Modern => {
+                let token = serde_json::to_value(token).ok()?;
+                Some(Map::from_iter([("progressToken".to_owned(), token)]))
+            }
+        }
+    });
     if let Some(meta) = meta {
         return direct_stream::answer(
             app.clone(),
@@ -204,28 +270,39 @@ pub(crate) async fn answer(
             id,
             name.into(),
             arguments,
-            meta,
+            wire.context(Some(meta)),
             running,
+            wire,
         )
         .await;
     }
-    let plain = CallContext::default();
+    let plain = wire.context(None);
     tokio::select! {
         outcome = call_tool(app, user, &name, arguments, &plain) => {
-            encode(&id, outcome)
+            encode(&id, outcome, wire)
         }
         () = running.cancelled.cancelled() => cancelled(&id),
     }
 }
 
 /// The answer to a call as one JSON-RPC message.
-pub(crate) fn encode(id: &RequestId, outcome: Result<ToolResult, UnknownTool>) -> Response {
-    let body = match outcome {
-        Ok(result) => serde_json::to_vec(&Success {
+pub(crate) fn encode(
+    id: &RequestId,
+    outcome: Result<ToolResult, UnknownTool>,
+    wire: AgentWire,
+) -> Response {
+    let body = match outcome.map(|result| shaped(result, wire)) {
+        Ok(Ok(Shaped::Complete(result))) => serde_json::to_vec(&Success {
             jsonrpc: "2.0",
             id,
             result: &result,
         }),
+        Ok(Ok(Shaped::Asks(asked))) => serde_json::to_vec(&Success {
+            jsonrpc: "2.0",
+            id,
+            result: &asked,
+        }),
+        Ok(Err(())) => serde_json::to_vec(&unreadable_questions(id)),
         Err(unknown) => serde_json::to_vec(&unknown_tool(id, &unknown)),
     };
     match body {
@@ -242,6 +319,14 @@ pub(crate) fn encode(id: &RequestId, outcome: Result<ToolResult, UnknownTool>) -
     }
 }
 
+fn unreadable_questions(id: &RequestId) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": ErrorCode::INTERNAL_ERROR.0, "message": "the server's questions could not be read"},
+    })
+}
+
 fn unknown_tool(id: &RequestId, unknown: &UnknownTool) -> Value {
     json!({
         "jsonrpc": "2.0",
@@ -251,17 +336,24 @@ fn unknown_tool(id: &RequestId, unknown: &UnknownTool) -> Value {
 }
 
 /// The answer to a call as a JSON-RPC message, for an event stream.
-pub(crate) fn message(id: &RequestId, outcome: Result<ToolResult, UnknownTool>) -> Value {
-    match outcome {
-        Ok(result) => match serde_json::to_value(&result) {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err(_) => {
-                tracing::warn!("a tool result could not be encoded");
-                json!({"jsonrpc": "2.0", "id": id, "error": {
-                    "code": ErrorCode::INTERNAL_ERROR.0, "message": "the tool result could not be encoded"}})
-            }
-        },
-        Err(unknown) => unknown_tool(id, &unknown),
+pub(crate) fn message(
+    id: &RequestId,
+    outcome: Result<ToolResult, UnknownTool>,
+    wire: AgentWire,
+) -> Value {
+    let result = match outcome.map(|result| shaped(result, wire)) {
+        Err(unknown) => return unknown_tool(id, &unknown),
+        Ok(Err(())) => return unreadable_questions(id),
+        Ok(Ok(Shaped::Complete(result))) => serde_json::to_value(&result),
+        Ok(Ok(Shaped::Asks(asked))) => serde_json::to_value(&asked),
+    };
+    match result {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(_) => {
+            tracing::warn!("a tool result could not be encoded");
+            json!({"jsonrpc": "2.0", "id": id, "error": {
+                "code": ErrorCode::INTERNAL_ERROR.0, "message": "the tool result could not be encoded"}})
+        }
     }
 }
 

@@ -20,14 +20,26 @@ pub struct DirectCalls {
 
 /// Removes the call's entry when it ends.
 pub(crate) struct Running {
-    calls: Arc<DirectCalls>,
-    key: Key,
+    entry: Option<(Arc<DirectCalls>, Key)>,
     pub(crate) cancelled: CancellationToken,
+}
+
+impl Running {
+    /// A call outside any session (2026-07-28): no cancel notification can name it, its agent
+    /// cancels by closing the request, which drops the call.
+    pub(crate) fn detached() -> Self {
+        Self {
+            entry: None,
+            cancelled: CancellationToken::new(),
+        }
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.calls.lock().remove(&self.key);
+        if let Some((calls, key)) = &self.entry {
+            calls.lock().remove(key);
+        }
     }
 }
 
@@ -48,8 +60,7 @@ impl DirectCalls {
         let cancelled = CancellationToken::new();
         self.lock().insert(key.clone(), cancelled.clone());
         Running {
-            calls: self.clone(),
-            key,
+            entry: Some((self.clone(), key)),
             cancelled,
         }
     }

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use super::call::{UnknownTool, call_tool};
 use super::caller::Caller;
-use super::direct;
+use super::direct::{self, AgentWire};
 use super::direct_calls::Running;
 use crate::gateway::state::AppState;
 
@@ -58,23 +58,24 @@ impl Downstream for Notifications {
 
 type RunningCall = BoxFuture<'static, Result<ToolResult, UnknownTool>>;
 
-/// Makes a call that carries `meta` (with a progress token) and answers it as JSON, or as an
+/// Makes a call whose `context` carries a progress token and answers it as JSON, or as an
 /// event stream from the first notification the upstream sends for it on.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call's parts, taken apart once by the caller"
+)]
 pub(crate) async fn answer(
     app: AppState,
     user: Caller,
     id: RequestId,
     name: String,
     arguments: Option<Map<String, Value>>,
-    meta: Map<String, Value>,
+    mut context: CallContext,
     running: Running,
+    wire: AgentWire,
 ) -> Response {
     let (sender, mut notifications) = mpsc::channel(NOTIFICATIONS_IN_FLIGHT);
-    let context = CallContext {
-        meta: Some(meta),
-        downstream: Some(Arc::new(Notifications(sender))),
-        input: None,
-    };
+    context.downstream = Some(Arc::new(Notifications(sender)));
     let mut call: RunningCall =
         Box::pin(async move { call_tool(&app, &user, &name, arguments, &context).await });
     let first = tokio::select! {
@@ -83,9 +84,9 @@ pub(crate) async fn answer(
         outcome = &mut call => match notifications.try_recv() {
             // Notifications sent before the result still go first, on a stream.
             Ok(first) => return stream(first, Streaming {
-                notifications, call: Call::Ended(outcome), running, id,
+                notifications, call: Call::Ended(outcome), running, id, wire,
             }),
-            Err(_) => return direct::encode(&id, outcome),
+            Err(_) => return direct::encode(&id, outcome, wire),
         },
         () = running.cancelled.cancelled() => return direct::cancelled(&id),
     };
@@ -97,11 +98,12 @@ pub(crate) async fn answer(
                 call: Call::Running(call),
                 running,
                 id,
+                wire,
             },
         ),
         // Every sender is gone: the call has ended or is about to.
         None => tokio::select! {
-            outcome = call => direct::encode(&id, outcome),
+            outcome = call => direct::encode(&id, outcome, wire),
             () = running.cancelled.cancelled() => direct::cancelled(&id),
         },
     }
@@ -118,6 +120,7 @@ struct Streaming {
     call: Call,
     running: Running,
     id: RequestId,
+    wire: AgentWire,
 }
 
 enum Next {
@@ -147,7 +150,7 @@ impl Streaming {
             return (next, Some(self));
         }
         match self.call {
-            Call::Ended(outcome) => (direct::message(&self.id, outcome), None),
+            Call::Ended(outcome) => (direct::message(&self.id, outcome, self.wire), None),
             Call::Running(_) => (direct::cancelled_message(&self.id), None),
         }
     }

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use tether_core::UserId;
 
 use super::caller::Caller;
-use super::direct::{self, DirectAllowed, Plain};
-use super::direct_calls;
+use super::direct::{self, AgentWire, DirectAllowed, Plain};
+use super::direct_calls::{self, Running};
+use super::direct_modern;
 use super::direct_read;
 use super::sessions::InteractiveAgent;
 use super::sessions::SESSION_HEADER;
@@ -156,17 +157,13 @@ async fn try_direct(
     parts: &axum::http::request::Parts,
     body: &[u8],
 ) -> Option<Response> {
-    if parts.extensions.get::<DirectAllowed>().is_none() || !direct::plain_headers(&parts.headers) {
+    if parts.extensions.get::<DirectAllowed>().is_none() {
+        return try_direct_modern(app, parts, body).await;
+    }
+    if !direct::plain_headers(&parts.headers) {
         return None;
     }
-    let id = parts.extensions.get::<UserId>()?.clone();
-    let user = Caller {
-        access: parts
-            .extensions
-            .get::<crate::gateway::ServerAccess>()?
-            .clone(),
-        user: id,
-    };
+    let user = caller(parts)?;
     let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
     let (id, plain) = direct::plain_request(body)?;
     if !app.session_owners().is_live(session).await {
@@ -174,8 +171,36 @@ async fn try_direct(
     }
     let running = app.session_owners().direct_calls().begin(session, &id);
     Some(match plain {
-        Plain::Call(params) => direct::answer(app, &user, id, params, running).await,
+        Plain::Call(params) => {
+            direct::answer(app, &user, id, params, running, AgentWire::Session).await
+        }
         Plain::Read(params) => direct_read::answer(app, &user, id, params, running).await,
+    })
+}
+
+/// A 2026-07-28 agent's `tools/call`, answered without rmcp when [`direct_modern`] allows it.
+async fn try_direct_modern(
+    app: &AppState,
+    parts: &axum::http::request::Parts,
+    body: &[u8],
+) -> Option<Response> {
+    if !direct_modern::modern_headers(&parts.headers) {
+        return None;
+    }
+    let user = caller(parts)?;
+    let (id, params) = direct_modern::modern_call(&parts.headers, body)?;
+    let running = Running::detached();
+    Some(direct::answer(app, &user, id, params, running, AgentWire::Modern).await)
+}
+
+/// The authenticated caller the gate put on the request.
+fn caller(parts: &axum::http::request::Parts) -> Option<Caller> {
+    Some(Caller {
+        user: parts.extensions.get::<UserId>()?.clone(),
+        access: parts
+            .extensions
+            .get::<crate::gateway::ServerAccess>()?
+            .clone(),
     })
 }
 

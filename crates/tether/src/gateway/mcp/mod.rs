@@ -3,13 +3,15 @@
 //! Owns the rmcp server (`StreamableHttpService` with a `LocalSessionManager` and the
 //! [`handler`]), aggregated tool naming, the per-server tool filters, the body checks in front
 //! of rmcp, the binding of MCP sessions to the user who created them, and the direct path that
-//! answers plain `tools/call`s without rmcp's session worker. Requests reach it only
+//! answers plain `tools/call`s without rmcp's session worker (and a 2026-07-28 agent's plain
+//! calls without rmcp's stateless road). Requests reach it only
 //! through the host-JWT middleware.
 
 mod call;
 mod caller;
 mod direct;
 mod direct_calls;
+mod direct_modern;
 mod direct_read;
 mod direct_stream;
 mod filter;

@@ -37,7 +37,7 @@ mod prompts;
 pub(crate) mod questions;
 mod relay;
 mod resources;
-mod surface;
+pub(crate) mod surface;
 mod tools;
 mod uris;
 

@@ -59,14 +59,14 @@ pub(super) fn to_mcp_error(error: RequestError) -> McpError {
 
 /// Whether a result asks the agent for input (SEP-2322); only agents of 2026-07-28 and later
 /// get such results, the others are asked upstream of here.
-pub(super) fn is_input_required(result: &Map<String, Value>) -> bool {
+pub(crate) fn is_input_required(result: &Map<String, Value>) -> bool {
     result.get("resultType").and_then(Value::as_str) == Some("input_required")
 }
 
 /// Drops the protocol's own `_meta` entries (`io.modelcontextprotocol/…`: the upstream's
 /// server info among them) from an upstream result: they describe that leg, and the gateway's
 /// own are added for the agent's.
-pub(super) fn without_protocol_meta(result: &mut Map<String, Value>) {
+pub(crate) fn without_protocol_meta(result: &mut Map<String, Value>) {
     let Some(Value::Object(meta)) = result.get_mut("_meta") else {
         return;
     };
