@@ -376,17 +376,19 @@ pub(crate) fn cancelled(id: &RequestId) -> Response {
         .into_response()
 }
 
+/// A header map of `pairs`, for the tests of the direct paths' header rules.
+#[cfg(test)]
+pub(crate) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for (name, value) in pairs {
+        map.append(*name, HeaderValue::from_static(value));
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
 
     const PLAIN: &[(&str, &str)] = &[
         ("accept", "application/json, text/event-stream"),

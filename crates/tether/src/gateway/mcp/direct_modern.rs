@@ -91,14 +91,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut map = HeaderMap::new();
-        for (name, value) in pairs {
-            map.append(*name, HeaderValue::from_static(value));
-        }
-        map
-    }
+    use crate::gateway::mcp::direct::headers;
 
     const MODERN: &[(&str, &str)] = &[
         ("accept", "application/json, text/event-stream"),
