@@ -60,26 +60,32 @@ impl EventLimit {
         }
     }
 
+    /// Counts `chunk` a run of line bytes at a time (a byte-by-byte loop was ~3 % of the
+    /// gateway's CPU in the 64 KiB answer benchmark).
     fn observe(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
-        for &byte in chunk {
-            let after_cr = std::mem::replace(&mut self.after_cr, byte == b'\r');
-            match byte {
-                // The second half of a CRLF terminator.
-                b'\n' if after_cr => {}
-                b'\r' | b'\n' => {
-                    if self.line == 0 {
-                        self.event = 0;
-                    }
-                    self.line = 0;
-                }
-                _ => {
-                    self.line += 1;
-                    self.event += 1;
-                    if self.event > self.max {
-                        return Err(BodyError::TooLarge(self.max));
-                    }
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            let run = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
+            if run > 0 {
+                self.after_cr = false;
+                self.line += run;
+                self.event += run;
+                if self.event > self.max {
+                    return Err(BodyError::TooLarge(self.max));
                 }
             }
+            let Some(&terminator) = rest.get(run) else {
+                break;
+            };
+            let after_cr = std::mem::replace(&mut self.after_cr, terminator == b'\r');
+            // The `\n` of a CRLF ends nothing more.
+            if !(terminator == b'\n' && after_cr) {
+                if self.line == 0 {
+                    self.event = 0;
+                }
+                self.line = 0;
+            }
+            rest = &rest[run + 1..];
         }
         Ok(())
     }
@@ -87,7 +93,63 @@ impl EventLimit {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The rule byte by byte, as first written: what the run-at-a-time count must agree with.
+    fn observe_bytewise(limit: &mut EventLimit, chunk: &[u8]) -> Result<(), usize> {
+        for &byte in chunk {
+            let after_cr = std::mem::replace(&mut limit.after_cr, byte == b'\r');
+            match byte {
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    if limit.line == 0 {
+                        limit.event = 0;
+                    }
+                    limit.line = 0;
+                }
+                _ => {
+                    limit.line += 1;
+                    limit.event += 1;
+                    if limit.event > limit.max {
+                        return Err(limit.max);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+        #[test]
+        fn runs_are_counted_as_bytes_are(
+            chunks in prop::collection::vec(
+                prop::collection::vec(prop::sample::select(vec![b'a', b':', b'\r', b'\n']), 0..40),
+                0..8,
+            ),
+            max in 0usize..30,
+        ) {
+            let (mut fast, mut slow) = (EventLimit::new(max), EventLimit::new(max));
+            for chunk in &chunks {
+                let ours = fast.observe(chunk).map_err(|e| match e {
+                    BodyError::TooLarge(max) => max,
+                    BodyError::Read(_) => usize::MAX,
+                });
+                let reference = observe_bytewise(&mut slow, chunk);
+                prop_assert_eq!(ours, reference);
+                if ours.is_err() {
+                    break;
+                }
+                prop_assert_eq!(
+                    (fast.event, fast.line, fast.after_cr),
+                    (slow.event, slow.line, slow.after_cr)
+                );
+            }
+        }
+    }
 
     #[test]
     fn events_within_the_limit_pass_and_blank_lines_reset_it() {
