@@ -187,3 +187,35 @@ async fn a_dual_era_server_is_spoken_to_on_the_newer_wire() {
     assert_eq!(server.stats().await["initialize"], 0);
     session.close().await;
 }
+
+/// A 2026-07-28 server that annotates a tool's argument with `x-mcp-header` (the TypeScript
+/// SDK v2, which refuses a call without the matching `Mcp-Param-*` header): Tether reads the
+/// annotation from the tool list and repeats the argument in the header, Base64 where the value
+/// needs it; the server's own check passes. A tool whose annotation the revision does not allow
+/// is left out of the list.
+#[tokio::test]
+async fn an_annotated_argument_travels_in_its_mcp_param_header() {
+    let server = ModernPeer::start("modern").await;
+    let session = connect(&server).await;
+    let tools = session.list_tools().await.expect("tools/list");
+    let route = tools
+        .iter()
+        .find(|t| t.name == "route")
+        .expect("the annotated tool is listed");
+    assert_eq!(
+        route.input_schema["properties"]["region"]["x-mcp-header"], "Region",
+        "the annotation reaches the agent too"
+    );
+    assert!(
+        !tools.iter().any(|t| t.name == "weigh"),
+        "a tool whose annotation breaks the rules is left out"
+    );
+    for region in ["eu-west", "nord ", "Zürich"] {
+        let routed = session
+            .call_tool("route", args(json!({"region": region, "text": "hi"})))
+            .await
+            .unwrap_or_else(|e| panic!("the server accepts the call for {region:?}: {e}"));
+        assert_eq!(routed.text(), format!("hi via {region}"));
+    }
+    session.close().await;
+}

@@ -22,6 +22,7 @@ use rmcp::transport::streamable_http_client::{
 use sse_stream::Sse;
 use url::Url;
 
+use super::param_headers::ToolParamHeaders;
 use super::post::{self, Outgoing, Posted};
 
 use crate::authorized::AuthorizedClient;
@@ -52,6 +53,9 @@ pub(super) struct Endpoint {
     pub(super) resume: ResumePolicy,
     /// The 2026-07-28 wire: no session, every request stamped by [`super::modern`].
     pub(super) modern: bool,
+    /// On that wire, the `Mcp-Param-*` headers of the server's annotated tools, from its last
+    /// tool list.
+    pub(super) tool_headers: Option<Arc<ToolParamHeaders>>,
 }
 
 impl Endpoint {
@@ -76,7 +80,7 @@ impl Endpoint {
         message: ClientJsonRpcMessage,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
         let (message, headers) = if self.modern {
-            super::modern::stamp(message)
+            super::modern::stamp(message, self.tool_headers.as_deref())
         } else {
             (message, self.headers())
         };
@@ -104,7 +108,7 @@ impl Endpoint {
             return Box::pin(self.post(message)).await.map(Posted::from);
         };
         let (message, headers) = if self.modern {
-            super::modern::stamp(message)
+            super::modern::stamp(message, self.tool_headers.as_deref())
         } else {
             (message, self.headers())
         };

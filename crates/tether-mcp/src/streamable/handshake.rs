@@ -120,12 +120,14 @@ pub(crate) async fn open(
             ..settings.resume
         },
         modern: false,
+        tool_headers: None,
     };
     let version = match known {
         Some(Wire::Legacy) => ProtocolVersion::LATEST_WITH_INITIALIZE,
         Some(Wire::Modern) | None => match discover(&server, &mut endpoint).await? {
             Discovered::Modern(capabilities) => {
                 endpoint.modern = true;
+                endpoint.tool_headers = Some(Default::default());
                 endpoint.protocol_version = HeaderValue::from_str(modern::VERSION.as_str()).ok();
                 endpoint.resume = settings.resume;
                 debug!(server = %server, version = %modern::VERSION, "MCP server discovered");

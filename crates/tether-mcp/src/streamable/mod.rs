@@ -33,6 +33,7 @@ mod handshake;
 mod input;
 mod listener;
 mod modern;
+mod param_headers;
 mod post;
 mod questions;
 mod session;

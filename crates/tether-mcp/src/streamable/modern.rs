@@ -1,7 +1,8 @@
 //! The 2026-07-28 wire: no `initialize` and no session (SEP-2567, SEP-2575); every request
 //! carries the protocol version, Tether's client info and capabilities in its `_meta`, and the
 //! standard headers that repeat what a proxy needs from the body (SEP-2243:
-//! `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`).
+//! `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name`, and `Mcp-Param-*` for a tool's annotated
+//! arguments, [`super::param_headers`]).
 //!
 //! Messages are stamped here, just before they are sent, so that the exchange and the session
 //! stay the same for both wires.
@@ -14,6 +15,7 @@ use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::{ClientJsonRpcMessage, ProtocolVersion};
 use serde_json::{Map, Value};
 
+use super::param_headers::ToolParamHeaders;
 use crate::connector::client_config;
 
 /// The revision this wire is.
@@ -55,6 +57,7 @@ fn build_request_meta() -> Map<String, Value> {
 /// read back is sent as it was: the server's refusal then names the problem.
 pub(super) fn stamp(
     message: ClientJsonRpcMessage,
+    tools: Option<&ToolParamHeaders>,
 ) -> (ClientJsonRpcMessage, HashMap<HeaderName, HeaderValue>) {
     let mut headers = HashMap::new();
     if let Ok(version) = HeaderValue::from_str(VERSION.as_str()) {
@@ -89,6 +92,11 @@ pub(super) fn stamp(
             && let Ok(value) = HeaderValue::from_str(&encode_header_value(name))
         {
             headers.insert(NAME_HEADER, value);
+        }
+        if method == "tools/call"
+            && let Some(declared) = named(&method, params).and_then(|tool| tools?.of(tool))
+        {
+            headers.extend(declared.headers(params.get("arguments")));
         }
         if is_request {
             let meta = params
@@ -152,7 +160,7 @@ mod tests {
             ClientRequest::CallToolRequest(CallToolRequest::new(params)),
             RequestId::Number(4),
         );
-        let (stamped, headers) = stamp(message);
+        let (stamped, headers) = stamp(message, None);
         let value = serde_json::to_value(&stamped).expect("serializes");
         let meta = &value["params"]["_meta"];
         assert_eq!(meta[PROTOCOL_VERSION_KEY], "2026-07-28", "{value}");
@@ -174,7 +182,7 @@ mod tests {
             "params": {"uri": "file:///ä", "_meta": {"progressToken": "p"}}
         }))
         .expect("a request");
-        let (stamped, headers) = stamp(message);
+        let (stamped, headers) = stamp(message, None);
         let value = serde_json::to_value(&stamped).expect("serializes");
         assert_eq!(value["params"]["_meta"]["progressToken"], "p", "{value}");
         assert_eq!(value["params"]["_meta"][PROTOCOL_VERSION_KEY], "2026-07-28");
@@ -203,7 +211,7 @@ mod discover_tests {
     fn a_discover_request_carries_the_meta() {
         let request = ClientRequest::CustomRequest(CustomRequest::new("server/discover", None));
         let message = ClientJsonRpcMessage::request(request, RequestId::Number(0));
-        let (stamped, headers) = stamp(message);
+        let (stamped, headers) = stamp(message, None);
         let value = serde_json::to_value(&stamped).expect("serializes");
         assert_eq!(
             value["params"]["_meta"][PROTOCOL_VERSION_KEY], "2026-07-28",

@@ -2,6 +2,7 @@
 //! (endpoint, session id, protocol version, request counter, flags) and nothing running.
 //! Each request is one [exchange](super::exchange) inside the caller's future.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -18,11 +19,12 @@ use tether_core::{
     CallContext, ConnectError, Downstream, ListKind, Protocol, ServerName, Session, SessionEvents,
     Tool, ToolResult,
 };
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::endpoint::Endpoint;
 use super::exchange::{self, AnswerError, ExchangeError, Listeners};
 use super::input;
+use super::param_headers::{ParamHeaders, ToolParamHeaders};
 use super::questions::OpenQuestions;
 use crate::connector::with_timeout;
 use crate::error;
@@ -148,6 +150,27 @@ impl StreamableSession {
     }
 }
 
+impl StreamableSession {
+    /// Records the tools' `Mcp-Param-*` annotations for their calls, leaving out a tool whose
+    /// annotations break the revision's rules ([`ParamHeaders`]).
+    fn with_param_headers(&self, mut tools: Vec<Tool>, table: &ToolParamHeaders) -> Vec<Tool> {
+        let mut by_tool = HashMap::new();
+        tools.retain(|tool| match ParamHeaders::of_schema(&tool.input_schema) {
+            Ok(None) => true,
+            Ok(Some(declared)) => {
+                by_tool.insert(tool.name.to_string(), Arc::new(declared));
+                true
+            }
+            Err(reason) => {
+                warn!(server = %self.server, tool = %tool.name, %reason, "tool left out: its x-mcp-header annotations are invalid");
+                false
+            }
+        });
+        table.replace(by_tool);
+        tools
+    }
+}
+
 /// The shortest freshness honoured: a server asking for less is read again this often at most.
 const MIN_TOOLS_FRESHNESS: Duration = Duration::from_secs(1);
 
@@ -258,7 +281,10 @@ impl Session for StreamableSession {
         .await?;
         let fresh_for = fresh_for.into_inner().ok().flatten();
         self.expire_tools_after(fresh_for);
-        Ok(tools)
+        Ok(match &self.endpoint.tool_headers {
+            Some(table) => self.with_param_headers(tools, table),
+            None => tools,
+        })
     }
 
     async fn call_tool(

@@ -28,7 +28,8 @@
 // "posts": count} counted from every JSON-RPC message POSTed to the endpoint (requests and
 // notifications, batches counted per element), whatever the SDK then answered.
 //
-// Tools: echo {text}, add {a,b}, progress {steps}, ask (input-required form elicitation {name}),
+// Tools: echo {text}, add {a,b}, route {region (x-mcp-header Region), text}, progress {steps},
+// weigh {grams (x-mcp-header on a number: invalid)}, ask (input-required form elicitation {name}),
 // whoami (what `_meta` and which standard headers this request arrived with).
 // Resource: notes://readme (text). Prompt: greet {name}.
 // No cache hints are configured: results carry the SDK defaults (2026-07-28: ttlMs 0 / private).
@@ -116,6 +117,30 @@ function buildServer({ era }) {
         'add',
         { description: 'Add two numbers.', inputSchema: z.object({ a: z.number(), b: z.number() }) },
         async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] })
+    );
+
+    // Its `region` is annotated `x-mcp-header` (SEP-2243): the SDK refuses a call that does not
+    // repeat it in `Mcp-Param-Region` (-32020).
+    server.registerTool(
+        'route',
+        {
+            description: 'Say where the text was routed; `region` travels as Mcp-Param-Region too.',
+            inputSchema: z.object({
+                region: z.string().meta({ 'x-mcp-header': 'Region' }),
+                text: z.string()
+            })
+        },
+        async ({ region, text }) => ({ content: [{ type: 'text', text: `${text} via ${region}` }] })
+    );
+
+    // An annotation the revision does not allow (on a `number`): clients leave the tool out.
+    server.registerTool(
+        'weigh',
+        {
+            description: 'Not callable by a conforming client: x-mcp-header on a number.',
+            inputSchema: z.object({ grams: z.number().meta({ 'x-mcp-header': 'Grams' }) })
+        },
+        async ({ grams }) => ({ content: [{ type: 'text', text: `${grams} g` }] })
     );
 
     server.registerTool(
