@@ -312,6 +312,77 @@ async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
     gateway.stop().await;
 }
 
+/// Initializes sent all at once cannot pass the cap either: the early check does not reserve a
+/// slot, so the count is taken again, under one lock, as each session is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn initializes_sent_at_once_do_not_pass_the_per_user_cap() {
+    let local = upstream::start().await;
+    let gateway = TestGateway::start(
+        vec![http_server("local", &local.url, Duration::from_secs(10))],
+        |b| {
+            b.mcp(McpConfig {
+                max_sessions_per_user: 2,
+                ..McpConfig::default()
+            })
+        },
+    )
+    .await;
+    let alice = jwt("alice");
+    let url = gateway.url("/mcp");
+    let burst = (0..16).map(|_| {
+        mcp_post(&gateway.http, &url, &alice)
+            .json(&initialize_body())
+            .send()
+    });
+    let answers = futures::future::join_all(burst).await;
+    let mut opened = Vec::new();
+    let mut refused = 0;
+    for answer in answers {
+        let answer = answer.expect("initialize answers");
+        match answer.status().as_u16() {
+            200 => opened.push(
+                answer
+                    .headers()
+                    .get(SESSION_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .expect("a session id")
+                    .to_owned(),
+            ),
+            429 => {
+                assert!(answer.headers().get(SESSION_HEADER).is_none());
+                refused += 1;
+            }
+            other => panic!("initialize answered {other}"),
+        }
+    }
+    assert_eq!(opened.len(), 2, "exactly the cap opened; refused {refused}");
+    assert_eq!(refused, 14);
+    let metrics = gateway
+        .http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .expect("answers")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "tether_mcp_sessions 2"),
+        "the refused sessions were not kept:\n{metrics}"
+    );
+    // Still at the cap afterwards; closing one frees its slot.
+    let again = mcp_post(&gateway.http, &url, &alice)
+        .json(&initialize_body())
+        .send()
+        .await
+        .expect("initialize answers");
+    assert_eq!(again.status(), 429);
+    let deleted = delete_session(&gateway, &alice, &opened[0]).await;
+    assert!(deleted.is_success(), "{deleted}");
+    let _third = open_session(&gateway, &alice).await;
+    gateway.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_jsonrpc_errors_and_oversize_bodies_413() {
     let gateway = TestGateway::start(Vec::new(), |b| {

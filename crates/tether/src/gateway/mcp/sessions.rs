@@ -31,6 +31,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::LoggingLevel;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::session::{SessionId, SessionManager as _};
 use tether_core::UserId;
 
 use super::direct::DirectAllowed;
@@ -239,23 +240,42 @@ impl SessionOwners {
         self.len() == 0
     }
 
-    async fn record(&self, session: String, user: UserId, interactive: bool) {
-        let len = {
+    /// Records a session rmcp has just opened for `user`, or refuses it when the user already
+    /// holds `cap` (the early check in [`guard_sessions`] does not reserve a slot, so initializes
+    /// sent at once can all pass it; this count, under the same lock as the insert, cannot be
+    /// passed). A refused session is closed in rmcp.
+    async fn record(&self, session: String, user: UserId, interactive: bool, cap: usize) -> bool {
+        let recorded = {
             let mut owners = self.lock();
-            owners.insert(
-                session,
-                Owner {
-                    user,
-                    through_rmcp: Instant::now(),
-                    interactive,
-                    log_level: None,
-                },
-            );
-            owners.by_session.len()
+            if owners.count(&user) >= cap {
+                Err(session)
+            } else {
+                owners.insert(
+                    session,
+                    Owner {
+                        user,
+                        through_rmcp: Instant::now(),
+                        interactive,
+                        log_level: None,
+                    },
+                );
+                Ok(owners.by_session.len())
+            }
+        };
+        let len = match recorded {
+            Ok(len) => len,
+            Err(session) => {
+                let id: SessionId = session.into();
+                if let Err(error) = self.sessions.close_session(&id).await {
+                    tracing::debug!(%error, "a session past the cap was already gone");
+                }
+                return false;
+            }
         };
         if len >= self.prune_at.load(Ordering::Relaxed) {
             self.prune().await;
         }
+        true
     }
 
     fn forget(&self, session: &str) {
@@ -349,7 +369,14 @@ where
                 .and_then(|v| v.to_str().ok())
             {
                 let interactive = response.extensions().get::<InteractiveAgent>().is_some();
-                owners.record(created.to_owned(), user, interactive).await;
+                let cap = app.mcp_config().max_sessions_per_user;
+                if !owners
+                    .record(created.to_owned(), user.clone(), interactive, cap)
+                    .await
+                {
+                    tracing::info!(%user, cap, "MCP session refused: the user holds the most allowed");
+                    return too_many_sessions(app.mcp_config().session_idle_timeout, cap);
+                }
             }
         }
         Some(id) => {
