@@ -3,7 +3,7 @@
 //!
 //! rmcp answers an unparsable body with a plain-text 415; MCP clients expect a JSON-RPC error
 //! object (parse error −32700, invalid request −32600), so the body is read and checked here,
-//! then handed on unchanged, unless it is a call the [direct](super::direct) path answers.
+//! then handed on unchanged, unless the [direct path](super::direct_dispatch) answers it.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
@@ -11,15 +11,9 @@ use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, ErrorCode, JsonRpcMessage};
 use serde_json::{Value, json};
-use tether_core::UserId;
 
-use super::caller::Caller;
-use super::direct::{self, AgentWire, DirectAllowed, Plain};
-use super::direct_calls::{self, Running};
-use super::direct_modern;
-use super::direct_read;
+use super::direct_dispatch;
 use super::sessions::InteractiveAgent;
-use super::sessions::SESSION_HEADER;
 use crate::gateway::state::AppState;
 
 /// A JSON-RPC error object as an HTTP response.
@@ -104,18 +98,8 @@ where
     let Ok(bytes) = to_bytes(body, limit).await else {
         return too_large(limit);
     };
-    if let Some(response) = try_direct(app, &parts, &bytes).await {
+    if let Some(response) = direct_dispatch::dispatch(app, &parts, &bytes).await {
         return response;
-    }
-    if let Some(id) = direct_calls::cancelled_request(&bytes)
-        && let Some(session) = parts
-            .headers
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-        && app.session_owners().direct_calls().cancel(session, &id)
-    {
-        // A call of the direct path: rmcp never saw it.
-        return StatusCode::ACCEPTED.into_response();
     }
     // The common case, a valid message, costs one parse; the generic `Value` is built only to
     // classify a failure.
@@ -148,60 +132,6 @@ where
         response.extensions_mut().insert(InteractiveAgent);
     }
     response
-}
-
-/// Answers a `tools/call` or `resources/read` without rmcp's session worker when [`direct`]
-/// allows it; `None` hands the (unchanged) body on to rmcp.
-async fn try_direct(
-    app: &AppState,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-) -> Option<Response> {
-    if parts.extensions.get::<DirectAllowed>().is_none() {
-        return try_direct_modern(app, parts, body).await;
-    }
-    if !direct::plain_headers(&parts.headers) {
-        return None;
-    }
-    let user = caller(parts)?;
-    let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
-    let (id, plain) = direct::plain_request(body)?;
-    if !app.session_owners().is_live(session).await {
-        return None;
-    }
-    let running = app.session_owners().direct_calls().begin(session, &id);
-    Some(match plain {
-        Plain::Call(params) => {
-            direct::answer(app, &user, id, params, running, AgentWire::Session).await
-        }
-        Plain::Read(params) => direct_read::answer(app, &user, id, params, running).await,
-    })
-}
-
-/// A 2026-07-28 agent's `tools/call`, answered without rmcp when [`direct_modern`] allows it.
-async fn try_direct_modern(
-    app: &AppState,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-) -> Option<Response> {
-    if !direct_modern::modern_headers(&parts.headers) {
-        return None;
-    }
-    let user = caller(parts)?;
-    let (id, params) = direct_modern::modern_call(&parts.headers, body)?;
-    let running = Running::detached();
-    Some(direct::answer(app, &user, id, params, running, AgentWire::Modern).await)
-}
-
-/// The authenticated caller the gate put on the request.
-fn caller(parts: &axum::http::request::Parts) -> Option<Caller> {
-    Some(Caller {
-        user: parts.extensions.get::<UserId>()?.clone(),
-        access: parts
-            .extensions
-            .get::<crate::gateway::ServerAccess>()?
-            .clone(),
-    })
 }
 
 /// The JSON-RPC error for a body that is not a message rmcp accepts.

@@ -11,6 +11,7 @@ mod call;
 mod caller;
 mod direct;
 mod direct_calls;
+mod direct_dispatch;
 mod direct_modern;
 mod direct_read;
 mod direct_stream;
