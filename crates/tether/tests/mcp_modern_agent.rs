@@ -325,16 +325,24 @@ async fn messages(response: reqwest::Response) -> (String, Vec<Value>) {
     (kind, messages)
 }
 
-/// A stateless 2026-07-28 `tools/call`; `extra` is one more header.
-async fn call_2026(
+/// A stateless 2026-07-28 request; `extra` is one more header. Answers with the status and
+/// every message.
+#[allow(clippy::too_many_arguments)]
+async fn post_2026(
     http: &reqwest::Client,
     base: &str,
     token: &str,
     id: u64,
+    method: &str,
     params: Value,
     extra: Option<(&str, &str)>,
-) -> (String, Vec<Value>) {
-    let name = params["name"].as_str().unwrap_or_default().to_owned();
+) -> (u16, String, Vec<Value>) {
+    let key = if method == "resources/read" {
+        "uri"
+    } else {
+        "name"
+    };
+    let name = params[key].as_str().unwrap_or_default().to_owned();
     let mut params = params;
     let meta = json!({
         "io.modelcontextprotocol/protocolVersion": "2026-07-28",
@@ -347,25 +355,41 @@ async fn call_2026(
     }
     let mut request = support::mcp_post(http, &format!("{base}/mcp"), token)
         .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
+        .header("mcp-method", method)
         .header("mcp-name", name);
     if let Some((header, value)) = extra {
         request = request.header(header, value);
     }
     let response = request
-        .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params}))
+        .json(&json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
         .send()
         .await
         .expect("answered");
-    assert_eq!(response.status(), 200);
-    messages(response).await
+    let status = response.status().as_u16();
+    let (kind, messages) = messages(response).await;
+    (status, kind, messages)
+}
+
+/// A stateless 2026-07-28 `tools/call`, answered 200.
+async fn call_2026(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    id: u64,
+    params: Value,
+    extra: Option<(&str, &str)>,
+) -> (String, Vec<Value>) {
+    let (status, kind, messages) =
+        post_2026(http, base, token, id, "tools/call", params, extra).await;
+    assert_eq!(status, 200);
+    (kind, messages)
 }
 
 /// A plain 2026-07-28 call is answered by the gateway itself, as one JSON body, with what
 /// rmcp's stateless road answers for the same call (that road taken here by an `Mcp-Param-*`
 /// header, which the direct path leaves to rmcp and rmcp ignores for a tool without
 /// annotations): a complete result from a session upstream and from a 2026-07-28 one, an
-/// upstream's input-required result, an unknown tool, and a call with progress.
+/// upstream's input-required result, an unknown tool, a call with progress, and reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_2026_call_is_answered_directly_as_rmcp_would_answer_it() {
     let tools = DemoTools::default().with_interaction();
@@ -440,6 +464,56 @@ async fn a_plain_2026_call_is_answered_directly_as_rmcp_would_answer_it() {
         direct.last().map(|m| result_text(&m["result"])),
         Some("done after 3 steps".to_owned())
     );
+
+    // Reads: of a session upstream's and a 2026-07-28 upstream's resource, and of resources
+    // nobody has (unknown server, unknown URI upstream).
+    for (i, uri) in [
+        "tether://demo/notes://readme",
+        "tether://modern/notes://readme",
+        "tether://nobody/notes://readme",
+        "tether://demo/nowhere://x",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = 40 + i as u64;
+        let params = json!({"uri": uri});
+        let (status, kind, direct) = post_2026(
+            &http,
+            &gateway.base,
+            &token,
+            id,
+            "resources/read",
+            params.clone(),
+            None,
+        )
+        .await;
+        let (rmcp_status, rmcp_kind, through_rmcp) = post_2026(
+            &http,
+            &gateway.base,
+            &token,
+            id,
+            "resources/read",
+            params,
+            to_rmcp,
+        )
+        .await;
+        assert!(kind.starts_with("application/json"), "{uri}: {kind}");
+        assert!(
+            rmcp_kind.starts_with("text/event-stream") || rmcp_status != 200,
+            "{uri}: rmcp's road: {rmcp_kind}"
+        );
+        assert_eq!(status, rmcp_status, "{uri}: {direct:?} / {through_rmcp:?}");
+        assert_eq!(direct, through_rmcp, "{uri}");
+        if i < 2 {
+            assert!(
+                direct[0]["result"]["contents"][0]["text"].is_string(),
+                "{direct:?}"
+            );
+        } else {
+            assert!(direct[0]["error"].is_object(), "{direct:?}");
+        }
+    }
     gateway.stop().await;
     demo.stop().await;
 }

@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::model::{
     CallToolRequestMethod, CallToolRequestParams, ErrorCode, InputRequiredResult,
     JsonRpcVersion2_0, ProtocolVersion, ReadResourceRequestMethod, ReadResourceRequestParams,
-    RequestId,
+    RequestId, RequestMetaObject,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -149,14 +149,19 @@ struct ResourceRead {
 /// The id and parameters, if `body` is a `resources/read` with nothing rmcp would look at (as
 /// for [`plain_call`]).
 fn plain_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
-    let read: ResourceRead = serde_json::from_slice(body).ok()?;
-    let params = read.params;
+    let (id, params) = read_read(body)?;
     let versioned = params
         .meta
         .as_ref()
         .is_some_and(|meta| meta.protocol_version().is_some());
     (!versioned && params.input_responses.is_none() && params.request_state.is_none())
-        .then_some((read.id, params))
+        .then_some((id, params))
+}
+
+/// A `resources/read` request's id and parameters, whatever they hold.
+pub(crate) fn read_read(body: &[u8]) -> Option<(RequestId, ReadResourceRequestParams)> {
+    let read: ResourceRead = serde_json::from_slice(body).ok()?;
+    Some((read.id, read.params))
 }
 
 /// A `tools/call` request's id and parameters, whatever they hold.
@@ -194,6 +199,20 @@ pub(crate) enum AgentWire {
 }
 
 impl AgentWire {
+    /// The context of a request that carries no progress token.
+    pub(crate) fn plain_context(self) -> CallContext {
+        self.context(None)
+    }
+
+    /// The context of a 2026-07-28 agent's request with `meta`: of it, only the progress token
+    /// goes upstream.
+    pub(crate) fn progress_context(self, meta: Option<RequestMetaObject>) -> CallContext {
+        let token = meta
+            .and_then(|meta| meta.get_progress_token())
+            .and_then(|token| serde_json::to_value(token).ok());
+        self.context(token.map(|token| Map::from_iter([("progressToken".to_owned(), token)])))
+    }
+
     /// What goes with the call to the core: the agent's `_meta` (its progress token among
     /// others) and, for a 2026-07-28 agent, that it answers questions itself.
     fn context(self, meta: Option<Map<String, Value>>) -> CallContext {

@@ -58,11 +58,14 @@ async fn try_direct(
         Plain::Call(params) => {
             direct::answer(app, &user, id, params, running, AgentWire::Session).await
         }
-        Plain::Read(params) => direct_read::answer(app, &user, id, params, running).await,
+        Plain::Read(params) => {
+            direct_read::answer(app, &user, id, params, running, AgentWire::Session).await
+        }
     })
 }
 
-/// A 2026-07-28 agent's `tools/call`, answered without rmcp when [`direct_modern`] allows it.
+/// A 2026-07-28 agent's `tools/call` or `resources/read`, answered without rmcp when
+/// [`direct_modern`] allows it.
 async fn try_direct_modern(
     app: &AppState,
     parts: &axum::http::request::Parts,
@@ -72,9 +75,13 @@ async fn try_direct_modern(
         return None;
     }
     let user = caller(parts)?;
-    let (id, params) = direct_modern::modern_call(&parts.headers, body)?;
+    let (id, request) = direct_modern::modern_request(&parts.headers, body)?;
     let running = Running::detached();
-    Some(direct::answer(app, &user, id, params, running, AgentWire::Modern).await)
+    let wire = AgentWire::Modern;
+    Some(match request {
+        Plain::Call(params) => direct::answer(app, &user, id, params, running, wire).await,
+        Plain::Read(params) => direct_read::answer(app, &user, id, params, running, wire).await,
+    })
 }
 
 /// The authenticated caller the gate put on the request.

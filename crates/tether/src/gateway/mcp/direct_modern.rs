@@ -1,4 +1,4 @@
-//! `tools/call` of an agent of 2026-07-28 on the direct path.
+//! `tools/call` and `resources/read` of an agent of 2026-07-28 on the direct path.
 //!
 //! Such a request carries everything in itself (its `_meta` names the revision and the agent's
 //! capabilities; the standard headers repeat the method and tool), so rmcp serves each one
@@ -13,10 +13,10 @@
 //! upstream request.
 
 use axum::http::HeaderMap;
-use rmcp::model::{CallToolRequestParams, ProtocolVersion, RequestId};
+use rmcp::model::{ProtocolVersion, RequestId};
 use rmcp::transport::common::http_header::BASE64_HEADER_PREFIX;
 
-use super::direct;
+use super::direct::{self, Plain};
 use super::sessions::SESSION_HEADER;
 
 const PROTOCOL_VERSION: &str = "mcp-protocol-version";
@@ -24,16 +24,20 @@ const METHOD: &str = "mcp-method";
 const NAME: &str = "mcp-name";
 const PARAM_PREFIX: &str = "mcp-param-";
 
-/// Whether a request's headers are those of a stateless 2026-07-28 `tools/call` that rmcp
-/// would take with no rule of its own left to apply: both media types accepted without
-/// parameters, a JSON body, no session, and exactly one each of the version (2026-07-28), the
-/// method (`tools/call`) and the tool's name. `Mcp-Param-*` headers are left to rmcp.
+/// Whether a request's headers are those of a stateless 2026-07-28 `tools/call` or
+/// `resources/read` that rmcp would take with no rule of its own left to apply: both media
+/// types accepted without parameters, a JSON body, no session, and exactly one each of the
+/// version (2026-07-28), the method and its name (the tool's, the resource's URI).
+/// `Mcp-Param-*` headers are left to rmcp.
 pub(crate) fn modern_headers(headers: &HeaderMap) -> bool {
     direct::accepts_json_and_event_stream(headers)
         && direct::is_json_body(headers)
         && !headers.contains_key(SESSION_HEADER)
         && single(headers, PROTOCOL_VERSION) == Some(ProtocolVersion::V_2026_07_28.as_str())
-        && single(headers, METHOD) == Some("tools/call")
+        && matches!(
+            single(headers, METHOD),
+            Some("tools/call" | "resources/read")
+        )
         && single(headers, NAME).is_some()
         && !headers
             .keys()
@@ -50,19 +54,39 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     first.to_str().ok()
 }
 
-/// The id and parameters, if `body` (sent with [`modern_headers`]) is a first try of a
-/// 2026-07-28 `tools/call` that the headers describe: its `_meta` names 2026-07-28 and holds
-/// every member that revision requires, the agent declared neither sampling, elicitation,
-/// roots nor tasks (the upstream's questions are then refused, as rmcp's path refuses them,
-/// and no authorization elicitation is due), sets no log level, and sends no answers. The
-/// `Mcp-Name` header must be the tool's name as it is (its Base64 form is rmcp's to decode).
-pub(crate) fn modern_call(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Option<(RequestId, CallToolRequestParams)> {
-    let (id, params) = direct::read_call(body)?;
-    let meta = params.meta.as_ref()?;
-    if meta.protocol_version()? != ProtocolVersion::V_2026_07_28
+/// The id and request, if `body` (sent with [`modern_headers`]) is a first try of the
+/// 2026-07-28 request the headers describe: its `_meta` names 2026-07-28 and holds every member
+/// that revision requires, the agent declared neither sampling, elicitation, roots nor tasks
+/// (the upstream's questions are then refused, as rmcp's path refuses them, and no
+/// authorization elicitation is due), sets no log level, and sends no answers. The `Mcp-Name`
+/// header must be the name as it is (its Base64 form is rmcp's to decode).
+pub(crate) fn modern_request(headers: &HeaderMap, body: &[u8]) -> Option<(RequestId, Plain)> {
+    let (id, request, name) = match single(headers, METHOD)? {
+        "tools/call" => {
+            let (id, params) = direct::read_call(body)?;
+            let name = params.name.to_string();
+            (id, Plain::Call(params), name)
+        }
+        "resources/read" => {
+            let (id, params) = direct::read_read(body)?;
+            let name = params.uri.clone();
+            (id, Plain::Read(params), name)
+        }
+        _ => return None,
+    };
+    let (meta, answers) = match &request {
+        Plain::Call(params) => (
+            params.meta.as_ref(),
+            params.input_responses.is_some() || params.request_state.is_some(),
+        ),
+        Plain::Read(params) => (
+            params.meta.as_ref(),
+            params.input_responses.is_some() || params.request_state.is_some(),
+        ),
+    };
+    let meta = meta?;
+    if answers
+        || meta.protocol_version()? != ProtocolVersion::V_2026_07_28
         || !meta
             .missing_required_keys(&ProtocolVersion::V_2026_07_28)
             .is_empty()
@@ -78,11 +102,8 @@ pub(crate) fn modern_call(
     {
         return None;
     }
-    if params.input_responses.is_some() || params.request_state.is_some() {
-        return None;
-    }
     let named = single(headers, NAME)?;
-    (named == params.name && !named.starts_with(BASE64_HEADER_PREFIX)).then_some((id, params))
+    (named == name && !named.starts_with(BASE64_HEADER_PREFIX)).then_some((id, request))
 }
 
 #[cfg(test)]
@@ -137,10 +158,41 @@ mod tests {
     #[test]
     fn a_plain_2026_call_qualifies() {
         assert!(modern_headers(&headers(MODERN)));
-        let (id, params) =
-            modern_call(&headers(MODERN), &call(meta(), json!({}))).expect("a plain 2026 call");
+        let (id, request) =
+            modern_request(&headers(MODERN), &call(meta(), json!({}))).expect("a plain 2026 call");
         assert_eq!(id, RequestId::Number(4));
-        assert_eq!(params.name, "up__echo");
+        assert!(matches!(request, Plain::Call(params) if params.name == "up__echo"));
+    }
+
+    fn read(uri: &str) -> Vec<u8> {
+        serde_json::to_vec(
+            &json!({"jsonrpc": "2.0", "id": 5, "method": "resources/read",
+            "params": {"uri": uri, "_meta": meta()}}),
+        )
+        .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_plain_2026_read_qualifies_when_the_name_header_is_its_uri() {
+        let uri = "tether://up/notes://readme";
+        let reading = headers(&[
+            ("accept", "application/json, text/event-stream"),
+            ("content-type", "application/json"),
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "resources/read"),
+            ("mcp-name", "tether://up/notes://readme"),
+        ]);
+        assert!(modern_headers(&reading));
+        let (_, request) = modern_request(&reading, &read(uri)).expect("a plain 2026 read");
+        assert!(matches!(request, Plain::Read(params) if params.uri == uri));
+        assert!(
+            modern_request(&reading, &read("tether://up/other")).is_none(),
+            "the name header is not the body's URI"
+        );
+        assert!(
+            modern_request(&headers(MODERN), &read(uri)).is_none(),
+            "the method header is not the body's"
+        );
     }
 
     #[test]
@@ -198,13 +250,13 @@ mod tests {
         ] {
             let body = call(meta, extra);
             assert!(
-                modern_call(&headers(MODERN), &body).is_none(),
+                modern_request(&headers(MODERN), &body).is_none(),
                 "{}",
                 String::from_utf8_lossy(&body)
             );
         }
         assert!(
-            modern_call(
+            modern_request(
                 &headers(MODERN),
                 &call(json!({"progressToken": 1}), json!({}))
             )
@@ -216,9 +268,9 @@ mod tests {
     #[test]
     fn the_name_header_must_be_the_tools_name() {
         let body = call(meta(), json!({}));
-        assert!(modern_call(&with(("mcp-name", "up__other")), &body).is_none());
+        assert!(modern_request(&with(("mcp-name", "up__other")), &body).is_none());
         assert!(
-            modern_call(&with(("mcp-name", "=?base64?dXBfX2VjaG8=?=")), &body).is_none(),
+            modern_request(&with(("mcp-name", "=?base64?dXBfX2VjaG8=?=")), &body).is_none(),
             "the Base64 form is rmcp's to decode"
         );
     }

@@ -1,8 +1,9 @@
-//! `resources/read` on the direct path (see [`direct`](super::direct) for when a request may
-//! skip rmcp's session worker): the upstream's contents go to the agent as a JSON body whose
+//! `resources/read` on the direct path (see [`direct_dispatch`](super::direct_dispatch) for
+//! when a request may skip rmcp): the upstream's contents go to the agent as a JSON body whose
 //! large strings are moved in, not serialized again ([`JsonChunks`]), so a 1 MiB blob is held
 //! once from the upstream's parsed answer to the agent, where rmcp's typed path held it in
-//! rmcp's result type and again in the serialized event.
+//! rmcp's result type and again in the serialized event. A 2026-07-28 agent's answer is shaped
+//! as rmcp's stateless road shapes it (caching hints, error codes and statuses).
 
 use std::convert::Infallible;
 
@@ -10,13 +11,14 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{ReadResourceRequestParams, RequestId};
+use rmcp::model::{ErrorCode, InputRequiredResult, ReadResourceRequestParams, RequestId};
 use serde_json::{Value, json};
 
 use super::caller::Caller;
-use super::direct::{self, JSON};
+use super::direct::{self, AgentWire, JSON};
 use super::direct_calls::Running;
 use super::handler;
+use super::handler::surface::is_input_required;
 use super::json_chunks::JsonChunks;
 use crate::gateway::state::AppState;
 
@@ -25,29 +27,43 @@ pub(crate) async fn answer(
     app: &AppState,
     user: &Caller,
     id: RequestId,
-    params: ReadResourceRequestParams,
+    mut params: ReadResourceRequestParams,
     running: Running,
+    wire: AgentWire,
 ) -> Response {
+    let context = match wire {
+        // The request's `_meta` goes upstream in its params, as before.
+        AgentWire::Session => wire.plain_context(),
+        // Only the progress token: the rest describes this leg (rmcp's road sends the same).
+        AgentWire::Modern => wire.progress_context(params.meta.take()),
+    };
     tokio::select! {
-        outcome = handler::read_resource_json(app, user, params) => encode(&id, outcome),
+        outcome = handler::read_resource_json(app, user, params, &context) => {
+            encode(&id, outcome, wire)
+        }
         () = running.cancelled.cancelled() => direct::cancelled(&id),
     }
 }
 
-fn encode(id: &RequestId, outcome: Result<Value, McpError>) -> Response {
+fn encode(id: &RequestId, outcome: Result<Value, McpError>, wire: AgentWire) -> Response {
     let id = serde_json::to_value(id).unwrap_or(Value::Null);
     let mut result = match outcome {
         Ok(result) => result,
-        Err(error) => {
-            let message = json!({"jsonrpc": "2.0", "id": id, "error": error});
-            return json_response(Body::from(message.to_string()), None);
-        }
+        Err(error) => return error_response(id, error, wire),
     };
-    // The session revisions have no `resultType` (rmcp's typed path drops it for them too).
-    if let Value::Object(members) = &mut result
-        && members.get("resultType").and_then(Value::as_str) == Some("complete")
-    {
-        members.remove("resultType");
+    match wire {
+        // The session revisions have no `resultType` (rmcp's typed path drops it for them too).
+        AgentWire::Session => {
+            if let Value::Object(members) = &mut result
+                && members.get("resultType").and_then(Value::as_str) == Some("complete")
+            {
+                members.remove("resultType");
+            }
+        }
+        AgentWire::Modern => match modern_result(result) {
+            Ok(shaped) => result = shaped,
+            Err(error) => return error_response(id, error, wire),
+        },
     }
     let mut chunks = JsonChunks::default();
     chunks.text(br#"{"jsonrpc":"2.0","id":"#);
@@ -60,6 +76,51 @@ fn encode(id: &RequestId, outcome: Result<Value, McpError>) -> Response {
         chunks.into_iter().map(Ok::<_, Infallible>),
     ));
     json_response(body, Some(len))
+}
+
+/// A 2026-07-28 agent's result as rmcp's typed path gives it: an upstream's questions read as
+/// MCP's input-required result, a complete result with the caching hints that revision asks
+/// for (the upstream's own were dropped: they held for its token, not for this view).
+fn modern_result(result: Value) -> Result<Value, McpError> {
+    let Value::Object(mut members) = result else {
+        return Ok(result);
+    };
+    if is_input_required(&members) {
+        let asked: InputRequiredResult =
+            serde_json::from_value(Value::Object(members)).map_err(|_| {
+                McpError::internal_error("the server's questions could not be read", None)
+            })?;
+        return serde_json::to_value(asked).map_err(|_| {
+            McpError::internal_error("the server's questions could not be written", None)
+        });
+    }
+    members.entry("ttlMs").or_insert_with(|| Value::from(0));
+    members
+        .entry("cacheScope")
+        .or_insert_with(|| Value::from("private"));
+    Ok(Value::Object(members))
+}
+
+/// An error as rmcp's stateless road answers it: for 2026-07-28 agents an unknown resource is
+/// "invalid params", and the codes that describe the request itself are HTTP errors too.
+fn error_response(id: Value, mut error: McpError, wire: AgentWire) -> Response {
+    let mut status = StatusCode::OK;
+    if wire == AgentWire::Modern {
+        if error.code == ErrorCode::RESOURCE_NOT_FOUND {
+            error.code = ErrorCode::INVALID_PARAMS;
+        }
+        status = match error.code {
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+            | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY
+            | ErrorCode::HEADER_MISMATCH => StatusCode::BAD_REQUEST,
+            ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
+            _ => StatusCode::OK,
+        };
+    }
+    let message = json!({"jsonrpc": "2.0", "id": id, "error": error});
+    let mut response = json_response(Body::from(message.to_string()), None);
+    *response.status_mut() = status;
+    response
 }
 
 fn json_response(body: Body, len: Option<usize>) -> Response {

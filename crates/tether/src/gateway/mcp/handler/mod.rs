@@ -324,9 +324,10 @@ pub(crate) async fn read_resource_json(
     app: &AppState,
     user: &Caller,
     request: ReadResourceRequestParams,
+    call: &tether_core::CallContext,
 ) -> Result<Value, McpError> {
     AggregatedServer::new(app.clone())
-        .read_json(user, request, &tether_core::CallContext::default())
+        .read_json(user, request, call)
         .await
 }
 
