@@ -271,19 +271,25 @@ async fn a_404_from_rmcp_does_not_release_the_session_to_other_users() {
     gateway.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
+/// A gateway in front of the test upstream whose users may each hold `cap` MCP sessions.
+async fn gateway_with_session_cap(cap: usize) -> (TestGateway, upstream::Upstream) {
     let local = upstream::start().await;
     let gateway = TestGateway::start(
         vec![http_server("local", &local.url, Duration::from_secs(10))],
         |b| {
             b.mcp(McpConfig {
-                max_sessions_per_user: 2,
+                max_sessions_per_user: cap,
                 ..McpConfig::default()
             })
         },
     )
     .await;
+    (gateway, local)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
+    let (gateway, _local) = gateway_with_session_cap(2).await;
     let (alice, bob) = (jwt("alice"), jwt("bob"));
     let first = open_session(&gateway, &alice).await;
     let _second = open_session(&gateway, &alice).await;
@@ -316,17 +322,7 @@ async fn sessions_past_the_per_user_cap_get_429_until_one_is_closed() {
 /// slot, so the count is taken again, under one lock, as each session is recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initializes_sent_at_once_do_not_pass_the_per_user_cap() {
-    let local = upstream::start().await;
-    let gateway = TestGateway::start(
-        vec![http_server("local", &local.url, Duration::from_secs(10))],
-        |b| {
-            b.mcp(McpConfig {
-                max_sessions_per_user: 2,
-                ..McpConfig::default()
-            })
-        },
-    )
-    .await;
+    let (gateway, _local) = gateway_with_session_cap(2).await;
     let alice = jwt("alice");
     let url = gateway.url("/mcp");
     let burst = (0..16).map(|_| {
