@@ -10,7 +10,7 @@ mod support;
 use serde_json::{Value, json};
 use tether_testkit::{DemoTools, serve_streamable_http};
 
-use support::gateway_process::{modern_agent, result_text};
+use support::gateway_process::{modern_agent, modern_agent_declaring, result_text};
 use support::replicas::{Deployment, Pair, Ports};
 use support::{demo_gateway, jwt};
 
@@ -550,6 +550,51 @@ async fn a_2026_call_with_wrong_headers_or_meta_is_refused() {
     assert_eq!(incomplete.status(), 400);
     let (_, answer) = messages(incomplete).await;
     assert_eq!(answer[0]["error"]["code"], -32602, "{answer:?}");
+    gateway.stop().await;
+    server.stop().await;
+}
+
+/// The TypeScript SDK v2's client as a plain 2026-07-28 agent (no capabilities declared): its
+/// calls and reads are answered on the direct path (JSON, or an event stream once progress
+/// comes), and the SDK reads those answers as it reads rmcp's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_2026_sdk_agents_calls_and_reads_take_the_direct_path() {
+    let (gateway, server) = demo_gateway(&DemoTools::default().with_interaction()).await;
+    let steps = json!([
+        {"op": "callTool", "params": {"name": "demo__add", "arguments": {"a": 20, "b": 22}}},
+        {"op": "callTool", "params": {"name": "demo__progress", "arguments": {"steps": 3}}},
+        {"op": "readResource", "params": {"uri": "tether://demo/notes://readme"}},
+        {"op": "callTool", "params": {"name": "nobody__add", "arguments": {}}},
+    ]);
+    let run = modern_agent_declaring(&gateway.base, &jwt("alice"), steps, json!({})).await;
+    let answered_with = |i: usize| -> Vec<String> {
+        run["steps"][i]["contentTypes"]
+            .as_array()
+            .map(|kinds| {
+                kinds
+                    .iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(result_text(step(&run, 0, "callTool")), "42");
+    assert_eq!(answered_with(0), ["application/json"], "{run}");
+    assert_eq!(result_text(step(&run, 1, "callTool")), "done after 3 steps");
+    let progress = run["steps"][1]["progress"].as_array().map_or(0, Vec::len);
+    assert_eq!(progress, 3, "{run}");
+    assert_eq!(answered_with(1), ["text/event-stream"], "{run}");
+    assert_eq!(
+        step(&run, 2, "readResource")["contents"][0]["text"],
+        "the note called readme"
+    );
+    assert_eq!(answered_with(2), ["application/json"], "{run}");
+    assert!(
+        run["steps"][3]["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("unknown tool")),
+        "{run}"
+    );
     gateway.stop().await;
     server.stop().await;
 }

@@ -9,11 +9,14 @@
 // listResources, readResource, listPrompts, getPrompt. `options.cacheMode` ('use' | 'refresh' |
 // 'bypass') applies to the cacheable ops and defaults to 'refresh' so that every step goes on the
 // wire. If $E2E_HOST_TOKEN is set it is sent as `Authorization: Bearer …` on every HTTP request.
+// $MODERN_CLIENT_CAPABILITIES (JSON) replaces the capabilities it declares (default: form
+// elicitation).
 //
 // Prints exactly one JSON object on stdout:
 //   {"version": <negotiated protocol version>, "steps": [{op, result} | {op, error: {code, message, data?}}]}
 // callTool steps additionally carry `progress` (the notifications/progress params received, when
-// any) and `elicitations` (the elicitation requests answered, when any). Input-required
+// any) and `elicitations` (the elicitation requests answered, when any). Every step carries
+// `contentTypes`: the Content-Type of each HTTP answer it took. Input-required
 // elicitations are answered with {action: "accept", content: {name: "Ada"}}.
 // If connecting fails: {"version": null, "error": {...}, "steps": []} and exit code 1.
 
@@ -51,10 +54,13 @@ function errorOf(error) {
     return out;
 }
 
+const DECLARED = process.env.MODERN_CLIENT_CAPABILITIES
+    ? JSON.parse(process.env.MODERN_CLIENT_CAPABILITIES)
+    : { elicitation: { form: {} } };
 const client = new Client(
     { name: 'tether-modern-client', version: '2.4.0-peer.1' },
     {
-        capabilities: { elicitation: { form: {} } },
+        capabilities: DECLARED,
         versionNegotiation: { mode: { pin: PROTOCOL_VERSION } }
     }
 );
@@ -63,14 +69,26 @@ client.onerror = error => process.stderr.write(`modern_client: ${error?.message 
 // Answers the embedded `elicitation/create` requests of input-required results (the SDK's
 // auto-fulfilment driver routes them here, then retries the call with `inputResponses`).
 let elicitations = [];
-client.setRequestHandler('elicitation/create', async request => {
-    elicitations.push(request.params);
-    return { action: 'accept', content: { name: 'Ada' } };
-});
+if (DECLARED.elicitation) {
+    client.setRequestHandler('elicitation/create', async request => {
+        elicitations.push(request.params);
+        return { action: 'accept', content: { name: 'Ada' } };
+    });
+}
 
 const headers = {};
 if (process.env.E2E_HOST_TOKEN) headers.Authorization = `Bearer ${process.env.E2E_HOST_TOKEN}`;
-const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+// The Content-Type of every answer, so that a test can tell a JSON answer from an event stream.
+let contentTypes = [];
+const recordingFetch = async (input, init) => {
+    const response = await fetch(input, init);
+    contentTypes.push(response.headers.get('content-type'));
+    return response;
+};
+const transport = new StreamableHTTPClientTransport(new URL(url), {
+    requestInit: { headers },
+    fetch: recordingFetch
+});
 
 try {
     await client.connect(transport, { timeout: REQUEST_TIMEOUT_MS });
@@ -88,6 +106,7 @@ for (const step of steps) {
     const cacheable = { ...base, cacheMode: step?.options?.cacheMode ?? 'refresh' };
     const progress = [];
     elicitations = [];
+    contentTypes = [];
     try {
         let result;
         switch (op) {
@@ -120,12 +139,12 @@ for (const step of steps) {
             default:
                 throw Object.assign(new Error(`unknown op ${JSON.stringify(op)}`), { code: 'UnknownOp' });
         }
-        const entry = { op, result };
+        const entry = { op, result, contentTypes };
         if (progress.length > 0) entry.progress = progress;
         if (elicitations.length > 0) entry.elicitations = elicitations;
         results.push(entry);
     } catch (error) {
-        const entry = { op, error: errorOf(error) };
+        const entry = { op, error: errorOf(error), contentTypes };
         if (progress.length > 0) entry.progress = progress;
         if (elicitations.length > 0) entry.elicitations = elicitations;
         results.push(entry);

@@ -1035,6 +1035,7 @@ pub async fn ts_client_call(dir: &Path, base: &str, token: &str, tool: &str, arg
         &script,
         &[format!("{base}/mcp"), tool.to_owned(), args.to_string()],
         token,
+        &[],
     )
     .await
 }
@@ -1046,7 +1047,13 @@ pub async fn ts_client_call(dir: &Path, base: &str, token: &str, tool: &str, arg
 pub async fn ts_agent(dir: &Path, base: &str, token: &str, steps: Value) -> Value {
     let script = dir.join("ts-agent.cjs");
     std::fs::write(&script, include_str!("ts_agent.cjs")).expect("writes the TypeScript agent");
-    run_node(&script, &[format!("{base}/mcp"), steps.to_string()], token).await
+    run_node(
+        &script,
+        &[format!("{base}/mcp"), steps.to_string()],
+        token,
+        &[],
+    )
+    .await
 }
 
 /// The TypeScript SDK v2's client on the 2026-07-28 wire (no `initialize`, no session;
@@ -1054,14 +1061,40 @@ pub async fn ts_agent(dir: &Path, base: &str, token: &str, steps: Value) -> Valu
 /// `steps`. Returns `{version, steps: [{op, result}|{op, error}]}`.
 pub async fn modern_agent(base: &str, token: &str, steps: Value) -> Value {
     let script = sdk_node_modules().join("..").join("modern_client.mjs");
-    run_node(&script, &[format!("{base}/mcp"), steps.to_string()], token).await
+    run_node(
+        &script,
+        &[format!("{base}/mcp"), steps.to_string()],
+        token,
+        &[],
+    )
+    .await
 }
 
-async fn run_node(script: &Path, args: &[String], token: &str) -> Value {
+/// [`modern_agent`] declaring `capabilities` instead of form elicitation.
+pub async fn modern_agent_declaring(
+    base: &str,
+    token: &str,
+    steps: Value,
+    capabilities: Value,
+) -> Value {
+    let script = sdk_node_modules().join("..").join("modern_client.mjs");
+    let declared = capabilities.to_string();
+    let env = [("MODERN_CLIENT_CAPABILITIES", declared.as_str())];
+    run_node(
+        &script,
+        &[format!("{base}/mcp"), steps.to_string()],
+        token,
+        &env,
+    )
+    .await
+}
+
+async fn run_node(script: &Path, args: &[String], token: &str, env: &[(&str, &str)]) -> Value {
     let modules = sdk_node_modules();
     let child = Command::new("node")
         .arg(script)
         .args(args)
+        .envs(env.iter().copied())
         .env("NODE_PATH", &modules)
         .env("E2E_HOST_TOKEN", token)
         .stdin(Stdio::null())
