@@ -3,10 +3,10 @@
 //! resident memory of `tether serve` is measured around reads of a 1 MiB and a 4 MiB blob
 //! (`VmHWM`, reset just before), with the testkit's rmcp server as the upstream.
 //!
-//! The gateway runs with glibc's mmap threshold fixed (`MALLOC_MMAP_THRESHOLD_`): by default
-//! glibc raises it after a large block is freed, and later large blocks then stay in each
-//! thread's arena, so the peak would measure how reads fell on threads rather than what one
-//! read holds.
+//! The gateway runs with its allocator returning freed memory at once (`MIMALLOC_PURGE_DELAY=0`;
+//! for a glibc build, glibc's mmap threshold fixed with `MALLOC_MMAP_THRESHOLD_`): otherwise
+//! freed blocks stay with the thread that freed them for a while, and the peak would measure how
+//! reads fell on threads rather than what one read holds.
 
 mod support;
 
@@ -27,8 +27,11 @@ use support::{jwt, mcp_client};
 /// agent's body. rmcp's typed path held a third copy (measured: 3 copies, 16.3 MiB for 4 MiB).
 const COPIES: u64 = 2;
 
-/// Allowance for what is not the blob (buffers, the session, allocator rounding).
-const SLACK_KIB: u64 = 1536;
+/// Allowance for what is not the blob (buffers, the session, allocator rounding). Measured
+/// with mimalloc purging at once: the 4 MiB reads peak at 2.0 copies every time, the 1 MiB reads
+/// at 2.3 to 3.1 (what is not the blob, 0.4 to 1.4 MiB, weighs more beside a smaller blob). A
+/// third copy (16.3 MiB for 4 MiB, as rmcp's typed path held) still fails the 4 MiB bound.
+const SLACK_KIB: u64 = 2048;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blob_read_through_the_gateway_costs_it_at_most_two_copies_at_its_peak() {
@@ -44,6 +47,9 @@ async fn a_blob_read_through_the_gateway_costs_it_at_most_two_copies_at_its_peak
     launch
         .env
         .push(("MALLOC_MMAP_THRESHOLD_".to_owned(), "131072".to_owned()));
+    launch
+        .env
+        .push(("MIMALLOC_PURGE_DELAY".to_owned(), "0".to_owned()));
     let gateway = GatewayProcess::start(&launch, &config).await;
     let client = mcp_client(&gateway.base, &jwt("alice")).await;
     assert_eq!(
