@@ -15,6 +15,7 @@ pub mod auth;
 mod body_deadline;
 mod config;
 mod hooks;
+pub mod html;
 mod listener;
 pub mod mcp;
 mod metrics;

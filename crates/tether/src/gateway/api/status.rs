@@ -16,6 +16,7 @@ use futures::future::join_all;
 use super::error::ErrorBody;
 use super::rows::ServerRow;
 use crate::gateway::hooks::CatalogServer;
+use crate::gateway::html::escape;
 use crate::gateway::state::AppState;
 
 /// Users shown on one page; the rest are counted.
@@ -185,33 +186,4 @@ fn pair_button(token: &str, user: &str, server: &str, action: &str) -> String {
         escape(user),
         escape(server)
     )
-}
-
-/// HTML-escapes text for element content and quoted attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn markup_is_escaped() {
-        assert_eq!(
-            escape(r#"<script>alert("x&y")</script>'"#),
-            "&lt;script&gt;alert(&quot;x&amp;y&quot;)&lt;/script&gt;&#x27;"
-        );
-    }
 }

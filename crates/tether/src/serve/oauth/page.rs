@@ -3,13 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
+use tether::gateway::html::escape;
 
 pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     let html = format!(
@@ -19,17 +13,4 @@ pub(super) fn page(status: StatusCode, title: &str, body: &str) -> Response {
         b = escape(body)
     );
     (status, Html(html)).into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::escape;
-
-    #[test]
-    fn html_is_escaped() {
-        assert_eq!(
-            escape("<script>\"x\"&'"),
-            "&lt;script&gt;&quot;x&quot;&amp;&#39;"
-        );
-    }
 }
