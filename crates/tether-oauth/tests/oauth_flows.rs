@@ -492,12 +492,22 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
     assert_eq!(after.refresh_token, before.refresh_token, "tokens are kept");
 }
 
+/// Callers that find the token due at once share one refresh. The token is made due by time
+/// (refreshed when less than 27 of its 30 s are left, and 3.5 s waited), so that the refreshed
+/// token is not due again: a caller the scheduler starts only after the refresh has ended uses
+/// it rather than refreshing once more (with every token due from the start, as the default
+/// 60 s ahead makes a 30 s token, such a late caller refreshed again, and this test failed
+/// under load).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_access_token_calls_refresh_once() {
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let authorizer = std::sync::Arc::new(authorizer(&log));
+    let config = AuthorizerConfig {
+        refresh_ahead: Duration::from_secs(SHORT_TTL - 3),
+        ..AuthorizerConfig::default()
+    };
+    let authorizer = std::sync::Arc::new(authorizer_with(&log, config));
     authorize(
         &authorizer,
         "alice",
@@ -507,6 +517,7 @@ async fn concurrent_access_token_calls_refresh_once() {
     )
     .await
     .expect("authorized");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
     let calls: Vec<_> = (0..8)
         .map(|_| {
             let (authorizer, url) = (authorizer.clone(), rs.url.clone());
