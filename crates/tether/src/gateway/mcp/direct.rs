@@ -19,6 +19,7 @@
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rmcp::ErrorData as McpError;
 use rmcp::model::{
     CallToolRequestMethod, CallToolRequestParams, ErrorCode, InputRequiredResult,
     JsonRpcVersion2_0, ProtocolVersion, ReadResourceRequestMethod, ReadResourceRequestParams,
@@ -32,7 +33,7 @@ use super::call::{UnknownTool, call_tool};
 use super::caller::Caller;
 use super::direct_calls::Running;
 use super::direct_stream;
-use super::handler::surface::{is_input_required, without_protocol_meta};
+use super::handler::surface::{is_input_required, questions, without_protocol_meta};
 use crate::gateway::state::AppState;
 
 pub(crate) const JSON: &str = "application/json";
@@ -199,23 +200,23 @@ pub(crate) enum AgentWire {
 }
 
 impl AgentWire {
-    /// The context of a request that carries no progress token.
-    pub(crate) fn plain_context(self) -> CallContext {
-        self.context(None)
-    }
-
-    /// The context of a 2026-07-28 agent's request with `meta`: of it, only the progress token
-    /// goes upstream.
-    pub(crate) fn progress_context(self, meta: Option<RequestMetaObject>) -> CallContext {
-        let token = meta
-            .and_then(|meta| meta.get_progress_token())
-            .and_then(|token| serde_json::to_value(token).ok());
-        self.context(token.map(|token| Map::from_iter([("progressToken".to_owned(), token)])))
-    }
-
-    /// What goes with the call to the core: the agent's `_meta` (its progress token among
-    /// others) and, for a 2026-07-28 agent, that it answers questions itself.
-    fn context(self, meta: Option<Map<String, Value>>) -> CallContext {
+    /// What goes with a request to the core: its `_meta` when it carries a progress token
+    /// (a session agent's as it is; of a 2026-07-28 agent's only the token, the rest describes
+    /// this leg) and, for a 2026-07-28 agent, that it answers questions itself.
+    pub(crate) fn context(self, meta: Option<RequestMetaObject>) -> CallContext {
+        let meta = meta.and_then(|meta| {
+            let token = meta.get_progress_token()?;
+            match self {
+                Self::Session => match serde_json::to_value(meta) {
+                    Ok(Value::Object(meta)) => Some(meta),
+                    _ => None,
+                },
+                Self::Modern => {
+                    let token = serde_json::to_value(token).ok()?;
+                    Some(Map::from_iter([("progressToken".to_owned(), token)]))
+                }
+            }
+        });
         CallContext {
             meta,
             downstream: None,
@@ -230,19 +231,17 @@ enum Shaped {
     Asks(InputRequiredResult),
 }
 
-/// The result for `wire`; `Err` when an upstream's questions do not read as MCP's (rmcp's
-/// path answers that with the same internal error).
-fn shaped(mut result: ToolResult, wire: AgentWire) -> Result<Shaped, ()> {
+/// The result for `wire`; `Err` when an upstream's questions do not read as MCP's (the error
+/// rmcp's path answers with too).
+fn shaped(mut result: ToolResult, wire: AgentWire) -> Result<Shaped, McpError> {
     if wire == AgentWire::Session {
         return Ok(Shaped::Complete(result));
     }
+    if is_input_required(&result.extra) {
+        return questions(result.extra).map(Shaped::Asks);
+    }
     // The upstream leg's own protocol `_meta` describes that leg, not this one.
     without_protocol_meta(&mut result.extra);
-    if is_input_required(&result.extra) {
-        return serde_json::from_value(Value::Object(result.extra))
-            .map(Shaped::Asks)
-            .map_err(|_| ());
-    }
     result.extra.insert(
         "resultType".to_owned(),
         Value::String("complete".to_owned()),
@@ -267,37 +266,22 @@ pub(crate) async fn answer(
         meta,
         ..
     } = params;
-    let meta = meta.and_then(|meta| {
-        let token = meta.get_progress_token()?;
-        match wire {
-            AgentWire::Session => match serde_json::to_value(meta) {
-                Ok(Value::Object(meta)) => Some(meta),
-                _ => None,
-            },
-            // The rest of a 2026-07-28 agent's `_meta` (its version, capabilities) is about
-            // this leg; the upstream leg has its own.
-            AgentWire::Modern => {
-                let token = serde_json::to_value(token).ok()?;
-                Some(Map::from_iter([("progressToken".to_owned(), token)]))
-            }
-        }
-    });
-    if let Some(meta) = meta {
+    let context = wire.context(meta);
+    if context.progress_token().is_some() {
         return direct_stream::answer(
             app.clone(),
             user.clone(),
             id,
             name.into(),
             arguments,
-            wire.context(Some(meta)),
+            context,
             running,
             wire,
         )
         .await;
     }
-    let plain = wire.context(None);
     tokio::select! {
-        outcome = call_tool(app, user, &name, arguments, &plain) => {
+        outcome = call_tool(app, user, &name, arguments, &context) => {
             encode(&id, outcome, wire)
         }
         () = running.cancelled.cancelled() => cancelled(&id),
@@ -321,7 +305,7 @@ pub(crate) fn encode(
             id,
             result: &asked,
         }),
-        Ok(Err(())) => serde_json::to_vec(&unreadable_questions(id)),
+        Ok(Err(error)) => serde_json::to_vec(&error_message(id, error)),
         Err(unknown) => serde_json::to_vec(&unknown_tool(id, &unknown)),
     };
     match body {
@@ -338,12 +322,8 @@ pub(crate) fn encode(
     }
 }
 
-fn unreadable_questions(id: &RequestId) -> Value {
-    json!({
-        "jsonrpc": "2.0",
-        "id": id,
-        "error": {"code": ErrorCode::INTERNAL_ERROR.0, "message": "the server's questions could not be read"},
-    })
+fn error_message(id: &RequestId, error: McpError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": error})
 }
 
 fn unknown_tool(id: &RequestId, unknown: &UnknownTool) -> Value {
@@ -362,7 +342,7 @@ pub(crate) fn message(
 ) -> Value {
     let result = match outcome.map(|result| shaped(result, wire)) {
         Err(unknown) => return unknown_tool(id, &unknown),
-        Ok(Err(())) => return unreadable_questions(id),
+        Ok(Err(error)) => return error_message(id, error),
         Ok(Ok(Shaped::Complete(result))) => serde_json::to_value(&result),
         Ok(Ok(Shaped::Asks(asked))) => serde_json::to_value(&asked),
     };

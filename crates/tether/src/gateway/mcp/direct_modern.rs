@@ -85,11 +85,10 @@ pub(crate) fn modern_request(headers: &HeaderMap, body: &[u8]) -> Option<(Reques
         ),
     };
     let meta = meta?;
+    // The two members 2026-07-28 requires (rmcp's `missing_required_keys` reads the same two),
+    // each parsed once: this runs on every such request.
     if answers
         || meta.protocol_version()? != ProtocolVersion::V_2026_07_28
-        || !meta
-            .missing_required_keys(&ProtocolVersion::V_2026_07_28)
-            .is_empty()
         || meta.log_level().is_some()
     {
         return None;

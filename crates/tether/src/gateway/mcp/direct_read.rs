@@ -11,14 +11,14 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
-use rmcp::model::{ErrorCode, InputRequiredResult, ReadResourceRequestParams, RequestId};
+use rmcp::model::{ErrorCode, ReadResourceRequestParams, RequestId};
 use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::direct::{self, AgentWire, JSON};
 use super::direct_calls::Running;
 use super::handler;
-use super::handler::surface::is_input_required;
+use super::handler::surface::{is_input_required, questions};
 use super::json_chunks::JsonChunks;
 use crate::gateway::state::AppState;
 
@@ -33,9 +33,8 @@ pub(crate) async fn answer(
 ) -> Response {
     let context = match wire {
         // The request's `_meta` goes upstream in its params, as before.
-        AgentWire::Session => wire.plain_context(),
-        // Only the progress token: the rest describes this leg (rmcp's road sends the same).
-        AgentWire::Modern => wire.progress_context(params.meta.take()),
+        AgentWire::Session => wire.context(None),
+        AgentWire::Modern => wire.context(params.meta.take()),
     };
     tokio::select! {
         outcome = handler::read_resource_json(app, user, params, &context) => {
@@ -86,11 +85,7 @@ fn modern_result(result: Value) -> Result<Value, McpError> {
         return Ok(result);
     };
     if is_input_required(&members) {
-        let asked: InputRequiredResult =
-            serde_json::from_value(Value::Object(members)).map_err(|_| {
-                McpError::internal_error("the server's questions could not be read", None)
-            })?;
-        return serde_json::to_value(asked).map_err(|_| {
+        return serde_json::to_value(questions(members)?).map_err(|_| {
             McpError::internal_error("the server's questions could not be written", None)
         });
     }

@@ -399,12 +399,9 @@ impl AggregatedServer {
     ) -> Result<CallToolResponse, McpError> {
         let result = result.map_err(|unknown| McpError::invalid_params(unknown.message(), None))?;
         if surface::is_input_required(&result.extra) {
-            let mut asked = result.extra;
-            surface::without_protocol_meta(&mut asked);
-            let asked = serde_json::from_value(Value::Object(asked)).map_err(|_| {
-                McpError::internal_error("the server's questions could not be read", None)
-            })?;
-            return Ok(CallToolResponse::InputRequired(asked));
+            return Ok(CallToolResponse::InputRequired(surface::questions(
+                result.extra,
+            )?));
         }
         if result.is_error
             && let Some(error) = self.authorization_elicitation(user, name, context).await

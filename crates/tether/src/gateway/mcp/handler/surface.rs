@@ -9,7 +9,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rmcp::ErrorData as McpError;
-use rmcp::model::ErrorCode;
+use rmcp::model::{ErrorCode, InputRequiredResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tether_core::{CallContext, RequestError, ServerName};
@@ -61,6 +61,14 @@ pub(super) fn to_mcp_error(error: RequestError) -> McpError {
 /// get such results, the others are asked upstream of here.
 pub(crate) fn is_input_required(result: &Map<String, Value>) -> bool {
     result.get("resultType").and_then(Value::as_str) == Some("input_required")
+}
+
+/// An upstream's input-required result as MCP's type, without the upstream leg's protocol
+/// `_meta` (every road that hands questions to a 2026-07-28 agent reads them here).
+pub(crate) fn questions(mut result: Map<String, Value>) -> Result<InputRequiredResult, McpError> {
+    without_protocol_meta(&mut result);
+    serde_json::from_value(Value::Object(result))
+        .map_err(|_| McpError::internal_error("the server's questions could not be read", None))
 }
 
 /// Drops the protocol's own `_meta` entries (`io.modelcontextprotocol/…`: the upstream's
