@@ -273,14 +273,7 @@ async fn probes_metrics_and_the_operator_page() {
         .expect("answers");
     assert_eq!(response.status(), 200);
 
-    let metrics = http
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway.metrics().await;
     for name in [
         "tether_sessions",
         "tether_reconnect_attempts_total",

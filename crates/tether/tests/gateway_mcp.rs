@@ -353,15 +353,7 @@ async fn initializes_sent_at_once_do_not_pass_the_per_user_cap() {
     }
     assert_eq!(opened.len(), 2, "exactly the cap opened; refused {refused}");
     assert_eq!(refused, 14);
-    let metrics = gateway
-        .http
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .expect("answers")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway.metrics().await;
     assert!(
         metrics.lines().any(|l| l == "tether_mcp_sessions 2"),
         "the refused sessions were not kept:\n{metrics}"

@@ -1060,14 +1060,7 @@ pub async fn ts_agent(dir: &Path, base: &str, token: &str, steps: Value) -> Valu
 /// crates/tether-mcp/tests/peers/modern_client.mjs) against `{base}/mcp` as `token`, running
 /// `steps`. Returns `{version, steps: [{op, result}|{op, error}]}`.
 pub async fn modern_agent(base: &str, token: &str, steps: Value) -> Value {
-    let script = sdk_node_modules().join("..").join("modern_client.mjs");
-    run_node(
-        &script,
-        &[format!("{base}/mcp"), steps.to_string()],
-        token,
-        &[],
-    )
-    .await
+    run_modern_agent(base, token, steps, &[]).await
 }
 
 /// [`modern_agent`] declaring `capabilities` instead of form elicitation.
@@ -1077,14 +1070,23 @@ pub async fn modern_agent_declaring(
     steps: Value,
     capabilities: Value,
 ) -> Value {
-    let script = sdk_node_modules().join("..").join("modern_client.mjs");
     let declared = capabilities.to_string();
-    let env = [("MODERN_CLIENT_CAPABILITIES", declared.as_str())];
+    run_modern_agent(
+        base,
+        token,
+        steps,
+        &[("MODERN_CLIENT_CAPABILITIES", &declared)],
+    )
+    .await
+}
+
+async fn run_modern_agent(base: &str, token: &str, steps: Value, env: &[(&str, &str)]) -> Value {
+    let script = sdk_node_modules().join("..").join("modern_client.mjs");
     run_node(
         &script,
         &[format!("{base}/mcp"), steps.to_string()],
         token,
-        &env,
+        env,
     )
     .await
 }

@@ -190,6 +190,18 @@ impl TestGateway {
         format!("{}{path}", self.base)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("/metrics answers")
+            .text()
+            .await
+            .expect("/metrics text")
+    }
+
     /// Graceful shutdown, bounded.
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
