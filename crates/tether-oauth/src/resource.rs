@@ -10,9 +10,14 @@
 
 use url::Url;
 
-/// Whether tokens issued for `resource` may be sent to the MCP server at `server_url`. Text
-/// that does not parse as a URL identifies nothing.
+/// Whether tokens issued for `resource` may be sent to the MCP server at `server_url`: the same
+/// text, or URLs as above. Other text that does not parse as a URL identifies nothing.
 pub fn identifies(resource: &str, server_url: &str) -> bool {
+    // This runs before every upstream request of an OAuth server, and a record is usually
+    // issued for the very URL: no parsing then.
+    if resource == server_url && !resource.is_empty() {
+        return true;
+    }
     let (Ok(resource), Ok(server)) = (Url::parse(resource), Url::parse(server_url)) else {
         return false;
     };
@@ -36,6 +41,7 @@ mod tests {
     fn the_same_url_or_a_path_prefix_on_the_same_origin_identifies_the_server() {
         let server = "https://mcp.example/tenant/mcp?transport=x";
         for resource in [
+            server,
             "https://mcp.example/tenant/mcp",
             "https://mcp.example/tenant/mcp?other=1",
             "https://mcp.example:443/tenant",
