@@ -355,8 +355,7 @@ where
     if session.is_none() && request.method() == Method::POST {
         let cap = app.mcp_config().max_sessions_per_user;
         if !owners.has_room(&user, cap).await {
-            tracing::info!(%user, cap, "MCP session refused: the user holds the most allowed");
-            return too_many_sessions(app.mcp_config().session_idle_timeout, cap);
+            return too_many_sessions(&user, app.mcp_config().session_idle_timeout, cap);
         }
     }
     let is_delete = request.method() == Method::DELETE;
@@ -374,8 +373,7 @@ where
                     .record(created.to_owned(), user.clone(), interactive, cap)
                     .await
                 {
-                    tracing::info!(%user, cap, "MCP session refused: the user holds the most allowed");
-                    return too_many_sessions(app.mcp_config().session_idle_timeout, cap);
+                    return too_many_sessions(&user, app.mcp_config().session_idle_timeout, cap);
                 }
             }
         }
@@ -390,7 +388,8 @@ where
     response
 }
 
-fn too_many_sessions(idle_timeout: Duration, cap: usize) -> Response {
+fn too_many_sessions(user: &UserId, idle_timeout: Duration, cap: usize) -> Response {
+    tracing::info!(%user, cap, "MCP session refused: the user holds the most allowed");
     let mut response = jsonrpc_error_response(
         StatusCode::TOO_MANY_REQUESTS,
         None,
