@@ -244,24 +244,54 @@ async fn authorize_call_from_rust_and_typescript_then_restart_refreshes_and_reco
     gateway.kill().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_a_tether_flow() {
-    const TTL: Duration = Duration::from_secs(4);
-    let dir = TempDir::new("invalid-grant");
+/// A gateway process in front of the OAuth server "alpha" (its access tokens living
+/// `ttl_secs`), which alice has authorized through the gateway and called once.
+struct AliceAtAlpha {
+    dir: TempDir,
+    peers: support::gateway_process::OAuthPeers,
+    gateway: GatewayProcess,
+    alice: String,
+    /// The authorization that connected the pair.
+    first: support::gateway_process::Authorized,
+    client: rmcp::service::RunningService<rmcp::RoleClient, rmcp::model::ClientConfig>,
+}
+
+async fn alice_at_alpha(name: &str, ttl_secs: u64) -> AliceAtAlpha {
+    let dir = TempDir::new(name);
     let port = free_port().await;
     let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
-    let peers = oauth_peers(&redirect_uri, TTL.as_secs()).await;
-    let peer = &peers.peer;
-    let alpha = &peers.server;
-    let config = config_text(&dir.path, &oauth_server("alpha", &alpha.url));
+    let peers = oauth_peers(&redirect_uri, ttl_secs).await;
+    let config = config_text(&dir.path, &oauth_server("alpha", &peers.server.url));
     let gateway = GatewayProcess::start(&launch(&dir.path, port), &config).await;
     let alice = jwt("alice");
-
     let first = authorize_through_gateway(&gateway, &alice, "alpha").await;
     assert_eq!(first.status, 200, "{}", first.page);
     let client = mcp_client(&gateway.base, &alice).await;
     let result = call(&client, "alpha__add", add_args(40, 2)).await;
     assert_eq!(result_text(&result), "42", "{result}");
+    AliceAtAlpha {
+        dir,
+        peers,
+        gateway,
+        alice,
+        first,
+        client,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_a_tether_flow() {
+    const TTL: Duration = Duration::from_secs(4);
+    let AliceAtAlpha {
+        dir,
+        peers,
+        gateway,
+        alice,
+        first,
+        client,
+    } = alice_at_alpha("invalid-grant", TTL.as_secs()).await;
+    let peer = &peers.peer;
+    let alpha = &peers.server;
 
     // The user revokes Tether at the authorization server: every token issued so far, newest
     // first (the current refresh token among them: the peer then revokes the whole grant).
@@ -365,19 +395,15 @@ async fn invalid_grant_at_refresh_needs_authorization_and_the_stub_links_to_a_te
 /// authorization for the new URL connects it with tokens of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tokens_issued_for_a_servers_old_url_never_reach_its_new_url() {
-    let dir = TempDir::new("moved-server");
-    let port = free_port().await;
-    let redirect_uri = format!("http://127.0.0.1:{port}/oauth/callback");
-    let peers = oauth_peers(&redirect_uri, 300).await;
+    let AliceAtAlpha {
+        dir,
+        peers,
+        gateway,
+        alice,
+        client,
+        ..
+    } = alice_at_alpha("moved-server", 300).await;
     let old = &peers.server;
-    let config = config_text(&dir.path, &oauth_server("alpha", &old.url));
-    let gateway = GatewayProcess::start(&launch(&dir.path, port), &config).await;
-    let alice = jwt("alice");
-    let first = authorize_through_gateway(&gateway, &alice, "alpha").await;
-    assert_eq!(first.status, 200, "{}", first.page);
-    let client = mcp_client(&gateway.base, &alice).await;
-    let result = call(&client, "alpha__add", add_args(40, 2)).await;
-    assert_eq!(result_text(&result), "42", "{result}");
     let old_tokens = old.accepted_tokens();
     assert!(!old_tokens.is_empty(), "the old server accepted a token");
 
