@@ -15,13 +15,19 @@ pub const MIN_REMAINING_FRACTION: f64 = 0.10;
 
 /// Whether `record` should be refreshed before use at `now`, with `ahead` as the least time
 /// left. Tokens without an expiry are used until a 401 says otherwise.
+///
+/// `ahead` is capped at half the token's lifetime: an authorization server that issues tokens
+/// shorter than the margin (30 s against the default 60 s) would otherwise see a refresh
+/// before every request, since each new token is due the moment it arrives.
 pub fn needs_refresh(record: &TokenRecord, now: Timestamp, ahead: Duration) -> bool {
     let Some(expires_at) = record.expires_at else {
         return false;
     };
     let remaining = now.until(expires_at);
     let lifetime = record.obtained_at.until(expires_at);
-    remaining < ahead || remaining.as_secs_f64() < lifetime.as_secs_f64() * MIN_REMAINING_FRACTION
+    remaining.is_zero()
+        || remaining < ahead.min(lifetime / 2)
+        || remaining.as_secs_f64() < lifetime.as_secs_f64() * MIN_REMAINING_FRACTION
 }
 
 /// Whether the token can no longer be used at all.
@@ -60,10 +66,20 @@ mod tests {
         // 24 hours: the 10 % rule fires first (at 2.4 h left).
         assert!(!needs_refresh(&record(0, Some(86_400)), at(77_000), ahead));
         assert!(needs_refresh(&record(0, Some(86_400)), at(78_000), ahead));
-        // Short-lived tokens are always refreshed; expired ones too.
-        assert!(needs_refresh(&record(0, Some(30)), at(0), ahead));
+        // Expired tokens are always refreshed.
         assert!(needs_refresh(&record(0, Some(600)), at(700), ahead));
+        assert!(needs_refresh(&record(0, Some(30)), at(31), ahead));
         assert!(!needs_refresh(&record(0, None), at(1_000_000), ahead));
+    }
+
+    #[test]
+    fn tokens_shorter_than_the_margin_are_used_for_half_their_lifetime() {
+        let ahead = MIN_REMAINING;
+        assert!(!needs_refresh(&record(0, Some(30)), at(0), ahead));
+        assert!(!needs_refresh(&record(0, Some(30)), at(14), ahead));
+        assert!(needs_refresh(&record(0, Some(30)), at(16), ahead));
+        // A token that has just expired or was issued already expired.
+        assert!(needs_refresh(&record(0, Some(0)), at(0), ahead));
     }
 
     #[test]

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use support::oidc::OidcPeer;
 use support::resource::{Discovery, ResourceServer};
-use support::{REDIRECT_URI, RequestLog, authorize, authorizer, authorizer_with};
+use support::{
+    AdvancedClock, PAST_HALF_OF_30_S, REDIRECT_URI, RequestLog, authorize, authorizer,
+    authorizer_on, authorizer_with,
+};
 use tether_core::{PairKey, ServerName, UserId};
 use tether_oauth::headless;
 use tether_oauth::store::ClientSource;
@@ -243,7 +246,8 @@ async fn preregistered_flow(client: PreregisteredClient, expect_basic_header: bo
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let authorizer = authorizer(&log);
+    let clock = AdvancedClock::default();
+    let authorizer = authorizer_on(&log, &clock);
     authorize(
         &authorizer,
         "alice",
@@ -253,7 +257,8 @@ async fn preregistered_flow(client: PreregisteredClient, expect_basic_header: bo
     )
     .await
     .expect("authorized");
-    // Short-lived token: this refreshes, authenticating the client a second time.
+    // Past half its lifetime: this refreshes, authenticating the client a second time.
+    clock.advance(PAST_HALF_OF_30_S);
     let token = authorizer
         .access_token(&user("alice"), &server(), &rs.url)
         .await
@@ -314,7 +319,8 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let authorizer = authorizer(&log);
+    let clock = AdvancedClock::default();
+    let authorizer = authorizer_on(&log, &clock);
     authorize(
         &authorizer,
         "alice",
@@ -334,6 +340,7 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
         .expect("tokens");
     let old_refresh = before.refresh_token.clone().expect("refresh token");
 
+    clock.advance(PAST_HALF_OF_30_S);
     let token = authorizer
         .access_token(&user("alice"), &server(), &rs.url)
         .await
@@ -362,12 +369,56 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
     assert_eq!((status, error.as_deref()), (400, Some("invalid_grant")));
 }
 
+/// A token shorter-lived than the 60 s margin is used for half its lifetime, not refreshed
+/// before every request (each new token would be due the moment it arrived).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call() {
+    let peer = OidcPeer::spawn(SHORT_TTL).await;
+    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
+    let log = RequestLog::default();
+    let clock = AdvancedClock::default();
+    let authorizer = authorizer_on(&log, &clock);
+    authorize(
+        &authorizer,
+        "alice",
+        SERVER,
+        &rs.url,
+        StartOptions::new(REDIRECT_URI),
+    )
+    .await
+    .expect("authorized");
+    let mut tokens = Vec::new();
+    for round in 0..2 {
+        for _ in 0..4 {
+            let token = authorizer
+                .access_token(&user("alice"), &server(), &rs.url)
+                .await
+                .expect("token");
+            tokens.push(token);
+        }
+        assert_eq!(
+            peer.grant_count("refresh_token").await,
+            round,
+            "one refresh per half lifetime, not one per call"
+        );
+        clock.advance(PAST_HALF_OF_30_S);
+    }
+    assert!(tokens[..4].windows(2).all(|w| w[0] == w[1]));
+    assert!(tokens[4..].windows(2).all(|w| w[0] == w[1]));
+    assert_ne!(
+        tokens[0], tokens[4],
+        "the second round's token is the refreshed one"
+    );
+    assert_eq!(resource_status(&rs, "/mcp", &tokens[4]).await, 200);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_grant_needs_authorization_and_removes_the_refresh_token() {
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let authorizer = authorizer(&log);
+    let clock = AdvancedClock::default();
+    let authorizer = authorizer_on(&log, &clock);
     authorize(
         &authorizer,
         "alice",
@@ -393,6 +444,7 @@ async fn invalid_grant_needs_authorization_and_removes_the_refresh_token() {
         "the AS revoked the grant"
     );
 
+    clock.advance(PAST_HALF_OF_30_S);
     let error = authorizer
         .access_token(&user("alice"), &server(), &rs.url)
         .await
@@ -492,22 +544,16 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
     assert_eq!(after.refresh_token, before.refresh_token, "tokens are kept");
 }
 
-/// Callers that find the token due at once share one refresh. The token is made due by time
-/// (refreshed when less than 27 of its 30 s are left, and 3.5 s waited), so that the refreshed
-/// token is not due again: a caller the scheduler starts only after the refresh has ended uses
-/// it rather than refreshing once more (with every token due from the start, as the default
-/// 60 s ahead makes a 30 s token, such a late caller refreshed again, and this test failed
-/// under load).
+/// Callers that find the token due at once share one refresh. The refreshed token is not due
+/// again, so a caller the scheduler starts only after the refresh has ended uses it rather
+/// than refreshing once more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_access_token_calls_refresh_once() {
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let config = AuthorizerConfig {
-        refresh_ahead: Duration::from_secs(SHORT_TTL - 3),
-        ..AuthorizerConfig::default()
-    };
-    let authorizer = std::sync::Arc::new(authorizer_with(&log, config));
+    let clock = AdvancedClock::default();
+    let authorizer = std::sync::Arc::new(authorizer_on(&log, &clock));
     authorize(
         &authorizer,
         "alice",
@@ -517,7 +563,7 @@ async fn concurrent_access_token_calls_refresh_once() {
     )
     .await
     .expect("authorized");
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    clock.advance(PAST_HALF_OF_30_S);
     let calls: Vec<_> = (0..8)
         .map(|_| {
             let (authorizer, url) = (authorizer.clone(), rs.url.clone());

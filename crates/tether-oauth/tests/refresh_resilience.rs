@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use support::oidc::OidcPeer;
 use support::resource::{Discovery, ResourceServer};
-use support::{REDIRECT_URI, RequestLog, authorize};
+use support::{AdvancedClock, PAST_HALF_OF_30_S, REDIRECT_URI, RequestLog, authorize};
 use tether_core::{PairKey, ServerName, StoreError, Timestamp, UserId};
 use tether_oauth::store::MemoryTokenVault;
 use tether_oauth::{
@@ -19,7 +19,7 @@ use tether_oauth::{
 };
 
 const SERVER: &str = "notes";
-/// Every `access_token()` refreshes (less than 60 s left from the start).
+/// Due for refresh once the test's clock is [`PAST_HALF_OF_30_S`] on.
 const SHORT_TTL: u64 = 30;
 const LONG_TTL: u64 = 3600;
 
@@ -27,22 +27,29 @@ fn pair() -> PairKey {
     PairKey::new("alice", SERVER)
 }
 
-fn new_authorizer(log: &RequestLog, stores: OAuthStores) -> Arc<McpAuthorizer> {
+fn new_authorizer(
+    log: &RequestLog,
+    clock: &AdvancedClock,
+    stores: OAuthStores,
+) -> Arc<McpAuthorizer> {
     let config = AuthorizerConfig {
         request_observer: Some(log.observer()),
+        clock: Arc::new(clock.clone()),
         ..AuthorizerConfig::default()
     };
     Arc::new(McpAuthorizer::new(config, stores).expect("authorizer builds"))
 }
 
+/// A pair authorized with a `ttl` token, and the clock the authorizer reads.
 async fn authorized(
     ttl: u64,
     stores: OAuthStores,
-) -> (OidcPeer, ResourceServer, Arc<McpAuthorizer>) {
+) -> (OidcPeer, ResourceServer, Arc<McpAuthorizer>, AdvancedClock) {
     let peer = OidcPeer::spawn(ttl).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
-    let authorizer = new_authorizer(&log, stores);
+    let clock = AdvancedClock::default();
+    let authorizer = new_authorizer(&log, &clock, stores);
     authorize(
         &authorizer,
         "alice",
@@ -52,7 +59,7 @@ async fn authorized(
     )
     .await
     .expect("authorized");
-    (peer, rs, authorizer)
+    (peer, rs, authorizer, clock)
 }
 
 async fn stored(authorizer: &McpAuthorizer) -> Option<TokenRecord> {
@@ -74,9 +81,10 @@ async fn wait_for_rotation(authorizer: &McpAuthorizer, old: &Option<Secret>) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_whose_caller_gave_up_still_stores_the_rotated_token() {
-    let (peer, rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer, clock) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
     let before = stored(&authorizer).await.expect("tokens");
     peer.set_token_mode(0, Duration::from_secs(3)).await;
+    clock.advance(PAST_HALF_OF_30_S);
 
     let gave_up = tokio::time::timeout(
         Duration::from_secs(1),
@@ -87,6 +95,7 @@ async fn a_refresh_whose_caller_gave_up_still_stores_the_rotated_token() {
 
     let after = wait_for_rotation(&authorizer, &before.refresh_token).await;
     peer.set_token_mode(0, Duration::ZERO).await;
+    clock.advance(PAST_HALF_OF_30_S);
     let token = authorizer
         .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
@@ -160,9 +169,10 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
         vault: vault.clone(),
         ..OAuthStores::in_memory()
     };
-    let (peer, rs, authorizer) = authorized(SHORT_TTL, stores).await;
+    let (peer, rs, authorizer, clock) = authorized(SHORT_TTL, stores).await;
     let before = stored(&authorizer).await.expect("tokens");
     vault.failures.store(1, Ordering::SeqCst);
+    clock.advance(PAST_HALF_OF_30_S);
     let writes = vault.writes.load(Ordering::SeqCst);
 
     let token = authorizer
@@ -180,6 +190,7 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
         "the rotation is stored"
     );
 
+    clock.advance(PAST_HALF_OF_30_S);
     let next = authorizer
         .access_token(&UserId::new("alice"), &ServerName::new(SERVER), &rs.url)
         .await
@@ -191,7 +202,7 @@ async fn a_refreshed_token_whose_first_store_write_failed_is_retried_and_stored(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token() {
-    let (peer, rs, authorizer) = authorized(LONG_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer, _) = authorized(LONG_TTL, OAuthStores::in_memory()).await;
     // 2 h left of a 24 h lifetime: due (the last tenth), far from expired.
     let mut record = stored(&authorizer).await.expect("tokens");
     let now = Timestamp::from_system_time(SystemTime::now());
@@ -236,8 +247,9 @@ async fn an_early_refresh_that_fails_transiently_returns_the_still_valid_token()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_during_a_refresh_in_flight_wins() {
-    let (peer, rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer, clock) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
     peer.set_token_mode(0, Duration::from_secs(2)).await;
+    clock.advance(PAST_HALF_OF_30_S);
     let refreshing = tokio::spawn({
         let (authorizer, url) = (authorizer.clone(), rs.url.clone());
         async move {
@@ -262,9 +274,10 @@ async fn a_delete_during_a_refresh_in_flight_wins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_waits_for_a_refresh_in_flight_to_store_its_tokens() {
-    let (peer, rs, authorizer) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
+    let (peer, rs, authorizer, clock) = authorized(SHORT_TTL, OAuthStores::in_memory()).await;
     let before = stored(&authorizer).await.expect("tokens");
     peer.set_token_mode(0, Duration::from_secs(2)).await;
+    clock.advance(PAST_HALF_OF_30_S);
     let caller = tokio::spawn({
         let (authorizer, url) = (authorizer.clone(), rs.url.clone());
         async move {

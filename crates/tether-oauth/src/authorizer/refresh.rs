@@ -24,7 +24,7 @@ use crate::secret::Secret;
 
 impl McpAuthorizer {
     /// A usable access token for the pair, to send to the MCP server at `server_url`, refreshed
-    /// first when less than 60 s or 10 % of its lifetime is left. Refreshes are single-flight
+    /// first when less than 60 s (at most half its lifetime) or 10 % of its lifetime is left. Refreshes are single-flight
     /// per pair through the [`crate::store::RefreshLock`]. A record read in the last few
     /// seconds answers without the store while its token is not due
     /// ([`crate::store::RecentTokens`]). Tokens issued for another resource (the server's URL

@@ -6,9 +6,11 @@
 pub mod oidc;
 pub mod resource;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use tether_core::{ServerName, UserId};
+use tether_core::{Clock, ServerName, SystemClock, Timestamp, UserId};
 use tether_oauth::headless;
 use tether_oauth::http::RequestObserver;
 use tether_oauth::{AuthorizerConfig, McpAuthorizer, OAuthStores, StartOptions};
@@ -50,6 +52,39 @@ impl RequestLog {
             .map(|url| url.path().to_owned())
             .collect()
     }
+}
+
+/// The system clock, moved forward on demand: a test makes a short-lived token due for refresh
+/// without waiting for it. Tokens are refreshed once less than half their lifetime is left
+/// (or 60 s, whichever is less), so a 30 s token is due [`PAST_HALF_OF_30_S`] after it was
+/// issued, and still valid at the authorization server and the resource server.
+#[derive(Debug, Clone, Default)]
+pub struct AdvancedClock(Arc<AtomicU64>);
+
+pub const PAST_HALF_OF_30_S: Duration = Duration::from_secs(16);
+
+impl AdvancedClock {
+    pub fn advance(&self, by: Duration) {
+        let millis = u64::try_from(by.as_millis()).expect("a test's advance fits");
+        self.0.fetch_add(millis, Ordering::SeqCst);
+    }
+}
+
+impl Clock for AdvancedClock {
+    fn now(&self) -> Timestamp {
+        SystemClock.now() + Duration::from_millis(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// An authorizer whose expiry decisions read `clock`.
+pub fn authorizer_on(log: &RequestLog, clock: &AdvancedClock) -> McpAuthorizer {
+    authorizer_with(
+        log,
+        AuthorizerConfig {
+            clock: Arc::new(clock.clone()),
+            ..AuthorizerConfig::default()
+        },
+    )
 }
 
 pub fn authorizer(log: &RequestLog) -> McpAuthorizer {
