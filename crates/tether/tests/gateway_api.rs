@@ -187,6 +187,9 @@ async fn one_server_reconnects_is_removed_and_unknown_servers_are_404() {
     );
     let rows = servers_of(&gateway, &alice).await;
     assert_eq!(row(&rows, "local")["state"], "disconnected", "{rows:?}");
+    // The manager forgot the pair's tools too (an agent opening a session connects the
+    // configured server again).
+    assert_eq!(row(&rows, "local")["tools"], 0, "{rows:?}");
     gateway.stop().await;
 }
 

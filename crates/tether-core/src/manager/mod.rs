@@ -35,7 +35,7 @@ use crate::backoff::Backoff;
 use crate::breaker::CircuitBreakers;
 use crate::coalesce::Coalescer;
 use crate::config::{ConfigError, CoreConfig, ServerConfig};
-use crate::connector::Connector;
+use crate::connector::{Connector, ListKind};
 use crate::downstream::CallContext;
 use crate::error::StoreError;
 use crate::ids::{PairKey, ServerName, UserId};
@@ -420,6 +420,21 @@ impl ReconnectionManager {
         {
             session.close().await;
         }
+    }
+
+    /// Forgets the pair on this replica, as when its user removes the server: its session is
+    /// closed and its tool lists (the session's and the cached one) are dropped, so that the
+    /// agent is offered no stubs of it and the status shows no tools. The pair's tokens are the
+    /// host's to delete. `Err` when the cached list could not be deleted (the session is
+    /// closed either way).
+    pub async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), StoreError> {
+        let pair = PairKey::new(user.clone(), server.clone());
+        if let Some(session) = self.inner.sessions.remove(&pair) {
+            session.close().await;
+        }
+        let removed = self.inner.tool_cache.remove(&pair).await;
+        self.inner.publish(&pair, Change::List(ListKind::Tools));
+        removed
     }
 
     /// The state of one pair.

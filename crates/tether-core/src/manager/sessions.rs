@@ -226,6 +226,11 @@ impl SessionTable {
             .collect()
     }
 
+    /// Takes the pair's slot out, returning its session (for closing).
+    pub fn remove(&self, pair: &PairKey) -> Option<Arc<dyn Session>> {
+        self.slots().remove(pair).and_then(|slot| slot.session)
+    }
+
     /// Every live session, taken out, for shutdown.
     pub fn drain_sessions(&self) -> Vec<Arc<dyn Session>> {
         self.slots()

@@ -112,3 +112,51 @@ async fn replacing_the_servers_closes_only_what_changed_and_adds_the_new() {
     );
     assert_eq!(h.manager.servers().count(), 3);
 }
+
+/// A user removing a server: the manager forgets that user's pair (session closed, no tools
+/// listed, not even as stubs, none counted in the status), tells the user's agent, and leaves
+/// other users' pairs alone; the server connects again on the user's next call.
+#[tokio::test(start_paused = true)]
+async fn forgetting_a_pair_closes_its_session_and_drops_its_tools() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![http_server("s", "https://s.example/mcp")],
+    );
+    h.tokens.valid_for_everyone();
+    let (u, v) = (user("u"), user("v"));
+    for who in [&u, &v] {
+        assert!(h.manager.reconnect_server(who, &server("s")).await);
+    }
+    assert!(!h.manager.list_tools(&u).await.is_empty());
+    let presence = h.manager.agent_present(&u);
+    let mut changes = h.manager.changes();
+
+    h.manager.forget(&u, &server("s")).await.expect("forgotten");
+    assert_eq!(
+        h.connector.open_sessions(),
+        1,
+        "only u's session was closed"
+    );
+    assert!(
+        h.manager.list_tools(&u).await.is_empty(),
+        "no tools, not even stubs from the cached list"
+    );
+    let states = h.manager.server_states(&u).await;
+    assert_eq!(states[0].state, ConnectionState::Disconnected);
+    assert_eq!(states[0].tools, 0);
+    assert!(!h.manager.list_tools(&v).await.is_empty(), "v keeps s");
+    let mut heard = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        heard.push((change.user.to_string(), change.change));
+    }
+    assert_eq!(heard, [("u".to_owned(), Change::List(ListKind::Tools))]);
+    drop(presence);
+
+    let r = h
+        .manager
+        .call_tool(&u, &server("s"), "search", None)
+        .await
+        .expect("known");
+    assert!(!r.is_error, "{}", r.text());
+    assert_eq!(h.connector.open_sessions(), 2, "connected again on demand");
+}

@@ -9,8 +9,8 @@ use tether_core::{ServerChanges, ServerName, UserId};
 #[error("{0}")]
 pub struct HookError(pub String);
 
-/// Called by `DELETE /v1/me/servers/{name}` after the session is closed: deletes what the
-/// gateway does not own (the pair's tokens).
+/// Called by `DELETE /v1/me/servers/{name}` after the manager has forgotten the pair (its
+/// session and tool lists): deletes what the gateway does not own (the pair's tokens).
 #[async_trait]
 pub trait PairForgetter: Send + Sync + std::fmt::Debug + 'static {
     async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), HookError>;

@@ -1,12 +1,12 @@
-//! The gateway's hooks filled in by the binary: forgetting a pair's tokens and tool list when a
-//! user removes a server, and readiness of the stores.
+//! The gateway's hooks filled in by the binary: forgetting a pair's tokens when a user removes
+//! a server (the manager forgets its session and tool list), and readiness of the stores.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tether::gateway::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
-use tether_core::{PairKey, ServerName, ToolCache, UserId};
+use tether_core::{ServerName, UserId};
 use tether_oauth::McpAuthorizer;
 use tether_store::shared::{FallbackState, RedisState};
 use tether_store::sql::SqlStore;
@@ -14,7 +14,6 @@ use tether_store::sql::SqlStore;
 #[derive(Debug)]
 pub struct ForgetTokens {
     pub authorizer: Arc<McpAuthorizer>,
-    pub store: SqlStore,
 }
 
 #[async_trait]
@@ -24,11 +23,7 @@ impl PairForgetter for ForgetTokens {
         self.authorizer
             .revoke_local(user, server)
             .await
-            .map_err(|e| HookError(format!("could not delete the tokens: {e}")))?;
-        self.store
-            .remove(&PairKey::new(user.clone(), server.clone()))
-            .await
-            .map_err(|e| HookError(format!("could not delete the tool list: {e}")))
+            .map_err(|e| HookError(format!("could not delete the tokens: {e}")))
     }
 }
 

@@ -259,7 +259,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {
         authorizer: authorizer.clone(),
-        store: store.clone(),
     }))
     .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
     .readiness_check(Arc::new(hooks::SharedStateReady::new(

@@ -286,7 +286,11 @@ pub async fn pair_action(
             Err(_) => back("no such server"),
         },
         "forget" => {
-            manager.disconnect(&user, &server).await;
+            if let Err(error) = manager.forget(&user, &server).await {
+                return back(&format!(
+                    "not forgotten: could not delete the tool list: {error}"
+                ));
+            }
             if let Some(forgetter) = app.forgetter()
                 && let Err(error) = forgetter.forget(&user, &server).await
             {

@@ -139,9 +139,9 @@ pub async fn add_server(
     }
 }
 
-/// `DELETE /v1/me/servers/{name}`: closes the user's session to the server and lets the
-/// [`PairForgetter`](crate::gateway::PairForgetter), when there is one, delete the pair's
-/// tokens.
+/// `DELETE /v1/me/servers/{name}`: the manager forgets the pair (session closed, tool lists
+/// dropped) and the [`PairForgetter`](crate::gateway::PairForgetter), when there is one,
+/// deletes the pair's tokens.
 #[utoipa::path(delete, path = "/v1/me/servers/{name}", operation_id = "me_remove_server", tag = "me", security(("host_jwt" = [])),
     params(("name" = String, Path, description = "The server's name")),
     responses(
@@ -169,7 +169,13 @@ pub async fn remove_server(
         };
     }
     let server = known_server(&app, &access, &name)?;
-    app.manager().disconnect(&user, &server).await;
+    app.manager().forget(&user, &server).await.map_err(|e| {
+        tracing::warn!(%user, %server, error = %e, "could not forget the pair's tool list");
+        ApiError::internal(
+            "forget_failed",
+            format!("could not delete the tool list: {e}"),
+        )
+    })?;
     if let Some(forgetter) = app.forgetter() {
         forgetter.forget(&user, &server).await.map_err(|e| {
             tracing::warn!(%user, %server, error = %e, "could not forget the pair");
