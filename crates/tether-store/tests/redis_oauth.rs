@@ -134,3 +134,63 @@ async fn refresh_leases_have_one_owner_and_expire() {
     );
     assert!(one.try_acquire(&pair, "replica-1", ttl).await.expect("ok"));
 }
+
+/// A pair forgotten on one replica reaches the other replicas of the same prefix, not the one
+/// that forgot it, nor a deployment with another prefix; a message that is not a notice is
+/// skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_pair_reaches_the_other_replicas_only() {
+    let prefix = prefix("forgotten");
+    let (one, two) = (
+        state(&prefix).await.forgotten_pairs(),
+        state(&prefix).await.forgotten_pairs(),
+    );
+    let elsewhere = state(&format!("{prefix}-other")).await.forgotten_pairs();
+    let (mut heard_one, mut heard_two, mut heard_elsewhere) =
+        (one.subscribe(), two.subscribe(), elsewhere.subscribe());
+    let pair = PairKey::new("ali:ce", "github");
+
+    // The subscriptions start in the background: published until heard (bounded).
+    let mut heard = None;
+    for _ in 0..50 {
+        one.publish(&pair).await.expect("published");
+        if let Ok(Some(got)) =
+            tokio::time::timeout(Duration::from_millis(100), heard_two.recv()).await
+        {
+            heard = Some(got);
+            break;
+        }
+    }
+    assert_eq!(heard, Some(pair.clone()), "replica two heard replica one");
+
+    // Garbage on the channel, then a notice from two: one hears the notice only.
+    let mut raw = redis::Client::open(REDIS)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connects");
+    let _: i64 = raw
+        .publish(format!("{prefix}:forgotten"), "not a notice")
+        .await
+        .expect("published");
+    let other = PairKey::new("bob", "linear");
+    let mut got = None;
+    for _ in 0..50 {
+        two.publish(&other).await.expect("published");
+        if let Ok(Some(pair)) =
+            tokio::time::timeout(Duration::from_millis(100), heard_one.recv()).await
+        {
+            got = Some(pair);
+            break;
+        }
+    }
+    assert_eq!(
+        got,
+        Some(other),
+        "one heard two's notice first: not its own, not the garbage"
+    );
+    assert!(
+        heard_elsewhere.try_recv().is_err(),
+        "another deployment heard nothing"
+    );
+}

@@ -703,3 +703,46 @@ async fn an_upstreams_wire_is_discovered_once_for_all_replicas() {
         replicas.logs()
     );
 }
+
+/// A user removing a server on one replica: the other replica closes its own session of the
+/// pair and stops listing the pair's tools at once (a notice over Redis pub/sub), instead of
+/// when that session idles out. Another user's pair stays connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_server_removed_on_one_replica_is_forgotten_on_the_other() {
+    let upstream = tether_testkit::serve_streamable_http(DemoTools::default(), "127.0.0.1:0")
+        .await
+        .expect("demo server");
+    let ports = Ports::new().await;
+    let deployment = Deployment::new("forget", SHARED_REDIS).await;
+    let rest = format!("[[servers]]\nname = \"demo\"\nurl = \"{}\"\n", upstream.url);
+    let replicas = Pair::start("forget", &deployment, &ports, &rest, &[]).await;
+    let (one, two) = (&replicas.one, &replicas.two);
+    let (alice, bob) = (jwt("alice"), jwt("bob"));
+    for (replica, user) in [(one, &alice), (two, &alice), (one, &bob)] {
+        let (status, body) = replica.post(user, "/v1/me/servers/demo/reconnect").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["connected"], true, "{body}\n{}", replicas.logs());
+    }
+    let before = one.row(&alice, "demo").await;
+    assert!(before["tools"].as_u64() > Some(0), "{before}");
+
+    let removed = two
+        .http
+        .delete(two.url("/v1/me/servers/demo"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("DELETE answers");
+    assert_eq!(removed.status().as_u16(), 204);
+    wait_for(
+        "replica 1 to forget alice's pair",
+        Duration::from_secs(5),
+        || async {
+            let row = one.row(&alice, "demo").await;
+            (row["state"] == "disconnected" && row["tools"] == 0).then_some(())
+        },
+    )
+    .await;
+    let bobs = one.row(&bob, "demo").await;
+    assert_eq!(bobs["state"], "connected", "{bobs}\n{}", replicas.logs());
+}

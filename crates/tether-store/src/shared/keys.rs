@@ -32,6 +32,11 @@ impl Keys {
         )
     }
 
+    /// The pub/sub channel of forgotten pairs (not a key: nothing is stored under it).
+    pub fn forgotten_channel(&self) -> String {
+        format!("{}:forgotten", self.prefix)
+    }
+
     pub fn active(&self, pair: &PairKey) -> String {
         self.pair("active", pair)
     }

@@ -73,6 +73,8 @@ impl RedisStateConfig {
 }
 
 pub struct RedisState {
+    /// For connections of their own (a pub/sub subscription cannot share the multiplexed one).
+    pub(super) client: redis::Client,
     pub(super) conn: ConnectionManager,
     pub(super) keys: Keys,
     compare_and_set: Script,
@@ -112,6 +114,7 @@ impl RedisState {
             .await
             .map_err(|e| unavailable("connect", &e))?;
         Ok(Self {
+            client,
             conn,
             keys: Keys::new(&config.prefix),
             compare_and_set: Script::new(scripts::COMPARE_AND_SET),

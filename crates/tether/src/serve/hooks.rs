@@ -6,14 +6,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use tether::gateway::{HookError, MetricsSource, PairForgetter, ReadinessCheck};
-use tether_core::{ServerName, UserId};
+use tether_core::{PairKey, ServerName, UserId};
 use tether_oauth::McpAuthorizer;
-use tether_store::shared::{FallbackState, RedisState};
+use tether_store::shared::{FallbackState, ForgottenPairs, RedisState};
 use tether_store::sql::SqlStore;
 
 #[derive(Debug)]
 pub struct ForgetTokens {
     pub authorizer: Arc<McpAuthorizer>,
+    /// With several replicas: the others forget the pair too ([`super::forgotten`]).
+    pub others: Option<ForgottenPairs>,
 }
 
 #[async_trait]
@@ -23,7 +25,16 @@ impl PairForgetter for ForgetTokens {
         self.authorizer
             .revoke_local(user, server)
             .await
-            .map_err(|e| HookError(format!("could not delete the tokens: {e}")))
+            .map_err(|e| HookError(format!("could not delete the tokens: {e}")))?;
+        if let Some(others) = &self.others
+            && let Err(error) = others
+                .publish(&PairKey::new(user.clone(), server.clone()))
+                .await
+        {
+            // Their sessions can no longer be authorized and idle out; only the view lags.
+            tracing::warn!(%user, %server, %error, "the other replicas were not told");
+        }
+        Ok(())
     }
 }
 

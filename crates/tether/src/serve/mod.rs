@@ -4,6 +4,7 @@
 
 mod catalog;
 mod dev;
+mod forgotten;
 mod hooks;
 mod oauth;
 mod sources;
@@ -245,6 +246,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .clock(Arc::new(SystemClock))
     .build()?;
 
+    let forgotten = redis.as_ref().map(|redis| redis.forgotten_pairs());
+    if let Some(forgotten) = &forgotten {
+        forgotten::follow(forgotten, manager.clone());
+    }
     let gateway = Gateway::builder(
         manager.clone(),
         host_auth(&config, &gateway_config, args.dev)?,
@@ -259,6 +264,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .max_tracked_users(gateway_config.max_tracked_users)
     .pair_forgetter(Arc::new(hooks::ForgetTokens {
         authorizer: authorizer.clone(),
+        others: forgotten,
     }))
     .readiness_check(Arc::new(hooks::StorageReady(store.clone())))
     .readiness_check(Arc::new(hooks::SharedStateReady::new(
