@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -25,11 +25,7 @@ pub(super) struct AsBackoff {
 /// Between half and all of the nominal delay, so that replicas and pairs that failed together
 /// do not come back together.
 fn jitter_fraction() -> f64 {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    0.5 + f64::from(nanos % 1000) / 2000.0
+    rand::random_range(0.5..=1.0)
 }
 
 fn nominal(min: Duration, max: Duration, failures: u32) -> Duration {
