@@ -146,6 +146,15 @@ pub fn to_stored_credentials(record: &TokenRecord) -> StoredCredentials {
     .with_issuer(Some(record.issuer.clone()))
 }
 
+/// Whether `token` is a token by RFC 6749's syntax (1*VSCHAR) and not blank; `spaces` allows
+/// the space VSCHAR includes.
+fn is_token(token: &str, spaces: bool) -> bool {
+    !token.trim().is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_graphic() || (spaces && b == b' '))
+}
+
 #[async_trait]
 impl CredentialStore for PairCredentialStore {
     async fn load(&self) -> Result<Option<StoredCredentials>, AuthError> {
@@ -157,17 +166,18 @@ impl CredentialStore for PairCredentialStore {
         let Some(response) = credentials.token_response.as_ref() else {
             return self.clear().await;
         };
-        // An empty token is no token: storing it would replace usable credentials with ones
-        // that fail at the next request (and an empty refresh token loses the grant).
-        let empty = |secret: &str| secret.trim().is_empty();
-        if empty(response.access_token().secret())
+        // An empty token is no token, and one outside RFC 6749's syntax (1*VSCHAR, printable
+        // ASCII) cannot be sent: storing either would replace usable credentials with ones
+        // that fail at the next request (and a broken refresh token loses the grant). An
+        // access token also goes into an `Authorization` header, so it may not hold a space.
+        if !is_token(response.access_token().secret(), false)
             || response
                 .refresh_token()
-                .is_some_and(|token| empty(token.secret()))
+                .is_some_and(|token| !is_token(token.secret(), true))
         {
-            warn!(pair = %self.pair, "the authorization server answered with an empty token; nothing saved");
+            warn!(pair = %self.pair, "the authorization server answered with an empty or malformed token; nothing saved");
             return Err(AuthError::InternalError(
-                "the authorization server answered with an empty token".into(),
+                "the authorization server answered with an empty or malformed token".into(),
             ));
         }
         if let Some(lease) = self.lease.lock().await.as_ref()
@@ -284,5 +294,24 @@ impl CredentialStore for PairCredentialStore {
         // Kept in the slot so that `save` checks it; dropping the store releases it.
         *slot = Some(lease);
         Ok(Some(CredentialRefreshGuard::new(())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_token;
+
+    #[test]
+    fn tokens_are_printable_ascii_and_access_tokens_hold_no_space() {
+        for good in ["at-1", "eyJhbGciOi.J9.x_-~+/=", "a"] {
+            assert!(is_token(good, false), "{good}");
+            assert!(is_token(good, true), "{good}");
+        }
+        for bad in ["", "   ", "¡", "tab\there", "new\nline", "nul\0"] {
+            assert!(!is_token(bad, false), "{bad:?}");
+            assert!(!is_token(bad, true), "{bad:?}");
+        }
+        assert!(!is_token("two words", false));
+        assert!(is_token("two words", true), "VSCHAR includes the space");
     }
 }
