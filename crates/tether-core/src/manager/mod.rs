@@ -429,12 +429,25 @@ impl ReconnectionManager {
     /// closed either way).
     pub async fn forget(&self, user: &UserId, server: &ServerName) -> Result<(), StoreError> {
         let pair = PairKey::new(user.clone(), server.clone());
-        if let Some(session) = self.inner.sessions.remove(&pair) {
+        let removed = self.inner.tool_cache.remove(&pair).await;
+        self.forget_here(&pair).await;
+        removed
+    }
+
+    /// [`forget`](Self::forget) for a pair another replica forgot: only what this replica
+    /// holds (its session, the session's tool list). The stores are shared and that replica
+    /// cleared them; clearing the cached list again could delete one a new connection has
+    /// saved since.
+    pub async fn forgotten_elsewhere(&self, user: &UserId, server: &ServerName) {
+        self.forget_here(&PairKey::new(user.clone(), server.clone()))
+            .await;
+    }
+
+    async fn forget_here(&self, pair: &PairKey) {
+        if let Some(session) = self.inner.sessions.remove(pair) {
             session.close().await;
         }
-        let removed = self.inner.tool_cache.remove(&pair).await;
-        self.inner.publish(&pair, Change::List(ListKind::Tools));
-        removed
+        self.inner.publish(pair, Change::List(ListKind::Tools));
     }
 
     /// The state of one pair.

@@ -9,12 +9,8 @@ pub fn follow(forgotten: &ForgottenPairs, manager: ReconnectionManager) {
     let mut notices = forgotten.subscribe();
     tokio::spawn(async move {
         while let Some(pair) = notices.recv().await {
-            match manager.forget(&pair.user, &pair.server).await {
-                Ok(()) => tracing::debug!(%pair, "forgotten, as on another replica"),
-                Err(error) => {
-                    tracing::warn!(%pair, %error, "could not forget the pair's tool list")
-                }
-            }
+            manager.forgotten_elsewhere(&pair.user, &pair.server).await;
+            tracing::debug!(%pair, "forgotten, as on another replica");
         }
     });
 }
