@@ -15,8 +15,8 @@ use tether_core::{PairKey, ServerName, UserId};
 use tether_oauth::headless;
 use tether_oauth::store::ClientSource;
 use tether_oauth::{
-    AuthorizerConfig, OAuthError, PreregisteredClient, Secret, SsrfReason, StartOptions,
-    TokenEndpointAuthMethod,
+    AuthorizerConfig, McpAuthorizer, OAuthError, PreregisteredClient, Secret, SsrfReason,
+    StartOptions, TokenEndpointAuthMethod,
 };
 
 const SERVER: &str = "notes";
@@ -242,6 +242,26 @@ async fn dynamic_registration_happens_once_for_two_users() {
     }
 }
 
+/// Alice authorized for [`SERVER`] at an `oidc-provider` issuing 30 s tokens, with the clock
+/// the authorizer reads (advance it [`PAST_HALF_OF_30_S`] to make her token due).
+async fn alice_authorized_short_lived() -> (OidcPeer, ResourceServer, McpAuthorizer, AdvancedClock)
+{
+    let peer = OidcPeer::spawn(SHORT_TTL).await;
+    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
+    let clock = AdvancedClock::default();
+    let authorizer = authorizer_on(&RequestLog::default(), &clock);
+    authorize(
+        &authorizer,
+        "alice",
+        SERVER,
+        &rs.url,
+        StartOptions::new(REDIRECT_URI),
+    )
+    .await
+    .expect("authorized");
+    (peer, rs, authorizer, clock)
+}
+
 async fn preregistered_flow(client: PreregisteredClient, expect_basic_header: bool) {
     let peer = OidcPeer::spawn(SHORT_TTL).await;
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
@@ -316,20 +336,7 @@ async fn preregistered_public_client_authenticates_with_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
-    let peer = OidcPeer::spawn(SHORT_TTL).await;
-    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
-    let log = RequestLog::default();
-    let clock = AdvancedClock::default();
-    let authorizer = authorizer_on(&log, &clock);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    let (peer, rs, authorizer, clock) = alice_authorized_short_lived().await;
     let pair = PairKey::new("alice", SERVER);
     let before = authorizer
         .stores()
@@ -373,20 +380,7 @@ async fn refresh_rotates_the_refresh_token_and_the_old_one_is_dead() {
 /// before every request (each new token would be due the moment it arrived).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call() {
-    let peer = OidcPeer::spawn(SHORT_TTL).await;
-    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
-    let log = RequestLog::default();
-    let clock = AdvancedClock::default();
-    let authorizer = authorizer_on(&log, &clock);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    let (peer, rs, authorizer, clock) = alice_authorized_short_lived().await;
     let mut tokens = Vec::new();
     for round in 0..2 {
         for _ in 0..4 {
@@ -414,20 +408,7 @@ async fn a_token_shorter_lived_than_the_margin_is_not_refreshed_on_every_call() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_grant_needs_authorization_and_removes_the_refresh_token() {
-    let peer = OidcPeer::spawn(SHORT_TTL).await;
-    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
-    let log = RequestLog::default();
-    let clock = AdvancedClock::default();
-    let authorizer = authorizer_on(&log, &clock);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    let (peer, rs, authorizer, clock) = alice_authorized_short_lived().await;
     let pair = PairKey::new("alice", SERVER);
     let record = authorizer
         .stores()
@@ -549,20 +530,8 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
 /// than refreshing once more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_access_token_calls_refresh_once() {
-    let peer = OidcPeer::spawn(SHORT_TTL).await;
-    let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
-    let log = RequestLog::default();
-    let clock = AdvancedClock::default();
-    let authorizer = std::sync::Arc::new(authorizer_on(&log, &clock));
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    let (peer, rs, authorizer, clock) = alice_authorized_short_lived().await;
+    let authorizer = std::sync::Arc::new(authorizer);
     clock.advance(PAST_HALF_OF_30_S);
     let calls: Vec<_> = (0..8)
         .map(|_| {
