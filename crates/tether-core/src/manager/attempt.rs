@@ -85,10 +85,10 @@ impl Inner {
         } else {
             ConnectionState::Connecting
         };
-        self.sessions.set_state(&pair, starting, self.clock.now());
+        let generation = self.sessions.set_state(&pair, starting, self.clock.now());
 
         let outcome = tokio::select! {
-            outcome = self.attempt_steps(&pair, &server, kind) => outcome,
+            outcome = self.attempt_steps(&pair, generation, &server, kind) => outcome,
             () = self.shutdown.cancelled() => AttemptOutcome::Cancelled,
         };
         self.log_store(self.tracker.clear_active(&pair).await, &pair);
@@ -102,6 +102,7 @@ impl Inner {
     async fn attempt_steps(
         &self,
         pair: &PairKey,
+        generation: u64,
         server: &Arc<ServerConfig>,
         kind: AttemptKind,
     ) -> AttemptOutcome {
@@ -146,7 +147,7 @@ impl Inner {
             match result {
                 Ok((session, tools)) => {
                     self.breakers.success(&pass).await;
-                    return self.connected(pair, session, tools).await;
+                    return self.connected(pair, generation, session, tools).await;
                 }
                 Err(ConnectError::RateLimited { retry_after })
                     if rate_limited < self.config.reconnect.rate_limited_retries =>
@@ -221,6 +222,7 @@ impl Inner {
     async fn connected(
         &self,
         pair: &PairKey,
+        generation: u64,
         session: Arc<dyn Session>,
         tools: Vec<Tool>,
     ) -> AttemptOutcome {
@@ -235,8 +237,20 @@ impl Inner {
         if self.agent_present(&pair.user) {
             session.listen(true);
         }
-        if let Some(previous) = self.sessions.connected(pair, session, tools, now) {
-            previous.close().await;
+        match self
+            .sessions
+            .connected(pair, generation, session, tools, now)
+        {
+            Ok(Some(previous)) => previous.close().await,
+            Ok(None) => {}
+            Err(session) => {
+                // Forgotten (or its server removed) while it connected: what this attempt
+                // saved goes too, and nobody is told of a connection.
+                session.close().await;
+                self.log_store(self.tool_cache.remove(pair).await, pair);
+                tracing::info!(%pair, "forgotten while connecting; the new session is closed");
+                return AttemptOutcome::Cancelled;
+            }
         }
         tracing::info!(%pair, "connected");
         self.publish(pair, super::Change::Connected);

@@ -4,6 +4,7 @@
 //! must agree on lives in the shared state instead.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::connector::Session;
@@ -21,6 +22,9 @@ struct PairSlot {
     tools: ToolList,
     /// When the session last carried a call (or was opened), for closing idle sessions.
     last_used: Timestamp,
+    /// Which slot of the pair this is: a slot removed (the pair forgotten, its server removed)
+    /// and made again is another, and an attempt begun on the old one may not fill it.
+    generation: u64,
 }
 
 /// A copy of a slot's public part.
@@ -34,6 +38,7 @@ pub(crate) struct SlotView {
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
     slots: Mutex<HashMap<PairKey, PairSlot>>,
+    generations: AtomicU64,
 }
 
 impl SessionTable {
@@ -83,8 +88,9 @@ impl SessionTable {
             .is_some_and(|s| s.session.is_some() || !s.tools.is_empty())
     }
 
-    /// Sets the state; `since` moves only when the kind of state changes.
-    pub fn set_state(&self, pair: &PairKey, state: ConnectionState, now: Timestamp) {
+    /// Sets the state; `since` moves only when the kind of state changes. Returns the slot's
+    /// generation (see [`connected`](Self::connected)).
+    pub fn set_state(&self, pair: &PairKey, state: ConnectionState, now: Timestamp) -> u64 {
         let mut slots = self.slots();
         match slots.get_mut(pair) {
             Some(slot) => {
@@ -92,8 +98,10 @@ impl SessionTable {
                     slot.since = now;
                 }
                 slot.state = state;
+                slot.generation
             }
             None => {
+                let generation = self.generations.fetch_add(1, Ordering::Relaxed);
                 slots.insert(
                     pair.clone(),
                     PairSlot {
@@ -102,32 +110,37 @@ impl SessionTable {
                         since: now,
                         tools: ToolList::from(Vec::new()),
                         last_used: now,
+                        generation,
                     },
                 );
+                generation
             }
         }
     }
 
-    /// Stores a new live session; returns the one it replaces, for closing.
+    /// Stores a new live session in the slot of `generation` (the one its attempt began on);
+    /// returns the session it replaces, for closing. `Err` gives `session` back when that slot
+    /// is gone: the pair was forgotten or its server removed while it connected.
     pub fn connected(
         &self,
         pair: &PairKey,
+        generation: u64,
         session: Arc<dyn Session>,
         tools: ToolList,
         now: Timestamp,
-    ) -> Option<Arc<dyn Session>> {
+    ) -> Result<Option<Arc<dyn Session>>, Arc<dyn Session>> {
         let mut slots = self.slots();
-        let previous = slots.insert(
-            pair.clone(),
-            PairSlot {
-                session: Some(session),
-                state: ConnectionState::Connected,
-                since: now,
-                tools,
-                last_used: now,
-            },
-        );
-        previous.and_then(|p| p.session)
+        let Some(slot) = slots
+            .get_mut(pair)
+            .filter(|slot| slot.generation == generation)
+        else {
+            return Err(session);
+        };
+        slot.state = ConnectionState::Connected;
+        slot.since = now;
+        slot.tools = tools;
+        slot.last_used = now;
+        Ok(slot.session.replace(session))
     }
 
     /// The tools of the pair's live session, read again; ignored when `session` is no longer

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use tether_core::{Change, ConnectionState, CoreConfig, ListKind};
 
 use crate::support::*;
@@ -159,4 +161,41 @@ async fn forgetting_a_pair_closes_its_session_and_drops_its_tools() {
         .expect("known");
     assert!(!r.is_error, "{}", r.text());
     assert_eq!(h.connector.open_sessions(), 2, "connected again on demand");
+}
+
+/// A pair forgotten while a connection attempt for it is under way: the attempt's session is
+/// closed when it arrives, not put back as the pair's, and its tool list is neither listed nor
+/// cached.
+#[tokio::test(start_paused = true)]
+async fn a_pair_forgotten_while_connecting_stays_forgotten() {
+    let h = harness(
+        CoreConfig::default(),
+        vec![http_server("s", "https://s.example/mcp")],
+    );
+    h.tokens.valid_for_everyone();
+    h.connector.set_latency(Duration::from_secs(2));
+    let u = user("u");
+    let attempt = tokio::spawn({
+        let (manager, u) = (h.manager.clone(), u.clone());
+        async move { manager.reconnect_server(&u, &server("s")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!h.connector.calls().is_empty(), "the attempt is connecting");
+
+    h.manager.forget(&u, &server("s")).await.expect("forgotten");
+    let connected = attempt.await.expect("the attempt ends");
+    assert!(!connected, "the forgotten pair was not connected");
+    assert_eq!(h.connector.open_sessions(), 0, "its session was closed");
+    assert!(
+        h.manager.list_tools(&u).await.is_empty(),
+        "no tools, no stubs"
+    );
+    assert_eq!(
+        h.manager.state(&u, &server("s")).await,
+        ConnectionState::Disconnected
+    );
+
+    // The next attempt connects as usual.
+    assert!(h.manager.reconnect_server(&u, &server("s")).await);
+    assert_eq!(h.connector.open_sessions(), 1);
 }
