@@ -725,6 +725,31 @@ async fn a_server_removed_on_one_replica_is_forgotten_on_the_other() {
     }
     let before = one.row(&alice, "demo").await;
     assert!(before["tools"].as_u64() > Some(0), "{before}");
+    // Both replicas subscribe in the background as they start; a notice sent before that is
+    // lost by design, so the test waits until Redis counts both subscribers.
+    let redis = redis::Client::open(SHARED_REDIS)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("Redis on 127.0.0.1:6379");
+    let channel = format!("{}:forgotten", deployment.prefix);
+    wait_for(
+        "both replicas to listen for forgotten pairs",
+        Duration::from_secs(10),
+        || {
+            let (mut redis, channel) = (redis.clone(), channel.clone());
+            async move {
+                let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+                    .arg("NUMSUB")
+                    .arg(&channel)
+                    .query_async(&mut redis)
+                    .await
+                    .expect("PUBSUB NUMSUB");
+                (counts.first().map(|(_, n)| *n) == Some(2)).then_some(())
+            }
+        },
+    )
+    .await;
 
     let removed = two
         .http
