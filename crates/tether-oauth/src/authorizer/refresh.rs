@@ -24,9 +24,9 @@ use crate::secret::Secret;
 
 impl McpAuthorizer {
     /// A usable access token for the pair, to send to the MCP server at `server_url`, refreshed
-    /// first when less than 60 s (at most half its lifetime) or 10 % of its lifetime is left. Refreshes are single-flight
-    /// per pair through the [`crate::store::RefreshLock`]. A record read in the last few
-    /// seconds answers without the store while its token is not due
+    /// first when less than 60 s (at most half its lifetime) or 10 % of its lifetime is left.
+    /// Refreshes are single-flight per pair through the [`crate::store::RefreshLock`]. A record
+    /// read in the last few seconds answers without the store while its token is not due
     /// ([`crate::store::RecentTokens`]). Tokens issued for another resource (the server's URL
     /// changed since) are never handed out: the pair needs authorization, and the record stays
     /// until a new authorization replaces it (deleting it here could race one on a replica).
