@@ -8,8 +8,8 @@ use std::time::Duration;
 use support::oidc::OidcPeer;
 use support::resource::{Discovery, ResourceServer};
 use support::{
-    AdvancedClock, PAST_HALF_OF_30_S, REDIRECT_URI, RequestLog, authorize, authorizer,
-    authorizer_on, authorizer_with,
+    AdvancedClock, PAST_HALF_OF_30_S, REDIRECT_URI, RequestLog, authorize, authorize_alice,
+    authorizer, authorizer_on, authorizer_with,
 };
 use tether_core::{PairKey, ServerName, UserId};
 use tether_oauth::headless;
@@ -141,15 +141,7 @@ async fn discovery_via_well_known_path_aware() {
     let rs = ResourceServer::spawn(Discovery::WellKnownPathAware, &peer.issuer).await;
     let log = RequestLog::default();
     let authorizer = authorizer(&log);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     let paths = log.paths();
     assert!(
         paths
@@ -176,15 +168,7 @@ async fn discovery_via_well_known_root_fallback() {
     let rs = ResourceServer::spawn(Discovery::WellKnownRoot, &peer.issuer).await;
     let log = RequestLog::default();
     let authorizer = authorizer(&log);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     let paths = log.paths();
     let path_aware = paths
         .iter()
@@ -250,15 +234,7 @@ async fn alice_authorized_short_lived() -> (OidcPeer, ResourceServer, McpAuthori
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let clock = AdvancedClock::default();
     let authorizer = authorizer_on(&RequestLog::default(), &clock);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     (peer, rs, authorizer, clock)
 }
 
@@ -471,15 +447,7 @@ async fn unreachable_authorization_server_is_transient_and_keeps_the_tokens() {
     let rs = ResourceServer::spawn(Discovery::Challenge, &peer.issuer).await;
     let log = RequestLog::default();
     let authorizer = authorizer(&log);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     let pair = PairKey::new("alice", SERVER);
     let before = authorizer
         .stores()
@@ -653,15 +621,7 @@ async fn step_up_on_insufficient_scope_then_bounded() {
             ..AuthorizerConfig::default()
         },
     );
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     let token = authorizer
         .access_token(&user("alice"), &server(), &rs.url)
         .await
@@ -776,15 +736,7 @@ async fn no_secret_in_error_display_or_debug() {
     assert!(!shown.contains(bogus_code), "{shown}");
 
     // Tokens and flows print without their values.
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     let record = authorizer
         .stores()
         .vault

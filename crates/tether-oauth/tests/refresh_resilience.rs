@@ -11,12 +11,10 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use support::oidc::OidcPeer;
 use support::resource::{Discovery, ResourceServer};
-use support::{AdvancedClock, PAST_HALF_OF_30_S, REDIRECT_URI, RequestLog, authorize};
+use support::{AdvancedClock, PAST_HALF_OF_30_S, RequestLog, authorize_alice};
 use tether_core::{PairKey, ServerName, StoreError, Timestamp, UserId};
 use tether_oauth::store::MemoryTokenVault;
-use tether_oauth::{
-    AuthorizerConfig, McpAuthorizer, OAuthStores, Secret, StartOptions, TokenRecord, TokenVault,
-};
+use tether_oauth::{AuthorizerConfig, McpAuthorizer, OAuthStores, Secret, TokenRecord, TokenVault};
 
 const SERVER: &str = "notes";
 /// Due for refresh once the test's clock is [`PAST_HALF_OF_30_S`] on.
@@ -50,15 +48,7 @@ async fn authorized(
     let log = RequestLog::default();
     let clock = AdvancedClock::default();
     let authorizer = new_authorizer(&log, &clock, stores);
-    authorize(
-        &authorizer,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&authorizer, SERVER, &rs.url).await;
     (peer, rs, authorizer, clock)
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use support::oidc::OidcPeer;
 use support::resource::{Discovery, ResourceServer};
-use support::{REDIRECT_URI, RequestLog, authorize};
+use support::{REDIRECT_URI, RequestLog, authorize, authorize_alice};
 use tether_core::{PairKey, ServerName, StoreError, Timestamp, UserId};
 use tether_oauth::store::MemoryTokenVault;
 use tether_oauth::{
@@ -100,15 +100,7 @@ async fn replicas(remember_for: Duration) -> Replicas {
     };
     let one = new(stores.clone());
     let two = new(stores);
-    authorize(
-        &one,
-        "alice",
-        SERVER,
-        &rs.url,
-        StartOptions::new(REDIRECT_URI),
-    )
-    .await
-    .expect("authorized");
+    authorize_alice(&one, SERVER, &rs.url).await;
     Replicas {
         peer,
         rs,

@@ -96,6 +96,19 @@ pub fn authorizer_with(log: &RequestLog, mut config: AuthorizerConfig) -> McpAut
     McpAuthorizer::new(config, OAuthStores::in_memory()).expect("authorizer builds")
 }
 
+/// Alice authorizes `server` at `server_url` with the default options; panics if she cannot.
+pub async fn authorize_alice(authorizer: &McpAuthorizer, server: &str, server_url: &str) {
+    authorize(
+        authorizer,
+        "alice",
+        server,
+        server_url,
+        StartOptions::new(REDIRECT_URI),
+    )
+    .await
+    .expect("authorized");
+}
+
 /// start → headless authorization at the AS → complete.
 pub async fn authorize(
     authorizer: &McpAuthorizer,
