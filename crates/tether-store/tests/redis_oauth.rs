@@ -10,7 +10,8 @@ use tether_core::{PairKey, Timestamp};
 use tether_oauth::Secret;
 use tether_oauth::store::{CallbackParams, FlowRecord, FlowStore, RefreshLock};
 use tether_store::crypto::Keyring;
-use tether_store::shared::{RedisState, RedisStateConfig};
+use tether_store::shared::{ForgottenPairs, RedisState, RedisStateConfig};
+use tokio::sync::mpsc;
 
 const REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -135,6 +136,22 @@ async fn refresh_leases_have_one_owner_and_expire() {
     assert!(one.try_acquire(&pair, "replica-1", ttl).await.expect("ok"));
 }
 
+/// What `heard` receives first while `from` publishes `pair` again every 100 ms (50 times at
+/// most): the subscriptions start in the background, and a notice sent before is lost.
+async fn first_heard(
+    from: &ForgottenPairs,
+    pair: &PairKey,
+    heard: &mut mpsc::Receiver<PairKey>,
+) -> Option<PairKey> {
+    for _ in 0..50 {
+        from.publish(pair).await.expect("published");
+        if let Ok(got) = tokio::time::timeout(Duration::from_millis(100), heard.recv()).await {
+            return got;
+        }
+    }
+    None
+}
+
 /// A pair forgotten on one replica reaches the other replicas of the same prefix, not the one
 /// that forgot it, nor a deployment with another prefix; a message that is not a notice is
 /// skipped.
@@ -150,18 +167,11 @@ async fn a_forgotten_pair_reaches_the_other_replicas_only() {
         (one.subscribe(), two.subscribe(), elsewhere.subscribe());
     let pair = PairKey::new("ali:ce", "github");
 
-    // The subscriptions start in the background: published until heard (bounded).
-    let mut heard = None;
-    for _ in 0..50 {
-        one.publish(&pair).await.expect("published");
-        if let Ok(Some(got)) =
-            tokio::time::timeout(Duration::from_millis(100), heard_two.recv()).await
-        {
-            heard = Some(got);
-            break;
-        }
-    }
-    assert_eq!(heard, Some(pair.clone()), "replica two heard replica one");
+    assert_eq!(
+        first_heard(&one, &pair, &mut heard_two).await,
+        Some(pair.clone()),
+        "replica two heard replica one"
+    );
 
     // Garbage on the channel, then a notice from two: one hears the notice only.
     let mut raw = redis::Client::open(REDIS)
@@ -169,24 +179,31 @@ async fn a_forgotten_pair_reaches_the_other_replicas_only() {
         .get_multiplexed_async_connection()
         .await
         .expect("connects");
+    let channel = format!("{prefix}:forgotten");
+    // Both replicas listen before the garbage goes out, so that one does receive it.
+    let mut subscribers = 0;
+    for _ in 0..50 {
+        let counts: Vec<(String, u64)> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(&channel)
+            .query_async(&mut raw)
+            .await
+            .expect("PUBSUB NUMSUB");
+        subscribers = counts.first().map_or(0, |(_, n)| *n);
+        if subscribers == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(subscribers, 2, "both replicas subscribed");
     let _: i64 = raw
-        .publish(format!("{prefix}:forgotten"), "not a notice")
+        .publish(&channel, "not a notice")
         .await
         .expect("published");
     let other = PairKey::new("bob", "linear");
-    let mut got = None;
-    for _ in 0..50 {
-        two.publish(&other).await.expect("published");
-        if let Ok(Some(pair)) =
-            tokio::time::timeout(Duration::from_millis(100), heard_one.recv()).await
-        {
-            got = Some(pair);
-            break;
-        }
-    }
     assert_eq!(
-        got,
-        Some(other),
+        first_heard(&two, &other, &mut heard_one).await,
+        Some(other.clone()),
         "one heard two's notice first: not its own, not the garbage"
     );
     assert!(
