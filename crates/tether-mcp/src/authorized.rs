@@ -29,6 +29,8 @@ use tracing::debug;
 
 use crate::bearer::BearerSource;
 use crate::error::Mapped;
+use crate::http_leg::RequestClient;
+use crate::streamable::Leg;
 
 type HttpError = StreamableHttpError<reqwest::Error>;
 type Headers = HashMap<HeaderName, HeaderValue>;
@@ -133,12 +135,25 @@ fn is_unauthorized(error: &HttpError) -> bool {
 #[derive(Debug, Clone)]
 pub(crate) struct AuthorizedClient {
     http: reqwest::Client,
+    /// The origin's hyper client for the requests the lean session sends itself; `None` keeps
+    /// them on `http` (the environment proxies the origin, or rmcp's client owns the session).
+    direct: Option<RequestClient>,
     credentials: Option<Credentials>,
 }
 
 impl AuthorizedClient {
     pub(crate) fn new(http: reqwest::Client, credentials: Option<Credentials>) -> Self {
-        Self { http, credentials }
+        Self {
+            http,
+            direct: None,
+            credentials,
+        }
+    }
+
+    /// Sends the requests of [`send_with`](Self::send_with) with `direct` when there is one.
+    pub(crate) fn with_direct(mut self, direct: Option<RequestClient>) -> Self {
+        self.direct = direct;
+        self
     }
 
     /// Runs `call` with the per-origin client (a reference count) and the source's token,
@@ -146,12 +161,19 @@ impl AuthorizedClient {
     /// after a 401).
     pub(crate) async fn send_with<T, Fut>(
         &self,
-        call: impl Fn(reqwest::Client, Option<String>) -> Fut,
+        call: impl Fn(Leg, Option<String>) -> Fut,
     ) -> Result<T, HttpError>
     where
         Fut: Future<Output = Result<T, HttpError>>,
     {
-        self.send(|token| call(self.http.clone(), token)).await
+        self.send(|token| {
+            let leg = match &self.direct {
+                Some(direct) => Leg::Direct(direct.clone()),
+                None => Leg::Proxied(self.http.clone()),
+            };
+            call(leg, token)
+        })
+        .await
     }
 
     async fn send<T, Fut>(&self, call: impl Fn(Option<String>) -> Fut) -> Result<T, HttpError>

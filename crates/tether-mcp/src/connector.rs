@@ -32,6 +32,7 @@ use tracing::{debug, info};
 use crate::authorized::{AuthorizedClient, Credentials};
 use crate::bearer::BearerSource;
 use crate::error;
+use crate::http_leg::{self, RequestClient};
 use crate::legacy_sse::LegacySseTransport;
 use crate::resume::ResumePolicy;
 use crate::session::{McpSession, TransportKind};
@@ -197,8 +198,13 @@ impl McpConnector {
         self
     }
 
-    /// The shared HTTP client of the server's origin (built on first use).
+    /// The shared reqwest client of the server's origin (built on first use).
     fn origin_client(&self, server: &ServerConfig) -> Result<reqwest::Client, ConnectError> {
+        self.origin_clients(server).map(|clients| clients.http)
+    }
+
+    /// Both shared clients of the server's origin (built on first use).
+    fn origin_clients(&self, server: &ServerConfig) -> Result<OriginClients, ConnectError> {
         self.clients.get_or_build(
             &server.origin(),
             self.config.tcp_connect_timeout,
@@ -239,7 +245,7 @@ impl McpConnector {
             return self.connect_http_rmcp(request, url).await;
         }
         let server = &request.server;
-        let client = self.origin_client(server)?;
+        let clients = self.origin_clients(server)?;
         let started = tokio::time::Instant::now();
         let settings = streamable::Settings {
             call_timeout: self.config.call_timeout,
@@ -249,7 +255,8 @@ impl McpConnector {
         let known = self.wires.get(url).await;
         let handshake = streamable::open(
             server.name.clone(),
-            AuthorizedClient::new(client, self.credentials(request, url)),
+            AuthorizedClient::new(clients.http, self.credentials(request, url))
+                .with_direct(clients.direct),
             Arc::from(url),
             settings,
             known,
@@ -553,11 +560,19 @@ pub(crate) async fn with_timeout<T, E>(
     }
 }
 
-/// One `reqwest::Client` per origin: sessions to one origin share its connection pool, sessions
-/// to different origins never do. The map only grows with the configured servers' origins.
+/// One origin's clients: reqwest's (rmcp's client, the legacy transport, the environment's
+/// proxies) and hyper's for the requests a lean session sends itself ([`crate::http_leg`]).
+#[derive(Debug, Clone)]
+struct OriginClients {
+    http: reqwest::Client,
+    direct: Option<RequestClient>,
+}
+
+/// The clients of each origin: sessions to one origin share its connection pools, sessions to
+/// different origins never do. The map only grows with the configured servers' origins.
 #[derive(Default)]
 struct HttpClients {
-    by_origin: Mutex<HashMap<Origin, reqwest::Client>>,
+    by_origin: Mutex<HashMap<Origin, OriginClients>>,
 }
 
 impl HttpClients {
@@ -565,7 +580,7 @@ impl HttpClients {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, reqwest::Client>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Origin, OriginClients>> {
         // The map stays consistent even if a holder panicked (inserts are single calls).
         self.by_origin
             .lock()
@@ -577,13 +592,14 @@ impl HttpClients {
         origin: &Origin,
         tcp_connect_timeout: Duration,
         headers: &reqwest::header::HeaderMap,
-    ) -> Result<reqwest::Client, ConnectError> {
-        if let Some(client) = self.lock().get(origin) {
-            return Ok(client.clone());
+    ) -> Result<OriginClients, ConnectError> {
+        if let Some(clients) = self.lock().get(origin) {
+            return Ok(clients.clone());
         }
+        let setup_failed = || ConnectError::Protocol("could not set up the HTTP client".to_owned());
         // Built outside the lock (it loads the platform's root certificates); if two tasks race,
         // the first insert wins and the other client is dropped unused.
-        let built = reqwest::Client::builder()
+        let http = reqwest::Client::builder()
             .connect_timeout(tcp_connect_timeout)
             // No overall request timeout here: Streamable HTTP keeps SSE responses open for as
             // long as a call runs. Requests are bounded by the session's per-request timeout.
@@ -591,10 +607,17 @@ impl HttpClients {
             // Redirects are not followed: a redirect could lead to another origin, escaping
             // that origin's limits and breakers (and would carry requests there).
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tether/", env!("CARGO_PKG_VERSION")))
+            .user_agent(http_leg::AGENT)
             .default_headers(headers.clone())
             .build()
-            .map_err(|_| ConnectError::Protocol("could not set up the HTTP client".to_owned()))?;
+            .map_err(|_| setup_failed())?;
+        // A stdio pseudo-origin never parses: no hyper client, as for a proxied origin.
+        let direct = match origin.as_str().parse::<http::Uri>() {
+            Ok(uri) => RequestClient::for_origin(&uri, tcp_connect_timeout, headers)
+                .map_err(|_| setup_failed())?,
+            Err(_) => None,
+        };
+        let built = OriginClients { http, direct };
         Ok(self.lock().entry(origin.clone()).or_insert(built).clone())
     }
 }

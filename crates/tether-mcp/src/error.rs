@@ -271,6 +271,26 @@ pub(crate) fn from_reqwest(error: &reqwest::Error) -> ConnectError {
     }
 }
 
+/// A failure below HTTP on the upstream leg of [`crate::http_leg`] (`connect`: before a
+/// connection stood), classified as [`from_reqwest`] classifies reqwest's. Only the kind of
+/// the first `io::Error` in the chain is read: hyper's texts are not carried.
+pub(crate) fn from_transport(error: &(dyn StdError + 'static), connect: bool) -> ConnectError {
+    match io_kind(error) {
+        Some(io::ErrorKind::ConnectionRefused) => {
+            ConnectError::transport(TransportFailure::Refused, "")
+        }
+        Some(io::ErrorKind::TimedOut) if connect => {
+            ConnectError::transport(TransportFailure::Timeout, "connecting timed out")
+        }
+        Some(io::ErrorKind::TimedOut) => {
+            ConnectError::transport(TransportFailure::Timeout, "the HTTP request timed out")
+        }
+        // DNS, TLS handshake, unreachable network: all below HTTP.
+        _ if connect => ConnectError::transport(TransportFailure::Network, "could not connect"),
+        _ => ConnectError::transport(TransportFailure::Network, "the HTTP exchange failed"),
+    }
+}
+
 fn from_io(error: &io::Error) -> ConnectError {
     // `io::Error::source` skips its own payload, so a `Mapped` inside is looked up here.
     if let Some(mapped) = error.get_ref().and_then(|e| e.downcast_ref::<Mapped>()) {

@@ -42,6 +42,7 @@ mod bearer;
 mod connector;
 mod convert;
 mod error;
+mod http_leg;
 mod legacy_sse;
 mod offers;
 mod resume;

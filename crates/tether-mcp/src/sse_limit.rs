@@ -7,8 +7,9 @@
 //! event beyond [`MAX_SSE_EVENT_BYTES`]: the parser keeps an unfinished event in memory, so a
 //! server that never ends an event would otherwise grow it without bound.
 
-use futures::StreamExt;
+use bytes::Bytes;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use sse_stream::{Error as SseError, Sse, SseStream};
 
 /// The largest event accepted, counting the bytes of its lines (same default as rmcp's
@@ -19,7 +20,7 @@ pub(crate) const MAX_SSE_EVENT_BYTES: usize = 16 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum BodyError {
     #[error("reading the event stream failed")]
-    Read(#[source] reqwest::Error),
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Worded as rmcp's own limit error, which the exchange recognises by its text.
     #[error("an event exceeded the maximum size of {0} bytes")]
     TooLarge(usize),
@@ -31,9 +32,20 @@ pub(crate) fn events(
     response: reqwest::Response,
     max_event_bytes: usize,
 ) -> BoxStream<'static, Result<Sse, SseError>> {
+    events_of(response.bytes_stream(), max_event_bytes)
+}
+
+/// [`events`] of any body's chunks.
+pub(crate) fn events_of<E>(
+    chunks: impl Stream<Item = Result<Bytes, E>> + Send + 'static,
+    max_event_bytes: usize,
+) -> BoxStream<'static, Result<Sse, SseError>>
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let mut limit = EventLimit::new(max_event_bytes);
-    let bytes = response.bytes_stream().map(move |chunk| {
-        let chunk = chunk.map_err(BodyError::Read)?;
+    let bytes = chunks.map(move |chunk| {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.into()))?;
         limit.observe(&chunk)?;
         Ok::<_, BodyError>(chunk)
     });

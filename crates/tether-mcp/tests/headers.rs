@@ -1,4 +1,5 @@
-//! Operator-given headers (`tether connect --header`) on every HTTP request.
+//! Operator-given headers (`tether connect --header`) and Tether's `User-Agent` on every HTTP
+//! request, whichever client sends it (rmcp's `initialize`, the lean session's own requests).
 
 mod support;
 
@@ -26,10 +27,11 @@ async fn static_headers_reach_every_request_and_stay_out_of_debug() {
         move |request: Request<Body>, next: Next| {
             let counted = counted.clone();
             async move {
-                let ok = request
-                    .headers()
-                    .get("x-api-key")
-                    .is_some_and(|v| v == "key-123");
+                let headers = request.headers();
+                let ok = headers.get("x-api-key").is_some_and(|v| v == "key-123")
+                    && headers
+                        .get("user-agent")
+                        .is_some_and(|v| v == concat!("tether/", env!("CARGO_PKG_VERSION")));
                 if ok {
                     next.run(request).await
                 } else {

@@ -20,10 +20,9 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpResponseLimits,
 };
 use sse_stream::Sse;
-use url::Url;
 
 use super::param_headers::ToolParamHeaders;
-use super::post::{self, Outgoing, Posted};
+use super::post::{self, Outgoing, Posted, Target};
 
 use crate::authorized::AuthorizedClient;
 use crate::error::HttpError;
@@ -43,7 +42,7 @@ pub(super) struct Endpoint {
     pub(super) uri: Arc<str>,
     /// `uri` parsed, once per session; `None` if it does not parse (rmcp's client then
     /// sends, and reports the failure as before).
-    pub(super) url: Option<Url>,
+    pub(super) target: Option<Target>,
     /// `None` before `initialize` is answered, and for servers that run without sessions
     /// (rmcp's client allows those too).
     pub(super) session_id: Option<Arc<str>>,
@@ -102,7 +101,7 @@ impl Endpoint {
         &self,
         message: ClientJsonRpcMessage,
     ) -> Result<Posted, HttpError> {
-        let Some(url) = &self.url else {
+        let Some(target) = &self.target else {
             // Boxed: rmcp's client future is several KiB, and inline it would be copied with
             // every request's future although this road is almost never taken.
             return Box::pin(self.post(message)).await.map(Posted::from);
@@ -114,13 +113,13 @@ impl Endpoint {
         };
         let body = Bytes::from(serde_json::to_vec(&message).map_err(post::unserializable)?);
         let outgoing = Outgoing {
-            url,
+            target,
             session_id: self.session_id.as_deref(),
             headers: &headers,
             limits: Self::limits(),
         };
         self.http
-            .send_with(|http, token| post::send(http, &outgoing, body.clone(), token))
+            .send_with(|leg, token| post::send(leg, &outgoing, body.clone(), token))
             .await
     }
 

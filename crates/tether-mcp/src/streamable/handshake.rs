@@ -107,11 +107,11 @@ pub(crate) async fn open(
     settings: Settings,
     known: Option<Wire>,
 ) -> Result<Handshake, ConnectError> {
-    let url = url::Url::parse(&uri).ok();
+    let target = super::post::Target::parse(&uri);
     let mut endpoint = Endpoint {
         http,
         uri,
-        url,
+        target,
         session_id: None,
         protocol_version: None,
         // rmcp does not resume the stream of an `initialize` answer either.

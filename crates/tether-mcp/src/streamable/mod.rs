@@ -40,3 +40,4 @@ mod session;
 
 pub use handshake::Wire;
 pub(crate) use handshake::{Handshake, Settings, open};
+pub(crate) use post::Leg;

@@ -1,5 +1,6 @@
 //! One `POST` of a session's request and the HTTP facts of its response, sent with the
-//! per-origin `reqwest::Client` directly instead of through rmcp's `StreamableHttpClient`.
+//! origin's own client ([`crate::http_leg`], hyper directly; reqwest when the environment
+//! proxies the origin) instead of through rmcp's `StreamableHttpClient`.
 //!
 //! rmcp's client takes the endpoint as text and parses it (with IDNA) on every request, takes
 //! the message by value (so the token-attaching retry clones it first) and reads a JSON answer
@@ -14,26 +15,33 @@
 //! (`SessionExpired`), 429 and 5xx with `Retry-After` (`HttpStatus`) unless the body is a
 //! JSON-RPC error, which is the answer; any other failure status as `"HTTP <code>"`, the same
 //! leading text rmcp writes (the body is not carried); the size limits on a JSON body and on
-//! each event of a stream. The handshake, resumptions and the standalone stream still go
-//! through rmcp's client.
+//! each event of a stream. Failures below HTTP are classified here ([`error::from_transport`])
+//! the way reqwest's are. The handshake's `initialize`, resumptions and the standalone stream
+//! still go through rmcp's client.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::error::Error as StdError;
 use std::io;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{
-    ACCEPT, CONTENT_TYPE, HeaderName, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE,
+use http::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
-use reqwest::{Method, StatusCode, Url};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body as HttpBody;
+use http_body_util::{BodyDataStream, BodyExt, Full};
 use rmcp::model::ServerJsonRpcMessage;
 use rmcp::transport::streamable_http_client::{
     AuthRequiredError, HttpStatusError, InsufficientScopeError, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
+use url::Url;
 
 use super::endpoint::EventStream;
-use crate::error::HttpError;
+use crate::error::{self, HttpError, Mapped};
+use crate::http_leg::RequestClient;
 use crate::sse_limit;
 
 const JSON: &str = "application/json";
@@ -68,9 +76,34 @@ impl From<StreamableHttpPostResponse> for Posted {
     }
 }
 
+/// The session's endpoint, parsed once: for hyper and for reqwest.
+#[derive(Debug, Clone)]
+pub(super) struct Target {
+    uri: Uri,
+    url: Url,
+}
+
+impl Target {
+    /// `None` when `text` is not an absolute URL both parsers accept.
+    pub(super) fn parse(text: &str) -> Option<Self> {
+        Some(Self {
+            uri: text.parse().ok()?,
+            url: Url::parse(text).ok()?,
+        })
+    }
+}
+
+/// The client a session's requests go out with: its origin's hyper client, or reqwest's when
+/// the environment proxies the origin (see [`crate::http_leg`]).
+#[derive(Debug, Clone)]
+pub(crate) enum Leg {
+    Direct(RequestClient),
+    Proxied(reqwest::Client),
+}
+
 /// What one `POST` carries besides its body.
 pub(super) struct Outgoing<'a> {
-    pub(super) url: &'a Url,
+    pub(super) target: &'a Target,
     pub(super) session_id: Option<&'a str>,
     pub(super) headers: &'a HashMap<HeaderName, HeaderValue>,
     pub(super) limits: StreamableHttpResponseLimits,
@@ -78,34 +111,80 @@ pub(super) struct Outgoing<'a> {
 
 /// Sends `body` once with `token` and classifies the response.
 pub(super) async fn send(
-    http: reqwest::Client,
+    leg: Leg,
     outgoing: &Outgoing<'_>,
     body: Bytes,
     token: Option<String>,
 ) -> Result<Posted, HttpError> {
-    let mut request = http
-        .request(Method::POST, outgoing.url.clone())
-        .header(ACCEPT, ACCEPT_BOTH)
-        .header(CONTENT_TYPE, JSON_BODY)
-        .body(body);
+    let mut headers = HeaderMap::with_capacity(4 + outgoing.headers.len());
+    headers.insert(ACCEPT, ACCEPT_BOTH);
+    headers.insert(CONTENT_TYPE, JSON_BODY);
     if let Some(token) = token {
-        request = request.bearer_auth(token);
+        headers.insert(AUTHORIZATION, bearer(&token)?);
     }
     if let Some(session_id) = outgoing.session_id {
-        request = request.header(SESSION_HEADER, session_id);
+        let value = HeaderValue::from_str(session_id).map_err(|_| {
+            StreamableHttpError::UnexpectedServerResponse(Cow::Borrowed(
+                "the server's session id is not a valid header value",
+            ))
+        })?;
+        headers.insert(SESSION_HEADER, value);
     }
     for (name, value) in outgoing.headers {
-        request = request.header(name, value);
+        headers.append(name, value.clone());
     }
-    let response = request.send().await?;
-    classify(response, outgoing.session_id.is_some(), outgoing.limits).await
+    match leg {
+        Leg::Direct(client) => {
+            let mut request = Request::new(Full::new(body));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = outgoing.target.uri.clone();
+            *request.headers_mut() = headers;
+            let response = client
+                .send(request)
+                .await
+                .map_err(|e| transport_failed(error::from_transport(&e, e.is_connect())))?;
+            classify(response, outgoing.session_id.is_some(), outgoing.limits).await
+        }
+        Leg::Proxied(client) => {
+            let response = client
+                .request(Method::POST, outgoing.target.url.clone())
+                .headers(headers)
+                .body(body)
+                .send()
+                .await?;
+            let response: Response<reqwest::Body> = response.into();
+            classify(response, outgoing.session_id.is_some(), outgoing.limits).await
+        }
+    }
 }
 
-async fn classify(
-    response: reqwest::Response,
+/// `Bearer <token>`, marked sensitive so that no debug output of the request shows it.
+fn bearer(token: &str) -> Result<HeaderValue, HttpError> {
+    let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+        // The token is not in the error: only that it could not be sent.
+        StreamableHttpError::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the access token is not a valid header value",
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// A failure below HTTP, already classified, in the error type rmcp's client has.
+fn transport_failed(failure: tether_core::ConnectError) -> HttpError {
+    StreamableHttpError::Io(io::Error::other(Mapped(failure)))
+}
+
+async fn classify<B>(
+    response: Response<B>,
     session_attached: bool,
     limits: StreamableHttpResponseLimits,
-) -> Result<Posted, HttpError> {
+) -> Result<Posted, HttpError>
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
     let status = response.status();
     if let Some(challenge) = challenge(&response)? {
         return Err(challenge);
@@ -116,20 +195,21 @@ async fn classify(
     if status == StatusCode::NOT_FOUND && session_attached {
         return Err(StreamableHttpError::SessionExpired);
     }
-    let is_json = has_media_type(&response, JSON);
+    let is_json = has_media_type(response.headers(), JSON);
     let status_error = status_error(status, response.headers());
     if !status.is_success() {
         // A JSON-RPC error body is the answer (rmcp's rule), except after 401/403 and 429,
         // whose status is the answer.
         let auth_failure = matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN);
         if is_json && !auth_failure && status != StatusCode::TOO_MANY_REQUESTS {
-            match bounded_body(response, limits.max_json_response_size).await {
+            match bounded_body(response.into_body(), limits.max_json_response_size).await {
                 Ok(body) if is_jsonrpc_error(&body) => return Ok(Posted::Json(body)),
-                Ok(_) | Err(StreamableHttpError::Client(_)) => {}
-                Err(too_large @ StreamableHttpError::ResponseBodyTooLarge { .. }) => {
+                // An unreadable body leaves the status as the answer.
+                Ok(_) | Err(BodyFailure::Read(_)) => {}
+                Err(BodyFailure::TooLarge { max_size }) => {
+                    let too_large = StreamableHttpError::ResponseBodyTooLarge { max_size };
                     return Err(status_error.map_or(too_large, StreamableHttpError::from));
                 }
-                Err(other) => return Err(other),
             }
         }
         return Err(match status_error {
@@ -140,16 +220,17 @@ async fn classify(
             ))),
         });
     }
-    if has_media_type(&response, EVENT_STREAM) {
-        return Ok(Posted::Events(sse_limit::events(
-            response,
+    if has_media_type(response.headers(), EVENT_STREAM) {
+        return Ok(Posted::Events(sse_limit::events_of(
+            BodyDataStream::new(response.into_body()),
             limits.max_sse_event_size,
         )));
     }
     if is_json {
-        return Ok(Posted::Json(
-            bounded_body(response, limits.max_json_response_size).await?,
-        ));
+        return bounded_body(response.into_body(), limits.max_json_response_size)
+            .await
+            .map(Posted::Json)
+            .map_err(BodyFailure::into_http);
     }
     let content_type = response
         .headers()
@@ -159,7 +240,7 @@ async fn classify(
 }
 
 /// A 401 or 403 that carries a challenge, as rmcp types it.
-fn challenge(response: &reqwest::Response) -> Result<Option<HttpError>, HttpError> {
+fn challenge<B>(response: &Response<B>) -> Result<Option<HttpError>, HttpError> {
     let status = response.status();
     if !matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
         return Ok(None);
@@ -196,10 +277,7 @@ fn challenge_scope(header: &str) -> Option<String> {
 }
 
 /// 429 and 5xx with a bounded `Retry-After`, as rmcp keeps them.
-fn status_error(
-    status: StatusCode,
-    headers: &reqwest::header::HeaderMap,
-) -> Option<HttpStatusError> {
+fn status_error(status: StatusCode, headers: &HeaderMap) -> Option<HttpStatusError> {
     if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
         return None;
     }
@@ -211,9 +289,8 @@ fn status_error(
     Some(HttpStatusError::new(status.as_u16(), retry_after))
 }
 
-fn has_media_type(response: &reqwest::Response, wanted: &str) -> bool {
-    response
-        .headers()
+fn has_media_type(headers: &HeaderMap, wanted: &str) -> bool {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
@@ -231,36 +308,74 @@ fn is_jsonrpc_error(body: &[u8]) -> bool {
     serde_json::from_slice::<ErrorOnly>(body).is_ok()
 }
 
+/// Why a body was not read whole.
+enum BodyFailure {
+    TooLarge { max_size: usize },
+    Read(HttpError),
+}
+
+impl BodyFailure {
+    fn into_http(self) -> HttpError {
+        match self {
+            Self::TooLarge { max_size } => StreamableHttpError::ResponseBodyTooLarge { max_size },
+            Self::Read(error) => error,
+        }
+    }
+}
+
 /// The whole body, refused once it passes `limit` (announced or read).
-async fn bounded_body(mut response: reqwest::Response, limit: usize) -> Result<Bytes, HttpError> {
-    let too_large = || StreamableHttpError::ResponseBodyTooLarge { max_size: limit };
-    if response
-        .content_length()
+async fn bounded_body<B>(mut body: B, limit: usize) -> Result<Bytes, BodyFailure>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let too_large = || BodyFailure::TooLarge { max_size: limit };
+    if body
+        .size_hint()
+        .exact()
         .is_some_and(|announced| announced > limit as u64)
     {
         return Err(too_large());
     }
-    let Some(first) = response.chunk().await? else {
+    let Some(first) = next_chunk(&mut body).await? else {
         return Ok(Bytes::new());
     };
     if first.len() > limit {
         return Err(too_large());
     }
-    let Some(second) = response.chunk().await? else {
+    let Some(second) = next_chunk(&mut body).await? else {
         // The common case: one chunk, kept without a copy.
         return Ok(first);
     };
-    let mut body = BytesMut::with_capacity(first.len() + second.len());
-    body.extend_from_slice(&first);
+    let mut whole = BytesMut::with_capacity(first.len() + second.len());
+    whole.extend_from_slice(&first);
     let mut next = Some(second);
     while let Some(chunk) = next {
-        if body.len() + chunk.len() > limit {
+        if whole.len() + chunk.len() > limit {
             return Err(too_large());
         }
-        body.extend_from_slice(&chunk);
-        next = response.chunk().await?;
+        whole.extend_from_slice(&chunk);
+        next = next_chunk(&mut body).await?;
     }
-    Ok(body.freeze())
+    Ok(whole.freeze())
+}
+
+/// The next data of `body` (trailers are skipped); `None` at its end.
+async fn next_chunk<B>(body: &mut B) -> Result<Option<Bytes>, BodyFailure>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            let e: Box<dyn StdError + Send + Sync> = e.into();
+            BodyFailure::Read(transport_failed(error::from_transport(&*e, false)))
+        })?;
+        if let Ok(data) = frame.into_data() {
+            return Ok(Some(data));
+        }
+    }
+    Ok(None)
 }
 
 /// A message that could not be serialized (none of ours can fail; kept typed all the same).
@@ -289,7 +404,7 @@ mod tests {
 
     #[test]
     fn only_429_and_5xx_keep_their_status() {
-        let headers = reqwest::header::HeaderMap::new();
+        let headers = HeaderMap::new();
         for code in [200u16, 400, 401, 404, 429, 500, 503] {
             let Ok(status) = StatusCode::from_u16(code) else {
                 continue;
@@ -304,7 +419,7 @@ mod tests {
 
     #[test]
     fn a_long_retry_after_is_not_kept() {
-        let mut headers = reqwest::header::HeaderMap::new();
+        let mut headers = HeaderMap::new();
         headers.insert(RETRY_AFTER, HeaderValue::from_static("17"));
         let kept = status_error(StatusCode::SERVICE_UNAVAILABLE, &headers);
         assert_eq!(kept.and_then(|e| e.retry_after).as_deref(), Some("17"));
