@@ -15,7 +15,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 
 /// The body ran past its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -24,9 +24,14 @@ pub struct BodyTimedOut;
 
 /// A request body that fails with [`BodyTimedOut`] once its deadline passes, and says so in
 /// `expired` so the middleware can answer 408 whatever the handler made of the error.
+///
+/// The timer is armed only when the body first has to be waited for: most bodies arrive with
+/// their headers and are read without one (a timer per request was measurable per call).
 struct DeadlineBody {
     inner: Body,
-    deadline: Pin<Box<Sleep>>,
+    /// `None`: a timeout too long to fall within `Instant`'s range, never reached.
+    at: Option<Instant>,
+    deadline: Option<Pin<Box<Sleep>>>,
     expired: Arc<AtomicBool>,
 }
 
@@ -42,7 +47,13 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame);
         }
-        if this.deadline.as_mut().poll(cx).is_ready() {
+        let Some(at) = this.at else {
+            return Poll::Pending;
+        };
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if deadline.as_mut().poll(cx).is_ready() {
             this.expired.store(true, Ordering::Relaxed);
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
         }
@@ -71,7 +82,8 @@ pub(crate) async fn body_deadline(
     let (parts, inner) = request.into_parts();
     let body = Body::new(DeadlineBody {
         inner,
-        deadline: Box::pin(tokio::time::sleep(timeout)),
+        at: Instant::now().checked_add(timeout),
+        deadline: None,
         expired: expired.clone(),
     });
     let response = next.run(Request::from_parts(parts, body)).await;

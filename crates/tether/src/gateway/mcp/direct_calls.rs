@@ -7,11 +7,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rmcp::model::RequestId;
+use serde::Deserialize;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-/// A session id and a request id in its JSON form (`7` and `"7"` are different ids).
-type Key = (String, String);
+/// A session id and a request id (`7` and `"7"` are different ids).
+type Key = (String, RequestId);
 
 #[derive(Debug, Default)]
 pub struct DirectCalls {
@@ -43,20 +44,13 @@ impl Drop for Running {
     }
 }
 
-fn id_key(id: &Value) -> String {
-    id.to_string()
-}
-
 impl DirectCalls {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, CancellationToken>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(crate) fn begin(self: &Arc<Self>, session: &str, id: &RequestId) -> Running {
-        let key = (
-            session.to_owned(),
-            id_key(&serde_json::to_value(id).unwrap_or_default()),
-        );
+        let key = (session.to_owned(), id.clone());
         let cancelled = CancellationToken::new();
         self.lock().insert(key.clone(), cancelled.clone());
         Running {
@@ -67,7 +61,11 @@ impl DirectCalls {
 
     /// Cancels the session's running direct call `id`, if there is one.
     pub(crate) fn cancel(&self, session: &str, id: &Value) -> bool {
-        let key = (session.to_owned(), id_key(id));
+        // An id that is neither an integer nor a string names no call.
+        let Ok(id) = RequestId::deserialize(id) else {
+            return false;
+        };
+        let key = (session.to_owned(), id);
         match self.lock().get(&key) {
             Some(token) => {
                 token.cancel();
@@ -103,6 +101,13 @@ mod tests {
         let running = calls.begin("s1", &RequestId::Number(7));
         assert!(!calls.cancel("s2", &serde_json::json!(7)));
         assert!(!calls.cancel("s1", &serde_json::json!("7")));
+        for not_an_id in [
+            serde_json::json!(7.5),
+            serde_json::json!({"id": 7}),
+            Value::Null,
+        ] {
+            assert!(!calls.cancel("s1", &not_an_id), "{not_an_id}");
+        }
         assert!(!running.cancelled.is_cancelled());
         assert!(calls.cancel("s1", &serde_json::json!(7)));
         assert!(running.cancelled.is_cancelled());
