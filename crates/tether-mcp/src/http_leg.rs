@@ -165,4 +165,85 @@ mod tests {
             "{shown}"
         );
     }
+
+    /// A self-signed certificate for `localhost` and 127.0.0.1 (a test key, trusted nowhere).
+    const SELF_SIGNED: &str = "-----BEGIN CERTIFICATE-----
+MIIBnDCCAUGgAwIBAgIUUlx04u5JVv6H+YBic7vCUQ7X8UIwCgYIKoZIzj0EAwIw
+FDESMBAGA1UEAwwJbG9jYWxob3N0MCAXDTI2MTIwNTEyMDM0MloYDzIxMjYxMTEx
+MTIwMzQyWjAUMRIwEAYDVQQDDAlsb2NhbGhvc3QwWTATBgcqhkjOPQIBBggqhkjO
+PQMBBwNCAATXBhYnM5TYWZGnmIjB6bxFUH7JBIIbtUZDk29owc1mk0o0h4wo5yIm
+B7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJANo28wbTAdBgNVHQ4EFgQUNJPda2Z+M5DF
+dTIERPGPMQU/VaIwHwYDVR0jBBgwFoAUNJPda2Z+M5DFdTIERPGPMQU/VaIwDwYD
+VR0TAQH/BAUwAwEB/zAaBgNVHREEEzARgglsb2NhbGhvc3SHBH8AAAEwCgYIKoZI
+zj0EAwIDSQAwRgIhAOVUrLGYAkxEDYvjATsUjXNEvIKWegbxb3a/fwKO82ZIAiEA
+llDAo1tQuJAyghkjjHxh4ObNjgD5hwe7tl4s6z7BXRk=
+-----END CERTIFICATE-----
+";
+    const SELF_SIGNED_KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgR547KyIpHwYD3wgl
+8acPXxbwAb7TGT9JglTxlN2xV2ihRANCAATXBhYnM5TYWZGnmIjB6bxFUH7JBIIb
+tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
+-----END PRIVATE KEY-----
+";
+
+    /// TLS is spoken on an `https` URL and the certificate is verified: a server whose
+    /// certificate no root vouches for gets the client's alert and no request, and the failure
+    /// is one of connecting.
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_refused_before_any_request() {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let certs = CertificateDer::pem_slice_iter(SELF_SIGNED.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("the test certificate");
+        let key = PrivateKeyDer::from_pem_slice(SELF_SIGNED_KEY.as_bytes()).expect("its key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let server = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let accepted = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            acceptor.accept(tcp).await.map(drop)
+        });
+
+        let client =
+            RequestClient::build(Duration::from_secs(5), &HeaderMap::new()).expect("client");
+        let request = Request::post(format!("https://localhost:{port}/mcp"))
+            .body(Full::new(Bytes::from_static(b"{}")))
+            .expect("request");
+        let error = tokio::time::timeout(Duration::from_secs(10), client.send(request))
+            .await
+            .expect("no hang")
+            .expect_err("an untrusted certificate");
+        assert!(error.is_connect(), "{error:?}");
+        assert!(matches!(
+            crate::error::from_transport(&error, true),
+            tether_core::ConnectError::Transport {
+                kind: tether_core::TransportFailure::Network,
+                ..
+            }
+        ));
+
+        let handshake = tokio::time::timeout(Duration::from_secs(10), accepted)
+            .await
+            .expect("the server finished")
+            .expect("the server task");
+        let refusal = handshake.expect_err("the client refused the handshake");
+        let alert = refusal
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        assert!(
+            matches!(alert, Some(rustls::Error::AlertReceived(_))),
+            "{refusal:?}"
+        );
+    }
 }
