@@ -139,6 +139,8 @@ pub(crate) struct AuthorizedClient {
     /// them on `http` (the environment proxies the origin, or rmcp's client owns the session).
     direct: Option<RequestClient>,
     credentials: Option<Credentials>,
+    /// Whether the standalone event stream is refused (see [`Self::refusing_standalone_stream`]).
+    no_standalone_stream: bool,
 }
 
 impl AuthorizedClient {
@@ -147,7 +149,27 @@ impl AuthorizedClient {
             http,
             direct: None,
             credentials,
+            no_standalone_stream: false,
         }
+    }
+
+    /// Answers rmcp's `GET` of the standalone event stream with
+    /// [`StreamableHttpError::ServerDoesNotSupportSse`] when `refuse` is set
+    /// ([`McpConnectorConfig::standalone_stream`](crate::McpConnectorConfig::standalone_stream)
+    /// off).
+    ///
+    /// rmcp 3.11 has no setting for that stream: its worker always opens it after `initialize`,
+    /// with a `GET` that has a session id and no `Last-Event-ID`, and skips it quietly on that
+    /// error (what a server's 405 becomes). Every other `GET` it makes resumes a stream and
+    /// carries `Last-Event-ID`: it resumes a request's response stream only after an event id,
+    /// so those pass unchanged.
+    pub(crate) fn refusing_standalone_stream(mut self, refuse: bool) -> Self {
+        self.no_standalone_stream = refuse;
+        self
+    }
+
+    fn refuses(&self, last_event_id: Option<&String>) -> bool {
+        self.no_standalone_stream && last_event_id.is_none()
     }
 
     /// Sends the requests of [`send_with`](Self::send_with) with `direct` when there is one.
@@ -282,6 +304,9 @@ impl StreamableHttpClient for AuthorizedClient {
         _auth_header: Option<String>,
         custom_headers: Headers,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        if self.refuses(last_event_id.as_ref()) {
+            return Err(StreamableHttpError::ServerDoesNotSupportSse);
+        }
         self.send(|token| {
             self.http.get_stream(
                 uri.clone(),
@@ -303,6 +328,9 @@ impl StreamableHttpClient for AuthorizedClient {
         custom_headers: Headers,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, HttpError> {
+        if self.refuses(last_event_id.as_ref()) {
+            return Err(StreamableHttpError::ServerDoesNotSupportSse);
+        }
         self.send(|token| {
             self.http.get_stream_with_max_sse_event_size(
                 uri.clone(),
@@ -364,5 +392,72 @@ mod tests {
             Arc::from("https://mcp.example/mcp"),
         );
         assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    /// The standalone stream's `GET` (no `Last-Event-ID`) is refused without a request when
+    /// asked; resumptions, and every `GET` of a client not asked to refuse, are sent.
+    #[tokio::test]
+    async fn only_the_standalone_stream_is_refused_and_without_a_request() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let uri: Arc<str> =
+            format!("http://{}/mcp", listener.local_addr().expect("address")).into();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                drop(socket);
+            }
+        });
+        let refused = |result: &Result<_, HttpError>| {
+            matches!(result, Err(StreamableHttpError::ServerDoesNotSupportSse))
+        };
+        let session: Option<Arc<str>> = Some("s-1".into());
+
+        let http = reqwest::Client::new();
+        let refusing = AuthorizedClient::new(http.clone(), None).refusing_standalone_stream(true);
+        let standalone = refusing
+            .get_stream(uri.clone(), session.clone(), None, None, HashMap::new())
+            .await;
+        assert!(refused(&standalone));
+        let bounded = refusing
+            .get_stream_with_max_sse_event_size(
+                uri.clone(),
+                session.clone(),
+                None,
+                None,
+                HashMap::new(),
+                1024,
+            )
+            .await;
+        assert!(refused(&bounded));
+        assert_eq!(accepted.load(Ordering::SeqCst), 0, "no request was sent");
+
+        let resumed = refusing
+            .get_stream(
+                uri.clone(),
+                session.clone(),
+                Some("ev-1".to_owned()),
+                None,
+                HashMap::new(),
+            )
+            .await;
+        assert!(!refused(&resumed));
+        let allowing = AuthorizedClient::new(http, None);
+        let opened = allowing
+            .get_stream(uri, session, None, None, HashMap::new())
+            .await;
+        assert!(!refused(&opened));
+        for _ in 0..100 {
+            if accepted.load(Ordering::SeqCst) >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "both were sent");
     }
 }

@@ -9,20 +9,13 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
-use rmcp::model::{
-    ClientCapabilities, ClientConfig, ClientJsonRpcMessage, Implementation, ProtocolVersion,
-};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientInitializeError, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::{
-    SseError, StreamableHttpClient, StreamableHttpClientTransportConfig, StreamableHttpError,
-    StreamableHttpPostResponse, StreamableHttpResponseLimits,
-};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{
     ClientCacheConfig, ClientLifecycleMode, RoleClient, serve_client, serve_client_with_lifecycle,
 };
-use sse_stream::Sse;
 use tether_core::{
     ConnectError, ConnectRequest, Connector, Origin, ServerConfig, ServerName, Session,
     TransportConfig, TransportFailure,
@@ -311,10 +304,8 @@ impl McpConnector {
             StreamableHttpClientTransportConfig::with_uri(url).reinit_on_expired_session(false);
         // rmcp's default retries a broken event stream forever; ours gives up (see `resume`).
         transport_config.retry_config = Arc::new(self.resume_policy());
-        let client = SessionHttpClient {
-            inner: AuthorizedClient::new(client, self.credentials(request, url)),
-            standalone_stream: self.config.standalone_stream,
-        };
+        let client = AuthorizedClient::new(client, self.credentials(request, url))
+            .refusing_standalone_stream(!self.config.standalone_stream);
         let transport = StreamableHttpClientTransport::with_client(client, transport_config);
         self.initialize(request, TransportKind::StreamableHttp, transport)
             .await
@@ -619,141 +610,5 @@ impl HttpClients {
         };
         let built = OriginClients { http, direct };
         Ok(self.lock().entry(origin.clone()).or_insert(built).clone())
-    }
-}
-
-type HttpError = StreamableHttpError<reqwest::Error>;
-type Headers = HashMap<reqwest::header::HeaderName, reqwest::header::HeaderValue>;
-type EventStream = BoxStream<'static, Result<Sse, SseError>>;
-
-/// The HTTP client one Streamable HTTP session hands rmcp: the token-attaching client, which
-/// can refuse the standalone event stream ([`McpConnectorConfig::standalone_stream`]).
-///
-/// rmcp 3.11 has no setting for that stream: its worker always opens it after `initialize`,
-/// with a `GET` that has a session id and no `Last-Event-ID`, and skips it quietly when the
-/// client answers [`StreamableHttpError::ServerDoesNotSupportSse`] (what a server's 405
-/// becomes). Every other `GET` it makes resumes a stream and carries `Last-Event-ID`: it
-/// resumes a request's response stream only after an event id, so those pass unchanged.
-#[derive(Debug, Clone)]
-struct SessionHttpClient {
-    inner: AuthorizedClient,
-    standalone_stream: bool,
-}
-
-impl SessionHttpClient {
-    fn refuses(&self, last_event_id: Option<&String>) -> bool {
-        !self.standalone_stream && last_event_id.is_none()
-    }
-}
-
-// Every method forwards (the `_with_…` variants too, so rmcp's size limits stay enforced).
-impl StreamableHttpClient for SessionHttpClient {
-    type Error = reqwest::Error;
-
-    async fn post_message(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.inner
-            .post_message(uri, message, session_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn post_message_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-        max_sse_event_size: usize,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.inner
-            .post_message_with_max_sse_event_size(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
-    }
-
-    async fn post_message_with_response_limits(
-        &self,
-        uri: Arc<str>,
-        message: ClientJsonRpcMessage,
-        session_id: Option<Arc<str>>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-        limits: StreamableHttpResponseLimits,
-    ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.inner
-            .post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            )
-            .await
-    }
-
-    async fn delete_session(
-        &self,
-        uri: Arc<str>,
-        session_id: Arc<str>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-    ) -> Result<(), HttpError> {
-        self.inner
-            .delete_session(uri, session_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn get_stream(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-    ) -> Result<EventStream, HttpError> {
-        if self.refuses(last_event_id.as_ref()) {
-            return Err(StreamableHttpError::ServerDoesNotSupportSse);
-        }
-        self.inner
-            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
-    }
-
-    async fn get_stream_with_max_sse_event_size(
-        &self,
-        uri: Arc<str>,
-        session_id: Option<Arc<str>>,
-        last_event_id: Option<String>,
-        auth_header: Option<String>,
-        custom_headers: Headers,
-        max_sse_event_size: usize,
-    ) -> Result<EventStream, HttpError> {
-        if self.refuses(last_event_id.as_ref()) {
-            return Err(StreamableHttpError::ServerDoesNotSupportSse);
-        }
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
     }
 }
