@@ -247,33 +247,20 @@ pub(crate) fn from_reqwest(error: &reqwest::Error) -> ConnectError {
     if let Some(status) = error.status() {
         return from_status(status.as_u16(), None);
     }
-    if error.is_connect() {
-        if io_kind(error) == Some(io::ErrorKind::ConnectionRefused) {
-            return ConnectError::transport(TransportFailure::Refused, "");
-        }
-        if io_kind(error) == Some(io::ErrorKind::TimedOut) {
-            return ConnectError::transport(TransportFailure::Timeout, "connecting timed out");
-        }
-        // DNS, TLS handshake, unreachable network: all below HTTP.
-        return ConnectError::transport(TransportFailure::Network, "could not connect");
+    let connect = error.is_connect();
+    let below = matches!(
+        io_kind(error),
+        Some(io::ErrorKind::ConnectionRefused | io::ErrorKind::TimedOut)
+    );
+    if !connect && !below && error.is_decode() {
+        return ConnectError::Protocol("the server's answer could not be decoded".to_owned());
     }
-    match io_kind(error) {
-        Some(io::ErrorKind::ConnectionRefused) => {
-            ConnectError::transport(TransportFailure::Refused, "")
-        }
-        Some(io::ErrorKind::TimedOut) => {
-            ConnectError::transport(TransportFailure::Timeout, "the HTTP request timed out")
-        }
-        _ if error.is_decode() => {
-            ConnectError::Protocol("the server's answer could not be decoded".to_owned())
-        }
-        _ => ConnectError::transport(TransportFailure::Network, "the HTTP exchange failed"),
-    }
+    from_transport(error, connect)
 }
 
-/// A failure below HTTP on the upstream leg of [`crate::http_leg`] (`connect`: before a
-/// connection stood), classified as [`from_reqwest`] classifies reqwest's. Only the kind of
-/// the first `io::Error` in the chain is read: hyper's texts are not carried.
+/// A failure below HTTP (`connect`: before a connection stood), on either client: hyper's on
+/// the upstream leg of [`crate::http_leg`], reqwest's through [`from_reqwest`]. Only the kind
+/// of the first `io::Error` in the chain is read: the clients' texts are not carried.
 pub(crate) fn from_transport(error: &(dyn StdError + 'static), connect: bool) -> ConnectError {
     match io_kind(error) {
         Some(io::ErrorKind::ConnectionRefused) => {
