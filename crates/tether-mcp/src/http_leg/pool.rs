@@ -1,7 +1,6 @@
 //! The idle connections of one [`RequestClient`](super::RequestClient), per origin, and how
 //! long they are kept.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use super::conn::Conn;
 pub(super) const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Where a connection goes: its scheme and authority.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Origin {
     scheme: Scheme,
     authority: Authority,
@@ -32,22 +31,25 @@ impl Origin {
 }
 
 struct Idle {
+    origin: Origin,
     conn: Conn,
     since: Instant,
 }
 
 /// Idle connections, the most recently used last (it is the first taken: its socket is the
-/// least likely to have been closed by the server).
+/// least likely to have been closed by the server). One list, not a map by origin: a client
+/// serves one origin (`RequestClient::for_origin`), so the match is the last entry, found
+/// without hashing the authority twice per request.
 #[derive(Default)]
 pub(super) struct Pool {
-    idle: Mutex<HashMap<Origin, Vec<Idle>>>,
+    idle: Mutex<Vec<Idle>>,
     /// Whether the task that closes expired connections runs (started at the first check-in,
     /// which always happens inside the runtime).
     reaping: std::sync::atomic::AtomicBool,
 }
 
 impl Pool {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Origin, Vec<Idle>>> {
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
         // Nothing is left half-done under this lock: a panic elsewhere does not spoil the map.
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -56,8 +58,8 @@ impl Pool {
     pub(super) fn checkout(&self, origin: &Origin) -> Option<Conn> {
         let now = Instant::now();
         let mut idle = self.lock();
-        let conns = idle.get_mut(origin)?;
-        while let Some(entry) = conns.pop() {
+        while let Some(at) = idle.iter().rposition(|entry| entry.origin == *origin) {
+            let entry = idle.remove(at);
             if now.saturating_duration_since(entry.since) < IDLE_TIMEOUT && entry.conn.reusable() {
                 return Some(entry.conn);
             }
@@ -72,10 +74,11 @@ impl Pool {
             return;
         }
         let entry = Idle {
+            origin,
             conn,
             since: Instant::now(),
         };
-        self.lock().entry(origin).or_default().push(entry);
+        self.lock().push(entry);
         if !self
             .reaping
             .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -87,20 +90,21 @@ impl Pool {
     /// Closes the connections idle for longer than [`IDLE_TIMEOUT`].
     pub(super) fn expire(&self) {
         let now = Instant::now();
-        self.lock().retain(|_, conns| {
-            // Oldest first: the expired ones are a prefix.
-            let expired = conns
-                .iter()
-                .take_while(|entry| now.saturating_duration_since(entry.since) >= IDLE_TIMEOUT)
-                .count();
-            conns.drain(..expired);
-            !conns.is_empty()
-        });
+        let mut idle = self.lock();
+        // Oldest first: the expired ones are a prefix.
+        let expired = idle
+            .iter()
+            .take_while(|entry| now.saturating_duration_since(entry.since) >= IDLE_TIMEOUT)
+            .count();
+        idle.drain(..expired);
     }
 
     #[cfg(test)]
     pub(super) fn idle(&self, origin: &Origin) -> usize {
-        self.lock().get(origin).map_or(0, Vec::len)
+        self.lock()
+            .iter()
+            .filter(|entry| entry.origin == *origin)
+            .count()
     }
 }
 

@@ -23,6 +23,7 @@ mod log_threshold;
 mod names;
 mod origin;
 mod sessions;
+mod shared_service;
 
 use std::sync::Arc;
 
@@ -72,7 +73,7 @@ pub(crate) fn router(
         server_config,
     );
     Router::new()
-        .route_service("/mcp", service)
+        .route_service("/mcp", shared_service::Shared::new(service))
         .layer(from_fn_with_state(Gate { app, hosts }, gate))
 }
 
