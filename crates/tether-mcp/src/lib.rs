@@ -57,6 +57,7 @@ mod wires;
 pub use bearer::{Bearer, BearerSource};
 pub use connector::{McpConfigError, McpConnector, McpConnectorConfig};
 pub use convert::{MAX_TOOL_LIST_BYTES, MAX_TOOL_PAGES, MAX_TOOLS};
+pub use http_leg::{PooledBody, RequestClient, SendError, SetupFailed};
 pub use session::McpSession;
 pub use streamable::Wire;
 pub use wires::{LocalWires, WireMemory};

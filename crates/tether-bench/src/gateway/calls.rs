@@ -28,6 +28,9 @@ pub(super) type Client = RunningService<RoleClient, ClientConfig>;
 
 pub const DIRECT: &str = "direct";
 pub const PASS_THROUGH: &str = "proxy";
+/// The pass-through proxy on Tether's own upstream client (`pass-through --lean`): the floor
+/// without the default proxy's downstream reconnections, shown beside the verdicts.
+pub const PASS_THROUGH_LEAN: &str = "proxy-lean";
 pub const TETHER: &str = "tether";
 /// Through Tether as an agent of 2026-07-28: no session, each call a stateless request.
 pub const TETHER_2026: &str = "tether26";
@@ -309,7 +312,8 @@ pub async fn run(
     if !settings.peers.is_empty() {
         println!("the upstream of this part: {}", upstream.url);
     }
-    let proxy = PassThrough::start(&bins.bench, &upstream.url).await?;
+    let proxy = PassThrough::start(&bins.bench, &upstream.url, false).await?;
+    let lean_proxy = PassThrough::start(&bins.bench, &upstream.url, true).await?;
     let config = format!(
         "[reconnect]\ninclude_non_oauth = true\n\n[limits]\nper_second = 0\n\n{}",
         servers_toml(&[("up".to_owned(), upstream.url.clone())])
@@ -334,6 +338,7 @@ pub async fn run(
         let mcp = format!("{}/mcp", gateway.base);
         let mut direct = Vec::with_capacity(n);
         let mut proxied = Vec::with_capacity(n);
+        let mut lean = Vec::with_capacity(n);
         let mut through = Vec::with_capacity(n);
         let mut stateless = Vec::with_capacity(n);
         let mut before = Vec::with_capacity(n);
@@ -342,6 +347,7 @@ pub async fn run(
         for i in 0..n {
             direct.push(connect(&http, &upstream.url, None).await?);
             proxied.push(connect(&http, &proxy.url, None).await?);
+            lean.push(connect(&http, &lean_proxy.url, None).await?);
             let token = jwt(&format!("calls-{i}"))?;
             through.push(connect_listing(&http, &mcp, &token, "Tether").await?);
             stateless.push(connect_2026(&http, &mcp, &token).await?);
@@ -367,6 +373,7 @@ pub async fn run(
         let mut paths: Vec<(&'static str, &Vec<Client>, &str, Option<u32>)> = vec![
             (DIRECT, &direct, "echo", None),
             (PASS_THROUGH, &proxied, "echo", Some(proxy.pid)),
+            (PASS_THROUGH_LEAN, &lean, "echo", Some(lean_proxy.pid)),
             (TETHER, &through, "up__echo", Some(gateway.pid)),
             (TETHER_2026, &stateless, "up__echo", Some(gateway.pid)),
         ];
@@ -417,6 +424,7 @@ pub async fn run(
         for client in direct
             .into_iter()
             .chain(proxied)
+            .chain(lean)
             .chain(through)
             .chain(stateless)
             .chain(before)
@@ -438,6 +446,7 @@ pub async fn run(
         gateway.stop().await;
     }
     proxy.stop().await;
+    lean_proxy.stop().await;
     upstream.stop().await;
     result
 }

@@ -7,6 +7,14 @@
 //! It runs as its own process (`bench pass-through --upstream URL`, hidden), like the gateway,
 //! so that its CPU time is its own. It prints `{"url": …, "pid": …}` once it listens and stops
 //! when its stdin closes.
+//!
+//! `--lean` forwards on Tether's own upstream client instead (`tether_mcp::RequestClient`:
+//! each connection driven by the request using it, no connection task), reading the request's
+//! body before it forwards it. hyper's pooled client hands the end of an event stream to the
+//! server a wake-up after its last event, so the server writes them apart and the bench's
+//! client, which stops reading at the answer, drops a connection with a body still in flight:
+//! the default proxy opens a new downstream connection for about every other call. The lean
+//! one does not, and is the floor that Tether's own technique sets.
 
 use std::convert::Infallible;
 use std::path::Path;
@@ -14,13 +22,14 @@ use std::path::Path;
 use anyhow::{Context, ensure};
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use tether_mcp::RequestClient;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::process::Command;
@@ -32,9 +41,19 @@ pub struct Args {
     /// The upstream's MCP URL (`http://127.0.0.1:PORT/mcp`); requests keep their own path.
     #[arg(long)]
     upstream: String,
+    /// Forward on Tether's own upstream client (connections driven by their requests).
+    #[arg(long)]
+    lean: bool,
 }
 
-type ProxyBody = BoxBody<Bytes, hyper::Error>;
+type ProxyBody = UnsyncBoxBody<Bytes, hyper::Error>;
+
+/// How requests reach the upstream.
+#[derive(Clone)]
+enum Forwarder {
+    Pooled(Client<HttpConnector, Incoming>),
+    Lean(RequestClient),
+}
 
 /// The proxy process: serves until stdin closes.
 pub async fn serve(args: Args) -> anyhow::Result<()> {
@@ -48,10 +67,16 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
         "--upstream must be http://"
     );
     let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    let client: Client<HttpConnector, Incoming> =
-        Client::builder(TokioExecutor::new()).build(connector);
+    let client = if args.lean {
+        Forwarder::Lean(
+            RequestClient::new(std::time::Duration::from_secs(10), &http::HeaderMap::new())
+                .context("the lean client")?,
+        )
+    } else {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Forwarder::Pooled(Client::builder(TokioExecutor::new()).build(connector))
+    };
     let ready = Ready {
         url: format!("http://{}{}", listener.local_addr()?, upstream.path()),
         pid: std::process::id(),
@@ -86,7 +111,7 @@ pub async fn serve(args: Args) -> anyhow::Result<()> {
 
 /// The request as it came, to the upstream's authority; the answer as it comes.
 async fn forward(
-    client: Client<HttpConnector, Incoming>,
+    client: Forwarder,
     authority: Authority,
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -104,14 +129,32 @@ async fn forward(
     if let Ok(host) = authority.as_str().parse() {
         parts.headers.insert(header::HOST, host);
     }
-    match client.request(Request::from_parts(parts, body)).await {
-        Ok(response) => Ok(response.map(BodyExt::boxed)),
-        Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+    match client {
+        Forwarder::Pooled(client) => match client.request(Request::from_parts(parts, body)).await {
+            Ok(response) => Ok(response.map(BodyExt::boxed_unsync)),
+            Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+        },
+        Forwarder::Lean(client) => {
+            let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+                return Ok(status(StatusCode::BAD_REQUEST));
+            };
+            match client
+                .send(Request::from_parts(parts, Full::new(body)))
+                .await
+            {
+                Ok(response) => Ok(response.map(BodyExt::boxed_unsync)),
+                Err(_) => Ok(status(StatusCode::BAD_GATEWAY)),
+            }
+        }
     }
 }
 
 fn status(code: StatusCode) -> Response<ProxyBody> {
-    let mut response = Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed());
+    let mut response = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|e| match e {})
+            .boxed_unsync(),
+    );
     *response.status_mut() = code;
     response
 }
@@ -126,9 +169,13 @@ pub struct PassThrough {
 }
 
 impl PassThrough {
-    pub async fn start(bench: &Path, upstream_url: &str) -> anyhow::Result<Self> {
+    /// `lean`: forwarding on Tether's own upstream client (see the module's text).
+    pub async fn start(bench: &Path, upstream_url: &str, lean: bool) -> anyhow::Result<Self> {
         let mut command = Command::new(bench);
         command.args(["pass-through", "--upstream", upstream_url]);
+        if lean {
+            command.arg("--lean");
+        }
         let (process, ready) = ReadyChild::spawn(command, "the pass-through proxy").await?;
         Ok(Self {
             url: ready.url,

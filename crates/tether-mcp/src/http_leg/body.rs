@@ -16,7 +16,7 @@ use super::pool::{Origin, Pool};
 ///
 /// A body dropped before its end takes its connection with it (HTTP/1.1 cannot carry another
 /// request on it before the rest is read), as with hyper's pooled client.
-pub(crate) struct PooledBody {
+pub struct PooledBody {
     body: Incoming,
     /// `None` once handed back, or when the connection cannot be reused.
     conn: Option<Conn>,

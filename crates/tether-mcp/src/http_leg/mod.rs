@@ -33,7 +33,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
 use tower_service::Service;
 
-pub(crate) use body::PooledBody;
+pub use body::PooledBody;
 use conn::Conn;
 use pool::{Origin, Pool};
 
@@ -43,7 +43,7 @@ pub(crate) const AGENT: &str = concat!("tether/", env!("CARGO_PKG_VERSION"));
 /// Why no client could be set up (the platform's certificate store could not be read).
 #[derive(Debug, thiserror::Error)]
 #[error("the TLS configuration for upstream requests could not be set up")]
-pub(crate) struct SetupFailed;
+pub struct SetupFailed;
 
 /// How many idle connections a request tries before it opens a new one: each was found
 /// closed by the server before it took the request.
@@ -51,7 +51,7 @@ const MAX_STALE: usize = 3;
 
 /// Why a request got no response. Displayed with fixed texts (no URL, no header).
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SendError {
+pub enum SendError {
     #[error("the request's URL is not absolute")]
     NotAbsolute,
     #[error("the request's host is not a valid header value")]
@@ -67,14 +67,14 @@ pub(crate) enum SendError {
 impl SendError {
     /// Whether the failure came before the request could be written (the connection or its
     /// TLS handshake failed).
-    pub(crate) fn is_connect(&self) -> bool {
+    pub fn is_connect(&self) -> bool {
         matches!(self, Self::Connect(_) | Self::ClosedAtOnce)
     }
 }
 
 /// One origin's connections and the headers every request to it carries. Cheap to clone.
 #[derive(Clone)]
-pub(crate) struct RequestClient {
+pub struct RequestClient {
     connector: HttpsConnector<HttpConnector>,
     pool: Arc<Pool>,
     headers: Arc<HeaderMap>,
@@ -101,6 +101,12 @@ impl RequestClient {
             return Ok(None);
         }
         Self::build(connect_timeout, headers).map(Some)
+    }
+
+    /// A client for any origin, proxy settings of the environment not consulted (the bench's
+    /// lean pass-through proxy uses it; sessions go through [`Self::for_origin`]).
+    pub fn new(connect_timeout: Duration, headers: &HeaderMap) -> Result<Self, SetupFailed> {
+        Self::build(connect_timeout, headers)
     }
 
     fn build(connect_timeout: Duration, headers: &HeaderMap) -> Result<Self, SetupFailed> {
@@ -139,7 +145,7 @@ impl RequestClient {
     ///
     /// A request that an idle connection could not take (the server had closed it) goes out
     /// again on another; one that may have reached the server never does.
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         mut request: Request<Full<Bytes>>,
     ) -> Result<Response<PooledBody>, SendError> {
