@@ -27,7 +27,6 @@ use http::header::{HOST, HeaderMap, HeaderValue, USER_AGENT};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::proxy::matcher::Matcher;
@@ -70,6 +69,14 @@ impl SendError {
     pub fn is_connect(&self) -> bool {
         matches!(self, Self::Connect(_) | Self::ClosedAtOnce)
     }
+}
+
+/// How one try of a request on one connection ended.
+enum Attempt {
+    Answered(Response<PooledBody>),
+    /// The connection did not take the request (it had closed): it was never written.
+    Unsent(Request<Full<Bytes>>),
+    Failed(SendError),
 }
 
 /// One origin's connections and the headers every request to it carries. Cheap to clone.
@@ -153,37 +160,43 @@ impl RequestClient {
         let connect_to = request.uri().clone();
         prepare(&mut request, &self.headers)?;
         for _ in 0..MAX_STALE {
-            let Some(mut conn) = self.pool.checkout(&origin) else {
+            let Some(conn) = self.pool.checkout(&origin) else {
                 break;
             };
-            if !conn.ready().await {
-                continue;
-            }
-            let sent = conn.sender.try_send_request(request);
-            match conn.carry(sent).await {
-                Ok(response) => return Ok(self.answered(response, conn, origin)),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) => request = unsent,
-                    None => return Err(SendError::Exchange(failed.into_error())),
-                },
+            match self.attempt(conn, request, &origin).await {
+                Attempt::Answered(response) => return Ok(response),
+                Attempt::Unsent(back) => request = back,
+                Attempt::Failed(e) => return Err(e),
             }
         }
-        let mut conn = self.connect(connect_to).await?;
-        if !conn.ready().await {
-            return Err(SendError::ClosedAtOnce);
+        let conn = self.connect(connect_to).await?;
+        match self.attempt(conn, request, &origin).await {
+            Attempt::Answered(response) => Ok(response),
+            Attempt::Unsent(_) => Err(SendError::ClosedAtOnce),
+            Attempt::Failed(e) => Err(e),
         }
-        let sent = conn.sender.send_request(request);
-        let response = conn.carry(sent).await.map_err(SendError::Exchange)?;
-        Ok(self.answered(response, conn, origin))
     }
 
-    fn answered(
+    /// `request` on `conn`, driven until its response head.
+    async fn attempt(
         &self,
-        response: Response<Incoming>,
-        conn: Conn,
-        origin: Origin,
-    ) -> Response<PooledBody> {
-        response.map(|body| PooledBody::new(body, conn, origin, self.pool.clone()))
+        mut conn: Conn,
+        request: Request<Full<Bytes>>,
+        origin: &Origin,
+    ) -> Attempt {
+        if !conn.ready().await {
+            return Attempt::Unsent(request);
+        }
+        let sent = conn.sender.try_send_request(request);
+        match conn.carry(sent).await {
+            Ok(response) => Attempt::Answered(
+                response.map(|body| PooledBody::new(body, conn, origin.clone(), self.pool.clone())),
+            ),
+            Err(mut failed) => match failed.take_message() {
+                Some(unsent) => Attempt::Unsent(unsent),
+                None => Attempt::Failed(SendError::Exchange(failed.into_error())),
+            },
+        }
     }
 
     async fn connect(&self, uri: Uri) -> Result<Conn, SendError> {
@@ -370,13 +383,18 @@ tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
         port: u16,
         connections: Arc<std::sync::atomic::AtomicUsize>,
         heads: tokio::sync::mpsc::UnboundedReceiver<String>,
+        /// With `close_after`: a permit closes one answered connection.
+        close: Arc<tokio::sync::Semaphore>,
+        /// With `close_after`: one message per connection closed.
+        closed: tokio::sync::mpsc::UnboundedReceiver<()>,
     }
 
     const ANSWER: &str = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}";
 
     impl CountingServer {
-        /// `close_after`: the server closes each connection after its first answer (without
-        /// saying so), as a server whose keep-alive ran out.
+        /// `close_after`: the server closes each connection after its first answer when the
+        /// test says so ([`Self::close_one`]), without saying so itself, as a server whose
+        /// keep-alive ran out.
         async fn start(close_after: bool) -> Self {
             use std::sync::atomic::Ordering;
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -388,10 +406,14 @@ tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
             let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
             let (heads_tx, heads) = tokio::sync::mpsc::unbounded_channel();
             let counted = connections.clone();
+            let close = Arc::new(tokio::sync::Semaphore::new(0));
+            let (closed_tx, closed) = tokio::sync::mpsc::unbounded_channel();
+            let permits = close.clone();
             tokio::spawn(async move {
                 while let Ok((mut socket, _)) = listener.accept().await {
                     counted.fetch_add(1, Ordering::SeqCst);
                     let heads_tx = heads_tx.clone();
+                    let (permits, closed_tx) = (permits.clone(), closed_tx.clone());
                     tokio::spawn(async move {
                         let mut buffer = Vec::new();
                         let mut chunk = [0u8; 4096];
@@ -424,7 +446,15 @@ tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
                                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
                                 ANSWER.len()
                             );
-                            if socket.write_all(answer.as_bytes()).await.is_err() || close_after {
+                            if socket.write_all(answer.as_bytes()).await.is_err() {
+                                return;
+                            }
+                            if close_after {
+                                if let Ok(permit) = permits.acquire().await {
+                                    permit.forget();
+                                }
+                                drop(socket);
+                                let _ = closed_tx.send(());
                                 return;
                             }
                         }
@@ -435,7 +465,18 @@ tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
                 port,
                 connections,
                 heads,
+                close,
+                closed,
             }
+        }
+
+        /// Has the server close one answered connection, and waits until it has.
+        async fn close_one(&mut self) {
+            self.close.add_permits(1);
+            tokio::time::timeout(Duration::from_secs(10), self.closed.recv())
+                .await
+                .expect("the server closed a connection")
+                .expect("the server runs");
         }
 
         fn connections(&self) -> usize {
@@ -496,12 +537,17 @@ tUZDk29owc1mk0o0h4wo5yImB7CgiS/Dvl+wK/Z7Hf+5vsQto+oPUJAN
 
     #[tokio::test]
     async fn a_connection_the_server_closed_while_idle_is_replaced() {
-        let server = CountingServer::start(true).await;
+        let mut server = CountingServer::start(true).await;
         let client =
             RequestClient::build(Duration::from_secs(5), &HeaderMap::new()).expect("client");
+        let origin = origin_of(&server.url());
         for round in 1..=3 {
             assert_eq!(exchange(&client, &server.url()).await, ANSWER.as_bytes());
             assert_eq!(server.connections(), round);
+            // The connection is back in the pool when the server closes it: the next request
+            // finds it closed and must go out again on a new one.
+            assert_eq!(client.pool.idle(&origin), 1);
+            server.close_one().await;
         }
     }
 

@@ -1,6 +1,7 @@
 //! The idle connections of one [`RequestClient`](super::RequestClient), per origin, and how
 //! long they are kept.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -45,7 +46,7 @@ pub(super) struct Pool {
     idle: Mutex<Vec<Idle>>,
     /// Whether the task that closes expired connections runs (started at the first check-in,
     /// which always happens inside the runtime).
-    reaping: std::sync::atomic::AtomicBool,
+    reaping: AtomicBool,
 }
 
 impl Pool {
@@ -79,11 +80,9 @@ impl Pool {
             since: Instant::now(),
         };
         self.lock().push(entry);
-        if !self
-            .reaping
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            reap(Arc::downgrade(self));
+        if !self.reaping.swap(true, Ordering::Relaxed) && !reap(Arc::downgrade(self)) {
+            // Outside a runtime (a body dropped after its shutdown): the next check-in tries.
+            self.reaping.store(false, Ordering::Relaxed);
         }
     }
 
@@ -109,10 +108,10 @@ impl Pool {
 }
 
 /// Closes expired connections every so often while the pool exists: an origin that gets no
-/// more requests must not keep its sockets open.
-fn reap(pool: Weak<Pool>) {
+/// more requests must not keep its sockets open. `false` when there is no runtime to run on.
+fn reap(pool: Weak<Pool>) -> bool {
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-        return;
+        return false;
     };
     runtime.spawn(async move {
         let mut ticks = tokio::time::interval(IDLE_TIMEOUT / 3);
@@ -125,4 +124,5 @@ fn reap(pool: Weak<Pool>) {
             pool.expire();
         }
     });
+    true
 }
