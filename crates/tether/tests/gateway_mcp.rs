@@ -619,3 +619,71 @@ async fn plain_calls_are_answered_as_json_and_keep_their_session_alive() {
     );
     gateway.stop().await;
 }
+
+/// The statuses of a POSTed `initialize` without a token on `paths` of `base`: the endpoint
+/// answers 401 with a challenge, anything else is not the endpoint.
+async fn statuses_without_token(
+    http: &reqwest::Client,
+    base: &str,
+    paths: &[&str],
+) -> Vec<(String, u16)> {
+    let mut statuses = Vec::new();
+    for path in paths {
+        let response = http
+            .post(format!("{base}{path}"))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .json(&initialize_body())
+            .send()
+            .await
+            .expect("answers");
+        statuses.push(((*path).to_owned(), response.status().as_u16()));
+    }
+    statuses
+}
+
+/// The listener serves `/mcp` without the router (`gateway::dispatch`); a host that serves
+/// `Gateway::router()` itself gets the same endpoint, and both take exactly the path `/mcp`
+/// (a query string included, a trailing slash or another case not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_router_serves_the_same_mcp_endpoint_as_the_listener() {
+    let local = upstream::start().await;
+    let servers = || vec![http_server("local", &local.url, Duration::from_secs(10))];
+    let listened = TestGateway::start(servers(), |b| b).await;
+    let routed =
+        tether::gateway::Gateway::builder(support::manager(servers()), support::host_auth())
+            .build()
+            .expect("gateway builds");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let routed_base = format!("http://{}", listener.local_addr().expect("address"));
+    let router = routed.router();
+    let served = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let paths = ["/mcp", "/mcp?probe=1", "/mcp/", "/MCP", "/mcpx"];
+    let expected: Vec<(String, u16)> = [401, 401, 404, 404, 404]
+        .iter()
+        .zip(paths)
+        .map(|(status, path)| (path.to_owned(), *status))
+        .collect();
+    for base in [&listened.base, &routed_base] {
+        assert_eq!(
+            statuses_without_token(&listened.http, base, &paths).await,
+            expected,
+            "{base}"
+        );
+        let client = mcp_client(base, &jwt("alice")).await;
+        let mut add = CallToolRequestParams::new("local__add");
+        add.arguments = json!({"a": 2, "b": 3}).as_object().cloned();
+        let result = tokio::time::timeout(STEP, client.peer().call_tool(add))
+            .await
+            .expect("tools/call in time")
+            .expect("tools/call succeeds");
+        let result = serde_json::to_value(&result).expect("serializes");
+        assert_eq!(result["content"][0]["text"], "5", "{base}: {result}");
+        let _ = client.cancel().await;
+    }
+    served.abort();
+    listened.stop().await;
+}

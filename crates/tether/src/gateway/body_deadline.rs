@@ -75,8 +75,18 @@ pub(crate) async fn body_deadline(
     request: Request,
     next: Next,
 ) -> Response {
+    within(timeout, request, |request| next.run(request)).await
+}
+
+/// `next`'s answer to `request`, whose body must be read within `timeout`: the middleware's
+/// rule, for the listener's `/mcp` requests that do not go through the router.
+pub(crate) async fn within<F, Fut>(timeout: Duration, request: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     if request.body().is_end_stream() {
-        return next.run(request).await;
+        return next(request).await;
     }
     let expired = Arc::new(AtomicBool::new(false));
     let (parts, inner) = request.into_parts();
@@ -86,7 +96,7 @@ pub(crate) async fn body_deadline(
         deadline: None,
         expired: expired.clone(),
     });
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let response = next(Request::from_parts(parts, body)).await;
     if expired.load(Ordering::Relaxed) {
         tracing::debug!("request body timed out");
         return (

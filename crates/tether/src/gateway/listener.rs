@@ -1,6 +1,6 @@
-//! Serving the router on a TCP listener with the bounds `axum::serve` does not set: a header
-//! read timeout (a client trickling its headers — slowloris — or idling on a keep-alive
-//! connection is cut off), a cap on connections served at once (past it new connections wait
+//! Serving the gateway ([`Dispatch`]: `/mcp` and the router) on a TCP listener with the bounds
+//! `axum::serve` does not set: a header read timeout (a client trickling its headers —
+//! slowloris — or idling on a keep-alive connection is cut off), a cap on connections served at once (past it new connections wait
 //! in the listen backlog; those being served are unaffected), and graceful shutdown (idle
 //! connections close at once, requests in flight finish).
 
@@ -8,23 +8,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::config::HttpConfig;
+use super::dispatch::Dispatch;
 
 /// The pause after a failed `accept` (out of file descriptors, mostly): retrying at once would
 /// spin.
 const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
-/// Serves `router` until `shutdown` resolves, then lets every connection finish.
+/// Serves `service` until `shutdown` resolves, then lets every connection finish.
 pub(crate) async fn serve(
     listener: TcpListener,
-    router: Router,
+    service: Dispatch,
     config: &HttpConfig,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -64,7 +63,7 @@ pub(crate) async fn serve(
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
         let connection = http1
-            .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router.clone()))
+            .serve_connection(TokioIo::new(tcp), service.clone())
             .with_upgrades();
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -14,6 +14,7 @@ pub mod api;
 pub mod auth;
 mod body_deadline;
 mod config;
+mod dispatch;
 mod hooks;
 pub mod html;
 mod listener;

@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::auth::{AdminCredentials, AuthConfigError, HostAuth};
 use super::config::{GatewayConfig, HttpConfig, McpConfig};
+use super::dispatch::Dispatch;
 use super::hooks::{MetricsSource, PairForgetter, ReadinessCheck};
+use super::mcp::McpEndpoint;
 use super::mcp::{HostGuard, SessionOwners, ToolFilter};
 use super::servers_view::ServersView;
 use super::state::{AppState, Parts};
@@ -147,15 +149,13 @@ impl GatewayBuilder {
         let mcp_cancel = CancellationToken::new();
         let (api_router, doc) = api::router(app.clone());
         app.set_api_doc(doc);
-        let router = api_router.merge(mcp::router(
-            app.clone(),
-            sessions,
-            mcp_cancel.clone(),
-            hosts,
-        ));
+        let (mcp_router, mcp_endpoint) =
+            mcp::router(app.clone(), sessions, mcp_cancel.clone(), hosts);
+        let router = api_router.merge(mcp_router);
         Ok(Gateway {
             app,
             router,
+            mcp_endpoint,
             mcp_cancel,
             http: self.http,
         })
@@ -167,6 +167,8 @@ impl GatewayBuilder {
 pub struct Gateway {
     app: AppState,
     router: Router,
+    /// `/mcp`, also routed by `router`: the listener serves it directly ([`Dispatch`]).
+    mcp_endpoint: Arc<McpEndpoint>,
     mcp_cancel: CancellationToken,
     http: HttpConfig,
 }
@@ -251,7 +253,8 @@ impl Gateway {
             self.http.body_read_timeout,
             body_deadline::body_deadline,
         ));
-        listener::serve(listener, router, &self.http, signal).await;
+        let service = Dispatch::new(router, self.mcp_endpoint, self.http.body_read_timeout);
+        listener::serve(listener, service, &self.http, signal).await;
         self.app.manager().shutdown().await;
         Ok(())
     }

@@ -84,7 +84,7 @@ async fn try_direct_modern(
     })
 }
 
-/// The authenticated caller the gate put on the request.
+/// The authenticated caller the checks put on the request.
 fn caller(parts: &axum::http::request::Parts) -> Option<Caller> {
     Some(Caller {
         user: parts.extensions.get::<UserId>()?.clone(),

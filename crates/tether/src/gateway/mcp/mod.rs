@@ -15,6 +15,7 @@ mod direct_dispatch;
 mod direct_modern;
 mod direct_read;
 mod direct_stream;
+mod endpoint;
 mod filter;
 pub(crate) mod handler;
 mod json_chunks;
@@ -23,24 +24,20 @@ mod log_threshold;
 mod names;
 mod origin;
 mod sessions;
-mod shared_service;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::{Next, from_fn_with_state};
-use axum::response::Response;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::{StreamableHttpServerConfig, StreamableHttpService};
 use tokio_util::sync::CancellationToken;
 
+pub(crate) use endpoint::{MCP_PATH, McpEndpoint};
 pub use filter::{ToolFilter, ToolPolicy};
 pub use names::{ToolNaming, check_prefixes};
 pub use origin::HostGuard;
 pub use sessions::{SESSION_HEADER, SessionOwners};
 
-use crate::gateway::auth::authenticated;
 use crate::gateway::config::McpConfig;
 use crate::gateway::state::AppState;
 
@@ -51,14 +48,15 @@ pub(crate) fn session_manager(config: &McpConfig) -> Arc<LocalSessionManager> {
     Arc::new(manager)
 }
 
-/// The `/mcp` routes. `cancel` ends every MCP session and stream (graceful shutdown: open SSE
-/// streams would otherwise keep the server from ever finishing).
+/// The `/mcp` endpoint and the router that serves it. `cancel` ends every MCP session and
+/// stream (graceful shutdown: open SSE streams would otherwise keep the server from ever
+/// finishing).
 pub(crate) fn router(
     app: AppState,
     sessions: Arc<LocalSessionManager>,
     cancel: CancellationToken,
     hosts: Arc<HostGuard>,
-) -> Router {
+) -> (Router, Arc<McpEndpoint>) {
     let config = app.mcp_config();
     let mut server_config = StreamableHttpServerConfig::default()
         .with_max_request_body_bytes(config.max_body_bytes)
@@ -72,29 +70,7 @@ pub(crate) fn router(
         sessions,
         server_config,
     );
-    Router::new()
-        .route_service("/mcp", shared_service::Shared::new(service))
-        .layer(from_fn_with_state(Gate { app, hosts }, gate))
-}
-
-/// What [`gate`] needs.
-#[derive(Clone)]
-struct Gate {
-    app: AppState,
-    hosts: Arc<HostGuard>,
-}
-
-/// Every check in front of rmcp, in order: Host and Origin, authenticate, the session's
-/// owner, then the body (which the direct path may answer). One middleware, not four layers:
-/// each axum layer boxes the request's future and clones the inner service on every request.
-async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Response {
-    let app = &gate.app;
-    origin::guard_origin(&gate.hosts, request, |request| {
-        authenticated(app, request, |request| {
-            sessions::guard_sessions(app, request, |request| {
-                jsonrpc::check_body(app, request, |request| next.run(request))
-            })
-        })
-    })
-    .await
+    let endpoint = Arc::new(McpEndpoint::new(app, hosts, service));
+    let router = Router::new().route_service(MCP_PATH, endpoint::McpRoute(endpoint.clone()));
+    (router, endpoint)
 }
