@@ -106,15 +106,19 @@ impl Endpoint {
             // every request's future although this road is almost never taken.
             return Box::pin(self.post(message)).await.map(Posted::from);
         };
-        let (message, headers) = if self.modern {
-            super::modern::stamp(message, self.tool_headers.as_deref())
+        // A session of the earlier revisions sends only its protocol version: as a header
+        // value, not in a map hashed per request.
+        let (message, headers, version) = if self.modern {
+            let (message, headers) = super::modern::stamp(message, self.tool_headers.as_deref());
+            (message, headers, None)
         } else {
-            (message, self.headers())
+            (message, HashMap::new(), self.protocol_version.as_ref())
         };
         let body = Bytes::from(serde_json::to_vec(&message).map_err(post::unserializable)?);
         let outgoing = Outgoing {
             target,
             session_id: self.session_id.as_deref(),
+            version,
             headers: &headers,
             limits: Self::limits(),
         };

@@ -50,6 +50,7 @@ const EVENT_STREAM: &str = "text/event-stream";
 const ACCEPT_BOTH: HeaderValue = HeaderValue::from_static("text/event-stream, application/json");
 const JSON_BODY: HeaderValue = HeaderValue::from_static(JSON);
 const SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+const PROTOCOL_VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
 /// rmcp keeps a `Retry-After` only up to this length.
 const MAX_RETRY_AFTER_BYTES: usize = 128;
 
@@ -105,6 +106,8 @@ pub(crate) enum Leg {
 pub(super) struct Outgoing<'a> {
     pub(super) target: &'a Target,
     pub(super) session_id: Option<&'a str>,
+    /// The session's `MCP-Protocol-Version`, when `headers` does not carry it.
+    pub(super) version: Option<&'a HeaderValue>,
     pub(super) headers: &'a HashMap<HeaderName, HeaderValue>,
     pub(super) limits: StreamableHttpResponseLimits,
 }
@@ -116,7 +119,7 @@ pub(super) async fn send(
     body: Bytes,
     token: Option<String>,
 ) -> Result<Posted, HttpError> {
-    let mut headers = HeaderMap::with_capacity(4 + outgoing.headers.len());
+    let mut headers = HeaderMap::with_capacity(5 + outgoing.headers.len());
     headers.insert(ACCEPT, ACCEPT_BOTH);
     headers.insert(CONTENT_TYPE, JSON_BODY);
     if let Some(token) = token {
@@ -129,6 +132,9 @@ pub(super) async fn send(
             ))
         })?;
         headers.insert(SESSION_HEADER, value);
+    }
+    if let Some(version) = outgoing.version {
+        headers.insert(PROTOCOL_VERSION_HEADER, version.clone());
     }
     for (name, value) in outgoing.headers {
         headers.append(name, value.clone());

@@ -3,9 +3,9 @@
 //! `http::request::Parts` it passes along), and an extractor for handlers.
 
 use axum::extract::{FromRequestParts, Request, State};
-use axum::http::HeaderValue;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tether_core::UserId;
@@ -59,7 +59,7 @@ where
     response
 }
 
-const REQUEST_ID: &str = "x-request-id";
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The caller's `X-Request-Id` when it is a plain token (at most 64 letters, digits, `.`, `_`,
 /// `-`), so a host's id follows the request into Tether's logs; else a new random one.

@@ -17,7 +17,7 @@
 //! dropped, and with it the upstream request, which the upstream session cancels.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
@@ -38,7 +38,11 @@ use crate::gateway::state::AppState;
 
 pub(crate) const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
-const PROTOCOL_VERSION_HEADER: &str = "mcp-protocol-version";
+// Header names as values: a name given as text is parsed again at every lookup.
+pub(crate) const PROTOCOL_VERSION_HEADER: HeaderName =
+    HeaderName::from_static("mcp-protocol-version");
+pub(crate) const METHOD_HEADER: HeaderName = HeaderName::from_static("mcp-method");
+pub(crate) const NAME_HEADER: HeaderName = HeaderName::from_static("mcp-name");
 
 /// Put into a request's extensions by the session guard: the session id belongs to the caller
 /// and rmcp has seen the session recently enough that skipping its worker keeps it alive.
@@ -53,8 +57,8 @@ pub(crate) fn plain_headers(headers: &HeaderMap) -> bool {
     accepts_json_and_event_stream(headers)
         && is_json_body(headers)
         && session_protocol_version(headers)
-        && !headers.contains_key("mcp-method")
-        && !headers.contains_key("mcp-name")
+        && !headers.contains_key(METHOD_HEADER)
+        && !headers.contains_key(NAME_HEADER)
 }
 
 pub(crate) fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
@@ -207,10 +211,8 @@ impl AgentWire {
         let meta = meta.and_then(|meta| {
             let token = meta.get_progress_token()?;
             match self {
-                Self::Session => match serde_json::to_value(meta) {
-                    Ok(Value::Object(meta)) => Some(meta),
-                    _ => None,
-                },
+                // The map itself: serializing it again would only copy it.
+                Self::Session => Some(meta.0.0),
                 Self::Modern => {
                     let token = serde_json::to_value(token).ok()?;
                     Some(Map::from_iter([("progressToken".to_owned(), token)]))

@@ -13,7 +13,7 @@ use super::direct::{self, AgentWire, DirectAllowed, Plain};
 use super::direct_calls::{self, Running};
 use super::direct_modern;
 use super::direct_read;
-use super::sessions::SESSION_HEADER;
+use super::sessions::SESSION;
 use crate::gateway::state::AppState;
 
 /// The direct path's answer to this request, if it takes it.
@@ -26,7 +26,7 @@ pub(crate) async fn dispatch(
         return Some(response);
     }
     let id = direct_calls::cancelled_request(body)?;
-    let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
+    let session = parts.headers.get(SESSION)?.to_str().ok()?;
     // A call of the direct path: rmcp never saw it.
     app.session_owners()
         .direct_calls()
@@ -48,7 +48,7 @@ async fn try_direct(
         return None;
     }
     let user = caller(parts)?;
-    let session = parts.headers.get(SESSION_HEADER)?.to_str().ok()?;
+    let session = parts.headers.get(SESSION)?.to_str().ok()?;
     let (id, plain) = direct::plain_request(body)?;
     if !app.session_owners().is_live(session).await {
         return None;

@@ -12,16 +12,13 @@
 //! errors. The agent cancels by closing its request: this future is dropped, and with it the
 //! upstream request.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use rmcp::model::{ProtocolVersion, RequestId};
 use rmcp::transport::common::http_header::BASE64_HEADER_PREFIX;
 
-use super::direct::{self, Plain};
-use super::sessions::SESSION_HEADER;
+use super::direct::{self, METHOD_HEADER, NAME_HEADER, PROTOCOL_VERSION_HEADER, Plain};
+use super::sessions::SESSION;
 
-const PROTOCOL_VERSION: &str = "mcp-protocol-version";
-const METHOD: &str = "mcp-method";
-const NAME: &str = "mcp-name";
 const PARAM_PREFIX: &str = "mcp-param-";
 
 /// Whether a request's headers are those of a stateless 2026-07-28 `tools/call` or
@@ -32,20 +29,20 @@ const PARAM_PREFIX: &str = "mcp-param-";
 pub(crate) fn modern_headers(headers: &HeaderMap) -> bool {
     direct::accepts_json_and_event_stream(headers)
         && direct::is_json_body(headers)
-        && !headers.contains_key(SESSION_HEADER)
-        && single(headers, PROTOCOL_VERSION) == Some(ProtocolVersion::V_2026_07_28.as_str())
+        && !headers.contains_key(SESSION)
+        && single(headers, PROTOCOL_VERSION_HEADER) == Some(ProtocolVersion::V_2026_07_28.as_str())
         && matches!(
-            single(headers, METHOD),
+            single(headers, METHOD_HEADER),
             Some("tools/call" | "resources/read")
         )
-        && single(headers, NAME).is_some()
+        && single(headers, NAME_HEADER).is_some()
         && !headers
             .keys()
             .any(|name| name.as_str().starts_with(PARAM_PREFIX))
 }
 
 /// The one value of header `name`, as text.
-fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+fn single(headers: &HeaderMap, name: HeaderName) -> Option<&str> {
     let mut values = headers.get_all(name).iter();
     let first = values.next()?;
     if values.next().is_some() {
@@ -61,7 +58,7 @@ fn single<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// authorization elicitation is due), sets no log level, and sends no answers. The `Mcp-Name`
 /// header must be the name as it is (its Base64 form is rmcp's to decode).
 pub(crate) fn modern_request(headers: &HeaderMap, body: &[u8]) -> Option<(RequestId, Plain)> {
-    let (id, request, name) = match single(headers, METHOD)? {
+    let (id, request, name) = match single(headers, METHOD_HEADER)? {
         "tools/call" => {
             let (id, params) = direct::read_call(body)?;
             let name = params.name.to_string();
@@ -101,7 +98,7 @@ pub(crate) fn modern_request(headers: &HeaderMap, body: &[u8]) -> Option<(Reques
     {
         return None;
     }
-    let named = single(headers, NAME)?;
+    let named = single(headers, NAME_HEADER)?;
     (named == name && !named.starts_with(BASE64_HEADER_PREFIX)).then_some((id, request))
 }
 

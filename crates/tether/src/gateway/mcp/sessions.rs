@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::model::LoggingLevel;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -43,6 +43,8 @@ use crate::gateway::state::AppState;
 
 /// rmcp's session header.
 pub const SESSION_HEADER: &str = "mcp-session-id";
+/// [`SESSION_HEADER`] as a header name: looked up on every request, without parsing it again.
+pub(crate) const SESSION: HeaderName = HeaderName::from_static(SESSION_HEADER);
 
 /// Owners are pruned against rmcp's live sessions when the map outgrows this (and then
 /// whenever it doubles), so sessions rmcp expired on its own do not accumulate.
@@ -323,7 +325,7 @@ where
     let Some(user) = request.extensions().get::<UserId>().cloned() else {
         return AuthError::Missing.into_response();
     };
-    let session = match request.headers().get(SESSION_HEADER) {
+    let session = match request.headers().get(SESSION) {
         None => None,
         Some(value) => match value.to_str() {
             Ok(id) => Some(id.to_owned()),
@@ -364,7 +366,7 @@ where
         None => {
             if let Some(created) = response
                 .headers()
-                .get(SESSION_HEADER)
+                .get(SESSION)
                 .and_then(|v| v.to_str().ok())
             {
                 let interactive = response.extensions().get::<InteractiveAgent>().is_some();
