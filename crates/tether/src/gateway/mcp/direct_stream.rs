@@ -75,38 +75,41 @@ pub(crate) async fn answer(
     wire: AgentWire,
 ) -> Response {
     let (sender, mut notifications) = mpsc::channel(NOTIFICATIONS_IN_FLIGHT);
-    context.downstream = Some(Arc::new(Notifications(sender)));
+    // A sender held here as well, dropped only after the receiver: were the call's own to be
+    // the last, its drop as the call ends would wake this task, which is running. The runtime
+    // hands such a wake-up to a parked worker (a futex wake and a thread switch on every
+    // call, for nothing).
+    let held: Arc<dyn Downstream> = Arc::new(Notifications(sender));
+    context.downstream = Some(held.clone());
     let mut call: RunningCall =
         Box::pin(async move { call_tool(&app, &user, &name, arguments, &context).await });
     let first = tokio::select! {
         biased;
-        first = notifications.recv() => first,
+        // `held` keeps the channel open: it never ends while the call runs.
+        Some(first) = notifications.recv() => first,
         outcome = &mut call => match notifications.try_recv() {
             // Notifications sent before the result still go first, on a stream.
             Ok(first) => return stream(first, Streaming {
                 notifications, call: Call::Ended(outcome), running, id, wire,
             }),
-            Err(_) => return direct::encode(&id, outcome, wire),
+            Err(_) => {
+                drop(notifications);
+                drop(held);
+                return direct::encode(&id, outcome, wire);
+            }
         },
         () = running.cancelled.cancelled() => return direct::cancelled(&id),
     };
-    match first {
-        Some(first) => stream(
-            first,
-            Streaming {
-                notifications,
-                call: Call::Running(call),
-                running,
-                id,
-                wire,
-            },
-        ),
-        // Every sender is gone: the call has ended or is about to.
-        None => tokio::select! {
-            outcome = call => direct::encode(&id, outcome, wire),
-            () = running.cancelled.cancelled() => direct::cancelled(&id),
+    stream(
+        first,
+        Streaming {
+            notifications,
+            call: Call::Running(call),
+            running,
+            id,
+            wire,
         },
-    }
+    )
 }
 
 enum Call {
