@@ -1,8 +1,9 @@
 //! Serving the gateway ([`Dispatch`]: `/mcp` and the router) on a TCP listener with the bounds
 //! `axum::serve` does not set: a header read timeout (a client trickling its headers —
-//! slowloris — or idling on a keep-alive connection is cut off), a cap on connections served at once (past it new connections wait
-//! in the listen backlog; those being served are unaffected), and graceful shutdown (idle
-//! connections close at once, requests in flight finish).
+//! slowloris — or idling on a keep-alive connection is cut off), a cap on connections served
+//! at once (past it new connections wait in the listen backlog; those being served are
+//! unaffected), and graceful shutdown (idle connections close at once, requests in flight
+//! finish).
 
 use std::future::Future;
 use std::sync::Arc;

@@ -73,7 +73,8 @@ fn request_id(value: &Value) -> Option<Value> {
         .cloned()
 }
 
-/// The last check of `/mcp` ([`McpEndpoint::handle`](super::McpEndpoint::handle)): POST bodies over the limit get 413, malformed ones a JSON-RPC error.
+/// The last check of `/mcp` ([`McpEndpoint::handle`](super::McpEndpoint::handle)): POST bodies
+/// over the limit get 413, malformed ones a JSON-RPC error.
 pub(crate) async fn check_body<F, Fut>(app: &AppState, request: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,

@@ -98,7 +98,8 @@ fn host_name(host: &str) -> &str {
     host.rsplit_once(':').map_or(host, |(name, _)| name)
 }
 
-/// The first check of [`McpEndpoint::handle`](super::McpEndpoint::handle): 403 for a Host or Origin this gateway does not serve.
+/// The first check of [`McpEndpoint::handle`](super::McpEndpoint::handle): 403 for a Host or
+/// Origin this gateway does not serve.
 pub(crate) async fn guard_origin<F, Fut>(guard: &HostGuard, request: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,

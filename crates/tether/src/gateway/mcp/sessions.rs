@@ -311,8 +311,9 @@ impl SessionOwners {
     }
 }
 
-/// A check of `/mcp` (after authentication, see [`McpEndpoint::handle`](super::McpEndpoint::handle)): refuses other users' session ids and records
-/// the owner of sessions as they are created.
+/// A check of `/mcp` (after authentication, see
+/// [`McpEndpoint::handle`](super::McpEndpoint::handle)): refuses other users' session ids and
+/// records the owner of sessions as they are created.
 pub(crate) async fn guard_sessions<F, Fut>(
     app: &AppState,
     mut request: Request,
