@@ -76,9 +76,8 @@ pub(crate) async fn answer(
 ) -> Response {
     let (sender, mut notifications) = mpsc::channel(NOTIFICATIONS_IN_FLIGHT);
     // A sender held here as well, dropped only after the receiver: were the call's own to be
-    // the last, its drop as the call ends would wake this task, which is running. The runtime
-    // hands such a wake-up to a parked worker (a futex wake and a thread switch on every
-    // call, for nothing).
+    // the last, its drop as the call ends would wake this task while it runs, and the runtime
+    // hands such a wake-up to a parked worker (a futex wake, for nothing).
     let held: Arc<dyn Downstream> = Arc::new(Notifications(sender));
     context.downstream = Some(held.clone());
     let mut call: RunningCall =
