@@ -119,24 +119,27 @@ async fn a_trickling_body_gets_408() {
         &http_table(Duration::from_secs(30), body_timeout, 100),
     )
     .await;
-    let mut socket = TcpStream::connect(gateway.addr).await.expect("connects");
-    let head = format!(
-        "POST /mcp HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{{\"jsonrpc\"",
-        gateway.addr,
-        jwt("alice")
-    );
-    socket.write_all(head.as_bytes()).await.expect("writes");
-    let started = Instant::now();
-    let mut response = Vec::new();
-    let read = tokio::time::timeout(
-        body_timeout + Duration::from_secs(8),
-        socket.read_to_end(&mut response),
-    )
-    .await;
-    assert!(read.is_ok(), "no answer, connection still open");
-    let text = String::from_utf8_lossy(&response);
-    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
-    assert!(started.elapsed() >= body_timeout - Duration::from_millis(100));
+    // `/mcp` (served by the listener itself) and a route of the router that reads its body.
+    for path in ["/mcp", "/v1/me/servers"] {
+        let mut socket = TcpStream::connect(gateway.addr).await.expect("connects");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: 1000\r\n\r\n{{\"jsonrpc\"",
+            gateway.addr,
+            jwt("alice")
+        );
+        socket.write_all(head.as_bytes()).await.expect("writes");
+        let started = Instant::now();
+        let mut response = Vec::new();
+        let read = tokio::time::timeout(
+            body_timeout + Duration::from_secs(8),
+            socket.read_to_end(&mut response),
+        )
+        .await;
+        assert!(read.is_ok(), "{path}: no answer, connection still open");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(started.elapsed() >= body_timeout - Duration::from_millis(100));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

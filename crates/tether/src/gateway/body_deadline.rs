@@ -10,9 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
@@ -69,17 +68,8 @@ impl HttpBody for DeadlineBody {
     }
 }
 
-/// Middleware over every route: the body must be read within `timeout` of the headers.
-pub(crate) async fn body_deadline(
-    State(timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Response {
-    within(timeout, request, |request| next.run(request)).await
-}
-
-/// `next`'s answer to `request`, whose body must be read within `timeout`: the middleware's
-/// rule, for the listener's `/mcp` requests that do not go through the router.
+/// `next`'s answer to `request`, whose body must be read within `timeout` (the listener applies
+/// it to every request, `/mcp` and the router's routes alike: see `gateway::dispatch`).
 pub(crate) async fn within<F, Fut>(timeout: Duration, request: Request, next: F) -> Response
 where
     F: FnOnce(Request) -> Fut,

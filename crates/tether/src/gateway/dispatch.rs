@@ -1,12 +1,11 @@
-//! The service each connection is served with: `/mcp` straight to its endpoint, every other
-//! path through the router.
+//! The service each connection is served with: the body deadline on every request, then
+//! `/mcp` straight to its endpoint and every other path through the router.
 //!
-//! The router reaches `/mcp` through a path match and three boxed services (the body deadline
-//! layer, the route, the endpoint), each cloned and its future boxed on every request; the
-//! endpoint's own checks are plain functions. Dispatching the one hot path by its exact path
-//! applies the same rules (the body deadline, then [`McpEndpoint::handle`]) without that. The
-//! router keeps its `/mcp` route (the same endpoint) for hosts that serve
-//! [`Gateway::router`](super::Gateway::router) themselves.
+//! Through the router, `/mcp` cost a path match and boxed services (a deadline layer, the
+//! route, the endpoint), each cloned and its future boxed on every request; the endpoint's own
+//! checks are plain functions. Dispatching the one hot path by its exact path applies the same
+//! rules without that. The router keeps its `/mcp` route (the same endpoint) for hosts that
+//! serve [`Gateway::router`](super::Gateway::router) themselves.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -31,7 +30,6 @@ pub(crate) struct Dispatch {
 }
 
 impl Dispatch {
-    /// `router` must already carry the body deadline layer for its own routes.
     pub(crate) fn new(router: Router, mcp: Arc<McpEndpoint>, body_read_timeout: Duration) -> Self {
         Self {
             router,
@@ -48,14 +46,24 @@ impl hyper::service::Service<hyper::Request<Incoming>> for Dispatch {
 
     fn call(&self, request: hyper::Request<Incoming>) -> Self::Future {
         let request: Request = request.map(Body::new);
+        let timeout = self.body_read_timeout;
         if request.uri().path() == MCP_PATH {
             let mcp = self.mcp.clone();
-            let timeout = self.body_read_timeout;
             return Box::pin(async move {
                 Ok(body_deadline::within(timeout, request, |request| mcp.handle(request)).await)
             });
         }
-        // The router is always ready: axum's `Router` answers `poll_ready` with `Ready`.
-        Box::pin(self.router.clone().call(request))
+        let mut router = self.router.clone();
+        Box::pin(async move {
+            let response = body_deadline::within(timeout, request, |request| async move {
+                // axum's `Router` is always ready and never fails (`Infallible`).
+                router
+                    .call(request)
+                    .await
+                    .unwrap_or_else(|never| match never {})
+            })
+            .await;
+            Ok(response)
+        })
     }
 }

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
 use tether_core::{ReconnectionManager, ServerName};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -19,7 +18,7 @@ use super::mcp::{HostGuard, SessionOwners, ToolFilter};
 use super::servers_view::ServersView;
 use super::state::{AppState, Parts};
 use super::users::UserRegistry;
-use super::{api, body_deadline, listener, mcp};
+use super::{api, listener, mcp};
 
 /// The gateway cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -248,12 +247,8 @@ impl Gateway {
             app.begin_shutdown();
             cancel.cancel();
         };
-        // Outermost: the deadline counts from the headers, whatever route reads the body.
-        let router = self.router.layer(from_fn_with_state(
-            self.http.body_read_timeout,
-            body_deadline::body_deadline,
-        ));
-        let service = Dispatch::new(router, self.mcp_endpoint, self.http.body_read_timeout);
+        // The deadline counts from the headers, whatever route reads the body.
+        let service = Dispatch::new(self.router, self.mcp_endpoint, self.http.body_read_timeout);
         listener::serve(listener, service, &self.http, signal).await;
         self.app.manager().shutdown().await;
         Ok(())
