@@ -1,13 +1,13 @@
 //! Memory of this process: resident (procfs, Linux) and live heap bytes (a counting allocator).
 
 use cap::Cap;
-use mimalloc::MiMalloc;
+use tether_alloc::Mimalloc;
 
 /// Counting over mimalloc, the gateway's own allocator: the pass-through proxy runs in this
 /// binary, and its floor is measured on the same allocator as Tether. (`stats_alloc` wraps
 /// only the system allocator in a `static` on stable Rust; `cap`'s constructor is `const`.)
 #[global_allocator]
-static GLOBAL: Cap<MiMalloc> = Cap::new(MiMalloc, usize::MAX);
+static GLOBAL: Cap<Mimalloc> = Cap::new(Mimalloc, usize::MAX);
 
 /// Bytes allocated and not yet freed.
 pub fn live_heap_bytes() -> u64 {

@@ -17,9 +17,10 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc rather than glibc's malloc: a call allocates and frees many small buffers across
 /// two worker threads, and glibc's consolidation and free-list work was ~14 % of the
-/// gateway's CPU per call (README, "Benchmarks").
+/// gateway's CPU per call (README, "Benchmarks"). Called through `tether_alloc`, which reaches
+/// mimalloc's fast paths.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tether_alloc::Mimalloc = tether_alloc::Mimalloc;
 
 /// Tether keeps every user's connections to remote, OAuth-protected MCP servers alive, safely,
 /// at scale.
