@@ -114,7 +114,8 @@ impl Endpoint {
         } else {
             (message, HashMap::new(), self.protocol_version.as_ref())
         };
-        let body = Bytes::from(serde_json::to_vec(&message).map_err(post::unserializable)?);
+        let body =
+            Bytes::from(super::encode::message_body(&message).map_err(post::unserializable)?);
         let outgoing = Outgoing {
             target,
             session_id: self.session_id.as_deref(),

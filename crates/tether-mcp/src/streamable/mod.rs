@@ -16,6 +16,7 @@
 //! (they need a reader anyway), and servers that answer `initialize` with a protocol version
 //! that has no handshake (see [`Handshake::NeedsPerRequestMetadata`]).
 //!
+//! - `encode`: a request's body (Tether's own requests written in one pass);
 //! - `endpoint`: where requests go and the headers each carries;
 //! - `handshake`: `server/discover`, or `initialize` + `notifications/initialized`;
 //! - `modern`: what every request carries on the 2026-07-28 wire (`_meta`, standard headers);
@@ -27,6 +28,7 @@
 //! - `listener`: the session's own event stream, while an agent listens;
 //! - `session`: the core's `Session` on top.
 
+mod encode;
 mod endpoint;
 mod exchange;
 mod handshake;
