@@ -30,6 +30,31 @@ fn plain_fits(size: usize, align: usize) -> bool {
     align <= WORD && align <= size
 }
 
+/// A block for `layout` from mimalloc's `plain` call when its blocks meet the alignment, else
+/// from its `aligned` one.
+///
+/// # Safety
+///
+/// `plain` and `aligned` are mimalloc's allocation calls of the same kind (plain or zeroed).
+#[allow(unsafe_code)]
+#[inline]
+unsafe fn allocate(
+    layout: Layout,
+    plain: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    let (size, align) = (layout.size(), layout.align());
+    // SAFETY: mimalloc's calls take any size and a power-of-two alignment.
+    let block = unsafe {
+        if plain_fits(size, align) {
+            plain(size)
+        } else {
+            aligned(size, align)
+        }
+    };
+    block.cast()
+}
+
 // SAFETY (for every method): mimalloc's functions take any size and alignment (a power of two,
 // as `Layout` guarantees) and return null on failure, as `GlobalAlloc` requires; blocks from
 // the plain and the aligned calls are freed and resized by the same `mi_free`/`mi_realloc*`,
@@ -38,28 +63,14 @@ fn plain_fits(size: usize, align: usize) -> bool {
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: see the impl.
-        unsafe {
-            if plain_fits(size, align) {
-                ffi::mi_malloc(size).cast()
-            } else {
-                ffi::mi_malloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, ffi::mi_malloc, ffi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let (size, align) = (layout.size(), layout.align());
         // SAFETY: see the impl.
-        unsafe {
-            if plain_fits(size, align) {
-                ffi::mi_zalloc(size).cast()
-            } else {
-                ffi::mi_zalloc_aligned(size, align).cast()
-            }
-        }
+        unsafe { allocate(layout, ffi::mi_zalloc, ffi::mi_zalloc_aligned) }
     }
 
     #[inline]
