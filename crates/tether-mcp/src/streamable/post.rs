@@ -166,7 +166,10 @@ pub(super) async fn send(
 
 /// `Bearer <token>`, marked sensitive so that no debug output of the request shows it.
 fn bearer(token: &str) -> Result<HeaderValue, HttpError> {
-    let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+    let mut text = String::with_capacity("Bearer ".len() + token.len());
+    text.push_str("Bearer ");
+    text.push_str(token);
+    let mut value = HeaderValue::try_from(text).map_err(|_| {
         // The token is not in the error: only that it could not be sent.
         StreamableHttpError::Io(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -74,8 +74,17 @@ fn request_id(headers: &axum::http::HeaderMap) -> String {
         });
     match given {
         Some(id) => id.to_owned(),
-        None => format!("{:016x}", rand::random::<u64>()),
+        None => hex_id(rand::random::<u64>()),
     }
+}
+
+/// `n` as 16 lowercase hex digits (`format!` costs several times this on every request).
+fn hex_id(n: u64) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    (0..16)
+        .rev()
+        .map(|nibble| char::from(DIGITS[((n >> (nibble * 4)) & 0xf) as usize]))
+        .collect()
 }
 
 async fn authenticate(
@@ -155,6 +164,14 @@ mod tests {
             assert_eq!(id.len(), 16, "{odd:?} replaced: {id}");
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
+    }
+
+    #[test]
+    fn new_request_ids_are_the_number_in_16_hex_digits() {
+        assert_eq!(super::hex_id(0x0123_4567_89ab_cdef), "0123456789abcdef");
+        assert_eq!(super::hex_id(0), "0000000000000000");
+        assert_eq!(super::hex_id(u64::MAX), "ffffffffffffffff");
+        assert_eq!(super::hex_id(0xa), "000000000000000a");
     }
 
     #[test]

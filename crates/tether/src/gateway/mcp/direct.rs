@@ -62,6 +62,15 @@ pub(crate) fn plain_headers(headers: &HeaderMap) -> bool {
 }
 
 pub(crate) fn accepts_json_and_event_stream(headers: &HeaderMap) -> bool {
+    // The value MCP clients send (rmcp's, the TypeScript SDK's), matched whole first: this
+    // runs on every request.
+    let mut values = headers.get_all(header::ACCEPT).iter();
+    if let (Some(only), None) = (values.next(), values.next())
+        && (only == "application/json, text/event-stream"
+            || only == "text/event-stream, application/json")
+    {
+        return true;
+    }
     let (mut json, mut event_stream) = (false, false);
     for value in headers.get_all(header::ACCEPT) {
         let Ok(value) = value.to_str() else {
@@ -405,6 +414,23 @@ mod tests {
             ("accept", "Application/JSON"),
             ("content-type", "application/json; charset=utf-8"),
         ])));
+        // The common value, either way round, matched whole; one in two headers too.
+        for accept in [
+            "text/event-stream, application/json",
+            "application/json, text/event-stream",
+        ] {
+            assert!(accepts_json_and_event_stream(&headers(&[(
+                "accept", accept
+            )])));
+            assert!(accepts_json_and_event_stream(&headers(&[
+                ("accept", accept),
+                ("accept", "text/plain"),
+            ])));
+        }
+        assert!(!accepts_json_and_event_stream(&headers(&[(
+            "accept",
+            "application/json, text/event-stream;q=0"
+        )])));
     }
 
     #[test]

@@ -62,16 +62,30 @@ impl ToolNaming {
         let mut unprefixed = None;
         let mut best: Option<(&ServerName, &'n str, usize)> = None;
         for server in servers {
-            let prefix = self.prefix(server);
-            if prefix.is_empty() {
-                unprefixed.get_or_insert(server);
-                continue;
-            }
-            if let Some(rest) = name.strip_prefix(prefix.as_str())
+            // Matched in place: this runs on every call, for every server the caller sees.
+            let own = if self.prefixes.is_empty() {
+                None
+            } else {
+                self.prefixes.get(server)
+            };
+            let matched = match own {
+                Some(prefix) if prefix.is_empty() => {
+                    unprefixed.get_or_insert(server);
+                    continue;
+                }
+                Some(prefix) => name
+                    .strip_prefix(prefix.as_str())
+                    .map(|rest| (rest, prefix.len())),
+                None => name
+                    .strip_prefix(server.as_str())
+                    .and_then(|rest| rest.strip_prefix(self.separator.as_str()))
+                    .map(|rest| (rest, server.as_str().len() + self.separator.len())),
+            };
+            if let Some((rest, len)) = matched
                 && !rest.is_empty()
-                && best.is_none_or(|(_, _, len)| prefix.len() > len)
+                && best.is_none_or(|(_, _, best_len)| len > best_len)
             {
-                best = Some((server, rest, prefix.len()));
+                best = Some((server, rest, len));
             }
         }
         match (best, unprefixed) {
@@ -156,6 +170,25 @@ mod tests {
         assert_eq!(naming.split("everything__", &servers), None);
         assert_eq!(naming.split("everything", &servers), None);
         assert!(ToolNaming::new("").is_none());
+    }
+
+    #[test]
+    fn a_default_prefix_is_the_whole_server_name_then_the_separator() {
+        let Some(naming) = ToolNaming::new(".") else {
+            panic!("a separator");
+        };
+        let servers = [ServerName::new("a"), ServerName::new("ab")];
+        assert_eq!(
+            naming.split("a.x", &servers),
+            Some((servers[0].clone(), "x"))
+        );
+        assert_eq!(
+            naming.split("ab.x", &servers),
+            Some((servers[1].clone(), "x"))
+        );
+        assert_eq!(naming.split("abx", &servers), None);
+        assert_eq!(naming.split("a_x", &servers), None);
+        assert_eq!(naming.split("a.", &servers), None);
     }
 
     #[test]
