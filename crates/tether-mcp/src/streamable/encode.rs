@@ -102,6 +102,10 @@ mod tests {
             custom("ping", Some(json!({}))),
         ];
         for (n, case) in cases.into_iter().enumerate() {
+            let ClientRequest::CustomRequest(built) = &case else {
+                panic!("a custom request");
+            };
+            assert!(plain_params(built).is_some(), "written in one pass: {n}");
             same_as_rmcp(&request(case.clone(), RequestId::Number(n as i64)));
             same_as_rmcp(&request(case, RequestId::String(format!("s{n}").into())));
         }

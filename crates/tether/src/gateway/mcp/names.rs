@@ -38,16 +38,22 @@ impl ToolNaming {
 
     /// The prefix of `server`'s names.
     pub fn prefix(&self, server: &ServerName) -> String {
-        self.prefixes
-            .get(server)
-            .cloned()
-            .unwrap_or_else(|| format!("{server}{}", self.separator))
+        self.prefix_of(server).to_string()
     }
 
     pub fn join(&self, server: &ServerName, name: &str) -> String {
-        match self.prefixes.get(server) {
-            Some(prefix) => format!("{prefix}{name}"),
-            None => format!("{server}{}{name}", self.separator),
+        format!("{}{name}", self.prefix_of(server))
+    }
+
+    /// `server`'s prefix, not built: aggregated names are split on every call.
+    fn prefix_of<'a>(&'a self, server: &'a ServerName) -> Prefix<'a> {
+        // No hashing when no server has a prefix of its own (the common configuration).
+        match (!self.prefixes.is_empty())
+            .then(|| self.prefixes.get(server))
+            .flatten()
+        {
+            Some(own) => Prefix::Own(own),
+            None => Prefix::Default(server.as_str(), &self.separator),
         }
     }
 
@@ -62,30 +68,16 @@ impl ToolNaming {
         let mut unprefixed = None;
         let mut best: Option<(&ServerName, &'n str, usize)> = None;
         for server in servers {
-            // Matched in place: this runs on every call, for every server the caller sees.
-            let own = if self.prefixes.is_empty() {
-                None
-            } else {
-                self.prefixes.get(server)
-            };
-            let matched = match own {
-                Some(prefix) if prefix.is_empty() => {
-                    unprefixed.get_or_insert(server);
-                    continue;
-                }
-                Some(prefix) => name
-                    .strip_prefix(prefix.as_str())
-                    .map(|rest| (rest, prefix.len())),
-                None => name
-                    .strip_prefix(server.as_str())
-                    .and_then(|rest| rest.strip_prefix(self.separator.as_str()))
-                    .map(|rest| (rest, server.as_str().len() + self.separator.len())),
-            };
-            if let Some((rest, len)) = matched
+            let prefix = self.prefix_of(server);
+            if prefix.is_empty() {
+                unprefixed.get_or_insert(server);
+                continue;
+            }
+            if let Some(rest) = prefix.strip(name)
                 && !rest.is_empty()
-                && best.is_none_or(|(_, _, best_len)| len > best_len)
+                && best.is_none_or(|(_, _, len)| prefix.len() > len)
             {
-                best = Some((server, rest, len));
+                best = Some((server, rest, prefix.len()));
             }
         }
         match (best, unprefixed) {
@@ -106,6 +98,46 @@ impl ToolNaming {
         let joined = self.join(server, name);
         self.split(&joined, servers)
             .is_some_and(|(s, n)| &s == server && n == name)
+    }
+}
+
+/// A server's prefix: its own (`prefix = "…"`), or its name then the separator.
+#[derive(Debug, Clone, Copy)]
+enum Prefix<'a> {
+    Own(&'a str),
+    Default(&'a str, &'a str),
+}
+
+impl Prefix<'_> {
+    fn is_empty(self) -> bool {
+        matches!(self, Self::Own(""))
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Self::Own(own) => own.len(),
+            Self::Default(server, separator) => server.len() + separator.len(),
+        }
+    }
+
+    /// The rest of `name` after this prefix, if it starts with it.
+    fn strip(self, name: &str) -> Option<&str> {
+        match self {
+            Self::Own(own) => name.strip_prefix(own),
+            Self::Default(server, separator) => name.strip_prefix(server)?.strip_prefix(separator),
+        }
+    }
+}
+
+impl std::fmt::Display for Prefix<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Own(own) => f.write_str(own),
+            Self::Default(server, separator) => {
+                f.write_str(server)?;
+                f.write_str(separator)
+            }
+        }
     }
 }
 
@@ -178,17 +210,19 @@ mod tests {
             panic!("a separator");
         };
         let servers = [ServerName::new("a"), ServerName::new("ab")];
-        assert_eq!(
-            naming.split("a.x", &servers),
-            Some((servers[0].clone(), "x"))
-        );
-        assert_eq!(
-            naming.split("ab.x", &servers),
-            Some((servers[1].clone(), "x"))
-        );
-        assert_eq!(naming.split("abx", &servers), None);
-        assert_eq!(naming.split("a_x", &servers), None);
-        assert_eq!(naming.split("a.", &servers), None);
+        let cases = [
+            ("a.x", Some((0, "x"))),
+            ("ab.x", Some((1, "x"))),
+            ("abx", None),
+            ("a_x", None),
+            ("a.", None),
+        ];
+        for (name, expected) in cases {
+            let expected = expected.map(|(i, rest)| (servers[i].clone(), rest));
+            assert_eq!(naming.split(name, &servers), expected, "{name}");
+        }
+        assert_eq!(naming.join(&servers[1], "x"), "ab.x");
+        assert_eq!(naming.prefix(&servers[0]), "a.");
     }
 
     #[test]
