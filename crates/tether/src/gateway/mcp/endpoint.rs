@@ -54,7 +54,10 @@ impl McpEndpoint {
             authenticated(app, request, |request| {
                 sessions::guard_sessions(app, request, |request| {
                     jsonrpc::check_body(app, request, |request| async move {
-                        self.rmcp.handle(request).await.map(Body::new)
+                        // Boxed: rmcp's future is twice the size of the direct path's, and
+                        // every request's future, built on the stack and moved into its box
+                        // by the listener, would carry that size through each layer above.
+                        Box::pin(self.rmcp.handle(request)).await.map(Body::new)
                     })
                 })
             })
