@@ -120,6 +120,24 @@ fn verdict(met: bool) -> &'static str {
     if met { "MET" } else { "MISSED" }
 }
 
+/// A ratio as printed: `n/a` when no round could measure it (see [`RatioGoals::of`]).
+fn times(ratio: f64) -> String {
+    if ratio.is_nan() {
+        "n/a".to_owned()
+    } else {
+        format!("{ratio:.2}×")
+    }
+}
+
+/// The verdict on an added-p50 ratio, which may be unmeasured.
+fn p50_verdict(ratio: f64) -> &'static str {
+    if ratio.is_nan() {
+        "n/a"
+    } else {
+        verdict(ratio <= 1.3)
+    }
+}
+
 pub async fn run(args: Args) -> anyhow::Result<()> {
     for part in &args.parts {
         if !matches!(part.as_str(), "storm" | "idle" | "calls" | "resources") {
@@ -506,9 +524,11 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     ] {
         if let Some(r) = RatioGoals::of(this, that) {
             println!(
-                "{what} (median over the rounds of each round's ratio): added p50 {:.2}×, \
+                "{what} (median over the rounds of each round's ratio): added p50 {}, \
                  throughput {:.2}×, CPU per call {:.2}×",
-                r.added_p50, r.throughput, r.cpu
+                times(r.added_p50),
+                r.throughput,
+                r.cpu
             );
         }
     }
@@ -574,9 +594,9 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         let ratios = RatioGoals::of(&[*t], &[*p]);
         if let Some(r) = ratios {
             println!(
-                "round {}, Tether / proxy: added p50 {:.2}×, throughput {:.2}×, CPU per call {:.2}×",
+                "round {}, Tether / proxy: added p50 {}, throughput {:.2}×, CPU per call {:.2}×",
                 round + 1,
-                r.added_p50,
+                times(r.added_p50),
                 r.throughput,
                 r.cpu
             );
@@ -586,11 +606,11 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     if let Some(goals) = goals {
         println!(
             "goals against the pass-through proxy (median over the rounds of each round's \
-             ratio): added p50 one at a time {:.2}× the proxy's (≤ 1.3×): {}; throughput at \
+             ratio): added p50 one at a time {} the proxy's (≤ 1.3×): {}; throughput at \
              concurrency {c} {:.2}× the proxy's (≥ 0.95×): {}; CPU per call at concurrency {c} \
              {:.2}× the proxy's (≤ 1.3×): {}",
-            goals.added_p50,
-            verdict(goals.added_p50 <= 1.3),
+            times(goals.added_p50),
+            p50_verdict(goals.added_p50),
             goals.throughput,
             verdict(goals.throughput >= 0.95),
             goals.cpu,
@@ -602,10 +622,10 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
     for (round, (t, p)) in tether.iter().zip(&lean_proxy).enumerate() {
         if let Some(r) = RatioGoals::of(&[*t], &[*p]) {
             println!(
-                "round {}, Tether / lean proxy: added p50 {:.2}×, throughput {:.2}×, CPU per call \
+                "round {}, Tether / lean proxy: added p50 {}, throughput {:.2}×, CPU per call \
                  {:.2}×",
                 round + 1,
-                r.added_p50,
+                times(r.added_p50),
                 r.throughput,
                 r.cpu
             );
@@ -618,14 +638,14 @@ async fn part_calls(bins: &Binaries, args: &Args) -> anyhow::Result<()> {
         println!(
             "against the lean proxy (median over the rounds of each round's ratio; it adds \
              {:.3} ms at p50, keeps {:.2}× of direct throughput, spends {:.4} ms CPU per call): \
-             added p50 {:.2}×, throughput {:.2}×, CPU per call {:.2}× (the same bounds: {}, {}, {})",
+             added p50 {}, throughput {:.2}×, CPU per call {:.2}× (the same bounds: {}, {}, {})",
             l.p50_ms,
             l.ratio,
             l.cpu_ms,
-            r.added_p50,
+            times(r.added_p50),
             r.throughput,
             r.cpu,
-            verdict(r.added_p50 <= 1.3),
+            p50_verdict(r.added_p50),
             verdict(r.throughput >= 0.95),
             verdict(r.cpu <= 1.3),
         );
@@ -655,21 +675,42 @@ struct RatioGoals {
 }
 
 impl RatioGoals {
+    /// Each round's ratios and their medians. A round whose proxy added less than
+    /// [`MIN_ADDED_P50_MS`] at p50 (noise: the direct path's p50 was as high) has no added-p50
+    /// ratio and is left out of that median; dividing by it printed ratios of 10^300. With no
+    /// round left, the ratio is NaN (printed `n/a`).
     fn of(tether: &[Versus], proxy: &[Versus]) -> Option<Self> {
         let rounds: Vec<(Versus, Versus)> =
             tether.iter().copied().zip(proxy.iter().copied()).collect();
+        if rounds.is_empty() {
+            return None;
+        }
         let median = |ratio: &dyn Fn(&Versus, &Versus) -> f64| {
-            let mut values: Vec<f64> = rounds.iter().map(|(t, p)| ratio(t, p)).collect();
+            let mut values: Vec<f64> = rounds
+                .iter()
+                .map(|(t, p)| ratio(t, p))
+                .filter(|r| !r.is_nan())
+                .collect();
             values.sort_by(f64::total_cmp);
-            values.get(values.len() / 2).copied()
+            values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
         };
         Some(Self {
-            added_p50: median(&|t, p| t.p50_ms / p.p50_ms.max(f64::MIN_POSITIVE))?,
-            throughput: median(&|t, p| t.ratio / p.ratio.max(f64::MIN_POSITIVE))?,
-            cpu: median(&|t, p| t.cpu_ms / p.cpu_ms.max(f64::MIN_POSITIVE))?,
+            added_p50: median(&|t, p| {
+                if p.p50_ms >= MIN_ADDED_P50_MS {
+                    t.p50_ms / p.p50_ms
+                } else {
+                    f64::NAN
+                }
+            }),
+            throughput: median(&|t, p| t.ratio / p.ratio.max(f64::MIN_POSITIVE)),
+            cpu: median(&|t, p| t.cpu_ms / p.cpu_ms.max(f64::MIN_POSITIVE)),
         })
     }
 }
+
+/// The least added p50 (ms) of the proxy that a ratio is taken against: 5 µs, a few times the
+/// spread of the direct path's p50 between rounds.
+const MIN_ADDED_P50_MS: f64 = 0.005;
 
 /// One path in the middle against direct calls, in one round.
 #[derive(Debug, Clone, Copy)]
@@ -711,5 +752,38 @@ impl Versus {
             cpu_ms: median(|r| r.cpu_ms)?,
             cpu_ms_one: median(|r| r.cpu_ms_one)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn versus(p50_ms: f64, cpu_ms: f64) -> Versus {
+        Versus {
+            p50_ms,
+            p50_ms_concurrent: 0.0,
+            ratio: 0.6,
+            cpu_ms,
+            cpu_ms_one: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_round_where_the_proxy_added_nothing_has_no_p50_ratio() {
+        let tether = [versus(0.128, 0.08), versus(0.3, 0.08), versus(0.2, 0.07)];
+        let proxy = [versus(-0.002, 0.06), versus(0.2, 0.06), versus(0.1, 0.05)];
+        let r = RatioGoals::of(&tether, &proxy).expect("three rounds");
+        // Rounds 2 and 3 only: 1.5 and 2.0, the upper median.
+        assert!((r.added_p50 - 2.0).abs() < 1e-9, "{}", r.added_p50);
+        assert!((r.cpu - 0.08 / 0.06).abs() < 1e-9, "{}", r.cpu);
+        assert_eq!(times(r.added_p50), "2.00×");
+        assert_eq!(p50_verdict(r.added_p50), "MISSED");
+
+        let none = RatioGoals::of(&tether[..1], &proxy[..1]).expect("one round");
+        assert!(none.added_p50.is_nan());
+        assert_eq!(times(none.added_p50), "n/a");
+        assert_eq!(p50_verdict(none.added_p50), "n/a");
+        assert!(RatioGoals::of(&[], &[]).is_none());
     }
 }
