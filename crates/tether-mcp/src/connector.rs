@@ -367,16 +367,19 @@ impl McpConnector {
             }
             // An earlier revision's server that knows `server/discover` answers it with the
             // versions it supports, none of them 2026-07-28; rmcp then gives up instead of
-            // falling back, so the server is started again and initialized.
+            // falling back, so the server is started again and initialized. The same when the
+            // probe went unanswered for rmcp's 10 s (a first `npx` start downloading its
+            // package) and its late answer then came where `initialize`'s was awaited: rmcp
+            // took the server for an earlier revision's, and a fresh process gets `initialize`
+            // with no stale answer in its way.
             Err(NoCommonVersion) if known.is_none() => {
-                let mut rest = request.clone();
-                rest.timeout = request.timeout.saturating_sub(started.elapsed());
-                let transport = stdio::spawn(&server.name, command, args)?;
-                let running = self
-                    .start_lifecycle(&rest, transport, ClientLifecycleMode::Initialize)
-                    .await
-                    .map_err(StartFailure::into_connect_error)?;
-                (running, Wire::Legacy)
+                self.initialize_again(request, started, command, args)
+                    .await?
+            }
+            Err(LateProbeAnswer) => {
+                debug!(server = %server.name, "server/discover went unanswered in time: started again and initialized");
+                self.initialize_again(request, started, command, args)
+                    .await?
             }
             Err(failure) => {
                 if known.is_some() {
@@ -393,6 +396,25 @@ impl McpConnector {
             .await)
     }
 
+    /// The stdio server started again and reached with `initialize`, within what is left of
+    /// the connect timeout.
+    async fn initialize_again(
+        &self,
+        request: &ConnectRequest,
+        started: tokio::time::Instant,
+        command: &str,
+        args: &[String],
+    ) -> Result<(RunningService<RoleClient, UpstreamClient>, Wire), ConnectError> {
+        let mut rest = request.clone();
+        rest.timeout = request.timeout.saturating_sub(started.elapsed());
+        let transport = stdio::spawn(&request.server.name, command, args)?;
+        let running = self
+            .start_lifecycle(&rest, transport, ClientLifecycleMode::Initialize)
+            .await
+            .map_err(StartFailure::into_connect_error)?;
+        Ok((running, Wire::Legacy))
+    }
+
     /// The MCP lifecycle over `transport` (`initialize`, or `server/discover` first) within
     /// the connect timeout; a refusal for want of a common version is told apart.
     async fn start_lifecycle<T, E, A>(
@@ -405,6 +427,7 @@ impl McpConnector {
         T: rmcp::transport::IntoTransport<RoleClient, E, A>,
         E: std::error::Error + Send + Sync + 'static,
     {
+        let probing = matches!(lifecycle, ClientLifecycleMode::Auto { .. });
         let started = serve_client_with_lifecycle(
             UpstreamClient::new(request.events.clone()),
             transport,
@@ -419,6 +442,12 @@ impl McpConnector {
             Ok(Err(ClientInitializeError::NoCompatibleProtocolVersion { .. })) => {
                 Err(NoCommonVersion)
             }
+            // The answer to the probe rmcp stopped waiting for, read as `initialize`'s (only
+            // the probe's fallback sends a second request before any answer).
+            Ok(Err(
+                ClientInitializeError::UncorrelatedErrorResponse { .. }
+                | ClientInitializeError::ConflictInitResponseId(..),
+            )) if probing => Err(LateProbeAnswer),
             Ok(Err(e)) => Err(StartFailure::Other(error::from_initialize(&e))),
         }
     }
@@ -499,9 +528,12 @@ fn discover_first() -> ClientLifecycleMode {
 enum StartFailure {
     /// The server named only versions Tether does not discover with.
     NoCommonVersion,
+    /// `server/discover` went unanswered for rmcp's probe timeout, rmcp sent `initialize`, and
+    /// the probe's answer then arrived first.
+    LateProbeAnswer,
     Other(ConnectError),
 }
-use StartFailure::NoCommonVersion;
+use StartFailure::{LateProbeAnswer, NoCommonVersion};
 
 impl StartFailure {
     fn into_connect_error(self) -> ConnectError {
@@ -509,6 +541,9 @@ impl StartFailure {
             NoCommonVersion => ConnectError::Protocol(
                 "no MCP protocol version in common with the server".to_owned(),
             ),
+            LateProbeAnswer => {
+                ConnectError::Protocol("the server's initialize answer was not valid".to_owned())
+            }
             Self::Other(error) => error,
         }
     }

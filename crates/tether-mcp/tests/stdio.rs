@@ -190,3 +190,44 @@ async fn a_2026_stdio_server_is_discovered_and_an_earlier_one_initialized() {
     assert_eq!(protocol.wire, "session");
     earlier.close().await;
 }
+
+/// A server that answers nothing for longer than rmcp's `server/discover` probe waits (10 s: a
+/// first `npx` start downloading its package) still connects on the first attempt. rmcp sends
+/// `initialize` after the probe and then reads the probe's late answer as `initialize`'s; the
+/// server is started again and initialized instead of failing the connect.
+#[tokio::test]
+async fn a_server_slower_to_start_than_the_discover_probe_connects_on_the_first_attempt() {
+    let dir = std::env::temp_dir().join(format!(
+        "tether-slow-stdio-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default()
+    ));
+    std::fs::create_dir_all(&dir).expect("creates the marker's directory");
+    let marker = dir.join("started-once");
+    // The first start sleeps past the probe's 10 s; a second starts at once.
+    let script = format!(
+        "if [ ! -e '{marker}' ]; then touch '{marker}'; sleep 12; fi; exec '{server}'",
+        marker = marker.display(),
+        server = stdio_server().display()
+    );
+    let mut slow = request(TransportConfig::Stdio {
+        command: "sh".to_owned(),
+        args: vec!["-c".to_owned(), script],
+    });
+    slow.timeout = std::time::Duration::from_secs(40);
+    let connector = McpConnector::default();
+    let session = connector
+        .connect(slow)
+        .await
+        .expect("connects on the first attempt");
+    assert!(marker.exists(), "the first start was the slow one");
+    let protocol = session.protocol().expect("a negotiated protocol");
+    assert_eq!(protocol.version, "2025-11-25");
+    let tools = session.list_tools().await.expect("lists");
+    assert!(!tools.is_empty());
+    session.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
