@@ -11,6 +11,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
+use crate::tool_call::ToolCallParams;
+
 /// An agent's JSON-RPC error answer to an upstream's request, passed back as it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerError {
@@ -90,6 +92,16 @@ impl CallContext {
             }
         }
         params
+    }
+
+    /// The params of a `tools/call` of `name`, as [`Self::tool_call_params`] has them, to be
+    /// written without building them.
+    pub fn tool_call<'a>(
+        &'a self,
+        name: &'a str,
+        arguments: Option<&'a Map<String, Value>>,
+    ) -> ToolCallParams<'a> {
+        ToolCallParams::new(self, name, arguments)
     }
 
     /// The params of a `tools/call` of `name`, with the agent's `_meta` and answers.

@@ -29,6 +29,7 @@ pub mod time;
 pub mod token;
 pub mod tool;
 pub mod tool_cache;
+pub mod tool_call;
 mod tool_result_serde;
 pub mod tracker;
 
@@ -51,3 +52,4 @@ pub use time::{Clock, SystemClock, Timestamp, TokioClock};
 pub use token::{AccessTokenStatus, TokenStatus, TokenStore};
 pub use tool::{Tool, ToolResult};
 pub use tool_cache::{CachedTools, MemoryToolCache, ToolCache};
+pub use tool_call::ToolCallParams;

@@ -2,7 +2,9 @@
 //! no metadata in its extensions) is written in one pass; rmcp's serializer turns every params
 //! object into a JSON tree, takes its `_meta` out through another, and writes the tree (it merges
 //! `_meta` from the extensions that way), which was the largest part of encoding a tool call
-//! (callgrind, README "Benchmarks"). Anything else is written by rmcp as before.
+//! (callgrind, README "Benchmarks"). A `tools/call` is written straight from its borrowed parts
+//! ([`Outbound::ToolCall`]), without a params tree at all. Anything else is written by rmcp as
+//! before.
 
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, CustomRequest, JsonRpcMessage, JsonRpcRequest, MetaObject,
@@ -10,6 +12,44 @@ use rmcp::model::{
 };
 use serde::Serialize;
 use serde_json::{Map, Value};
+use tether_core::ToolCallParams;
+
+const TOOLS_CALL: &str = "tools/call";
+
+/// A request on its way out: one of rmcp's, or a `tools/call` written from its parts.
+#[derive(Debug)]
+pub(super) enum Outbound<'a> {
+    Typed(ClientRequest),
+    ToolCall(ToolCallParams<'a>),
+}
+
+impl Outbound<'_> {
+    /// The request `id` as rmcp's message, for the roads that need one (rmcp's own client,
+    /// the 2026-07-28 revision's stamping).
+    pub(super) fn into_message(self, id: RequestId) -> ClientJsonRpcMessage {
+        let request = match self {
+            Self::Typed(request) => request,
+            Self::ToolCall(params) => ClientRequest::CustomRequest(CustomRequest::new(
+                TOOLS_CALL,
+                Some(params.to_value()),
+            )),
+        };
+        ClientJsonRpcMessage::request(request, id)
+    }
+
+    /// The body of the request `id`: the same bytes either way (see the tests).
+    pub(super) fn body(self, id: RequestId) -> serde_json::Result<Vec<u8>> {
+        match self {
+            Self::ToolCall(params) => serde_json::to_vec(&Envelope {
+                jsonrpc: "2.0",
+                id: &id,
+                method: TOOLS_CALL,
+                params: &params,
+            }),
+            typed => message_body(&typed.into_message(id)),
+        }
+    }
+}
 
 /// `message` as JSON, as rmcp writes it (up to the order of the params' keys).
 pub(super) fn message_body(message: &ClientJsonRpcMessage) -> serde_json::Result<Vec<u8>> {
@@ -41,11 +81,11 @@ fn plain_params(custom: &CustomRequest) -> Option<&Map<String, Value>> {
 }
 
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Envelope<'a, P> {
     jsonrpc: &'static str,
     id: &'a RequestId,
     method: &'a str,
-    params: &'a Map<String, Value>,
+    params: &'a P,
 }
 
 #[cfg(test)]
@@ -137,6 +177,49 @@ mod tests {
                 panic!("rmcp did not encode it");
             };
             assert_eq!(ours, rmcp, "{}", String::from_utf8_lossy(&ours));
+        }
+    }
+
+    #[test]
+    fn a_tool_call_written_from_its_parts_is_the_bytes_of_its_tree() {
+        use tether_core::{AgentInput, CallContext};
+
+        let contexts = [
+            CallContext::default(),
+            CallContext {
+                meta: json!({"progressToken": 7}).as_object().cloned(),
+                ..CallContext::default()
+            },
+            CallContext {
+                meta: json!({"progressToken": "p", "other": [1]})
+                    .as_object()
+                    .cloned(),
+                input: Some(AgentInput {
+                    responses: Some(json!({"q": {"action": "decline"}})),
+                    request_state: Some("s \"quoted\"".into()),
+                }),
+                ..CallContext::default()
+            },
+        ];
+        let arguments = json!({"text": "hé \"quoted\"\n", "n": [1, 2.5, null]});
+        for (n, context) in contexts.iter().enumerate() {
+            for args in [None, arguments.as_object()] {
+                let id = RequestId::Number(n as i64);
+                let parts = Outbound::ToolCall(context.tool_call("echo", args));
+                let Ok(ours) = parts.body(id.clone()) else {
+                    panic!("not encoded");
+                };
+                let tree = Outbound::Typed(custom(
+                    "tools/call",
+                    Some(context.tool_call_params("echo", args.cloned())),
+                ));
+                let Ok(of_tree) = tree.body(id.clone()) else {
+                    panic!("not encoded");
+                };
+                assert_eq!(ours, of_tree, "{}", String::from_utf8_lossy(&ours));
+                let message = Outbound::ToolCall(context.tool_call("echo", args)).into_message(id);
+                same_as_rmcp(&message);
+            }
         }
     }
 }

@@ -21,6 +21,7 @@ use rmcp::transport::streamable_http_client::{
 };
 use sse_stream::Sse;
 
+use super::encode::Outbound;
 use super::param_headers::ToolParamHeaders;
 use super::post::{self, Outgoing, Posted, Target};
 
@@ -99,23 +100,30 @@ impl Endpoint {
     /// [`Self::post`].
     pub(super) async fn send_request(
         &self,
-        message: ClientJsonRpcMessage,
+        id: RequestId,
+        request: Outbound<'_>,
     ) -> Result<Posted, HttpError> {
         let Some(target) = &self.target else {
             // Boxed: rmcp's client future is several KiB, and inline it would be copied with
             // every request's future although this road is almost never taken.
-            return Box::pin(self.post(message)).await.map(Posted::from);
+            return Box::pin(self.post(request.into_message(id)))
+                .await
+                .map(Posted::from);
         };
         // A session of the earlier revisions sends only its protocol version: as a header
         // value, not in a map hashed per request.
-        let (message, headers, version) = if self.modern {
-            let (message, headers) = super::modern::stamp(message, self.tool_headers.as_deref());
-            (message, headers, None)
+        let (body, headers, version) = if self.modern {
+            let (message, headers) =
+                super::modern::stamp(request.into_message(id), self.tool_headers.as_deref());
+            (super::encode::message_body(&message), headers, None)
         } else {
-            (message, HashMap::new(), self.protocol_version.as_ref())
+            (
+                request.body(id),
+                HashMap::new(),
+                self.protocol_version.as_ref(),
+            )
         };
-        let body =
-            Bytes::from(super::encode::message_body(&message).map_err(post::unserializable)?);
+        let body = Bytes::from(body.map_err(post::unserializable)?);
         let outgoing = Outgoing {
             target,
             session_id: self.session_id.as_deref(),

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, ClientRequest, CustomRequest, ListToolsRequest,
-    ListToolsResult, PaginatedRequestParams, RequestId,
+    ClientRequest, CustomRequest, ListToolsRequest, ListToolsResult, PaginatedRequestParams,
+    RequestId,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -21,6 +21,7 @@ use tether_core::{
 };
 use tracing::{debug, info, warn};
 
+use super::encode::Outbound;
 use super::endpoint::Endpoint;
 use super::exchange::{self, AnswerError, ExchangeError, Listeners};
 use super::input;
@@ -121,7 +122,7 @@ impl StreamableSession {
     /// in errors); a JSON-RPC error answer becomes a protocol error (the session goes on).
     async fn send<T: DeserializeOwned>(
         &self,
-        request: ClientRequest,
+        request: Outbound<'_>,
         timed_out: &'static str,
         what: &str,
         downstream: Option<&dyn Downstream>,
@@ -214,14 +215,24 @@ impl StreamableSession {
         if context.input.is_some() {
             let request = ClientRequest::CustomRequest(CustomRequest::new(method, Some(params)));
             return self
-                .send(request, "the request timed out", method, downstream)
+                .send(
+                    Outbound::Typed(request),
+                    "the request timed out",
+                    method,
+                    downstream,
+                )
                 .await;
         }
         for _ in 0..input::MAX_ROUNDS {
             let request =
                 ClientRequest::CustomRequest(CustomRequest::new(method, Some(params.clone())));
             let result: Value = self
-                .send(request, "the request timed out", method, downstream)
+                .send(
+                    Outbound::Typed(request),
+                    "the request timed out",
+                    method,
+                    downstream,
+                )
                 .await?;
             match input::retry_params(&result, &params, downstream).await? {
                 None => return Ok(result),
@@ -269,7 +280,12 @@ impl Session for StreamableSession {
                 extensions: Default::default(),
             });
             let page = self
-                .send::<ListToolsResult>(request, "tools/list timed out", "tools/list result", None)
+                .send::<ListToolsResult>(
+                    Outbound::Typed(request),
+                    "tools/list timed out",
+                    "tools/list result",
+                    None,
+                )
                 .await?;
             if let Some(ttl) = page.ttl_ms
                 && let Ok(mut shortest) = fresh_for.lock()
@@ -292,22 +308,10 @@ impl Session for StreamableSession {
         name: &str,
         arguments: Option<Map<String, Value>>,
     ) -> Result<ToolResult, ConnectError> {
-        if self.endpoint.modern {
-            // Its result may ask for input (refused: no agent waits on this call).
-            return self
-                .call_tool_in(name, arguments, &CallContext::default())
-                .await;
-        }
-        let mut params = CallToolRequestParams::new(name.to_owned());
-        if let Some(arguments) = arguments {
-            params = params.with_arguments(arguments);
-        }
-        let request = ClientRequest::CallToolRequest(CallToolRequest::new(params));
-        tool_result(
-            self.send(request, "tools/call timed out", "tool result", None)
-                .await?,
-            false,
-        )
+        // Nothing to carry: an empty context (on 2026-07-28 its result may ask for input,
+        // refused: no agent waits on this call).
+        self.call_tool_in(name, arguments, &CallContext::default())
+            .await
     }
 
     async fn call_tool_in(
@@ -327,12 +331,8 @@ impl Session for StreamableSession {
                 context.input.is_some(),
             );
         }
-        if context.is_empty() {
-            // Nothing to carry: the typed request, without a JSON tree of the arguments.
-            return self.call_tool(name, arguments).await;
-        }
-        let params = context.tool_call_params(name, arguments);
-        let request = ClientRequest::CustomRequest(CustomRequest::new("tools/call", Some(params)));
+        // Written from its parts, with whatever the context carries ([`Outbound::ToolCall`]).
+        let request = Outbound::ToolCall(context.tool_call(name, arguments.as_ref()));
         tool_result(
             self.send(
                 request,
@@ -358,7 +358,7 @@ impl Session for StreamableSession {
         let request =
             ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));
         self.send(
-            request,
+            Outbound::Typed(request),
             "the request timed out",
             method,
             context.downstream.as_deref(),
