@@ -19,7 +19,8 @@ const TOOLS_CALL: &str = "tools/call";
 /// A request on its way out: one of rmcp's, or a `tools/call` written from its parts.
 #[derive(Debug)]
 pub(super) enum Outbound<'a> {
-    Typed(ClientRequest),
+    /// Boxed: a `ClientRequest` is ten times the size of the other variant.
+    Typed(Box<ClientRequest>),
     ToolCall(ToolCallParams<'a>),
 }
 
@@ -28,7 +29,7 @@ impl Outbound<'_> {
     /// the 2026-07-28 revision's stamping).
     pub(super) fn into_message(self, id: RequestId) -> ClientJsonRpcMessage {
         let request = match self {
-            Self::Typed(request) => request,
+            Self::Typed(request) => *request,
             Self::ToolCall(params) => ClientRequest::CustomRequest(CustomRequest::new(
                 TOOLS_CALL,
                 Some(params.to_value()),
@@ -209,10 +210,10 @@ mod tests {
                 let Ok(ours) = parts.body(id.clone()) else {
                     panic!("not encoded");
                 };
-                let tree = Outbound::Typed(custom(
+                let tree = Outbound::Typed(Box::new(custom(
                     "tools/call",
                     Some(context.tool_call_params("echo", args.cloned())),
-                ));
+                )));
                 let Ok(of_tree) = tree.body(id.clone()) else {
                     panic!("not encoded");
                 };

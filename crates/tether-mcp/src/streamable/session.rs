@@ -216,7 +216,7 @@ impl StreamableSession {
             let request = ClientRequest::CustomRequest(CustomRequest::new(method, Some(params)));
             return self
                 .send(
-                    Outbound::Typed(request),
+                    Outbound::Typed(Box::new(request)),
                     "the request timed out",
                     method,
                     downstream,
@@ -228,7 +228,7 @@ impl StreamableSession {
                 ClientRequest::CustomRequest(CustomRequest::new(method, Some(params.clone())));
             let result: Value = self
                 .send(
-                    Outbound::Typed(request),
+                    Outbound::Typed(Box::new(request)),
                     "the request timed out",
                     method,
                     downstream,
@@ -281,7 +281,7 @@ impl Session for StreamableSession {
             });
             let page = self
                 .send::<ListToolsResult>(
-                    Outbound::Typed(request),
+                    Outbound::Typed(Box::new(request)),
                     "tools/list timed out",
                     "tools/list result",
                     None,
@@ -358,7 +358,7 @@ impl Session for StreamableSession {
         let request =
             ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));
         self.send(
-            Outbound::Typed(request),
+            Outbound::Typed(Box::new(request)),
             "the request timed out",
             method,
             context.downstream.as_deref(),
