@@ -94,8 +94,8 @@ impl CallContext {
         params
     }
 
-    /// The params of a `tools/call` of `name`, as [`Self::tool_call_params`] has them, to be
-    /// written without building them.
+    /// The params of a `tools/call` of `name`, with the agent's `_meta` and answers, to be
+    /// written as they are ([`ToolCallParams`] holds which members they have).
     pub fn tool_call<'a>(
         &'a self,
         name: &'a str,
@@ -104,22 +104,10 @@ impl CallContext {
         ToolCallParams::new(self, name, arguments)
     }
 
-    /// The params of a `tools/call` of `name`, with the agent's `_meta` and answers.
+    /// The same params as a JSON tree, for the roads that need one (a 2026-07-28 server's,
+    /// whose request is sent again with answers; rmcp's session).
     pub fn tool_call_params(&self, name: &str, arguments: Option<Map<String, Value>>) -> Value {
-        let mut params = Map::from_iter([("name".to_owned(), Value::String(name.to_owned()))]);
-        if let Some(arguments) = arguments {
-            params.insert("arguments".to_owned(), Value::Object(arguments));
-        }
-        if let Some(input) = &self.input {
-            if let Some(responses) = &input.responses {
-                params.insert("inputResponses".to_owned(), responses.clone());
-            }
-            if let Some(state) = &input.request_state {
-                params.insert("requestState".to_owned(), Value::String(state.clone()));
-            }
-        }
-        self.with_meta(Some(Value::Object(params)))
-            .unwrap_or_default()
+        self.tool_call(name, arguments.as_ref()).to_value()
     }
 }
 

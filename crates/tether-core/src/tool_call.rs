@@ -1,7 +1,6 @@
-//! A `tools/call`'s params as they go upstream, written from the call's borrowed parts: the
-//! same members as [`CallContext::tool_call_params`], in the same order, without building the
-//! JSON tree (a map, its keys and a clone of the agent's `_meta`) that every call wrote once
-//! and dropped.
+//! A `tools/call`'s params as they go upstream: one list of members, written straight from the
+//! call's borrowed parts (the hot road: no JSON tree, no clone of the agent's `_meta`) or built
+//! as a tree for the roads that need one ([`CallContext::tool_call_params`]).
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
@@ -14,6 +13,34 @@ pub struct ToolCallParams<'a> {
     context: &'a CallContext,
     name: &'a str,
     arguments: Option<&'a Map<String, Value>>,
+}
+
+/// One member's value, borrowed.
+#[derive(Debug, Clone, Copy)]
+enum Member<'a> {
+    Object(&'a Map<String, Value>),
+    Value(&'a Value),
+    Text(&'a str),
+}
+
+impl Member<'_> {
+    fn to_value(self) -> Value {
+        match self {
+            Self::Object(object) => Value::Object(object.clone()),
+            Self::Value(value) => value.clone(),
+            Self::Text(text) => Value::String(text.to_owned()),
+        }
+    }
+}
+
+impl Serialize for Member<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Object(object) => object.serialize(serializer),
+            Self::Value(value) => value.serialize(serializer),
+            Self::Text(text) => serializer.serialize_str(text),
+        }
+    }
 }
 
 impl<'a> ToolCallParams<'a> {
@@ -29,32 +56,45 @@ impl<'a> ToolCallParams<'a> {
         }
     }
 
+    /// The members present, in the order of a JSON tree's keys (a `BTreeMap`), so that the
+    /// written params and the tree's are the same bytes: the agent's `_meta` (its progress
+    /// token among others), the arguments, a 2026-07-28 agent's answers and the server's state.
+    fn members(&self) -> impl Iterator<Item = (&'static str, Member<'a>)> {
+        let input = self.context.input.as_ref();
+        [
+            self.context
+                .meta
+                .as_ref()
+                .map(|meta| ("_meta", Member::Object(meta))),
+            self.arguments
+                .map(|arguments| ("arguments", Member::Object(arguments))),
+            input
+                .and_then(|input| input.responses.as_ref())
+                .map(|responses| ("inputResponses", Member::Value(responses))),
+            Some(("name", Member::Text(self.name))),
+            input
+                .and_then(|input| input.request_state.as_deref())
+                .map(|state| ("requestState", Member::Text(state))),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
     /// The same params as a JSON tree, for the roads that need one.
     pub fn to_value(&self) -> Value {
-        self.context
-            .tool_call_params(self.name, self.arguments.cloned())
+        Value::Object(
+            self.members()
+                .map(|(key, member)| (key.to_owned(), member.to_value()))
+                .collect(),
+        )
     }
 }
 
 impl Serialize for ToolCallParams<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let input = self.context.input.as_ref();
-        let responses = input.and_then(|input| input.responses.as_ref());
-        let state = input.and_then(|input| input.request_state.as_deref());
-        // The order of the tree's keys (a `BTreeMap`), so that both write the same bytes.
         let mut map = serializer.serialize_map(None)?;
-        if let Some(meta) = &self.context.meta {
-            map.serialize_entry("_meta", meta)?;
-        }
-        if let Some(arguments) = self.arguments {
-            map.serialize_entry("arguments", arguments)?;
-        }
-        if let Some(responses) = responses {
-            map.serialize_entry("inputResponses", responses)?;
-        }
-        map.serialize_entry("name", self.name)?;
-        if let Some(state) = state {
-            map.serialize_entry("requestState", state)?;
+        for (key, member) in self.members() {
+            map.serialize_entry(key, &member)?;
         }
         map.end()
     }
