@@ -15,6 +15,7 @@ pub mod config;
 pub mod connector;
 pub mod downstream;
 pub mod error;
+pub mod fast_map;
 pub mod ids;
 pub mod limiter;
 pub mod links;
@@ -40,6 +41,7 @@ pub use connector::{
 };
 pub use downstream::{AgentInput, CallContext, Downstream, PeerError};
 pub use error::StoreError;
+pub use fast_map::{FastMap, FastSet};
 pub use ids::{Origin, PairKey, ServerName, UserId};
 pub use links::AuthorizationLinks;
 pub use manager::{

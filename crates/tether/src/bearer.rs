@@ -1,8 +1,8 @@
 //! Access tokens for upstream MCP requests: tether-mcp's `BearerSource` answered by
 //! tether-oauth's `McpAuthorizer` (which refreshes single-flight and persists rotations).
 
-use std::collections::HashSet;
 use std::sync::{Arc, PoisonError, RwLock};
+use tether_core::FastSet;
 
 use async_trait::async_trait;
 use tether_core::{ConnectError, ServerName, UserId};
@@ -14,7 +14,7 @@ pub struct AuthorizerBearer {
     authorizer: Arc<McpAuthorizer>,
     /// Servers configured without OAuth: their requests go bare without a token lookup (which
     /// would be a store query per request, answered "no tokens" every time).
-    without_oauth: Arc<RwLock<HashSet<ServerName>>>,
+    without_oauth: Arc<RwLock<FastSet<ServerName>>>,
 }
 
 impl AuthorizerBearer {

@@ -7,7 +7,7 @@
 //! request connects with the new settings. Users with an open agent session are told that
 //! their tool list changed. A server whose configuration is unchanged keeps its sessions.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::{Arc, PoisonError};
 
 use super::{Inner, ReconnectionManager};
@@ -20,12 +20,12 @@ use crate::manager::list_changes::Change;
 #[derive(Debug)]
 pub(crate) struct ServerRegistry {
     servers: Arc<[Arc<ServerConfig>]>,
-    by_name: HashMap<ServerName, usize>,
+    by_name: FastMap<ServerName, usize>,
 }
 
 impl ServerRegistry {
     pub(crate) fn new(servers: Vec<ServerConfig>) -> Result<Self, ConfigError> {
-        let mut by_name = HashMap::new();
+        let mut by_name = FastMap::default();
         for (i, s) in servers.iter().enumerate() {
             if by_name.insert(s.name.clone(), i).is_some() {
                 return Err(ConfigError::Invalid(format!(

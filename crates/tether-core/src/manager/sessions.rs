@@ -3,7 +3,7 @@
 //! Sessions are per replica (a live MCP session cannot move between processes); what replicas
 //! must agree on lives in the shared state instead.
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -37,12 +37,12 @@ pub(crate) struct SlotView {
 
 #[derive(Debug, Default)]
 pub(crate) struct SessionTable {
-    slots: Mutex<HashMap<PairKey, PairSlot>>,
+    slots: Mutex<FastMap<PairKey, PairSlot>>,
     generations: AtomicU64,
 }
 
 impl SessionTable {
-    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<PairKey, PairSlot>> {
+    fn slots(&self) -> std::sync::MutexGuard<'_, FastMap<PairKey, PairSlot>> {
         lock(&self.slots)
     }
 

@@ -3,9 +3,9 @@
 //!
 //! Bounded: beyond the configured number the least recently seen user is forgotten.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use tether_core::FastMap;
 
 use tether_core::UserId;
 
@@ -19,7 +19,7 @@ struct Inner {
     max: usize,
     /// Orders sightings; a counter rather than a clock so that ties cannot happen.
     next: AtomicU64,
-    seen: Mutex<HashMap<UserId, u64>>,
+    seen: Mutex<FastMap<UserId, u64>>,
 }
 
 impl UserRegistry {
@@ -28,12 +28,12 @@ impl UserRegistry {
             inner: Arc::new(Inner {
                 max: max.max(1),
                 next: AtomicU64::new(0),
-                seen: Mutex::new(HashMap::new()),
+                seen: Mutex::new(FastMap::default()),
             }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, u64>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<UserId, u64>> {
         // Every update is one map operation: the map is consistent even after a panic.
         self.inner
             .seen

@@ -8,8 +8,8 @@
 //! the key cache lets go of it plus at most that long. Only successes are kept; a refused token
 //! is checked again every time.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
+use tether_core::FastMap;
 
 use sha2::{Digest, Sha256};
 use tether_core::UserId;
@@ -33,7 +33,7 @@ struct Entry {
 
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedTokens {
-    entries: Mutex<HashMap<TokenDigest, Entry>>,
+    entries: Mutex<FastMap<TokenDigest, Entry>>,
 }
 
 fn digest(token: &str) -> TokenDigest {

@@ -3,8 +3,8 @@
 //! requests and not find) reaches them: the call is dropped, and with it the upstream request,
 //! which the upstream session cancels in turn.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use tether_core::FastMap;
 
 use rmcp::model::RequestId;
 use serde::Deserialize;
@@ -16,7 +16,7 @@ type Key = (String, RequestId);
 
 #[derive(Debug, Default)]
 pub struct DirectCalls {
-    running: Mutex<HashMap<Key, CancellationToken>>,
+    running: Mutex<FastMap<Key, CancellationToken>>,
 }
 
 /// Removes the call's entry when it ends.
@@ -45,7 +45,7 @@ impl Drop for Running {
 }
 
 impl DirectCalls {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Key, CancellationToken>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, FastMap<Key, CancellationToken>> {
         self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

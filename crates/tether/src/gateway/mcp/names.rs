@@ -9,14 +9,14 @@
 
 use std::collections::HashMap;
 
-use tether_core::ServerName;
+use tether_core::{FastMap, ServerName};
 
 /// Joins and splits aggregated names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolNaming {
     separator: String,
     /// Servers whose prefix is not `{server}{separator}`.
-    prefixes: HashMap<ServerName, String>,
+    prefixes: FastMap<ServerName, String>,
 }
 
 impl ToolNaming {
@@ -25,14 +25,14 @@ impl ToolNaming {
         let separator = separator.into();
         (!separator.is_empty()).then_some(Self {
             separator,
-            prefixes: HashMap::new(),
+            prefixes: FastMap::default(),
         })
     }
 
     /// These servers' own prefixes (the `prefix` of `[[servers]]`).
     #[must_use]
     pub fn with_prefixes(mut self, prefixes: HashMap<ServerName, String>) -> Self {
-        self.prefixes = prefixes;
+        self.prefixes = prefixes.into_iter().collect();
         self
     }
 
@@ -145,7 +145,7 @@ impl Default for ToolNaming {
     fn default() -> Self {
         Self {
             separator: "__".to_owned(),
-            prefixes: HashMap::new(),
+            prefixes: FastMap::default(),
         }
     }
 }

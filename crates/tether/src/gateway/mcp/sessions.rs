@@ -21,10 +21,10 @@
     reason = "sessions keep their agent's log level (SEP-2577 deprecates logging)"
 )]
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tether_core::FastMap;
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
@@ -87,9 +87,9 @@ enum Presented {
 
 #[derive(Debug, Default)]
 struct Owners {
-    by_session: HashMap<String, Owner>,
+    by_session: FastMap<String, Owner>,
     /// Sessions per user, kept with `by_session` (the session cap is checked on every open).
-    per_user: HashMap<UserId, usize>,
+    per_user: FastMap<UserId, usize>,
 }
 
 impl Owners {
