@@ -222,8 +222,16 @@ fn prepare(request: &mut Request<Full<Bytes>>, defaults: &HeaderMap) -> Result<(
         Some(scheme) if *scheme == Scheme::HTTPS => 443,
         _ => 80,
     };
-    let host = match uri.port_u16() {
-        Some(port) if port != default_port => HeaderValue::try_from(format!("{host}:{port}")),
+    let host = match (uri.port_u16(), uri.authority()) {
+        // The authority as it is, when it is exactly `host:port` (no user info): this runs on
+        // every request, and `format!` was most of its cost.
+        (Some(port), Some(authority)) if port != default_port => {
+            if authority.as_str().contains('@') {
+                HeaderValue::try_from(format!("{host}:{port}"))
+            } else {
+                HeaderValue::from_str(authority.as_str())
+            }
+        }
         _ => HeaderValue::try_from(host),
     }
     .map_err(|_| SendError::InvalidHost)?;
@@ -255,6 +263,36 @@ mod tests {
         match text.parse() {
             Ok(uri) => uri,
             Err(e) => panic!("{text}: {e}"),
+        }
+    }
+
+    #[test]
+    fn host_is_the_authority_without_user_info_or_default_port() {
+        for (target, host) in [
+            ("http://127.0.0.1:8080/mcp", "127.0.0.1:8080"),
+            ("http://mcp.example/mcp", "mcp.example"),
+            ("http://mcp.example:80/mcp", "mcp.example"),
+            ("https://mcp.example:443/mcp", "mcp.example"),
+            ("https://mcp.example:80/mcp", "mcp.example:80"),
+            (
+                "http://user:secret@mcp.example:8080/mcp?a=1",
+                "mcp.example:8080",
+            ),
+            ("http://user@mcp.example/mcp", "mcp.example"),
+            ("http://[::1]:9000/mcp", "[::1]:9000"),
+        ] {
+            let mut request = Request::post(uri(target))
+                .body(Full::new(Bytes::new()))
+                .unwrap_or_else(|e| panic!("{target}: {e}"));
+            if let Err(e) = prepare(&mut request, &HeaderMap::new()) {
+                panic!("{target}: {e}");
+            }
+            assert_eq!(
+                request.headers().get(HOST).map(HeaderValue::as_bytes),
+                Some(host.as_bytes()),
+                "{target}"
+            );
+            assert!(request.uri().authority().is_none(), "{target}: origin form");
         }
     }
 
