@@ -34,7 +34,7 @@ use url::Url;
 
 use crate::authorized::Credentials;
 use crate::error::{self, Mapped};
-use crate::sse_limit::{self, MAX_SSE_EVENT_BYTES};
+use crate::sse_events::{self, MAX_SSE_EVENT_BYTES};
 
 /// How many events may come before `endpoint`. The spec sends it first; a few pings or
 /// comments before it are tolerated, an endless stream of other events is not.
@@ -119,7 +119,7 @@ impl LegacySseTransport {
                 "the server did not answer with an event stream".to_owned(),
             ));
         }
-        let mut events = sse_limit::events(response, MAX_SSE_EVENT_BYTES);
+        let mut events = sse_events::events(response, MAX_SSE_EVENT_BYTES);
         let endpoint = wait_for_endpoint(&mut events, &base).await?;
         let (tx, inbound) = mpsc::channel(INBOUND_CAPACITY);
         let reader = tokio::spawn(read_messages(events, tx, server.clone()));

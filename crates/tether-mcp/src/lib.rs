@@ -47,7 +47,7 @@ mod legacy_sse;
 mod offers;
 mod resume;
 mod session;
-mod sse_limit;
+mod sse_events;
 mod stdio;
 mod streamable;
 mod tool_pages;

@@ -42,7 +42,7 @@ use url::Url;
 use super::endpoint::EventStream;
 use crate::error::{self, HttpError, Mapped};
 use crate::http_leg::RequestClient;
-use crate::sse_limit;
+use crate::sse_events;
 
 const JSON: &str = "application/json";
 const EVENT_STREAM: &str = "text/event-stream";
@@ -230,7 +230,7 @@ where
         });
     }
     if has_media_type(response.headers(), EVENT_STREAM) {
-        return Ok(Posted::Events(sse_limit::events_of(
+        return Ok(Posted::Events(sse_events::events_of(
             BodyDataStream::new(response.into_body()),
             limits.max_sse_event_size,
         )));
