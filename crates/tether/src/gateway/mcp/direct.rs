@@ -21,11 +21,11 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rmcp::ErrorData as McpError;
 use rmcp::model::{
-    CallToolRequestMethod, CallToolRequestParams, ErrorCode, InputRequiredResult,
-    JsonRpcVersion2_0, ProtocolVersion, ReadResourceRequestMethod, ReadResourceRequestParams,
-    RequestId, RequestMetaObject,
+    CallToolRequestParams, ErrorCode, InputRequiredResult, ProtocolVersion,
+    ReadResourceRequestParams, RequestId, RequestMetaObject,
 };
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value, json};
 use tether_core::{AgentInput, CallContext, ToolResult};
 
@@ -118,12 +118,46 @@ fn session_protocol_version(headers: &HeaderMap) -> bool {
 /// every call. Anything that does not read as this goes through rmcp's parse as before.
 #[derive(Deserialize)]
 struct ToolsCall {
-    #[expect(dead_code, reason = "read to require \"2.0\"")]
-    jsonrpc: JsonRpcVersion2_0,
+    #[serde(deserialize_with = "jsonrpc_2_0")]
+    jsonrpc: (),
     id: RequestId,
-    #[expect(dead_code, reason = "read to require \"tools/call\"")]
-    method: CallToolRequestMethod,
+    #[serde(deserialize_with = "tools_call")]
+    method: (),
     params: CallToolRequestParams,
+}
+
+fn jsonrpc_2_0<'de, D: Deserializer<'de>>(value: D) -> Result<(), D::Error> {
+    exactly(value, "2.0")
+}
+
+fn tools_call<'de, D: Deserializer<'de>>(value: D) -> Result<(), D::Error> {
+    exactly(value, "tools/call")
+}
+
+fn resources_read<'de, D: Deserializer<'de>>(value: D) -> Result<(), D::Error> {
+    exactly(value, "resources/read")
+}
+
+/// A string that must be `expected`, compared where it lies: rmcp's constant-string types read
+/// a `String` first, two allocations on every call for `jsonrpc` and `method`.
+fn exactly<'de, D: Deserializer<'de>>(value: D, expected: &'static str) -> Result<(), D::Error> {
+    struct Exactly(&'static str);
+    impl Visitor<'_> for Exactly {
+        type Value = ();
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "\"{}\"", self.0)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+            if v == self.0 {
+                Ok(())
+            } else {
+                Err(E::invalid_value(de::Unexpected::Str(v), &self))
+            }
+        }
+    }
+    value.deserialize_str(Exactly(expected))
 }
 
 /// The id and parameters, if `body` is a `tools/call` with nothing rmcp would look at: no
@@ -152,11 +186,11 @@ pub(crate) fn plain_request(body: &[u8]) -> Option<(RequestId, Plain)> {
 /// A `resources/read` request, read the same way.
 #[derive(Deserialize)]
 struct ResourceRead {
-    #[expect(dead_code, reason = "read to require \"2.0\"")]
-    jsonrpc: JsonRpcVersion2_0,
+    #[serde(deserialize_with = "jsonrpc_2_0")]
+    jsonrpc: (),
     id: RequestId,
-    #[expect(dead_code, reason = "read to require \"resources/read\"")]
-    method: ReadResourceRequestMethod,
+    #[serde(deserialize_with = "resources_read")]
+    method: (),
     params: ReadResourceRequestParams,
 }
 
@@ -530,7 +564,7 @@ mod tests {
         /// batch, cut short, or not JSON at all.
         fn message() -> impl Strategy<Value = Value> {
             (
-                member(vec![json!("2.0")]),
+                member(vec![json!("2.0"), json!("1.0"), json!(2.0)]),
                 member(vec![json!(1), json!("id-1"), json!(-7)]),
                 member(vec![
                     json!("tools/call"),
