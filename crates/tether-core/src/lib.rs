@@ -17,6 +17,7 @@ pub mod downstream;
 pub mod error;
 pub mod fast_map;
 pub mod ids;
+pub mod json_text;
 pub mod limiter;
 pub mod links;
 pub mod manager;

@@ -118,9 +118,11 @@ fn session_protocol_version(headers: &HeaderMap) -> bool {
 /// every call. Anything that does not read as this goes through rmcp's parse as before.
 #[derive(Deserialize)]
 struct ToolsCall {
+    #[expect(dead_code, reason = "read to require \"2.0\"")]
     #[serde(deserialize_with = "jsonrpc_2_0")]
     jsonrpc: (),
     id: RequestId,
+    #[expect(dead_code, reason = "read to require \"tools/call\"")]
     #[serde(deserialize_with = "tools_call")]
     method: (),
     params: CallToolRequestParams,
@@ -186,9 +188,11 @@ pub(crate) fn plain_request(body: &[u8]) -> Option<(RequestId, Plain)> {
 /// A `resources/read` request, read the same way.
 #[derive(Deserialize)]
 struct ResourceRead {
+    #[expect(dead_code, reason = "read to require \"2.0\"")]
     #[serde(deserialize_with = "jsonrpc_2_0")]
     jsonrpc: (),
     id: RequestId,
+    #[expect(dead_code, reason = "read to require \"resources/read\"")]
     #[serde(deserialize_with = "resources_read")]
     method: (),
     params: ReadResourceRequestParams,
@@ -340,11 +344,7 @@ pub(crate) fn encode(
     wire: AgentWire,
 ) -> Response {
     let body = match outcome.map(|result| shaped(result, wire)) {
-        Ok(Ok(Shaped::Complete(result))) => serde_json::to_vec(&Success {
-            jsonrpc: "2.0",
-            id,
-            result: &result,
-        }),
+        Ok(Ok(Shaped::Complete(result))) => success(id, &result),
         Ok(Ok(Shaped::Asks(asked))) => serde_json::to_vec(&Success {
             jsonrpc: "2.0",
             id,
@@ -365,6 +365,19 @@ pub(crate) fn encode(
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
     }
+}
+
+/// `{"jsonrpc":"2.0","id":…,"result":…}` as `serde_json` writes [`Success`], the result by
+/// [`ToolResult::write_json`] (its string escaper is the point: a large text result is most
+/// of such a call's CPU otherwise).
+fn success(id: &RequestId, result: &ToolResult) -> serde_json::Result<Vec<u8>> {
+    let mut body = Vec::with_capacity(64);
+    body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
+    serde_json::to_writer(&mut body, id)?;
+    body.extend_from_slice(br#","result":"#);
+    result.write_json(&mut body);
+    body.push(b'}');
+    Ok(body)
 }
 
 fn error_message(id: &RequestId, error: McpError) -> Value {
@@ -483,6 +496,25 @@ mod tests {
         assert!(!with(("mcp-method", "tools/call")));
         assert!(!with(("mcp-name", "x")));
         assert!(!plain_headers(&headers(&PLAIN[..1])), "no content type");
+    }
+
+    #[test]
+    fn a_result_is_written_as_serde_json_writes_it() {
+        let result = ToolResult {
+            content: vec![json!({"type": "text", "text": "a \"quoted\"\n\u{1}line"})],
+            structured_content: Some(json!({"n": [1, 2.5, null]})),
+            is_error: true,
+            extra: Map::from_iter([("_meta".to_owned(), json!({"k": "v"}))]),
+        };
+        for id in [RequestId::Number(7), RequestId::String("id \"7\"".into())] {
+            let theirs = serde_json::to_vec(&Success {
+                jsonrpc: "2.0",
+                id: &id,
+                result: &result,
+            })
+            .expect("serializes");
+            assert_eq!(success(&id, &result).expect("writes"), theirs);
+        }
     }
 
     #[test]
