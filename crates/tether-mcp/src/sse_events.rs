@@ -176,16 +176,41 @@ impl Parser {
             } else {
                 let mut line = std::mem::take(&mut self.unfinished);
                 line.extend_from_slice(&rest[..run]);
-                let event = self.line(&line);
-                line.clear();
-                self.unfinished = line;
-                event?
+                self.gathered_line(line)?
             };
             if event.is_some() {
                 return Ok((at, event));
             }
         }
         Ok((bytes.len(), None))
+    }
+
+    /// A line gathered from several chunks. The first data line of an event (a large result,
+    /// mostly) becomes the event's data where it lies instead of being copied out of the
+    /// buffer, which is not kept for the next line either: a server's large event is held
+    /// once.
+    fn gathered_line(&mut self, mut line: Vec<u8>) -> Result<Option<Sse>, SseError> {
+        let has_data = self
+            .current
+            .as_ref()
+            .is_some_and(|event| event.data.is_some());
+        let start = if self.first_line && line.starts_with(BOM) {
+            BOM.len()
+        } else {
+            0
+        };
+        let Some(value) = line[start..].strip_prefix(b"data:").filter(|_| !has_data) else {
+            let event = self.line(&line);
+            line.clear();
+            self.unfinished = line;
+            return event;
+        };
+        let value_start = start + 5 + usize::from(value.first() == Some(&b' '));
+        self.first_line = false;
+        line.drain(..value_start);
+        let data = String::from_utf8(line).map_err(|e| SseError::Utf8Parse(e.utf8_error()))?;
+        self.current.get_or_insert_default().data = Some(data);
+        Ok(None)
     }
 
     /// One whole line: the finished event when it is blank.
@@ -396,6 +421,25 @@ mod tests {
         let read = ours(b"data: 1234\n\ndata: 1234\r\rdata: 12345678", &[13, 30], 10);
         assert_eq!(read.len(), 3, "{read:?}");
         assert!(read[2].as_ref().is_err_and(|e| e.contains("maximum size")));
+    }
+
+    #[test]
+    fn a_data_line_gathered_from_chunks_becomes_the_data_without_a_buffer_kept() {
+        let mut parser = Parser::new(MAX_SSE_EVENT_BYTES);
+        let long = "x".repeat(4096);
+        let first = format!("data: {}", &long[..100]);
+        assert!(matches!(parser.feed(first.as_bytes()), Ok((_, None))));
+        assert!(matches!(parser.feed(long[100..].as_bytes()), Ok((_, None))));
+        assert!(matches!(parser.feed(b"\n"), Ok((1, None))));
+        assert_eq!(
+            parser.unfinished.capacity(),
+            0,
+            "the line's buffer is the data now"
+        );
+        let Ok((_, Some(event))) = parser.feed(b"data: tail\n\n") else {
+            panic!("the event ends");
+        };
+        assert_eq!(event.data, Some(format!("{long}\ntail")));
     }
 
     #[test]
