@@ -1,5 +1,5 @@
 //! A binary resource read through the gateway process costs it at most two copies of the
-//! blob's text at its peak, one of them the event parser's (see [`COPIES`]): the peak
+//! blob's text at its peak (see [`COPIES`]): the peak
 //! resident memory of `tether serve` is measured around reads of a 1 MiB and a 4 MiB blob
 //! (`VmHWM`, reset just before), with the testkit's rmcp server as the upstream.
 //!
@@ -22,9 +22,10 @@ use support::gateway_process::{
 use support::{jwt, mcp_client};
 
 /// The copies of a blob's base64 text the gateway may hold at its peak during one read: the
-/// upstream's event is held by the event-stream parser (its line buffer) and as the event's
-/// data, or as that data and the parsed answer; Tether's own part moves the text into the
-/// agent's body. rmcp's typed path held a third copy (measured: 3 copies, 16.3 MiB for 4 MiB).
+/// upstream's event as its data (the event reader moves a long line into it) and the parsed
+/// answer; Tether's own part moves the text into the agent's body. Before Tether's event
+/// reader, the parser's line buffer and the data were the two. rmcp's typed path held a third
+/// copy (measured: 3 copies, 16.3 MiB for 4 MiB).
 const COPIES: u64 = 2;
 
 /// Allowance for what is not the blob (buffers, the session, allocator rounding). Measured
