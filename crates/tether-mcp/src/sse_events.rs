@@ -429,7 +429,10 @@ mod tests {
         let long = "x".repeat(4096);
         let first = format!("data: {}", &long[..100]);
         assert!(matches!(parser.feed(first.as_bytes()), Ok((_, None))));
-        assert!(matches!(parser.feed(long[100..].as_bytes()), Ok((_, None))));
+        assert!(matches!(
+            parser.feed(&long.as_bytes()[100..]),
+            Ok((_, None))
+        ));
         assert!(matches!(parser.feed(b"\n"), Ok((1, None))));
         assert_eq!(
             parser.unfinished.capacity(),
