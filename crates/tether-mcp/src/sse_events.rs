@@ -226,7 +226,7 @@ impl Parser {
         let value = value.strip_prefix(b" ").unwrap_or(value);
         match field {
             b"data" => {
-                let value = std::str::from_utf8(value).map_err(SseError::Utf8Parse)?;
+                let value = text(value)?;
                 let event = self.current.get_or_insert_default();
                 match event.data.as_mut() {
                     Some(data) => {
@@ -237,34 +237,24 @@ impl Parser {
                 }
             }
             b"event" => {
-                let value = std::str::from_utf8(value).map_err(SseError::Utf8Parse)?;
+                let value = text(value)?.to_owned();
                 let event = self.current.get_or_insert_default();
-                if event.event.is_some() {
-                    return Err(SseError::DuplicatedEventLine);
-                }
-                event.event = Some(value.to_owned());
+                set_once(&mut event.event, value, SseError::DuplicatedEventLine)?;
             }
             // An id with a NUL in it is ignored, as the format says.
             b"id" if value.contains(&0) => {}
             b"id" => {
-                let value = std::str::from_utf8(value).map_err(SseError::Utf8Parse)?;
+                let value = text(value)?.to_owned();
                 let event = self.current.get_or_insert_default();
-                if event.id.is_some() {
-                    return Err(SseError::DuplicatedIdLine);
-                }
-                event.id = Some(value.to_owned());
+                set_once(&mut event.id, value, SseError::DuplicatedIdLine)?;
             }
             b"retry" => {
-                let retry = std::str::from_utf8(value)
-                    .map_err(SseError::Utf8Parse)?
+                let retry = text(value)?
                     .trim_ascii()
                     .parse::<u64>()
                     .map_err(SseError::IntParse)?;
                 let event = self.current.get_or_insert_default();
-                if event.retry.is_some() {
-                    return Err(SseError::DuplicatedRetry);
-                }
-                event.retry = Some(retry);
+                set_once(&mut event.retry, retry, SseError::DuplicatedRetry)?;
             }
             // A comment.
             b"" => {}
@@ -272,6 +262,19 @@ impl Parser {
         }
         Ok(None)
     }
+}
+
+fn text(value: &[u8]) -> Result<&str, SseError> {
+    std::str::from_utf8(value).map_err(SseError::Utf8Parse)
+}
+
+/// A field an event may carry once.
+fn set_once<T>(slot: &mut Option<T>, value: T, duplicated: SseError) -> Result<(), SseError> {
+    if slot.is_some() {
+        return Err(duplicated);
+    }
+    *slot = Some(value);
+    Ok(())
 }
 
 #[cfg(test)]

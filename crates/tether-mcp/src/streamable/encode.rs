@@ -24,6 +24,12 @@ pub(super) enum Outbound<'a> {
     ToolCall(ToolCallParams<'a>),
 }
 
+impl From<ClientRequest> for Outbound<'_> {
+    fn from(request: ClientRequest) -> Self {
+        Self::Typed(Box::new(request))
+    }
+}
+
 impl Outbound<'_> {
     /// The request `id` as rmcp's message, for the roads that need one (rmcp's own client,
     /// the 2026-07-28 revision's stamping).

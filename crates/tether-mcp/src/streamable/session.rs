@@ -215,24 +215,14 @@ impl StreamableSession {
         if context.input.is_some() {
             let request = ClientRequest::CustomRequest(CustomRequest::new(method, Some(params)));
             return self
-                .send(
-                    Outbound::Typed(Box::new(request)),
-                    "the request timed out",
-                    method,
-                    downstream,
-                )
+                .send(request.into(), "the request timed out", method, downstream)
                 .await;
         }
         for _ in 0..input::MAX_ROUNDS {
             let request =
                 ClientRequest::CustomRequest(CustomRequest::new(method, Some(params.clone())));
             let result: Value = self
-                .send(
-                    Outbound::Typed(Box::new(request)),
-                    "the request timed out",
-                    method,
-                    downstream,
-                )
+                .send(request.into(), "the request timed out", method, downstream)
                 .await?;
             match input::retry_params(&result, &params, downstream).await? {
                 None => return Ok(result),
@@ -281,7 +271,7 @@ impl Session for StreamableSession {
             });
             let page = self
                 .send::<ListToolsResult>(
-                    Outbound::Typed(Box::new(request)),
+                    request.into(),
                     "tools/list timed out",
                     "tools/list result",
                     None,
@@ -358,7 +348,7 @@ impl Session for StreamableSession {
         let request =
             ClientRequest::CustomRequest(CustomRequest::new(method, context.with_meta(params)));
         self.send(
-            Outbound::Typed(Box::new(request)),
+            request.into(),
             "the request timed out",
             method,
             context.downstream.as_deref(),

@@ -25,7 +25,7 @@ use rmcp::model::{
     ReadResourceRequestParams, RequestId, RequestMetaObject,
 };
 use serde::de::{self, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value, json};
 use tether_core::{AgentInput, CallContext, ToolResult};
 
@@ -232,7 +232,9 @@ fn plain_call(body: &[u8]) -> Option<(RequestId, CallToolRequestParams)> {
         .then_some((id, params))
 }
 
-#[derive(Serialize)]
+/// The answer's envelope as `serde_json` writes it: what [`success`] writes, in the tests.
+#[cfg(test)]
+#[derive(serde::Serialize)]
 struct Success<'a, R> {
     jsonrpc: &'static str,
     id: &'a RequestId,
@@ -344,12 +346,11 @@ pub(crate) fn encode(
     wire: AgentWire,
 ) -> Response {
     let body = match outcome.map(|result| shaped(result, wire)) {
-        Ok(Ok(Shaped::Complete(result))) => success(id, &result),
-        Ok(Ok(Shaped::Asks(asked))) => serde_json::to_vec(&Success {
-            jsonrpc: "2.0",
-            id,
-            result: &asked,
+        Ok(Ok(Shaped::Complete(result))) => success(id, |body| {
+            result.write_json(body);
+            Ok(())
         }),
+        Ok(Ok(Shaped::Asks(asked))) => success(id, |body| serde_json::to_writer(body, &asked)),
         Ok(Err(error)) => serde_json::to_vec(&error_message(id, error)),
         Err(unknown) => serde_json::to_vec(&unknown_tool(id, &unknown)),
     };
@@ -367,15 +368,18 @@ pub(crate) fn encode(
     }
 }
 
-/// `{"jsonrpc":"2.0","id":…,"result":…}` as `serde_json` writes [`Success`], the result by
-/// [`ToolResult::write_json`] (its string escaper is the point: a large text result is most
+/// `{"jsonrpc":"2.0","id":…,"result":…}`, the result written by `result`: a tool result by
+/// [`ToolResult::write_json`], whose string escaper is the point (a large text result is most
 /// of such a call's CPU otherwise).
-fn success(id: &RequestId, result: &ToolResult) -> serde_json::Result<Vec<u8>> {
+fn success(
+    id: &RequestId,
+    result: impl FnOnce(&mut Vec<u8>) -> serde_json::Result<()>,
+) -> serde_json::Result<Vec<u8>> {
     let mut body = Vec::with_capacity(64);
     body.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     serde_json::to_writer(&mut body, id)?;
     body.extend_from_slice(br#","result":"#);
-    result.write_json(&mut body);
+    result(&mut body)?;
     body.push(b'}');
     Ok(body)
 }
@@ -513,7 +517,11 @@ mod tests {
                 result: &result,
             })
             .expect("serializes");
-            assert_eq!(success(&id, &result).expect("writes"), theirs);
+            let ours = success(&id, |body| {
+                result.write_json(body);
+                Ok(())
+            });
+            assert_eq!(ours.expect("writes"), theirs);
         }
     }
 
